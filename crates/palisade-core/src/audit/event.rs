@@ -1,0 +1,102 @@
+//! Typed audit events, emitted by the services (never by handlers).
+
+use serde_json::{Map, Value};
+
+/// What happened. One variant per kind of security-relevant action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    /// A server instance started.
+    SystemStarted,
+    /// A data key was rotated.
+    KeyRotated,
+    /// The security diagnostics ran.
+    DiagnosticsRun,
+    /// The audit chain was verified.
+    AuditVerified,
+}
+
+impl AuditKind {
+    /// The stable name stored in the chain.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SystemStarted => "system.started",
+            Self::KeyRotated => "key.rotated",
+            Self::DiagnosticsRun => "system.diagnostics",
+            Self::AuditVerified => "audit.verified",
+        }
+    }
+}
+
+/// Whether the action succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It succeeded.
+    Success,
+    /// It failed or was refused.
+    Failure,
+}
+
+impl Outcome {
+    /// The stable name stored in the chain.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// Facts about the request an action came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// The client's address (after trusted-proxy resolution).
+    pub ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// The id the server answers with in `X-Request-Id`.
+    pub request_id: Option<String>,
+}
+
+/// An event to seal into the chain.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub(crate) kind: AuditKind,
+    pub(crate) outcome: Outcome,
+    pub(crate) actor: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) request: RequestMeta,
+    pub(crate) details: Value,
+}
+
+impl AuditEvent {
+    /// An event of `kind` with `outcome`.
+    pub fn new(kind: AuditKind, outcome: Outcome) -> Self {
+        Self { kind, outcome, actor: None, subject: None, request: RequestMeta::default(), details: Value::Object(Map::new()) }
+    }
+
+    /// Who acted.
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    /// What was acted upon.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// The request it came from.
+    pub fn request(mut self, request: RequestMeta) -> Self {
+        self.request = request;
+        self
+    }
+
+    /// Adds one fact. Never pass a secret.
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        if let Value::Object(map) = &mut self.details {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+}

@@ -1,0 +1,245 @@
+//! The audit chain: every security-relevant action becomes one append-only record, HMAC-chained to
+//! the record before it, so that editing, removing or reordering any record is detected by
+//! [`AuditLog::verify`].
+//!
+//! # One chain, serialized by the store
+//! Several server instances append to ONE chain. Each record takes the next sequence number; the
+//! store's primary key on `seq` lets exactly one writer have it, and a writer that loses the race
+//! re-reads the head and seals again ([`AuditStore::try_append_audit`]). We chose this over one chain
+//! per writer because a single order is what an investigator reads, because verification then needs
+//! no knowledge of which instances existed, and because a removed instance cannot leave an orphan
+//! chain whose tail could be truncated unnoticed. The cost is a retry under contention, which audit
+//! volumes (one record per security event) easily afford.
+//!
+//! The MAC key is a data key of purpose `audit` from the keyring; each record names the key that
+//! sealed it, so the chain survives key rotation. Truncation of the newest records cannot be seen
+//! from the chain alone: operators should export the head (`seq`, `mac`) elsewhere periodically.
+
+mod event;
+
+pub use event::{AuditEvent, AuditKind, Outcome, RequestMeta};
+
+use std::sync::Arc;
+
+use aws_lc_rs::hmac;
+
+use crate::clock::Clock;
+use crate::crypto::{CryptoError, KeyPurpose, Keyring};
+use crate::store::{AuditStore, StoreError};
+
+/// The MAC that stands before the first record.
+pub const GENESIS_MAC: [u8; 32] = [0; 32];
+
+/// How many times an append retries after losing the race for a sequence number.
+const MAX_APPEND_ATTEMPTS: u32 = 64;
+
+/// One sealed record of the chain, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: i64,
+    /// Unique id of the event.
+    pub id: uuid::Uuid,
+    /// When it happened (microsecond precision, as stored).
+    pub at: time::OffsetDateTime,
+    /// What happened (`system.started`, `auth.login` …).
+    pub kind: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// Who acted, when known.
+    pub actor: Option<String>,
+    /// What was acted upon, when there is one.
+    pub subject: Option<String>,
+    /// The client's address.
+    pub ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// The request id the server answered with.
+    pub request_id: Option<String>,
+    /// Event-specific facts as a JSON object text (never a secret).
+    pub details: String,
+    /// The audit key that sealed this record.
+    pub key_id: uuid::Uuid,
+    /// The MAC of the previous record ([`GENESIS_MAC`] for the first).
+    pub prev_mac: Vec<u8>,
+    /// HMAC-SHA256 over this record's fields and `prev_mac`.
+    pub mac: Vec<u8>,
+}
+
+impl AuditRecord {
+    /// The exact bytes the MAC covers: every field length-prefixed, optional ones with a presence byte.
+    fn mac_input(&self) -> Vec<u8> {
+        fn part(out: &mut Vec<u8>, bytes: &[u8]) {
+            out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+            out.extend_from_slice(bytes);
+        }
+        fn optional(out: &mut Vec<u8>, value: Option<&str>) {
+            match value {
+                Some(v) => {
+                    out.push(1);
+                    part(out, v.as_bytes());
+                }
+                None => out.push(0),
+            }
+        }
+        let mut out = b"palisade audit v1".to_vec();
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        part(&mut out, self.id.as_bytes());
+        out.extend_from_slice(&(self.at.unix_timestamp_nanos() / 1000).to_be_bytes());
+        part(&mut out, self.kind.as_bytes());
+        part(&mut out, self.outcome.as_bytes());
+        optional(&mut out, self.actor.as_deref());
+        optional(&mut out, self.subject.as_deref());
+        optional(&mut out, self.ip.as_deref());
+        optional(&mut out, self.user_agent.as_deref());
+        optional(&mut out, self.request_id.as_deref());
+        part(&mut out, self.details.as_bytes());
+        part(&mut out, self.key_id.as_bytes());
+        part(&mut out, &self.prev_mac);
+        out
+    }
+}
+
+/// Why an audit operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The store failed or is unreachable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The audit key could not be had.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// Too many writers raced for the head.
+    #[error("could not append to the audit chain after {0} attempts")]
+    Contended(u32),
+}
+
+impl AuditError {
+    /// Whether this failure is a store being unreachable.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_unavailable(),
+            Self::Crypto(e) => e.is_unavailable(),
+            Self::Contended(_) => false,
+        }
+    }
+}
+
+/// The first place where the chain does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    /// The sequence number of the first record that fails.
+    pub seq: i64,
+    /// What is wrong there.
+    pub reason: String,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// Records that verified before the first broken link (all of them when none is broken).
+    pub verified: u64,
+    /// The first broken link, if any.
+    pub broken: Option<BrokenLink>,
+}
+
+/// Appends to and verifies the audit chain.
+pub struct AuditLog {
+    store: Arc<dyn AuditStore>,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+}
+
+impl AuditLog {
+    /// An audit log over a store and the keyring that holds its MAC key.
+    pub fn new(store: Arc<dyn AuditStore>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, keyring, clock }
+    }
+
+    /// Seals `event` onto the end of the chain and returns the stored record.
+    pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
+        let key = self.keyring.active(KeyPurpose::Audit).await?;
+        let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.material.expose());
+        let id = uuid::Uuid::now_v7();
+        let at = truncate_to_micros(self.clock.now());
+        let details = event.details.to_string();
+        for attempt in 0..MAX_APPEND_ATTEMPTS {
+            let head = self.store.audit_head().await?;
+            let (seq, prev_mac) = match head {
+                Some(h) => (h.seq.saturating_add(1), h.mac),
+                None => (1, GENESIS_MAC.to_vec()),
+            };
+            let mut record = AuditRecord {
+                seq,
+                id,
+                at,
+                kind: event.kind.as_str().to_owned(),
+                outcome: event.outcome.as_str().to_owned(),
+                actor: event.actor.clone(),
+                subject: event.subject.clone(),
+                ip: event.request.ip.clone(),
+                user_agent: event.request.user_agent.clone(),
+                request_id: event.request.request_id.clone(),
+                details: details.clone(),
+                key_id: key.id,
+                prev_mac,
+                mac: Vec::new(),
+            };
+            record.mac = hmac::sign(&mac_key, &record.mac_input()).as_ref().to_vec();
+            if self.store.try_append_audit(&record).await? {
+                return Ok(record);
+            }
+            // Lost the race for `seq`: back off a little, more each time, then seal again on the new head.
+            let jitter = u64::from(id.as_bytes().last().copied().unwrap_or(0) % 4);
+            tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(8)) + jitter)).await;
+        }
+        Err(AuditError::Contended(MAX_APPEND_ATTEMPTS))
+    }
+
+    /// Walks the whole chain and reports the first record whose link or MAC does not hold.
+    pub async fn verify(&self) -> Result<ChainReport, AuditError> {
+        const PAGE: u32 = 1000;
+        let mut expected_seq = 1i64;
+        let mut prev_mac = GENESIS_MAC.to_vec();
+        let mut verified = 0u64;
+        loop {
+            let page = self.store.audit_records(expected_seq - 1, PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            for record in page {
+                let broken = |reason: &str| ChainReport {
+                    verified,
+                    broken: Some(BrokenLink { seq: expected_seq, reason: reason.to_owned() }),
+                };
+                if record.seq != expected_seq {
+                    return Ok(broken(&format!("record {expected_seq} is missing (next is {})", record.seq)));
+                }
+                if !bool::from(subtle::ConstantTimeEq::ct_eq(record.prev_mac.as_slice(), prev_mac.as_slice())) {
+                    return Ok(broken("does not link to the record before it"));
+                }
+                let key = match self.keyring.by_id(record.key_id).await {
+                    Ok(key) if key.purpose == KeyPurpose::Audit => key,
+                    Ok(_) | Err(CryptoError::UnknownKey(_)) => return Ok(broken("sealed with an unknown key")),
+                    Err(e) => return Err(e.into()),
+                };
+                let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.material.expose());
+                if hmac::verify(&mac_key, &record.mac_input(), &record.mac).is_err() {
+                    return Ok(broken("its content was altered (MAC mismatch)"));
+                }
+                prev_mac = record.mac;
+                expected_seq += 1;
+                verified += 1;
+            }
+            if !full {
+                return Ok(ChainReport { verified, broken: None });
+            }
+        }
+    }
+}
+
+fn truncate_to_micros(at: time::OffsetDateTime) -> time::OffsetDateTime {
+    let micros = at.nanosecond() / 1000 * 1000;
+    at.replace_nanosecond(micros).unwrap_or(at)
+}
+
+#[cfg(test)]
+mod tests;

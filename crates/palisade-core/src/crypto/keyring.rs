@@ -1,0 +1,240 @@
+//! The keyring: versioned data keys, made on first use, wrapped by the key provider, kept in the
+//! durable store and cached unwrapped in memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use time::Duration;
+
+use super::aead::{AeadError, AeadKey, DataKeyMaterial};
+use super::envelope::{EncryptionContext, Envelope};
+use super::master::KeyProvider;
+use super::{KeyPurpose, WrappedDataKey};
+use crate::clock::Clock;
+use crate::store::{KeyStore, StoreError};
+
+/// How long an instance trusts its idea of the active key before re-reading the store, so a rotation
+/// made on another instance is picked up within this bound.
+const ACTIVE_KEY_REFRESH: Duration = Duration::seconds(60);
+
+/// Why a keyring operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// The key store is unreachable (callers answer 503).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Decryption failed: wrong context, altered data, or wrong key.
+    #[error(transparent)]
+    Aead(#[from] AeadError),
+    /// The envelope names a key this store does not have.
+    #[error("unknown data key {0}")]
+    UnknownKey(uuid::Uuid),
+    /// A stored data key cannot be unwrapped: the configured master key is not the one that wrapped it.
+    #[error("data key {key_id} cannot be unwrapped by the configured master key ({provider}); it was wrapped by {wrapped_by}")]
+    WrongMasterKey {
+        /// The key that failed.
+        key_id: uuid::Uuid,
+        /// The configured provider.
+        provider: String,
+        /// The provider recorded with the key.
+        wrapped_by: String,
+    },
+    /// The envelope's key is not a data-encryption key, or its version disagrees with the store.
+    #[error("envelope does not match its key")]
+    Mismatch,
+}
+
+impl CryptoError {
+    /// Whether this failure is the store being unreachable.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_unavailable())
+    }
+}
+
+/// A data key unwrapped and ready for use.
+pub(crate) struct LoadedKey {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) version: u32,
+    pub(crate) purpose: KeyPurpose,
+    pub(crate) material: DataKeyMaterial,
+    aead: AeadKey,
+}
+
+struct ActiveKey {
+    key: Arc<LoadedKey>,
+    checked_at: time::OffsetDateTime,
+}
+
+/// Public facts about one data key, for status displays; never the material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key's id.
+    pub id: uuid::Uuid,
+    /// Its purpose.
+    pub purpose: KeyPurpose,
+    /// Its version.
+    pub version: u32,
+    /// The provider that wrapped it.
+    pub provider: String,
+    /// When it was made.
+    pub created_at: time::OffsetDateTime,
+    /// Whether it is the version new data is sealed with.
+    pub active: bool,
+}
+
+/// Versioned data keys over a [`KeyProvider`] and a [`KeyStore`].
+///
+/// `std::sync::RwLock` guards the caches: they are never held across an `.await`.
+pub struct Keyring {
+    provider: Arc<dyn KeyProvider>,
+    store: Arc<dyn KeyStore>,
+    clock: Arc<dyn Clock>,
+    by_id: RwLock<HashMap<uuid::Uuid, Arc<LoadedKey>>>,
+    active: RwLock<HashMap<KeyPurpose, ActiveKey>>,
+}
+
+impl Keyring {
+    /// A keyring over the given provider and store.
+    pub fn new(provider: Arc<dyn KeyProvider>, store: Arc<dyn KeyStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { provider, store, clock, by_id: RwLock::default(), active: RwLock::default() }
+    }
+
+    /// The provider's id (`local:<fingerprint>`).
+    pub fn provider_id(&self) -> String {
+        self.provider.id()
+    }
+
+    /// Encrypts `plaintext` with the active data key, bound to `context`.
+    pub async fn encrypt(&self, plaintext: &[u8], context: &EncryptionContext) -> Result<Envelope, CryptoError> {
+        let key = self.active(KeyPurpose::Data).await?;
+        let data = key.aead.seal(plaintext, &context.aad(key.id, key.version))?;
+        Ok(Envelope { v: 1, key_id: key.id, key_version: key.version, data })
+    }
+
+    /// Decrypts an envelope made by [`Keyring::encrypt`] under the same `context`.
+    pub async fn decrypt(
+        &self,
+        envelope: &Envelope,
+        context: &EncryptionContext,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
+        let key = self.by_id(envelope.key_id).await?;
+        if key.purpose != KeyPurpose::Data || key.version != envelope.key_version || envelope.v != 1 {
+            return Err(CryptoError::Mismatch);
+        }
+        Ok(key.aead.open(&envelope.data, &context.aad(key.id, key.version))?)
+    }
+
+    /// Makes a new version of the keys for `purpose` and makes it active; older versions keep
+    /// decrypting and verifying. Returns the new version.
+    pub async fn rotate(&self, purpose: KeyPurpose) -> Result<u32, CryptoError> {
+        loop {
+            let latest = self.store.data_keys(purpose).await?.into_iter().map(|k| k.version).max().unwrap_or(0);
+            if let Some(key) = self.create(purpose, latest.saturating_add(1)).await? {
+                return Ok(key.version);
+            }
+        }
+    }
+
+    /// Every data key, with which one is active per purpose.
+    pub async fn status(&self) -> Result<Vec<KeyInfo>, CryptoError> {
+        let mut out = Vec::new();
+        for purpose in [KeyPurpose::Data, KeyPurpose::Audit] {
+            let keys = self.store.data_keys(purpose).await?;
+            let top = keys.iter().map(|k| k.version).max();
+            out.extend(keys.into_iter().map(|k| KeyInfo {
+                active: Some(k.version) == top,
+                id: k.id,
+                purpose: k.purpose,
+                version: k.version,
+                provider: k.provider,
+                created_at: k.created_at,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The active key of `purpose`, made (version 1) if there is none yet.
+    pub(crate) async fn active(&self, purpose: KeyPurpose) -> Result<Arc<LoadedKey>, CryptoError> {
+        let now = self.clock.now();
+        if let Some(active) = read(&self.active).get(&purpose) {
+            if now - active.checked_at < ACTIVE_KEY_REFRESH {
+                return Ok(active.key.clone());
+            }
+        }
+        let key = loop {
+            let newest = self.store.data_keys(purpose).await?.into_iter().max_by_key(|k| k.version);
+            match newest {
+                Some(stored) => break self.load(stored).await?,
+                None => {
+                    if let Some(made) = self.create(purpose, 1).await? {
+                        break made;
+                    }
+                }
+            }
+        };
+        write(&self.active).insert(purpose, ActiveKey { key: key.clone(), checked_at: now });
+        Ok(key)
+    }
+
+    /// A key by id, from the cache or the store.
+    pub(crate) async fn by_id(&self, id: uuid::Uuid) -> Result<Arc<LoadedKey>, CryptoError> {
+        if let Some(key) = read(&self.by_id).get(&id) {
+            return Ok(key.clone());
+        }
+        let stored = self.store.data_key(id).await?.ok_or(CryptoError::UnknownKey(id))?;
+        self.load(stored).await
+    }
+
+    /// Generates, wraps and stores `version` of `purpose`; `None` when another writer stored that
+    /// version first.
+    async fn create(&self, purpose: KeyPurpose, version: u32) -> Result<Option<Arc<LoadedKey>>, CryptoError> {
+        let material = DataKeyMaterial::generate()?;
+        let id = uuid::Uuid::now_v7();
+        let wrapped = WrappedDataKey {
+            id,
+            purpose,
+            version,
+            provider: self.provider.id(),
+            wrapped: self.provider.wrap(id, &material).await?,
+            created_at: self.clock.now(),
+        };
+        if !self.store.insert_data_key(&wrapped).await? {
+            return Ok(None);
+        }
+        tracing::info!(key_id = %id, %purpose, version, "created data key");
+        let key = self.cache(id, version, purpose, material)?;
+        write(&self.active).insert(purpose, ActiveKey { key: key.clone(), checked_at: self.clock.now() });
+        Ok(Some(key))
+    }
+
+    async fn load(&self, stored: WrappedDataKey) -> Result<Arc<LoadedKey>, CryptoError> {
+        if let Some(key) = read(&self.by_id).get(&stored.id) {
+            return Ok(key.clone());
+        }
+        let material = self.provider.unwrap(stored.id, &stored.wrapped).await.map_err(|_| {
+            CryptoError::WrongMasterKey { key_id: stored.id, provider: self.provider.id(), wrapped_by: stored.provider.clone() }
+        })?;
+        self.cache(stored.id, stored.version, stored.purpose, material)
+    }
+
+    fn cache(
+        &self,
+        id: uuid::Uuid,
+        version: u32,
+        purpose: KeyPurpose,
+        material: DataKeyMaterial,
+    ) -> Result<Arc<LoadedKey>, CryptoError> {
+        let aead = AeadKey::new(&material)?;
+        let key = Arc::new(LoadedKey { id, version, purpose, material, aead });
+        write(&self.by_id).insert(id, key.clone());
+        Ok(key)
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

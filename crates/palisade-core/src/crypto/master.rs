@@ -1,0 +1,214 @@
+//! The master key and the providers that wrap data keys with it.
+//!
+//! The master key never encrypts data itself: it only wraps data keys. Today it comes from the
+//! environment or a development key file; a PKCS#11 HSM slots in as another [`KeyProvider`], where
+//! the master key never leaves the device.
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use std::path::Path;
+
+use super::aead::{AeadError, AeadKey, DataKeyMaterial};
+
+/// Why a master key could not be had. Never carries the key or its text.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterKeyError {
+    /// The configured value is not base64 of exactly 32 bytes.
+    #[error("expected base64 of exactly 32 bytes ({0})")]
+    Malformed(&'static str),
+    /// The development key file could not be read or written.
+    #[error("development key file {path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+/// The 32-byte master key, wiped from memory on drop and never printed.
+pub struct MasterKey(DataKeyMaterial);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<hidden>)")
+    }
+}
+
+impl MasterKey {
+    /// Parses base64 (standard alphabet, padded or not) of exactly 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, MasterKeyError> {
+        let text = text.trim();
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let bytes = zeroize::Zeroizing::new(engine.decode(text).map_err(|_| MasterKeyError::Malformed("not base64"))?);
+        let array: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| MasterKeyError::Malformed("wrong length"))?;
+        Ok(Self(DataKeyMaterial::from_bytes(array)))
+    }
+
+    /// Wraps raw bytes (tests, HSM-less embedding).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(DataKeyMaterial::from_bytes(bytes))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Result<Self, AeadError> {
+        Ok(Self(DataKeyMaterial::generate()?))
+    }
+
+    /// Reads the development key file at `path`, or makes one (mode 0600) if there is none.
+    /// Returns the key and whether it was just created.
+    pub fn load_or_create_dev_file(path: &Path) -> Result<(Self, bool), MasterKeyError> {
+        let file_err = |source| MasterKeyError::File { path: path.display().to_string(), source };
+        match std::fs::read_to_string(path) {
+            Ok(text) => return Ok((Self::from_base64(&text)?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(file_err(e)),
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(file_err)?;
+        }
+        let key = Self::generate().map_err(|_| MasterKeyError::Malformed("random generator failed"))?;
+        let text = zeroize::Zeroizing::new(STANDARD.encode(key.0.expose()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(path) {
+            Ok(mut file) => {
+                use std::io::Write;
+                file.write_all(text.as_bytes()).map_err(file_err)?;
+                file.sync_all().map_err(file_err)?;
+                Ok((key, true))
+            }
+            // Another process made it between our read and our create: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let text = std::fs::read_to_string(path).map_err(file_err)?;
+                Ok((Self::from_base64(&text)?, false))
+            }
+            Err(e) => Err(file_err(e)),
+        }
+    }
+
+    /// A short public fingerprint (first 8 hex digits of SHA-256 over a fixed label and the key), so
+    /// operators can tell keys apart without seeing them.
+    pub fn fingerprint(&self) -> String {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(b"palisade master key fingerprint v1");
+        ctx.update(self.0.expose());
+        let digest = ctx.finish();
+        digest.as_ref().iter().take(4).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Wraps and unwraps data keys. Implementations: [`LocalKeyProvider`] (master key in memory) and,
+/// later, a PKCS#11 HSM. Calls may block on a device, hence async.
+#[async_trait]
+pub trait KeyProvider: Send + Sync + 'static {
+    /// Names the provider and its master key, as stored beside each wrapped key (`local:ab12cd34`).
+    fn id(&self) -> String;
+
+    /// Encrypts `material` for the data key `key_id`; the id is bound as associated data so a
+    /// wrapped key cannot be passed off as another.
+    async fn wrap(&self, key_id: uuid::Uuid, material: &DataKeyMaterial) -> Result<Vec<u8>, AeadError>;
+
+    /// Reverses [`KeyProvider::wrap`].
+    async fn unwrap(&self, key_id: uuid::Uuid, wrapped: &[u8]) -> Result<DataKeyMaterial, AeadError>;
+}
+
+/// A provider holding the master key in process memory.
+pub struct LocalKeyProvider {
+    key: AeadKey,
+    fingerprint: String,
+}
+
+impl LocalKeyProvider {
+    /// A provider over `master`.
+    pub fn new(master: &MasterKey) -> Result<Self, AeadError> {
+        Ok(Self { key: AeadKey::new(&master.0)?, fingerprint: master.fingerprint() })
+    }
+}
+
+fn wrap_aad(key_id: uuid::Uuid) -> Vec<u8> {
+    let mut aad = b"palisade data key v1:".to_vec();
+    aad.extend_from_slice(key_id.as_bytes());
+    aad
+}
+
+#[async_trait]
+impl KeyProvider for LocalKeyProvider {
+    fn id(&self) -> String {
+        format!("local:{}", self.fingerprint)
+    }
+
+    async fn wrap(&self, key_id: uuid::Uuid, material: &DataKeyMaterial) -> Result<Vec<u8>, AeadError> {
+        self.key.seal(material.expose(), &wrap_aad(key_id))
+    }
+
+    async fn unwrap(&self, key_id: uuid::Uuid, wrapped: &[u8]) -> Result<DataKeyMaterial, AeadError> {
+        let plain = self.key.open(wrapped, &wrap_aad(key_id))?;
+        let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| AeadError::Open)?;
+        Ok(DataKeyMaterial::from_bytes(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_key_parsing_refuses_wrong_lengths_and_text() {
+        assert!(MasterKey::from_base64(&STANDARD.encode([7u8; 32])).is_ok());
+        assert!(MasterKey::from_base64(&STANDARD.encode([7u8; 31])).is_err());
+        assert!(MasterKey::from_base64(&STANDARD.encode([7u8; 33])).is_err());
+        assert!(MasterKey::from_base64("not base64 at all!").is_err());
+        let err = MasterKey::from_base64("c2VjcmV0").unwrap_err().to_string();
+        assert!(!err.contains("c2VjcmV0"), "the value must never be echoed: {err}");
+    }
+
+    #[test]
+    fn dev_key_file_is_created_once_with_mode_0600() {
+        let dir = tempfile_dir();
+        let path = dir.join("master.key");
+        let (first, created) = MasterKey::load_or_create_dev_file(&path).unwrap();
+        assert!(created);
+        let (again, created) = MasterKey::load_or_create_dev_file(&path).unwrap();
+        assert!(!created);
+        assert_eq!(first.fingerprint(), again.fingerprint());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("palisade-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn wrapped_keys_are_bound_to_their_id_and_master() {
+        let provider = LocalKeyProvider::new(&MasterKey::from_bytes([1; 32])).unwrap();
+        let material = DataKeyMaterial::generate().unwrap();
+        let id = uuid::Uuid::new_v4();
+        let wrapped = provider.wrap(id, &material).await.unwrap();
+        assert_eq!(provider.unwrap(id, &wrapped).await.unwrap().expose(), material.expose());
+        assert!(provider.unwrap(uuid::Uuid::new_v4(), &wrapped).await.is_err());
+        let other = LocalKeyProvider::new(&MasterKey::from_bytes([2; 32])).unwrap();
+        assert!(other.unwrap(id, &wrapped).await.is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! Palisade's domain: the services and the ports they stand on.
+//!
+//! # Layout
+//! - [`clock`]: time as a port.
+//! - [`store`]: the durable and hot store ports; adapters live in `palisade-store`.
+//! - [`crypto`]: the master key, the keyring of versioned data keys, AES-256-GCM envelopes.
+//! - [`audit`]: the HMAC-chained audit log.
+//! - [`palisade`]: the [`Palisade`] facade that wires the services, for embedding and for the server.
+//!
+//! This crate must never import HTTP, SQL or Redis code: arrows point into it, not out of it.
+
+pub mod audit;
+pub mod clock;
+pub mod crypto;
+mod palisade;
+pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use palisade::{BuildError, Check, ComponentHealth, Palisade, PalisadeBuilder, Readiness};

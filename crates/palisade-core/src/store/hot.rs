@@ -1,0 +1,104 @@
+//! The hot store: short-lived state with a time to live, counters and one-shot values.
+
+use async_trait::async_trait;
+use std::fmt;
+use time::Duration;
+
+use super::StoreError;
+
+/// A key in the hot store.
+///
+/// Keys that belong to one entity share a tag, rendered as a Redis Cluster hash tag
+/// (`pal:{tag}:suffix`), so a script touching several of them stays on one shard.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct HotKey(String);
+
+impl HotKey {
+    /// A key for `suffix` within the entity `tag` (e.g. tag `user:42`, suffix `sessions`).
+    ///
+    /// Braces are removed from both parts so callers cannot break the hash tag.
+    pub fn new(tag: &str, suffix: &str) -> Self {
+        let clean = |s: &str| s.replace(['{', '}'], "");
+        if suffix.is_empty() {
+            Self(format!("pal:{{{}}}", clean(tag)))
+        } else {
+            Self(format!("pal:{{{}}}:{}", clean(tag), clean(suffix)))
+        }
+    }
+
+    /// The rendered key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for HotKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for HotKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The state of a fixed-window counter after an increment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    /// Hits counted in the current window, this one included.
+    pub count: u64,
+    /// Time until the window closes and the count starts again.
+    pub resets_in: Duration,
+}
+
+/// Short-lived shared state: sessions, counters, one-time codes, challenges, markers.
+///
+/// Every method is atomic on its own, across all instances sharing the store. Values are opaque
+/// bytes; an entry past its time to live is absent. A `ttl` must be positive (at least 1 ms).
+#[async_trait]
+pub trait HotStore: Send + Sync + 'static {
+    /// Which backend this is (`sqlite`, `postgres`, `redis`), for diagnostics.
+    fn backend(&self) -> &'static str;
+
+    /// Answers when the store is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores `value` under `key` for `ttl`, replacing any value.
+    async fn put(&self, key: &HotKey, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+
+    /// The live value under `key`.
+    async fn get(&self, key: &HotKey) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Reads and deletes the value in one step: of concurrent callers, exactly one gets it.
+    async fn take(&self, key: &HotKey) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Deletes the value; `true` when a live value was there.
+    async fn delete(&self, key: &HotKey) -> Result<bool, StoreError>;
+
+    /// Sets `key` to `new` (for `ttl`) only if its live value is `expected` (`None`: only if absent).
+    /// Returns whether it was set: of concurrent callers expecting the same value, exactly one wins.
+    async fn compare_and_set(
+        &self,
+        key: &HotKey,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Counts one hit in the fixed window that starts at the first hit and lasts `window`.
+    async fn increment(&self, key: &HotKey, window: Duration) -> Result<WindowCount, StoreError>;
+
+    /// Adds `member` to the set at `key` and (re)sets the whole set's time to live.
+    async fn set_add(&self, key: &HotKey, member: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Removes `member`; `true` when it was there.
+    async fn set_remove(&self, key: &HotKey, member: &str) -> Result<bool, StoreError>;
+
+    /// The members of the set at `key`, in no particular order.
+    async fn set_members(&self, key: &HotKey) -> Result<Vec<String>, StoreError>;
+
+    /// Removes expired entries; backends that expire by themselves return 0.
+    async fn purge_expired(&self) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,57 @@
+//! In-memory ports for this crate's unit tests only. The real adapters (and their conformance
+//! suite) are in `palisade-store`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::audit::AuditRecord;
+use crate::crypto::{KeyPurpose, WrappedDataKey};
+use crate::store::{AuditStore, KeyStore, StoreError};
+
+#[derive(Default)]
+pub(crate) struct MemoryStore {
+    pub(crate) keys: Mutex<Vec<WrappedDataKey>>,
+    pub(crate) audit: Mutex<BTreeMap<i64, AuditRecord>>,
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn insert_data_key(&self, key: &WrappedDataKey) -> Result<bool, StoreError> {
+        let mut keys = self.keys.lock().unwrap();
+        if keys.iter().any(|k| k.purpose == key.purpose && k.version == key.version) {
+            return Ok(false);
+        }
+        keys.push(key.clone());
+        Ok(true)
+    }
+
+    async fn data_keys(&self, purpose: KeyPurpose) -> Result<Vec<WrappedDataKey>, StoreError> {
+        Ok(self.keys.lock().unwrap().iter().filter(|k| k.purpose == purpose).cloned().collect())
+    }
+
+    async fn data_key(&self, id: uuid::Uuid) -> Result<Option<WrappedDataKey>, StoreError> {
+        Ok(self.keys.lock().unwrap().iter().find(|k| k.id == id).cloned())
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError> {
+        Ok(self.audit.lock().unwrap().values().next_back().cloned())
+    }
+
+    async fn try_append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
+        let mut audit = self.audit.lock().unwrap();
+        if audit.contains_key(&record.seq) {
+            return Ok(false);
+        }
+        audit.insert(record.seq, record.clone());
+        Ok(true)
+    }
+
+    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(self.audit.lock().unwrap().range(after + 1..).take(limit as usize).map(|(_, r)| r.clone()).collect())
+    }
+}
