@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::{CryptoError, DataClassification, EncryptionContext, KeyProvider, Keyring, LocalKeyProvider, MasterKey};
+use crate::crypto::{
+    CryptoError, DataClassification, EncryptionContext, KeyProvider, Keyring, LocalKeyProvider, MasterKey,
+};
 use crate::store::{DurableStore, HotKey, HotStore};
 
 /// Why a [`Palisade`] could not be built.
@@ -193,15 +195,27 @@ impl Palisade {
         let mut checks = Vec::new();
         let started = Instant::now();
         let durable = self.durable.ping().await;
-        checks.push(check("durable store", started, durable.map(|()| format!("{} reachable", self.durable.backend())).map_err(|e| e.to_string())));
+        checks.push(check(
+            "durable store",
+            started,
+            durable.map(|()| format!("{} reachable", self.durable.backend())).map_err(|e| e.to_string()),
+        ));
 
         let started = Instant::now();
         let hot = self.hot_round_trip().await;
-        checks.push(check("hot store", started, hot.map(|()| format!("{}: put, get and delete round trip", self.hot.backend()))));
+        checks.push(check(
+            "hot store",
+            started,
+            hot.map(|()| format!("{}: put, get and delete round trip", self.hot.backend())),
+        ));
 
         let started = Instant::now();
         let encryption = self.encryption_round_trip().await;
-        checks.push(check("encryption", started, encryption.map(|()| "AES-256-GCM round trip, context bound".to_owned())));
+        checks.push(check(
+            "encryption",
+            started,
+            encryption.map(|()| "AES-256-GCM round trip, context bound".to_owned()),
+        ));
 
         let started = Instant::now();
         let chain = match self.audit.verify().await {
@@ -214,8 +228,9 @@ impl Palisade {
         checks.push(check("audit chain", started, chain));
 
         let failed = checks.iter().filter(|c| !c.ok).count();
-        let event = AuditEvent::new(AuditKind::DiagnosticsRun, if failed == 0 { Outcome::Success } else { Outcome::Failure })
-            .detail("failed_checks", failed);
+        let event =
+            AuditEvent::new(AuditKind::DiagnosticsRun, if failed == 0 { Outcome::Success } else { Outcome::Failure })
+                .detail("failed_checks", failed);
         if let Err(e) = self.audit.append(event).await {
             tracing::warn!(error = %e, "could not audit the diagnostics run");
         }
@@ -229,7 +244,11 @@ impl Palisade {
         self.hot.put(&key, value.as_bytes(), ttl).await.map_err(|e| e.to_string())?;
         let read = self.hot.get(&key).await.map_err(|e| e.to_string())?;
         self.hot.delete(&key).await.map_err(|e| e.to_string())?;
-        if read.as_deref() == Some(value.as_bytes().as_slice()) { Ok(()) } else { Err("read back a different value".into()) }
+        if read.as_deref() == Some(value.as_bytes().as_slice()) {
+            Ok(())
+        } else {
+            Err("read back a different value".into())
+        }
     }
 
     async fn encryption_round_trip(&self) -> Result<(), String> {

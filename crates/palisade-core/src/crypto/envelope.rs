@@ -149,7 +149,15 @@ mod tests {
     fn compact_form_round_trips_and_refuses_garbage() {
         let env = Envelope { v: 1, key_id: uuid::Uuid::new_v4(), key_version: 3, data: vec![1, 2, 3, 250] };
         assert_eq!(Envelope::parse_compact(&env.to_compact()).unwrap(), env);
-        for bad in ["", "pe1", "pe2.x.1.AQ", "pe1.notauuid.1.AQ", "pe1.00000000000000000000000000000000.x.AQ", "pe1.00000000000000000000000000000000.1.@@", "pe1.00000000000000000000000000000000.1.AQ.extra"] {
+        for bad in [
+            "",
+            "pe1",
+            "pe2.x.1.AQ",
+            "pe1.notauuid.1.AQ",
+            "pe1.00000000000000000000000000000000.x.AQ",
+            "pe1.00000000000000000000000000000000.1.@@",
+            "pe1.00000000000000000000000000000000.1.AQ.extra",
+        ] {
             assert!(Envelope::parse_compact(bad).is_err(), "{bad}");
         }
     }

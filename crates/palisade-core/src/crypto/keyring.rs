@@ -30,7 +30,9 @@ pub enum CryptoError {
     #[error("unknown data key {0}")]
     UnknownKey(uuid::Uuid),
     /// A stored data key cannot be unwrapped: the configured master key is not the one that wrapped it.
-    #[error("data key {key_id} cannot be unwrapped by the configured master key ({provider}); it was wrapped by {wrapped_by}")]
+    #[error(
+        "data key {key_id} cannot be unwrapped by the configured master key ({provider}); it was wrapped by {wrapped_by}"
+    )]
     WrongMasterKey {
         /// The key that failed.
         key_id: uuid::Uuid,
@@ -156,10 +158,10 @@ impl Keyring {
     /// The active key of `purpose`, made (version 1) if there is none yet.
     pub(crate) async fn active(&self, purpose: KeyPurpose) -> Result<Arc<LoadedKey>, CryptoError> {
         let now = self.clock.now();
-        if let Some(active) = read(&self.active).get(&purpose) {
-            if now - active.checked_at < ACTIVE_KEY_REFRESH {
-                return Ok(active.key.clone());
-            }
+        if let Some(active) = read(&self.active).get(&purpose)
+            && now - active.checked_at < ACTIVE_KEY_REFRESH
+        {
+            return Ok(active.key.clone());
         }
         let key = loop {
             let newest = self.store.data_keys(purpose).await?.into_iter().max_by_key(|k| k.version);
@@ -211,9 +213,12 @@ impl Keyring {
         if let Some(key) = read(&self.by_id).get(&stored.id) {
             return Ok(key.clone());
         }
-        let material = self.provider.unwrap(stored.id, &stored.wrapped).await.map_err(|_| {
-            CryptoError::WrongMasterKey { key_id: stored.id, provider: self.provider.id(), wrapped_by: stored.provider.clone() }
-        })?;
+        let material =
+            self.provider.unwrap(stored.id, &stored.wrapped).await.map_err(|_| CryptoError::WrongMasterKey {
+                key_id: stored.id,
+                provider: self.provider.id(),
+                wrapped_by: stored.provider.clone(),
+            })?;
         self.cache(stored.id, stored.version, stored.purpose, material)
     }
 

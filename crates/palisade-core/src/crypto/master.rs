@@ -46,10 +46,7 @@ impl MasterKey {
                 .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
         );
         let bytes = zeroize::Zeroizing::new(engine.decode(text).map_err(|_| MasterKeyError::Malformed("not base64"))?);
-        let array: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| MasterKeyError::Malformed("wrong length"))?;
+        let array: [u8; 32] = bytes.as_slice().try_into().map_err(|_| MasterKeyError::Malformed("wrong length"))?;
         Ok(Self(DataKeyMaterial::from_bytes(array)))
     }
 

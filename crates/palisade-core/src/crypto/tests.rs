@@ -32,7 +32,12 @@ fn context() -> impl Strategy<Value = EncryptionContext> {
         proptest::option::of("[a-z0-9]{0,6}"),
         proptest::option::of("[a-z]{0,6}"),
     )
-        .prop_map(|(data_classification, purpose, user_id, field)| EncryptionContext { data_classification, purpose, user_id, field })
+        .prop_map(|(data_classification, purpose, user_id, field)| EncryptionContext {
+            data_classification,
+            purpose,
+            user_id,
+            field,
+        })
 }
 
 proptest! {

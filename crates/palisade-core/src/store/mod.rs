@@ -4,8 +4,8 @@
 //! atomic across several server instances says so, and adapters implement it as one conditional
 //! statement, one transaction or one Lua script — never read-modify-write in the process.
 
-mod hot;
 mod durable;
+mod hot;
 
 pub use durable::{AuditStore, DurableStore, KeyStore};
 pub use hot::{HotKey, HotStore, WindowCount};

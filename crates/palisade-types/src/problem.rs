@@ -1,0 +1,23 @@
+//! The error body of every route: RFC 9457 problem details with a stable machine-readable `code`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An `application/problem+json` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short human summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence, for a human. Never carries a secret, SQL or a stack trace.
+    pub detail: String,
+    /// The stable code to branch on (`VALIDATION_ERROR`, `NOT_FOUND`, `SERVICE_UNAVAILABLE` …).
+    pub code: String,
+    /// The request's id, also sent as `X-Request-Id`; quote it when reporting a problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
