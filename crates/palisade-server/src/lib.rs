@@ -1,1 +1,16 @@
-//! placeholder crate root
+//! Palisade's HTTP server as a library: configuration, the axum router, error mapping, OpenAPI,
+//! telemetry, and the application's start and graceful stop.
+//!
+//! Handlers stay thin: they parse, call one service of `palisade-core`, and shape the answer. This
+//! crate holds no business rules, no SQL and no cryptography.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod extract;
+mod middleware;
+pub mod openapi;
+mod routes;
+pub mod telemetry;
+
+pub use app::{AppState, Application, RouterOptions, bootstrap, router, shutdown_signal};

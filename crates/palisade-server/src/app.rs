@@ -1,0 +1,258 @@
+//! Building the application from its configuration, serving it, and stopping it cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::Response;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use palisade_core::Palisade;
+use palisade_core::audit::{AuditEvent, AuditKind, Outcome};
+use palisade_core::clock::{Clock, SystemClock};
+use palisade_core::crypto::MasterKey;
+use secrecy::ExposeSecret as _;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+
+use crate::config::Config;
+use crate::error::{problem_for_status, problem_response};
+use crate::{middleware, openapi, routes};
+
+/// Largest request body accepted (1 MiB); larger ones get 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The services.
+    pub palisade: Arc<Palisade>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// Options of the router that come from configuration.
+#[derive(Debug, Clone)]
+pub struct RouterOptions {
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+}
+
+/// The whole HTTP surface over `state`, with its layers. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so client addresses are known.
+pub fn router(state: AppState, options: &RouterOptions) -> Router {
+    let trusted = Arc::new(options.trusted_proxies.clone());
+    Router::new()
+        .route("/health", get(routes::ops::health))
+        .route("/ready", get(routes::ops::ready))
+        .route("/metrics", get(routes::ops::metrics))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .fallback(not_found)
+        .with_state(state)
+        // Layers run bottom-up for requests: the last added sees the request first.
+        .layer(from_fn(middleware::metrics))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, options.request_timeout))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("a handler panicked");
+            let (code, detail) = problem_for_status(StatusCode::INTERNAL_SERVER_ERROR);
+            problem_response(StatusCode::INTERNAL_SERVER_ERROR, &code, detail)
+        }))
+        .layer(from_fn_with_state(trusted, middleware::client_ip))
+        .layer(from_fn(middleware::problems))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(from_fn(sanitize_request_id))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::PROXY_AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+        ]))
+}
+
+/// A caller may send its own `X-Request-Id` to correlate logs, but only a short, plain one: anything
+/// else is dropped and replaced, so it cannot inject text into logs and audit records.
+async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+    let acceptable = req.headers().get(&REQUEST_ID).is_some_and(|v| {
+        let bytes = v.as_bytes();
+        !bytes.is_empty() && bytes.len() <= 64 && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+    });
+    if !acceptable {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+async fn not_found() -> crate::error::ApiError {
+    crate::error::ApiError::NotFound
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics will show only what reaches ours");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Opens the stores and the keyring as configured: migrates SQLite by itself, refuses a PostgreSQL
+/// schema that is not up to date, and loads or creates the master key.
+pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Palisade>> {
+    // Risky but valid choices (the development master key above all) are said loudly at every start.
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let master_key = match &config.master_key {
+        Some(key) => MasterKey::from_base64(key.expose_secret()).context("PALISADE_MASTER_KEY")?,
+        None => {
+            let path = config.data_dir.join("master.key");
+            let (key, created) = MasterKey::load_or_create_dev_file(&path)?;
+            tracing::info!(path = %path.display(), created, "development master key file");
+            key
+        }
+    };
+    let database_url = config.database_url.expose_secret();
+    let redis_url = config.redis_url.as_ref().map(|u| u.expose_secret().to_owned());
+    let stores =
+        palisade_store::connect(database_url, redis_url.as_deref(), clock.clone(), config.database_max_connections)
+            .await
+            .context("opening the stores")?;
+    if database_url.starts_with("sqlite:") {
+        stores.migrate().await.context("migrating the SQLite database")?;
+    } else {
+        stores.check_schema().await.context("checking the database schema")?;
+    }
+    let palisade = Palisade::builder()
+        .durable_store(stores.durable)
+        .hot_store(stores.hot)
+        .master_key(master_key)
+        .clock(clock)
+        .build()
+        .await
+        .context("opening the keyring")?;
+    Ok(Arc::new(palisade))
+}
+
+/// A built application: its listener is bound, so its port is known before it serves.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    palisade: Arc<Palisade>,
+}
+
+impl Application {
+    /// Opens the stores, binds the listener (port 0 picks a free one) and builds the router.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let palisade = bootstrap(&config, clock).await?;
+        Self::with_palisade(config, palisade).await
+    }
+
+    /// Like [`Application::build`] over an already built [`Palisade`] (tests, embedding).
+    pub async fn with_palisade(config: Config, palisade: Arc<Palisade>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+        let state = AppState { palisade: palisade.clone(), metrics: metrics_handle() };
+        let options =
+            RouterOptions { trusted_proxies: config.trusted_proxies.clone(), request_timeout: config.request_timeout };
+        Ok(Self { listener, router: router(state, &options), palisade })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The services behind the application.
+    pub fn palisade(&self) -> Arc<Palisade> {
+        self.palisade.clone()
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and returns.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let addr = self.local_addr()?;
+        let started = AuditEvent::new(AuditKind::SystemStarted, Outcome::Success).detail("bind", addr.to_string());
+        if let Err(e) = self.palisade.audit().append(started).await {
+            tracing::warn!(error = %e, "could not audit the start");
+        }
+        let background = spawn_background(self.palisade.clone());
+        tracing::info!(%addr, "palisade is serving");
+        let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        background.abort();
+        tracing::info!("palisade stopped");
+        served
+    }
+}
+
+/// Periodic upkeep: expired hot-store rows (SQL backends) and metric histograms.
+fn spawn_background(palisade: Arc<Palisade>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            metrics_handle().run_upkeep();
+            match palisade.hot_store().purge_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(purged = n, "purged expired hot-store entries"),
+                Err(e) => tracing::warn!(error = %e, "hot-store purge failed"),
+            }
+        }
+    })
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

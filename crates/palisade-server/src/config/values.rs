@@ -1,0 +1,168 @@
+//! Parsers for each setting's text, and the masking of secrets for display.
+//!
+//! Each parser returns the problem as a phrase that follows the value in the error message
+//! ("… is not base64"). A parser of a secret must never put any part of its input in the problem,
+//! and must not pass on a library's message that might (base64's quotes the bad byte and offset).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use base64::Engine as _;
+use ipnet::IpNet;
+use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
+use url::Url;
+
+use super::LogFormat;
+
+pub(crate) fn bind(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>().map_err(|_| "is not an IP address and port".to_owned())
+}
+
+pub(crate) fn issuer(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("is not an absolute URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("has the scheme {:?}, not http or https", url.scheme()));
+    }
+    if url.host().is_none() {
+        return Err("has no host".to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // The issuer is published in discovery documents and every token.
+        return Err("carries a user name or password".to_owned());
+    }
+    if url.query().is_some() {
+        return Err("has a query (`?…`)".to_owned());
+    }
+    if url.fragment().is_some() {
+        return Err("has a fragment (`#…`)".to_owned());
+    }
+    Ok(url)
+}
+
+/// Secret: the problem never quotes the input.
+pub(crate) fn database_url(text: &str) -> Result<SecretString, String> {
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("sqlite:") {
+        if text.len() <= "sqlite:".len() {
+            return Err("names no SQLite file".to_owned());
+        }
+    } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        // url's errors name the problem ("invalid port number"), never the input.
+        Url::parse(text).map_err(|e| format!("is not a valid postgres URL ({e})"))?;
+    } else {
+        return Err("is neither a sqlite: nor a postgres:// URL".to_owned());
+    }
+    Ok(SecretString::from(text))
+}
+
+/// Secret: the problem never quotes the input.
+pub(crate) fn redis_url(text: &str) -> Result<SecretString, String> {
+    let url = Url::parse(text).map_err(|e| format!("is not a valid URL ({e})"))?;
+    if !matches!(url.scheme(), "redis" | "rediss" | "redis+cluster") {
+        return Err("does not start with redis://, rediss:// or redis+cluster://".to_owned());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".to_owned());
+    }
+    Ok(SecretString::from(text))
+}
+
+/// Secret: validates base64 of exactly 32 bytes, as `palisade_core::crypto::MasterKey::from_base64`
+/// will read it (standard alphabet, padding optional, surrounding whitespace ignored). The problem
+/// never quotes the input, not even the offending character.
+pub(crate) fn master_key(text: &str) -> Result<SecretString, String> {
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    // Decoded bytes are key material: SecretSlice wipes them on drop.
+    let bytes: SecretSlice<u8> = engine
+        .decode(text)
+        .map_err(|_| "is not base64 (standard alphabet A-Z a-z 0-9 + /, optional = padding)".to_owned())?
+        .into();
+    let length = bytes.expose_secret().len();
+    if length != 32 {
+        return Err(format!("decodes to {length} bytes instead of 32 (a passphrase is not a key: generate one)"));
+    }
+    Ok(SecretString::from(text))
+}
+
+pub(crate) fn max_connections(text: &str) -> Result<u32, String> {
+    let n: u32 = text.parse().map_err(|_| "is not a whole number".to_owned())?;
+    if (1..=1000).contains(&n) { Ok(n) } else { Err("is out of range".to_owned()) }
+}
+
+pub(crate) fn request_timeout(text: &str) -> Result<Duration, String> {
+    let n: u64 = text.parse().map_err(|_| "is not a whole number of seconds".to_owned())?;
+    if (1..=600).contains(&n) { Ok(Duration::from_secs(n)) } else { Err("is out of range".to_owned()) }
+}
+
+pub(crate) fn trusted_proxies(text: &str) -> Result<Vec<IpNet>, String> {
+    let mut nets: Vec<IpNet> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let net = if let Ok(net) = entry.parse::<IpNet>() {
+            // 10.0.0.5/8 is ambiguous (one host or the whole /8?), and trusting too much lets any
+            // client forge its address: make the operator say which.
+            if net.trunc() != net {
+                return Err(format!(
+                    "contains {entry:?}, whose host bits are not zero (did you mean {} or {}?)",
+                    net.trunc(),
+                    IpNet::from(net.addr())
+                ));
+            }
+            net
+        } else if let Ok(ip) = entry.parse::<IpAddr>() {
+            IpNet::from(ip)
+        } else {
+            return Err(format!("contains {entry:?}, which is not an IP address or CIDR network"));
+        };
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    }
+    Ok(nets)
+}
+
+pub(crate) fn log_format(text: &str) -> Result<LogFormat, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("is not a log format".to_owned()),
+    }
+}
+
+pub(crate) fn log_level(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| format!("is not a valid filter ({e})"))
+}
+
+/// A URL with its password, and any query value whose name suggests a credential, replaced by
+/// `***`. Anything that does not parse as a URL is replaced whole: better too little shown than
+/// a secret.
+pub(crate) fn mask_url(text: &str) -> String {
+    if text.to_ascii_lowercase().starts_with("sqlite:") && !text.contains('@') && !text.contains('?') {
+        return text.to_owned();
+    }
+    let Ok(mut url) = Url::parse(text) else {
+        return "***".to_owned();
+    };
+    if url.password().is_some() && url.set_password(Some("***")).is_err() {
+        return "***".to_owned();
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let lower = name.to_ascii_lowercase();
+                let sensitive = ["pass", "secret", "token", "key", "auth", "cred"].iter().any(|w| lower.contains(w));
+                let value = if sensitive { "***".to_owned() } else { value.into_owned() };
+                (name.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}

@@ -1,0 +1,129 @@
+//! The one place that turns failures into HTTP answers: every error leaves as
+//! `application/problem+json` with a stable `code`. A 5xx body is a fixed message and the request
+//! id; the cause goes to the log only.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use palisade_types::problem::Problem;
+
+/// Content type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A failure as the API reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (400) or well-formed but invalid (422).
+    #[error("{detail}")]
+    Validation {
+        /// 400 or 422.
+        status: StatusCode,
+        /// What is wrong, for the caller.
+        detail: String,
+    },
+    /// No such route or resource.
+    #[error("not found")]
+    NotFound,
+    /// A store the answer depends on is unreachable: fail closed.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: logged in full, reported as a fixed message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 422 with `detail`.
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::Validation { status: StatusCode::UNPROCESSABLE_ENTITY, detail: detail.into() }
+    }
+
+    /// A 400 with `detail`.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::Validation { status: StatusCode::BAD_REQUEST, detail: detail.into() }
+    }
+}
+
+/// The problem for a bare status, used for answers the framework makes itself (405, 413, 408 …).
+pub(crate) fn problem_for_status(status: StatusCode) -> (String, String) {
+    let code = match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "VALIDATION_ERROR",
+        StatusCode::UNAUTHORIZED => "INVALID_CREDENTIALS",
+        StatusCode::FORBIDDEN => "FORBIDDEN",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
+        StatusCode::CONFLICT => "CONFLICT",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+        StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
+        _ if status.is_server_error() => "INTERNAL_ERROR",
+        _ => "ERROR",
+    };
+    let detail = match status {
+        StatusCode::NOT_FOUND => "no such route or resource",
+        StatusCode::METHOD_NOT_ALLOWED => "this route does not accept this method",
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than 1 MiB",
+        StatusCode::REQUEST_TIMEOUT => "the request took too long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "expected Content-Type: application/json",
+        StatusCode::SERVICE_UNAVAILABLE => "a component this request needs is unavailable; retry later",
+        _ if status.is_server_error() => "an internal error occurred; quote the request id when reporting it",
+        _ => status.canonical_reason().unwrap_or("error"),
+    };
+    (code.to_owned(), detail.to_owned())
+}
+
+/// Builds a problem response. The request id is filled in by the problem middleware.
+pub(crate) fn problem_response(status: StatusCode, code: &str, detail: String) -> Response {
+    let body = Problem {
+        kind: format!("https://palisade.dev/problems/{}", code.to_ascii_lowercase().replace('_', "-")),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail,
+        code: code.to_owned(),
+        request_id: None,
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Validation { status, detail } => problem_response(status, "VALIDATION_ERROR", detail),
+            Self::NotFound => {
+                let (code, detail) = problem_for_status(StatusCode::NOT_FOUND);
+                problem_response(StatusCode::NOT_FOUND, &code, detail)
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(%cause, "failing closed: a store is unavailable");
+                let (code, detail) = problem_for_status(StatusCode::SERVICE_UNAVAILABLE);
+                problem_response(StatusCode::SERVICE_UNAVAILABLE, &code, detail)
+            }
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                let (code, detail) = problem_for_status(StatusCode::INTERNAL_SERVER_ERROR);
+                problem_response(StatusCode::INTERNAL_SERVER_ERROR, &code, detail)
+            }
+        }
+    }
+}
+
+impl From<palisade_core::store::StoreError> for ApiError {
+    fn from(e: palisade_core::store::StoreError) -> Self {
+        if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }
+    }
+}
+
+impl From<palisade_core::crypto::CryptoError> for ApiError {
+    fn from(e: palisade_core::crypto::CryptoError) -> Self {
+        if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }
+    }
+}
+
+impl From<palisade_core::audit::AuditError> for ApiError {
+    fn from(e: palisade_core::audit::AuditError) -> Self {
+        if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }
+    }
+}

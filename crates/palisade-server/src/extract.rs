@@ -1,0 +1,172 @@
+//! Extractors that turn framework rejections into problems and resolve the client's address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, rejection::JsonRejection};
+use axum::http::{HeaderMap, StatusCode, request::Parts};
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// `axum::Json`, but a bad body is a problem: 400 for malformed JSON or a missing content type,
+/// 422 for JSON of the wrong shape, 413 past the body limit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::JsonDataError(e) => ApiError::unprocessable(e.body_text()).into_response(),
+                JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(e.body_text()).into_response(),
+                JsonRejection::MissingJsonContentType(_) => {
+                    ApiError::bad_request("expected Content-Type: application/json").into_response()
+                }
+                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    let (code, detail) = crate::error::problem_for_status(StatusCode::PAYLOAD_TOO_LARGE);
+                    crate::error::problem_response(StatusCode::PAYLOAD_TOO_LARGE, &code, detail)
+                }
+                other => ApiError::bad_request(other.body_text()).into_response(),
+            }),
+        }
+    }
+}
+
+/// The client's address: the socket peer, or — only when the peer is a trusted proxy — the
+/// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// Resolves the client address from the peer and the headers.
+    pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Self {
+        // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`; compare them as IPv4.
+        let peer = peer.to_canonical();
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+        if !is_trusted(&peer) {
+            return Self(peer);
+        }
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+                Ok(ip) => {
+                    client = ip;
+                    if !is_trusted(&ip) {
+                        break;
+                    }
+                }
+                // A hop we cannot read ends the trusted part of the chain: keep the last good address.
+                Err(_) => break,
+            }
+        }
+        Self(client)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(ip) = parts.extensions.get::<ClientIp>() {
+            return Ok(*ip);
+        }
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| Self(addr.ip()))
+            .ok_or_else(|| ApiError::Internal("no peer address on the request".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", xff.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_untrusted_peers() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(ClientIp::resolve(peer, &headers("1.2.3.4"), &trusted).0, peer);
+        assert_eq!(ClientIp::resolve(peer, &headers("1.2.3.4"), &[]).0, peer);
+    }
+
+    #[test]
+    fn forwarded_for_from_a_trusted_proxy_gives_the_first_untrusted_hop_from_the_right() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        // The client forged the left-most entry; the right-most untrusted one is what our proxy saw.
+        let got = ClientIp::resolve(peer, &headers("6.6.6.6, 198.51.100.7, 10.0.0.5"), &trusted);
+        assert_eq!(got.0, "198.51.100.7".parse::<IpAddr>().unwrap());
+        let v6 = ClientIp::resolve("::1".parse().unwrap(), &headers("2001:db8::1"), &trusted);
+        assert_eq!(v6.0, "2001:db8::1".parse::<IpAddr>().unwrap());
+        // An IPv4 proxy seen through a dual-stack socket is still trusted.
+        let mapped = ClientIp::resolve("::ffff:10.0.0.2".parse().unwrap(), &headers("198.51.100.7"), &trusted);
+        assert_eq!(mapped.0, "198.51.100.7".parse::<IpAddr>().unwrap());
+        // Garbage stops the walk at the last readable hop.
+        let got = ClientIp::resolve(peer, &headers("nonsense"), &trusted);
+        assert_eq!(got.0, peer);
+    }
+
+    /// Malformed JSON, the wrong shape, a missing content type and an oversized body each become a
+    /// problem with the right status, through the same layers the server uses.
+    #[tokio::test]
+    async fn json_rejections_are_problems() {
+        use axum::body::Body;
+        use axum::http::Request;
+        use tower::ServiceExt as _;
+
+        #[derive(serde::Deserialize)]
+        struct Shape {
+            #[allow(dead_code)]
+            name: String,
+        }
+        let app = axum::Router::new()
+            .route("/echo", axum::routing::post(|ApiJson(_): ApiJson<Shape>| async { "ok" }))
+            .layer(axum::middleware::from_fn(crate::middleware::problems))
+            .layer(axum::extract::DefaultBodyLimit::max(crate::app::BODY_LIMIT));
+        let send = |body: Vec<u8>, json: bool| {
+            let mut req = Request::post("/echo").header("x-request-id", "t1");
+            if json {
+                req = req.header("content-type", "application/json");
+            }
+            app.clone().oneshot(req.body(Body::from(body)).unwrap())
+        };
+        let cases = [
+            (br#"{"name": "x"}"#.to_vec(), true, 200, None),
+            (br#"{"name": "#.to_vec(), true, 400, Some("VALIDATION_ERROR")),
+            (br#"{"name": 5}"#.to_vec(), true, 422, Some("VALIDATION_ERROR")),
+            (br#"{"name": "x"}"#.to_vec(), false, 400, Some("VALIDATION_ERROR")),
+            (vec![b' '; crate::app::BODY_LIMIT + 10], true, 413, Some("PAYLOAD_TOO_LARGE")),
+        ];
+        for (body, json, status, code) in cases {
+            let response = send(body, json).await.unwrap();
+            assert_eq!(response.status().as_u16(), status);
+            if let Some(code) = code {
+                assert_eq!(response.headers()["content-type"], crate::error::PROBLEM_JSON);
+                let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+                let problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(problem["code"], code);
+                assert_eq!(problem["status"], status);
+                assert_eq!(problem["request_id"], "t1");
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! End-to-end tests of the server: each test spawns the real application on 127.0.0.1:0 with its own
+//! temporary SQLite database and talks to it over HTTP. One binary for the crate (see STYLE.md).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod fail_closed;
+mod ops;
+
+use std::collections::HashMap;
+
+use palisade_server::Application;
+use palisade_server::config::{Config, Sources};
+
+/// A running application on a free port, with its data in a temporary directory.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub palisade: std::sync::Arc<palisade_core::Palisade>,
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+}
+
+/// A configuration as the environment would give it, over a temporary data directory.
+pub fn config(dir: &std::path::Path, extra: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("PALISADE_BIND".into(), "127.0.0.1:0".into()),
+        ("PALISADE_DATA_DIR".into(), dir.display().to_string()),
+        ("PALISADE_DATABASE_URL".into(), format!("sqlite://{}/palisade.db", dir.display())),
+        // A fixed test master key (base64 of 32 bytes of 0x2a).
+        ("PALISADE_MASTER_KEY".into(), "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".into()),
+    ]);
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    Config::load_from(Sources { env, ..Sources::default() }).unwrap()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Application::build(config(dir.path(), extra)).await.unwrap();
+    let address = format!("http://{}", app.local_addr().unwrap());
+    let palisade = app.palisade();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp { address, http: reqwest::Client::new(), palisade, stop: Some(stop), server, _dir: dir }
+}

@@ -1,0 +1,142 @@
+//! The operational surface: health, readiness, metrics, OpenAPI, docs, problems and request ids.
+
+use crate::{TestApp, spawn_app};
+
+async fn problem(app: &TestApp, response: reqwest::Response) -> serde_json::Value {
+    let _ = app;
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["request_id"], request_id.as_str(), "the problem quotes the request id");
+    for field in ["type", "title", "status", "detail", "code"] {
+        assert!(body.get(field).is_some(), "problem lacks {field}: {body}");
+    }
+    body
+}
+
+#[tokio::test]
+async fn health_answers_healthy_with_a_request_id() {
+    let app = spawn_app().await;
+    let response = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a UUID request id: {id}");
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap(), serde_json::json!({"status": "HEALTHY"}));
+}
+
+#[tokio::test]
+async fn ready_reports_every_component_healthy_on_sqlite() {
+    let app = spawn_app().await;
+    let response = app.http.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["overall"], "HEALTHY");
+    for component in ["database", "cache", "encryption", "audit"] {
+        assert_eq!(body["components"][component], "HEALTHY", "{body}");
+    }
+    // The typed client reads the same answer.
+    let answer = palisade_client::Client::new(&app.address).unwrap().ready().await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.ready.components.len(), 4);
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_problems() {
+    let app = spawn_app().await;
+    let response = app.http.get(app.url("/no/such/route")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let body = problem(&app, response).await;
+    assert_eq!(body["code"], "NOT_FOUND");
+    assert_eq!(body["status"], 404);
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_problems_with_allow() {
+    let app = spawn_app().await;
+    let response = app.http.delete(app.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert!(response.headers()["allow"].to_str().unwrap().contains("GET"));
+    assert_eq!(problem(&app, response).await["code"], "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn bodies_over_one_mebibyte_are_413_problems() {
+    let app = spawn_app().await;
+    let body = vec![b'a'; 1024 * 1024 + 1];
+    let response =
+        app.http.post(app.url("/health")).header("content-type", "application/json").body(body).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(problem(&app, response).await["code"], "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn a_plain_caller_request_id_is_echoed_and_a_hostile_one_replaced() {
+    let app = spawn_app().await;
+    let response = app.http.get(app.url("/health")).header("x-request-id", "trace-42.a_b").send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-42.a_b");
+    let hostile = "x\tinjected=1 level=error";
+    let response = app.http.get(app.url("/health")).header("x-request-id", hostile).send().await.unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(id, hostile);
+    assert!(uuid::Uuid::parse_str(id).is_ok());
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_status() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        app.http.get(app.url("/health")).send().await.unwrap();
+    }
+    app.http.get(app.url("/nowhere/123")).send().await.unwrap();
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let health_line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("palisade_http_requests_total")
+                && l.contains("route=\"/health\"")
+                && l.contains("status=\"200\"")
+        })
+        .unwrap_or_else(|| panic!("no /health counter in:\n{text}"));
+    let count: f64 = health_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 3.0, "{health_line}");
+    assert!(text.contains("palisade_http_request_duration_seconds_bucket"), "a latency histogram");
+    assert!(!text.contains("/nowhere/123"), "raw paths must not become labels");
+    assert!(text.contains("route=\"unmatched\""));
+}
+
+#[tokio::test]
+async fn openapi_describes_the_routes_and_docs_render_it_offline() {
+    let app = spawn_app().await;
+    let spec: serde_json::Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/health", "/ready", "/metrics"] {
+        assert!(spec["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    }
+    let page = app.http.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "the Swagger UI page");
+    assert!(!html.contains("cdn"), "assets are vendored, not fetched from a CDN");
+    let asset = app.http.get(app.url("/docs/swagger-ui-bundle.js")).send().await.unwrap();
+    assert_eq!(asset.status(), 200);
+}
+
+#[tokio::test]
+async fn the_start_is_audited_and_the_chain_verifies() {
+    let app = spawn_app().await;
+    // run_until_stopped appends system.started before serving; a request proves it is serving.
+    app.http.get(app.url("/health")).send().await.unwrap();
+    let report = app.palisade.audit().verify().await.unwrap();
+    assert!(report.broken.is_none());
+    assert!(report.verified >= 1);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_and_returns() {
+    let mut app = spawn_app().await;
+    app.http.get(app.url("/health")).send().await.unwrap();
+    app.stop.take().unwrap().send(()).unwrap();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), app.server).await.unwrap().unwrap();
+    assert!(result.is_ok());
+    assert!(reqwest::get(app.address.clone() + "/health").await.is_err(), "no longer listening");
+}

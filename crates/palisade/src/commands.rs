@@ -1,0 +1,154 @@
+//! The commands of `palisade`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use palisade_core::audit::{AuditEvent, AuditKind, Outcome};
+use palisade_core::clock::{Clock, SystemClock};
+use palisade_server::config::{Config, SettingFlags};
+use secrecy::ExposeSecret as _;
+
+/// Palisade: authentication, tokens, sessions, encryption and audit for your applications.
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Create or upgrade the schema of the configured database, then exit.
+    Migrate(SettingsArgs),
+    /// Run the security diagnostics (stores, encryption, audit chain); exit 1 on any failure.
+    Diagnose(SettingsArgs),
+    /// Query a running server's /ready and print it; exit 1 unless HEALTHY.
+    Health(HealthArgs),
+    /// The tamper-evident audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    settings: SettingFlags,
+    /// Print the effective configuration (secrets masked) and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+#[derive(Debug, Args)]
+struct SettingsArgs {
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the whole chain and name the first broken link; exit 1 if there is one.
+    Verify(SettingsArgs),
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Diagnose(args) => diagnose(args).await,
+        Command::Health(args) => health(args).await,
+        Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
+    }
+}
+
+fn load(settings: &SettingFlags) -> anyhow::Result<Config> {
+    let config = Config::load(settings)?;
+    palisade_server::telemetry::init(&config);
+    Ok(config)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    if args.print_config {
+        for (name, value) in config.describe() {
+            println!("{name} = {value}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let app = palisade_server::Application::build(config).await?;
+    app.run_until_stopped(palisade_server::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(args: SettingsArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let applied = palisade_store::migrate(config.database_url.expose_secret()).await.context("migrating")?;
+    if applied.is_empty() {
+        println!("the schema is up to date");
+    }
+    for migration in applied {
+        println!("applied {migration}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open(config: &Config) -> anyhow::Result<Arc<palisade_core::Palisade>> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    palisade_server::bootstrap(config, clock).await
+}
+
+async fn diagnose(args: SettingsArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let checks = match open(&config).await {
+        Ok(palisade) => palisade.diagnose().await,
+        Err(e) => vec![palisade_core::Check { name: "startup", ok: false, detail: format!("{e:#}"), millis: 0 }],
+    };
+    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
+    println!("{:<width$}  {:<6}  {:>7}  detail", "check", "result", "ms");
+    for check in &checks {
+        let result = if check.ok { "OK" } else { "FAIL" };
+        println!("{:<width$}  {:<6}  {:>7}  {}", check.name, result, check.millis, check.detail);
+    }
+    Ok(if checks.iter().all(|c| c.ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn health(args: HealthArgs) -> anyhow::Result<ExitCode> {
+    let client = palisade_client::Client::new(&args.url)?;
+    let answer = client.ready().await?;
+    println!("{}", serde_json::to_string_pretty(&answer.ready)?);
+    let healthy = answer.ready.overall == palisade_types::health::HealthStatus::Healthy;
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn audit_verify(args: SettingsArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let report = palisade.audit().verify().await?;
+    let (outcome, code) = match &report.broken {
+        None => {
+            println!("audit chain intact: {} records verified", report.verified);
+            (Outcome::Success, ExitCode::SUCCESS)
+        }
+        Some(link) => {
+            println!(
+                "audit chain BROKEN at record {}: {} ({} records before it verified)",
+                link.seq, link.reason, report.verified
+            );
+            (Outcome::Failure, ExitCode::FAILURE)
+        }
+    };
+    let event = AuditEvent::new(AuditKind::AuditVerified, outcome).detail("verified", report.verified);
+    palisade.audit().append(event).await.context("auditing the verification")?;
+    Ok(code)
+}

@@ -1,0 +1,179 @@
+//! The `palisade` binary as an operator meets it: help, configuration errors, diagnostics, audit
+//! verification, health and a graceful stop on SIGTERM. Each test runs the real binary in its own
+//! temporary directory.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+// These tests poll a child process from synchronous code; blocking the test thread is the point.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const MASTER_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
+fn palisade(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_palisade"));
+    cmd.current_dir(dir)
+        .env_remove("REDIS_URL")
+        .env_remove("ENCRYPTION_KEY")
+        .env_remove("PALISADE_REDIS_URL")
+        .env("PALISADE_DATA_DIR", dir)
+        .env("PALISADE_DATABASE_URL", format!("sqlite://{}/palisade.db", dir.display()))
+        .env("PALISADE_MASTER_KEY", MASTER_KEY)
+        .env("PALISADE_LOG", "warn")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (Output, String, String) {
+    let output = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stdout, stderr)
+}
+
+#[test]
+fn serve_help_lists_every_setting_with_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, stdout, _) = run(palisade(dir.path()).args(["serve", "--help"]));
+    assert!(output.status.success());
+    for name in [
+        "PALISADE_BIND",
+        "PALISADE_ISSUER",
+        "PALISADE_DATABASE_URL",
+        "PALISADE_REDIS_URL",
+        "REDIS_URL",
+        "PALISADE_MASTER_KEY",
+        "ENCRYPTION_KEY",
+        "PALISADE_DATA_DIR",
+        "PALISADE_TRUSTED_PROXIES",
+        "--config",
+    ] {
+        assert!(stdout.contains(name), "serve --help does not mention {name}:\n{stdout}");
+    }
+    for command in
+        [&["migrate", "--help"][..], &["diagnose", "--help"], &["health", "--help"], &["audit", "verify", "--help"]]
+    {
+        assert!(run(palisade(dir.path()).args(command)).0.status.success(), "{command:?}");
+    }
+}
+
+#[test]
+fn a_bad_value_stops_start_up_naming_the_setting_and_never_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, _, stderr) = run(palisade(dir.path()).args(["serve"]).env("PALISADE_BIND", "not-an-address"));
+    assert!(!output.status.success());
+    assert!(stderr.contains("PALISADE_BIND"), "{stderr}");
+
+    let secret = "c2hvcnQtYnV0LXNlY3JldA==";
+    let (output, _, stderr) = run(palisade(dir.path()).args(["serve"]).env("PALISADE_MASTER_KEY", secret));
+    assert!(!output.status.success());
+    assert!(stderr.contains("PALISADE_MASTER_KEY"), "{stderr}");
+    assert!(!stderr.contains(secret), "the secret was echoed: {stderr}");
+
+    std::fs::write(dir.path().join("palisade.toml"), "bind = \"127.0.0.1:0\"\nmaster_kee = \"x\"\n").unwrap();
+    let (output, _, stderr) = run(palisade(dir.path()).args(["serve"]));
+    assert!(!output.status.success());
+    assert!(stderr.contains("master_kee"), "an unknown key in the file is named: {stderr}");
+}
+
+#[test]
+fn diagnose_prints_a_table_and_passes_on_a_fresh_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, stdout, stderr) = run(palisade(dir.path()).arg("diagnose"));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for check in ["durable store", "hot store", "encryption", "audit chain"] {
+        let line = stdout.lines().find(|l| l.starts_with(check)).unwrap_or_else(|| panic!("no {check} row:\n{stdout}"));
+        assert!(line.contains(" OK "), "{line}");
+    }
+}
+
+#[test]
+fn diagnose_fails_with_exit_1_when_a_store_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (output, stdout, _) =
+        run(palisade(dir.path()).arg("diagnose").env("PALISADE_REDIS_URL", format!("redis://127.0.0.1:{port}")));
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+}
+
+#[tokio::test]
+async fn audit_verify_names_the_first_tampered_record() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..3 {
+        assert!(run(palisade(dir.path()).arg("diagnose")).0.status.success());
+    }
+    let (output, stdout, _) = run(palisade(dir.path()).args(["audit", "verify"]));
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("intact"), "{stdout}");
+
+    let url = format!("sqlite://{}/palisade.db", dir.path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let edited = sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2").execute(&pool).await.unwrap();
+    assert_eq!(edited.rows_affected(), 1);
+    pool.close().await;
+
+    let (output, stdout, _) = run(palisade(dir.path()).args(["audit", "verify"]));
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("BROKEN at record 2"), "{stdout}");
+}
+
+#[test]
+fn migrate_applies_once_then_reports_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, stdout, stderr) = run(palisade(dir.path()).arg("migrate"));
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("applied"), "{stdout}");
+    let (output, stdout, _) = run(palisade(dir.path()).arg("migrate"));
+    assert!(output.status.success());
+    assert!(stdout.contains("up to date"), "{stdout}");
+}
+
+#[test]
+fn serve_answers_health_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = palisade(dir.path())
+        .arg("serve")
+        .env("PALISADE_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up, "the server did not start listening within 5 s");
+
+    let (output, stdout, stderr) = run(palisade(dir.path()).args(["health", "--url", &url]));
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("\"overall\": \"HEALTHY\""), "{stdout}");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the server did not stop within 10 s of SIGTERM")
+    });
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+
+    let (output, _, _) = run(palisade(dir.path()).args(["health", "--url", &url]));
+    assert_eq!(output.status.code(), Some(1), "health fails when nothing answers");
+}
