@@ -161,9 +161,10 @@ impl AuditLog {
         let key = self.keyring.active(KeyPurpose::Audit).await?;
         let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.material.expose());
         let id = uuid::Uuid::now_v7();
-        let at = truncate_to_micros(self.clock.now());
         let details = event.details.to_string();
         for attempt in 0..MAX_APPEND_ATTEMPTS {
+            // Taken on each attempt, so a record never carries an earlier time than the one before it.
+            let at = truncate_to_micros(self.clock.now());
             let head = self.store.audit_head().await?;
             let (seq, prev_mac) = match head {
                 Some(h) => (h.seq.saturating_add(1), h.mac),

@@ -11,7 +11,7 @@ use crate::crypto::{KeyPurpose, WrappedDataKey};
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
     /// Inserts a new key version. Returns `false`, storing nothing, when that purpose already has
-    /// that version (another instance made it first).
+    /// that version (another instance made it first). A duplicate `id` is an error, not `false`.
     async fn insert_data_key(&self, key: &WrappedDataKey) -> Result<bool, StoreError>;
 
     /// Every version of the keys for `purpose`, oldest first.
@@ -28,7 +28,8 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError>;
 
     /// Appends `record` if its `seq` is free. Returns `false`, storing nothing, when another writer
-    /// took that sequence number first (the caller re-reads the head and seals again).
+    /// took that sequence number first (the caller re-reads the head and seals again). A duplicate
+    /// `id` is an error, not `false`. `at` is stored at microsecond precision (the MAC covers it).
     async fn try_append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError>;
 
     /// Records with `seq > after`, in order, at most `limit`.

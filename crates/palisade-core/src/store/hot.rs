@@ -56,7 +56,8 @@ pub struct WindowCount {
 /// Short-lived shared state: sessions, counters, one-time codes, challenges, markers.
 ///
 /// Every method is atomic on its own, across all instances sharing the store. Values are opaque
-/// bytes; an entry past its time to live is absent. A `ttl` must be positive (at least 1 ms).
+/// bytes; an entry past its time to live is absent. A `ttl` must be positive (at least 1 ms); a
+/// shorter one is an error. A key holds either a value or a counter: `increment` on a value is an error.
 #[async_trait]
 pub trait HotStore: Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgres`, `redis`), for diagnostics.
@@ -74,7 +75,8 @@ pub trait HotStore: Send + Sync + 'static {
     /// Reads and deletes the value in one step: of concurrent callers, exactly one gets it.
     async fn take(&self, key: &HotKey) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Deletes the value; `true` when a live value was there.
+    /// Deletes the value or counter at `key`; `true` when a live one was there. Sets are not touched:
+    /// a set goes when its time to live passes or its members are removed.
     async fn delete(&self, key: &HotKey) -> Result<bool, StoreError>;
 
     /// Sets `key` to `new` (for `ttl`) only if its live value is `expected` (`None`: only if absent).

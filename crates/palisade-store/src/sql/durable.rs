@@ -1,0 +1,218 @@
+//! The durable store's queries: wrapped data keys and the audit chain, written once for both dialects.
+//!
+//! The races the ports describe are settled by the schema: `UNIQUE (purpose, version)` lets one
+//! instance create a key version, the primary key on `audit_log.seq` lets one writer take a sequence
+//! number. `ON CONFLICT (that constraint) DO NOTHING` turns losing into `false`; any other conflict
+//! (a reused key id or event id) stays an error, so a caller never retries forever on a bug.
+
+use async_trait::async_trait;
+use palisade_core::audit::AuditRecord;
+use palisade_core::crypto::{KeyPurpose, WrappedDataKey};
+use palisade_core::store::{AuditStore, DurableStore, KeyStore, StoreError};
+
+use super::{SqlStore, on_pool};
+use crate::error;
+
+/// A stored representation (of an id or an instant) that converts back to its domain type.
+pub(crate) trait Stored {
+    type Output;
+    fn into_domain(self) -> Result<Self::Output, StoreError>;
+}
+
+const INSERT_DATA_KEY: &str = "INSERT INTO data_keys (id, purpose, version, provider, wrapped, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (purpose, version) DO NOTHING";
+
+const SELECT_DATA_KEYS: &str = "SELECT id, purpose, version, provider, wrapped, created_at FROM data_keys \
+     WHERE purpose = $1 ORDER BY version";
+
+const SELECT_DATA_KEY: &str = "SELECT id, purpose, version, provider, wrapped, created_at FROM data_keys WHERE id = $1";
+
+const INSERT_AUDIT: &str = "INSERT INTO audit_log \
+     (seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, details, key_id, prev_mac, mac) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (seq) DO NOTHING";
+
+const SELECT_AUDIT_HEAD: &str = "SELECT seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, \
+     details, key_id, prev_mac, mac FROM audit_log ORDER BY seq DESC LIMIT 1";
+
+const SELECT_AUDIT_AFTER: &str = "SELECT seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, \
+     details, key_id, prev_mac, mac FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+/// A `data_keys` row, generic over how the dialect stores ids and instants.
+#[derive(sqlx::FromRow)]
+struct DataKeyRow<Id, At> {
+    id: Id,
+    purpose: String,
+    version: i32,
+    provider: String,
+    wrapped: Vec<u8>,
+    created_at: At,
+}
+
+impl<Id, At> DataKeyRow<Id, At>
+where
+    Id: Stored<Output = uuid::Uuid>,
+    At: Stored<Output = time::OffsetDateTime>,
+{
+    fn into_domain(self) -> Result<WrappedDataKey, StoreError> {
+        let id = self.id.into_domain()?;
+        Ok(WrappedDataKey {
+            id,
+            purpose: KeyPurpose::parse(&self.purpose)
+                .ok_or_else(|| error::corrupt(format!("data key {id} has unknown purpose {:?}", self.purpose)))?,
+            version: u32::try_from(self.version)
+                .map_err(|_| error::corrupt(format!("data key {id} has version {}", self.version)))?,
+            provider: self.provider,
+            wrapped: self.wrapped,
+            created_at: self.created_at.into_domain()?,
+        })
+    }
+}
+
+/// An `audit_log` row, generic over how the dialect stores ids and instants.
+#[derive(sqlx::FromRow)]
+struct AuditRow<Id, At> {
+    seq: i64,
+    id: Id,
+    at: At,
+    kind: String,
+    outcome: String,
+    actor: Option<String>,
+    subject: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    details: String,
+    key_id: Id,
+    prev_mac: Vec<u8>,
+    mac: Vec<u8>,
+}
+
+impl<Id, At> AuditRow<Id, At>
+where
+    Id: Stored<Output = uuid::Uuid>,
+    At: Stored<Output = time::OffsetDateTime>,
+{
+    fn into_domain(self) -> Result<AuditRecord, StoreError> {
+        Ok(AuditRecord {
+            seq: self.seq,
+            id: self.id.into_domain()?,
+            at: self.at.into_domain()?,
+            kind: self.kind,
+            outcome: self.outcome,
+            actor: self.actor,
+            subject: self.subject,
+            ip: self.ip,
+            user_agent: self.user_agent,
+            request_id: self.request_id,
+            details: self.details,
+            key_id: self.key_id.into_domain()?,
+            prev_mac: self.prev_mac,
+            mac: self.mac,
+        })
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqlStore {
+    async fn insert_data_key(&self, key: &WrappedDataKey) -> Result<bool, StoreError> {
+        let version = i32::try_from(key.version)
+            .map_err(|_| StoreError::Other(format!("data key version {} is out of the storable range", key.version)))?;
+        let result = on_pool!(self.pool(), |pool, d| {
+            sqlx::query(INSERT_DATA_KEY)
+                .bind(d::id(key.id))
+                .bind(key.purpose.as_str())
+                .bind(version)
+                .bind(&key.provider)
+                .bind(&key.wrapped)
+                .bind(d::instant(key.created_at)?)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        });
+        Ok(result.map_err(error::sql)? == 1)
+    }
+
+    async fn data_keys(&self, purpose: KeyPurpose) -> Result<Vec<WrappedDataKey>, StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            let rows = sqlx::query_as::<_, DataKeyRow<d::StoredId, d::StoredInstant>>(SELECT_DATA_KEYS)
+                .bind(purpose.as_str())
+                .fetch_all(pool)
+                .await
+                .map_err(error::sql)?;
+            rows.into_iter().map(DataKeyRow::into_domain).collect()
+        })
+    }
+
+    async fn data_key(&self, id: uuid::Uuid) -> Result<Option<WrappedDataKey>, StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            sqlx::query_as::<_, DataKeyRow<d::StoredId, d::StoredInstant>>(SELECT_DATA_KEY)
+                .bind(d::id(id))
+                .fetch_optional(pool)
+                .await
+                .map_err(error::sql)?
+                .map(DataKeyRow::into_domain)
+                .transpose()
+        })
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            sqlx::query_as::<_, AuditRow<d::StoredId, d::StoredInstant>>(SELECT_AUDIT_HEAD)
+                .fetch_optional(pool)
+                .await
+                .map_err(error::sql)?
+                .map(AuditRow::into_domain)
+                .transpose()
+        })
+    }
+
+    async fn try_append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
+        let result = on_pool!(self.pool(), |pool, d| {
+            sqlx::query(INSERT_AUDIT)
+                .bind(record.seq)
+                .bind(d::id(record.id))
+                .bind(d::instant(record.at)?)
+                .bind(&record.kind)
+                .bind(&record.outcome)
+                .bind(record.actor.as_deref())
+                .bind(record.subject.as_deref())
+                .bind(record.ip.as_deref())
+                .bind(record.user_agent.as_deref())
+                .bind(record.request_id.as_deref())
+                .bind(&record.details)
+                .bind(d::id(record.key_id))
+                .bind(&record.prev_mac)
+                .bind(&record.mac)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        });
+        Ok(result.map_err(error::sql)? == 1)
+    }
+
+    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            let rows = sqlx::query_as::<_, AuditRow<d::StoredId, d::StoredInstant>>(SELECT_AUDIT_AFTER)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .map_err(error::sql)?;
+            rows.into_iter().map(AuditRow::into_domain).collect()
+        })
+    }
+}
+
+#[async_trait]
+impl DurableStore for SqlStore {
+    fn backend(&self) -> &'static str {
+        SqlStore::backend(self)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        SqlStore::ping(self).await
+    }
+}

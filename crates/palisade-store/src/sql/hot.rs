@@ -1,0 +1,218 @@
+//! The hot store on the SQL database, for deployments without Redis.
+//!
+//! Expiry is explicit: every row carries `expires_at_ms` computed from the injected clock, every read
+//! filters on it, and [`HotStore::purge_expired`] deletes what has passed (run it periodically).
+//! Each operation is one statement — the conditional upserts and `DELETE … RETURNING` are atomic in
+//! both dialects, so of concurrent callers exactly one takes a value or wins a compare-and-set —
+//! except `set_add`, one transaction of three statements that locks the set's row first.
+//!
+//! A key holds a value or a counter (the schema forbids both): `increment` on a live value is an
+//! error, as `INCR` on a non-number is in Redis. Sets live in their own tables.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use palisade_core::clock::Clock;
+use palisade_core::store::{HotKey, HotStore, StoreError, WindowCount};
+use time::Duration;
+
+use super::{SqlPool, on_pool};
+use crate::{error, ttl};
+
+const PUT: &str = "INSERT INTO hot_entries (key, value, counter, expires_at_ms) VALUES ($1, $2, NULL, $3) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, counter = NULL, expires_at_ms = excluded.expires_at_ms";
+
+const GET: &str = "SELECT value FROM hot_entries WHERE key = $1 AND expires_at_ms > $2 AND value IS NOT NULL";
+
+const TAKE: &str =
+    "DELETE FROM hot_entries WHERE key = $1 AND expires_at_ms > $2 AND value IS NOT NULL RETURNING value";
+
+/// Deletes whatever is there, expired or not, and tells whether it was live.
+const DELETE: &str = "DELETE FROM hot_entries WHERE key = $1 RETURNING expires_at_ms > $2";
+
+/// Inserts, or replaces only an expired entry: a live one (value or counter) makes it a no-op.
+const SET_IF_ABSENT: &str = "INSERT INTO hot_entries (key, value, counter, expires_at_ms) VALUES ($1, $2, NULL, $3) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, counter = NULL, expires_at_ms = excluded.expires_at_ms \
+     WHERE hot_entries.expires_at_ms <= $4";
+
+/// Replaces only a live value equal to the expected one. PostgreSQL re-checks the condition on the
+/// latest row version after waiting for a concurrent writer, so of racing callers one matches.
+const SET_IF_EQUAL: &str = "UPDATE hot_entries SET value = $2, expires_at_ms = $3 \
+     WHERE key = $1 AND value = $4 AND expires_at_ms > $5";
+
+/// Starts a window (count 1) when the key is absent or expired, else counts in the current one.
+/// A live value under the key updates nothing and returns no row.
+const INCREMENT: &str = "INSERT INTO hot_entries (key, value, counter, expires_at_ms) VALUES ($1, NULL, 1, $2) \
+     ON CONFLICT (key) DO UPDATE SET \
+       counter = CASE WHEN hot_entries.expires_at_ms <= $3 THEN 1 ELSE hot_entries.counter + 1 END, \
+       value = NULL, \
+       expires_at_ms = CASE WHEN hot_entries.expires_at_ms <= $3 \
+                            THEN excluded.expires_at_ms ELSE hot_entries.expires_at_ms END \
+     WHERE hot_entries.counter IS NOT NULL OR hot_entries.expires_at_ms <= $3 \
+     RETURNING counter, expires_at_ms";
+
+/// `set_add`, in one transaction: an expired set goes first (its members with it), then the set's
+/// row is created or its expiry reset (which locks it against concurrent adds), then the member.
+const SET_DROP_EXPIRED: &str = "DELETE FROM hot_sets WHERE key = $1 AND expires_at_ms <= $2";
+const SET_UPSERT: &str = "INSERT INTO hot_sets (key, expires_at_ms) VALUES ($1, $2) \
+     ON CONFLICT (key) DO UPDATE SET expires_at_ms = excluded.expires_at_ms";
+const SET_ADD_MEMBER: &str =
+    "INSERT INTO hot_set_members (key, member) VALUES ($1, $2) ON CONFLICT (key, member) DO NOTHING";
+
+const SET_REMOVE: &str = "DELETE FROM hot_set_members WHERE key = $1 AND member = $2 \
+     AND EXISTS (SELECT 1 FROM hot_sets WHERE hot_sets.key = $1 AND hot_sets.expires_at_ms > $3)";
+
+const SET_MEMBERS: &str = "SELECT m.member FROM hot_set_members m JOIN hot_sets s ON s.key = m.key \
+     WHERE m.key = $1 AND s.expires_at_ms > $2";
+
+const PURGE_ENTRIES: &str = "DELETE FROM hot_entries WHERE expires_at_ms <= $1";
+const PURGE_SETS: &str = "DELETE FROM hot_sets WHERE expires_at_ms <= $1";
+
+/// The hot store over the durable store's pool. Cloning shares the pool and the clock.
+#[derive(Clone)]
+pub struct SqlHotStore {
+    pool: SqlPool,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqlHotStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlHotStore").field("backend", &self.backend()).finish_non_exhaustive()
+    }
+}
+
+impl SqlHotStore {
+    pub(crate) fn new(pool: SqlPool, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, clock }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+}
+
+#[async_trait]
+impl HotStore for SqlHotStore {
+    fn backend(&self) -> &'static str {
+        on_pool!(&self.pool, |_pool, d| d::BACKEND)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(&self.pool, |pool, _d| sqlx::query("SELECT 1").execute(pool).await.map(drop)).map_err(error::sql)
+    }
+
+    async fn put(&self, key: &HotKey, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let expires = self.now().saturating_add(ttl::millis(ttl)?);
+        on_pool!(&self.pool, |pool, _d| {
+            sqlx::query(PUT).bind(key.as_str()).bind(value).bind(expires).execute(pool).await.map(drop)
+        })
+        .map_err(error::sql)
+    }
+
+    async fn get(&self, key: &HotKey) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = self.now();
+        on_pool!(&self.pool, |pool, _d| {
+            sqlx::query_scalar(GET).bind(key.as_str()).bind(now).fetch_optional(pool).await
+        })
+        .map_err(error::sql)
+    }
+
+    async fn take(&self, key: &HotKey) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = self.now();
+        on_pool!(&self.pool, |pool, _d| {
+            sqlx::query_scalar(TAKE).bind(key.as_str()).bind(now).fetch_optional(pool).await
+        })
+        .map_err(error::sql)
+    }
+
+    async fn delete(&self, key: &HotKey) -> Result<bool, StoreError> {
+        let now = self.now();
+        let live: Option<bool> = on_pool!(&self.pool, |pool, _d| {
+            sqlx::query_scalar(DELETE).bind(key.as_str()).bind(now).fetch_optional(pool).await
+        })
+        .map_err(error::sql)?;
+        Ok(live.unwrap_or(false))
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &HotKey,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let expires = now.saturating_add(ttl::millis(ttl)?);
+        let result = match expected {
+            None => on_pool!(&self.pool, |pool, _d| {
+                let query = sqlx::query(SET_IF_ABSENT).bind(key.as_str()).bind(new).bind(expires).bind(now);
+                query.execute(pool).await.map(|done| done.rows_affected())
+            }),
+            Some(expected) => on_pool!(&self.pool, |pool, _d| {
+                sqlx::query(SET_IF_EQUAL)
+                    .bind(key.as_str())
+                    .bind(new)
+                    .bind(expires)
+                    .bind(expected)
+                    .bind(now)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected())
+            }),
+        };
+        Ok(result.map_err(error::sql)? == 1)
+    }
+
+    async fn increment(&self, key: &HotKey, window: Duration) -> Result<WindowCount, StoreError> {
+        let now = self.now();
+        let expires = now.saturating_add(ttl::millis(window)?);
+        let row: Option<(i64, i64)> = on_pool!(&self.pool, |pool, _d| {
+            sqlx::query_as(INCREMENT).bind(key.as_str()).bind(expires).bind(now).fetch_optional(pool).await
+        })
+        .map_err(error::sql)?;
+        let (count, expires_at) =
+            row.ok_or_else(|| StoreError::Other(format!("{key} holds a value, not a counter")))?;
+        Ok(WindowCount {
+            count: u64::try_from(count).map_err(|_| error::corrupt(format!("{key} has counter {count}")))?,
+            resets_in: Duration::milliseconds(expires_at.saturating_sub(now).max(0)),
+        })
+    }
+
+    async fn set_add(&self, key: &HotKey, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = self.now();
+        let expires = now.saturating_add(ttl::millis(ttl)?);
+        on_pool!(&self.pool, |pool, d| {
+            let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
+            sqlx::query(SET_DROP_EXPIRED).bind(key.as_str()).bind(now).execute(&mut *tx).await.map_err(error::sql)?;
+            sqlx::query(SET_UPSERT).bind(key.as_str()).bind(expires).execute(&mut *tx).await.map_err(error::sql)?;
+            sqlx::query(SET_ADD_MEMBER).bind(key.as_str()).bind(member).execute(&mut *tx).await.map_err(error::sql)?;
+            tx.commit().await.map_err(error::sql)
+        })
+    }
+
+    async fn set_remove(&self, key: &HotKey, member: &str) -> Result<bool, StoreError> {
+        let now = self.now();
+        let result = on_pool!(&self.pool, |pool, _d| {
+            let query = sqlx::query(SET_REMOVE).bind(key.as_str()).bind(member).bind(now);
+            query.execute(pool).await.map(|done| done.rows_affected())
+        });
+        Ok(result.map_err(error::sql)? == 1)
+    }
+
+    async fn set_members(&self, key: &HotKey) -> Result<Vec<String>, StoreError> {
+        let now = self.now();
+        on_pool!(&self.pool, |pool, _d| {
+            sqlx::query_scalar(SET_MEMBERS).bind(key.as_str()).bind(now).fetch_all(pool).await
+        })
+        .map_err(error::sql)
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = self.now();
+        on_pool!(&self.pool, |pool, _d| {
+            let entries = sqlx::query(PURGE_ENTRIES).bind(now).execute(pool).await.map_err(error::sql)?;
+            let sets = sqlx::query(PURGE_SETS).bind(now).execute(pool).await.map_err(error::sql)?;
+            Ok(entries.rows_affected().saturating_add(sets.rows_affected()))
+        })
+    }
+}

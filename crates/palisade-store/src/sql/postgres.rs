@@ -1,0 +1,74 @@
+//! What is particular to PostgreSQL, and only that: opening the pool, the embedded migrations, how a
+//! writing transaction begins, and how ids and instants are stored (native uuid and timestamptz).
+//!
+//! Every item here has a namesake in `sqlite.rs`; the shared queries reach them through `on_pool!`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use palisade_core::store::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use time::OffsetDateTime;
+
+use crate::error;
+
+/// The backend's name, for diagnostics.
+pub(crate) const BACKEND: &str = "postgres";
+
+/// `migrations/postgres`, embedded at build time.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Read committed: every multi-statement operation is written so that row locks serialize it.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN";
+
+/// How a uuid is stored: natively.
+pub(crate) type StoredId = uuid::Uuid;
+
+/// How an instant is stored: timestamptz (microsecond precision).
+pub(crate) type StoredInstant = OffsetDateTime;
+
+pub(crate) fn id(id: uuid::Uuid) -> StoredId {
+    id
+}
+
+/// Truncated to the microsecond here, as the audit MAC reads it, rather than trusting the driver's
+/// encoding to truncate too (PostgreSQL itself rounds sub-microsecond input).
+pub(crate) fn instant(at: OffsetDateTime) -> Result<StoredInstant, StoreError> {
+    super::from_unix_micros(super::unix_micros(at)?)
+}
+
+/// How long a caller may wait for a pooled connection (including connecting) before the store
+/// counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    // The parser's messages name the faulty part, never the whole URL.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Other(format!("invalid PostgreSQL URL: {e}")))?
+        .application_name("palisade");
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(error::sql)
+}
+
+pub(crate) async fn migrations_table_exists(conn: &mut sqlx::PgConnection) -> Result<bool, StoreError> {
+    sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(conn).await.map_err(error::sql)
+}
+
+/// Reads stored ids and instants back.
+impl super::durable::Stored for uuid::Uuid {
+    type Output = uuid::Uuid;
+    fn into_domain(self) -> Result<uuid::Uuid, StoreError> {
+        Ok(self)
+    }
+}
+
+impl super::durable::Stored for OffsetDateTime {
+    type Output = OffsetDateTime;
+    fn into_domain(self) -> Result<OffsetDateTime, StoreError> {
+        Ok(self)
+    }
+}

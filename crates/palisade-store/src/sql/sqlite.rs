@@ -1,0 +1,89 @@
+//! What is particular to SQLite, and only that: opening the pool, the embedded migrations, how a
+//! writing transaction begins, and how ids and instants are stored (uuid text, integer µs).
+//!
+//! Every item here has a namesake in `postgres.rs`; the shared queries reach them through `on_pool!`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use palisade_core::store::StoreError;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use time::OffsetDateTime;
+
+use crate::error;
+
+/// The backend's name, for diagnostics.
+pub(crate) const BACKEND: &str = "sqlite";
+
+/// `migrations/sqlite`, embedded at build time.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// Takes the write lock at once: a deferred transaction that reads before it writes can fail with
+/// SQLITE_BUSY without waiting out the busy timeout when another connection writes first.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// How a uuid is stored: hyphenated text.
+pub(crate) type StoredId = uuid::fmt::Hyphenated;
+
+/// How an instant is stored: microseconds since the Unix epoch.
+pub(crate) type StoredInstant = i64;
+
+pub(crate) fn id(id: uuid::Uuid) -> StoredId {
+    id.hyphenated()
+}
+
+pub(crate) fn instant(at: OffsetDateTime) -> Result<StoredInstant, StoreError> {
+    super::unix_micros(at)
+}
+
+/// How long a caller may wait for a pooled connection before the store counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<SqlitePool, StoreError> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Other(format!("invalid SQLite URL: {e}")))?
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    let pool = if in_memory {
+        // An in-memory database lives as long as a connection to it: keep exactly one, forever.
+        // (Several connections would share it through SQLite's shared cache, whose table locks
+        // fail at once instead of waiting.)
+        SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+    } else {
+        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                StoreError::Unavailable(format!("cannot create the database directory {}: {e}", dir.display()))
+            })?;
+        }
+        SqlitePoolOptions::new().max_connections(max_connections)
+    };
+    let options = if in_memory { options } else { options.journal_mode(SqliteJournalMode::Wal) };
+    pool.acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(error::sql)
+}
+
+pub(crate) async fn migrations_table_exists(conn: &mut sqlx::SqliteConnection) -> Result<bool, StoreError> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')")
+        .fetch_one(conn)
+        .await
+        .map_err(error::sql)
+}
+
+/// Reads stored ids and instants back.
+impl super::durable::Stored for uuid::fmt::Hyphenated {
+    type Output = uuid::Uuid;
+    fn into_domain(self) -> Result<uuid::Uuid, StoreError> {
+        Ok(self.into_uuid())
+    }
+}
+
+impl super::durable::Stored for i64 {
+    type Output = OffsetDateTime;
+    fn into_domain(self) -> Result<OffsetDateTime, StoreError> {
+        super::from_unix_micros(self)
+    }
+}

@@ -1,0 +1,342 @@
+//! The hot store port's semantics, identical on SQLite, PostgreSQL and Redis.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use palisade_core::store::StoreError;
+use time::Duration;
+use tokio::sync::Barrier;
+
+use crate::support::{HotHarness, conformance};
+
+conformance!(
+    HotHarness,
+    [sqlite, postgres, redis, redis_cluster],
+    [
+        put_get_delete,
+        values_are_opaque_bytes,
+        ttl_expiry,
+        ttl_must_be_positive,
+        take_is_one_shot,
+        concurrent_takes_give_exactly_one,
+        compare_and_set_semantics,
+        compare_and_set_treats_expired_as_absent,
+        concurrent_compare_and_set_has_one_winner,
+        concurrent_increments_are_exact,
+        increment_window_resets_after_expiry,
+        increment_refuses_a_value,
+        sets_add_remove_members,
+        set_ttl_covers_the_whole_set,
+        purge_expired,
+        keys_of_different_tags_are_distinct,
+    ]
+);
+
+const LONG: Duration = Duration::minutes(5);
+
+pub async fn put_get_delete(h: &HotHarness) {
+    let key = h.key("session");
+    assert_eq!(h.store.get(&key).await.unwrap(), None, "a key never written is absent");
+    h.store.put(&key, b"first", LONG).await.unwrap();
+    assert_eq!(h.store.get(&key).await.unwrap().as_deref(), Some(&b"first"[..]));
+    h.store.put(&key, b"second", LONG).await.unwrap();
+    assert_eq!(h.store.get(&key).await.unwrap().as_deref(), Some(&b"second"[..]), "put replaces");
+    assert!(h.store.delete(&key).await.unwrap(), "delete reports a live value");
+    assert_eq!(h.store.get(&key).await.unwrap(), None);
+    assert!(!h.store.delete(&key).await.unwrap(), "deleting again finds nothing");
+}
+
+pub async fn values_are_opaque_bytes(h: &HotHarness) {
+    let binary: Vec<u8> = (0..=255u8).chain([0, 0, 0xff]).collect();
+    let key = h.key("binary");
+    h.store.put(&key, &binary, LONG).await.unwrap();
+    assert_eq!(h.store.get(&key).await.unwrap(), Some(binary), "every byte value round-trips, NULs included");
+    let empty = h.key("empty");
+    h.store.put(&empty, b"", LONG).await.unwrap();
+    assert_eq!(h.store.get(&empty).await.unwrap(), Some(Vec::new()), "an empty value is present, not absent");
+    assert_eq!(h.store.take(&empty).await.unwrap(), Some(Vec::new()));
+}
+
+pub async fn ttl_expiry(h: &HotHarness) {
+    let ttl = h.short_ttl();
+    let key = h.key("code");
+    h.store.put(&key, b"123456", ttl).await.unwrap();
+    assert!(h.store.get(&key).await.unwrap().is_some());
+    if h.has_manual_clock() {
+        h.pass(ttl - Duration::milliseconds(1)).await;
+        assert!(h.store.get(&key).await.unwrap().is_some(), "live until the last millisecond");
+        h.pass(Duration::milliseconds(1)).await;
+    } else {
+        h.pass(ttl).await;
+    }
+    assert_eq!(h.store.get(&key).await.unwrap(), None, "absent once its time to live has passed");
+    assert_eq!(h.store.take(&key).await.unwrap(), None, "an expired value cannot be taken");
+    assert!(!h.store.delete(&key).await.unwrap(), "an expired value was not live");
+    h.store.put(&key, b"fresh", ttl).await.unwrap();
+    assert_eq!(h.store.get(&key).await.unwrap().as_deref(), Some(&b"fresh"[..]), "an expired key can be reused");
+}
+
+pub async fn ttl_must_be_positive(h: &HotHarness) {
+    let key = h.key("zero");
+    for ttl in [Duration::ZERO, Duration::microseconds(500), Duration::seconds(-1)] {
+        assert!(h.store.put(&key, b"x", ttl).await.is_err(), "put with ttl {ttl}");
+        assert!(h.store.compare_and_set(&key, None, b"x", ttl).await.is_err(), "compare_and_set with ttl {ttl}");
+        assert!(h.store.increment(&key, ttl).await.is_err(), "increment with window {ttl}");
+        assert!(h.store.set_add(&key, "m", ttl).await.is_err(), "set_add with ttl {ttl}");
+    }
+    assert_eq!(h.store.get(&key).await.unwrap(), None, "nothing was stored");
+    assert!(h.store.set_members(&key).await.unwrap().is_empty());
+}
+
+pub async fn take_is_one_shot(h: &HotHarness) {
+    let key = h.key("challenge");
+    h.store.put(&key, b"nonce", LONG).await.unwrap();
+    assert_eq!(h.store.take(&key).await.unwrap().as_deref(), Some(&b"nonce"[..]));
+    assert_eq!(h.store.take(&key).await.unwrap(), None, "a taken value is gone");
+    assert_eq!(h.store.get(&key).await.unwrap(), None);
+    assert_eq!(h.store.take(&h.key("never")).await.unwrap(), None);
+}
+
+pub async fn concurrent_takes_give_exactly_one(h: &HotHarness) {
+    let key = h.key("one-time-code");
+    h.store.put(&key, b"code", LONG).await.unwrap();
+    let barrier = Arc::new(Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, key, barrier) = (h.store.clone(), key.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.take(&key).await
+            })
+        })
+        .collect();
+    let mut got = 0;
+    for task in tasks {
+        if let Some(value) = task.await.unwrap().unwrap() {
+            assert_eq!(value, b"code");
+            got += 1;
+        }
+    }
+    assert_eq!(got, 1, "of 50 concurrent takes exactly one gets the value");
+}
+
+pub async fn compare_and_set_semantics(h: &HotHarness) {
+    let key = h.key("nonce");
+    assert!(
+        !h.store.compare_and_set(&key, Some(b"v0"), b"v1", LONG).await.unwrap(),
+        "expecting a value on an absent key fails"
+    );
+    assert_eq!(h.store.get(&key).await.unwrap(), None, "and creates nothing");
+
+    assert!(h.store.compare_and_set(&key, None, b"v1", LONG).await.unwrap(), "absent + expected None sets");
+    assert_eq!(h.store.get(&key).await.unwrap().as_deref(), Some(&b"v1"[..]));
+
+    assert!(!h.store.compare_and_set(&key, None, b"other", LONG).await.unwrap(), "present + expected None fails");
+    assert!(!h.store.compare_and_set(&key, Some(b"v0"), b"other", LONG).await.unwrap(), "a mismatch fails");
+    assert!(!h.store.compare_and_set(&key, Some(b"v"), b"other", LONG).await.unwrap(), "a prefix is a mismatch");
+    assert_eq!(h.store.get(&key).await.unwrap().as_deref(), Some(&b"v1"[..]), "failed attempts change nothing");
+
+    assert!(h.store.compare_and_set(&key, Some(b"v1"), b"v2", LONG).await.unwrap(), "a match sets");
+    assert_eq!(h.store.get(&key).await.unwrap().as_deref(), Some(&b"v2"[..]));
+    assert!(!h.store.compare_and_set(&key, Some(b"v1"), b"v3", LONG).await.unwrap(), "the old value no longer matches");
+
+    // The new time to live applies: a short one makes the value expire.
+    let ttl = h.short_ttl();
+    assert!(h.store.compare_and_set(&key, Some(b"v2"), b"v3", ttl).await.unwrap());
+    h.pass(ttl).await;
+    assert_eq!(h.store.get(&key).await.unwrap(), None, "compare_and_set sets the new time to live");
+}
+
+pub async fn compare_and_set_treats_expired_as_absent(h: &HotHarness) {
+    let ttl = h.short_ttl();
+    let key = h.key("lock");
+    h.store.put(&key, b"old", ttl).await.unwrap();
+    h.pass(ttl).await;
+    assert!(
+        !h.store.compare_and_set(&key, Some(b"old"), b"new", LONG).await.unwrap(),
+        "an expired value does not match"
+    );
+    assert!(h.store.compare_and_set(&key, None, b"new", LONG).await.unwrap(), "an expired value counts as absent");
+    assert_eq!(h.store.get(&key).await.unwrap().as_deref(), Some(&b"new"[..]));
+}
+
+pub async fn concurrent_compare_and_set_has_one_winner(h: &HotHarness) {
+    // From absent.
+    let key = h.key("claim");
+    let winners = race(h, &key, None, "first").await;
+    assert_eq!(winners.len(), 1, "of 50 concurrent set-if-absent exactly one wins: {winners:?}");
+    let stored = h.store.get(&key).await.unwrap().unwrap();
+    assert_eq!(stored, format!("first-{}", winners[0]).into_bytes(), "the winner's value is the one stored");
+
+    // From a known value (to new values that all differ from it, so no winner re-enables another).
+    let winners = race(h, &key, Some(stored), "second").await;
+    assert_eq!(winners.len(), 1, "of 50 concurrent swaps of one value exactly one wins: {winners:?}");
+    let stored = h.store.get(&key).await.unwrap().unwrap();
+    assert_eq!(stored, format!("second-{}", winners[0]).into_bytes());
+}
+
+/// 50 tasks released at once, task `i` setting `{prefix}-{i}`; returns the indices that won.
+async fn race(
+    h: &HotHarness,
+    key: &palisade_core::store::HotKey,
+    expected: Option<Vec<u8>>,
+    prefix: &'static str,
+) -> Vec<usize> {
+    let barrier = Arc::new(Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let (store, key, barrier, expected) = (h.store.clone(), key.clone(), barrier.clone(), expected.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let new = format!("{prefix}-{i}").into_bytes();
+                (i, store.compare_and_set(&key, expected.as_deref(), &new, LONG).await)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (i, won) = task.await.unwrap();
+        if won.unwrap() {
+            winners.push(i);
+        }
+    }
+    winners
+}
+
+pub async fn concurrent_increments_are_exact(h: &HotHarness) {
+    let key = h.key("login-attempts");
+    let barrier = Arc::new(Barrier::new(1000));
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let (store, key, barrier) = (h.store.clone(), key.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.increment(&key, LONG).await
+            })
+        })
+        .collect();
+    let mut counts = BTreeSet::new();
+    for task in tasks {
+        let count = task.await.unwrap().unwrap();
+        assert!(count.resets_in > Duration::ZERO && count.resets_in <= LONG, "resets_in {}", count.resets_in);
+        counts.insert(count.count);
+    }
+    assert_eq!(counts, (1..=1000).collect(), "each of 1,000 concurrent hits saw a distinct count, 1 to 1,000");
+    assert_eq!(h.store.increment(&key, LONG).await.unwrap().count, 1001);
+}
+
+pub async fn increment_window_resets_after_expiry(h: &HotHarness) {
+    let window = h.short_ttl();
+    let key = h.key("rate");
+    let first = h.store.increment(&key, window).await.unwrap();
+    assert_eq!(first.count, 1);
+    assert!(first.resets_in > Duration::ZERO && first.resets_in <= window, "resets_in {}", first.resets_in);
+    if h.has_manual_clock() {
+        h.pass(window - Duration::milliseconds(10)).await;
+        let second = h.store.increment(&key, window).await.unwrap();
+        assert_eq!(second.count, 2);
+        assert_eq!(second.resets_in, Duration::milliseconds(10), "the window started at the first hit");
+        h.pass(Duration::milliseconds(10)).await;
+    } else {
+        let second = h.store.increment(&key, window).await.unwrap();
+        assert_eq!(second.count, 2);
+        assert!(second.resets_in <= first.resets_in, "a later hit does not extend the window");
+        h.pass(window).await;
+    }
+    let reset = h.store.increment(&key, window).await.unwrap();
+    assert_eq!(reset.count, 1, "a new window starts after the old one closed");
+    assert!(reset.resets_in > window / 2, "the new window lasts a full window: {}", reset.resets_in);
+}
+
+pub async fn increment_refuses_a_value(h: &HotHarness) {
+    let key = h.key("not-a-counter");
+    h.store.put(&key, b"opaque", LONG).await.unwrap();
+    assert!(
+        matches!(h.store.increment(&key, LONG).await, Err(StoreError::Other(_))),
+        "counting on a key that holds a value is an error"
+    );
+    assert_eq!(h.store.get(&key).await.unwrap().as_deref(), Some(&b"opaque"[..]), "and leaves the value alone");
+}
+
+pub async fn sets_add_remove_members(h: &HotHarness) {
+    let key = h.key("sessions");
+    assert!(h.store.set_members(&key).await.unwrap().is_empty(), "an absent set has no members");
+    assert!(!h.store.set_remove(&key, "a").await.unwrap(), "removing from an absent set finds nothing");
+    for member in ["a", "b", "c", "a"] {
+        h.store.set_add(&key, member, LONG).await.unwrap();
+    }
+    assert_eq!(members(h, &key).await, ["a", "b", "c"], "a member is there once however often it is added");
+    assert!(h.store.set_remove(&key, "b").await.unwrap());
+    assert!(!h.store.set_remove(&key, "b").await.unwrap(), "removing twice finds nothing the second time");
+    assert!(!h.store.set_remove(&key, "zzz").await.unwrap());
+    assert_eq!(members(h, &key).await, ["a", "c"]);
+    assert!(members(h, &h.key("other-set")).await.is_empty(), "sets do not leak into each other");
+    let unicode = "sess:é✓";
+    h.store.set_add(&key, unicode, LONG).await.unwrap();
+    assert!(members(h, &key).await.contains(&unicode.to_owned()));
+}
+
+pub async fn set_ttl_covers_the_whole_set(h: &HotHarness) {
+    let key = h.key("devices");
+    if h.has_manual_clock() {
+        let ttl = Duration::seconds(60);
+        h.store.set_add(&key, "a", ttl).await.unwrap();
+        h.pass(Duration::seconds(50)).await;
+        h.store.set_add(&key, "b", ttl).await.unwrap();
+        h.pass(Duration::seconds(50)).await;
+        assert_eq!(members(h, &key).await, ["a", "b"], "adding resets the whole set's time to live");
+        h.pass(Duration::seconds(10)).await;
+    } else {
+        let ttl = Duration::milliseconds(1000);
+        h.store.set_add(&key, "a", ttl).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        h.store.set_add(&key, "b", ttl).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(members(h, &key).await, ["a", "b"], "adding resets the whole set's time to live");
+        h.pass(ttl).await;
+    }
+    assert!(members(h, &key).await.is_empty(), "the whole set expires at once");
+    assert!(!h.store.set_remove(&key, "a").await.unwrap(), "an expired member is not there to remove");
+    h.store.set_add(&key, "c", LONG).await.unwrap();
+    assert_eq!(members(h, &key).await, ["c"], "expired members do not come back with a new one");
+}
+
+pub async fn purge_expired(h: &HotHarness) {
+    let ttl = h.short_ttl();
+    for i in 0..3 {
+        h.store.put(&h.key(&format!("short-{i}")), b"x", ttl).await.unwrap();
+    }
+    h.store.increment(&h.key("short-counter"), ttl).await.unwrap();
+    h.store.set_add(&h.key("short-set"), "m", ttl).await.unwrap();
+    h.store.put(&h.key("long"), b"keep", LONG).await.unwrap();
+    h.store.set_add(&h.key("long-set"), "keep", LONG).await.unwrap();
+    h.pass(ttl).await;
+    let purged = h.store.purge_expired().await.unwrap();
+    if h.has_manual_clock() {
+        assert_eq!(purged, 5, "three values, a counter and a set had expired");
+        assert_eq!(h.store.purge_expired().await.unwrap(), 0, "nothing left to purge");
+    } else {
+        assert_eq!(purged, 0, "Redis expires by itself");
+    }
+    assert_eq!(h.store.get(&h.key("short-0")).await.unwrap(), None);
+    assert_eq!(h.store.get(&h.key("long")).await.unwrap().as_deref(), Some(&b"keep"[..]), "live entries stay");
+    assert_eq!(members(h, &h.key("long-set")).await, ["keep"]);
+    assert_eq!(h.store.increment(&h.key("short-counter"), LONG).await.unwrap().count, 1);
+}
+
+pub async fn keys_of_different_tags_are_distinct(h: &HotHarness) {
+    let a = h.key("x");
+    let b = palisade_core::store::HotKey::new(&format!("{a}-other"), "x");
+    h.store.put(&a, b"a", LONG).await.unwrap();
+    h.store.put(&b, b"b", LONG).await.unwrap();
+    assert_eq!(h.store.get(&a).await.unwrap().as_deref(), Some(&b"a"[..]));
+    assert_eq!(h.store.get(&b).await.unwrap().as_deref(), Some(&b"b"[..]));
+    h.store.delete(&b).await.unwrap();
+    assert!(h.store.get(&a).await.unwrap().is_some());
+}
+
+async fn members(h: &HotHarness, key: &palisade_core::store::HotKey) -> Vec<String> {
+    let mut members = h.store.set_members(key).await.unwrap();
+    members.sort();
+    members
+}
