@@ -13,7 +13,10 @@ pub mod audit;
 pub mod clock;
 pub mod crypto;
 mod palisade;
+pub mod password;
 pub mod store;
+pub mod token;
+pub mod user;
 #[cfg(test)]
 pub(crate) mod testing;
 

@@ -1,11 +1,13 @@
-//! The durable store: the source of truth. This part of it holds the wrapped data keys and
-//! the audit chain.
+//! The durable store: the source of truth — wrapped data keys, the audit chain, users and their
+//! password history, refresh-token families and JWT signing keys.
 
 use async_trait::async_trait;
 
 use super::StoreError;
 use crate::audit::AuditRecord;
 use crate::crypto::{KeyPurpose, WrappedDataKey};
+use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, SigningKeyRecord, TokenHash};
+use crate::user::{User, UserId, UserInsert, Username};
 
 /// Wrapped (encrypted) data keys, versioned per purpose.
 #[async_trait]
@@ -36,9 +38,108 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
+/// Accounts and their password history.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Inserts `user`; a taken username or e-mail address stores nothing and says which.
+    async fn insert_user(&self, user: &User) -> Result<UserInsert, StoreError>;
+
+    /// One user by id.
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// One user by canonical username.
+    async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError>;
+
+    /// Users ordered by id, those after `after`, at most `limit`.
+    async fn list_users(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, StoreError>;
+
+    /// Sets the administrative lock; `false` when there is no such user.
+    async fn set_user_locked(&self, id: UserId, locked: bool) -> Result<bool, StoreError>;
+
+    /// Replaces the password hash, only if the stored one is still `expected` (so two concurrent
+    /// changes cannot both win), sets `password_changed_at`, and — when `keep_history > 0` — pushes
+    /// the old hash onto the history and trims it to the newest `keep_history`. One transaction.
+    /// `false` when the hash had changed (or the user is gone); nothing is written then.
+    async fn change_password(
+        &self,
+        id: UserId,
+        expected: &str,
+        new_hash: &str,
+        changed_at: time::OffsetDateTime,
+        keep_history: u32,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the hash with a re-hash of the same password (new parameters) if it is still
+    /// `expected`; leaves `password_changed_at` and the history alone.
+    async fn rehash_password(&self, id: UserId, expected: &str, new_hash: &str) -> Result<bool, StoreError>;
+
+    /// Earlier password hashes, newest first, at most `limit`.
+    async fn password_history(&self, id: UserId, limit: u32) -> Result<Vec<String>, StoreError>;
+}
+
+/// Refresh-token families: every token rotated from one login, each stored only as its hash.
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync + 'static {
+    /// Stores the first token of a new family (`record.parent` is `None`; the family is made with it).
+    async fn insert_refresh_family(&self, record: &RefreshTokenRecord) -> Result<(), StoreError>;
+
+    /// Presents the token hashed as `presented`, atomically (one transaction or conditional update):
+    /// - live (unspent, unexpired, family not revoked) → marks it spent at `now`, stores a child
+    ///   `next_hash` (same family, user and session; parent = `presented`; issued `now`, expiring
+    ///   `next_expires_at`) and answers [`Rotation::Rotated`];
+    /// - spent less than `grace` ago → the same as live (a legitimate concurrent retry), the spend time
+    ///   unchanged; with `grace` zero, never;
+    /// - spent otherwise → revokes the family (reason `reuse`) and answers [`Rotation::Reused`];
+    /// - family revoked → [`Rotation::Revoked`]; expired → [`Rotation::Expired`]; absent → [`Rotation::Unknown`].
+    ///
+    /// Of concurrent presentations of one live token with `grace` zero, exactly one is `Rotated`.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &TokenHash,
+        next_hash: &TokenHash,
+        next_expires_at: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+        grace: time::Duration,
+    ) -> Result<Rotation, StoreError>;
+
+    /// Revokes the families of `session`; returns how many were live.
+    async fn revoke_session_families(
+        &self,
+        session: SessionId,
+        reason: RevokeReason,
+        now: time::OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// Revokes every live family of `user` except those of `keep` (the caller's own session).
+    async fn revoke_user_families(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        now: time::OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes tokens that expired before `before` (housekeeping); returns how many.
+    async fn purge_refresh_tokens(&self, before: time::OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// JWT signing keys.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync + 'static {
+    /// Inserts a key. `false`, storing nothing, when that algorithm already has that version
+    /// (another instance made it first). A duplicate `kid` is an error.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
+
+    /// Every stored signing key, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Marks the key `kid` retired at `at` (it stops signing; it keeps verifying until dropped).
+    async fn retire_signing_key(&self, kid: &str, at: time::OffsetDateTime) -> Result<bool, StoreError>;
+}
+
 /// The whole durable store, as the services see it.
 #[async_trait]
-pub trait DurableStore: KeyStore + AuditStore {
+pub trait DurableStore: KeyStore + AuditStore + UserStore + RefreshTokenStore + SigningKeyStore {
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;
 

@@ -7,7 +7,7 @@
 mod durable;
 mod hot;
 
-pub use durable::{AuditStore, DurableStore, KeyStore};
+pub use durable::{AuditStore, DurableStore, KeyStore, RefreshTokenStore, SigningKeyStore, UserStore};
 pub use hot::{HotKey, HotStore, WindowCount};
 
 /// Why a store call failed. Never read an error as "absent": absence is `Ok(None)`.

@@ -1,0 +1,1 @@
+//! Access tokens: issuing and verifying JWTs.

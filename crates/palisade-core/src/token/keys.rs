@@ -1,0 +1,1 @@
+//! JWT signing keys: generation, encryption at rest, JWKS.
