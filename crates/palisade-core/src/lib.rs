@@ -10,14 +10,16 @@
 //! This crate must never import HTTP, SQL or Redis code: arrows point into it, not out of it.
 
 pub mod audit;
+pub mod auth;
 pub mod clock;
 pub mod crypto;
 mod palisade;
 pub mod password;
+pub mod session;
 pub mod store;
-pub mod token;
-pub mod user;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod token;
+pub mod user;
 
-pub use palisade::{BuildError, Check, ComponentHealth, Palisade, PalisadeBuilder, Readiness};
+pub use palisade::{BuildError, Check, ComponentHealth, Palisade, PalisadeBuilder, PalisadeSettings, Readiness};

@@ -1,15 +1,23 @@
 //! The `Palisade` facade: one value that holds every service, built from its ports (the original
 //! guide's `SecurityManager`). Applications embed it; the server wraps it.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
+use secrecy::SecretSlice;
+
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
+use crate::auth::{AuthService, AuthSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::{
     CryptoError, DataClassification, EncryptionContext, KeyProvider, Keyring, LocalKeyProvider, MasterKey,
 };
+use crate::password::{Argon2Params, PasswordHashError, PasswordHasher, PasswordPolicy, PasswordService};
+use crate::session::{SessionPolicy, SessionService};
 use crate::store::{DurableStore, HotKey, HotStore};
+use crate::token::access::{AccessTokenSettings, AccessTokens};
+use crate::token::keys::{SigningAlgorithm, SigningKeyError, SigningKeys};
 
 /// Why a [`Palisade`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +31,56 @@ pub enum BuildError {
     /// The master key could not be used.
     #[error("master key: {0}")]
     MasterKey(#[from] crate::crypto::AeadError),
+    /// The JWT signing keys could not be loaded or made.
+    #[error("signing keys: {0}")]
+    SigningKeys(#[from] SigningKeyError),
+    /// Password hashing cannot work with these parameters.
+    #[error("password hashing: {0}")]
+    PasswordHashing(#[from] PasswordHashError),
+    /// The password policy is inconsistent.
+    #[error("password policy: {0}")]
+    PasswordPolicy(#[from] crate::password::PolicyConfigError),
+}
+
+/// Everything tunable about the services, with the contract's defaults.
+pub struct PalisadeSettings {
+    /// Tokens' `iss` (the public URL of the server).
+    pub issuer: String,
+    /// Tokens' `aud`.
+    pub audience: String,
+    /// The JWT signing algorithm.
+    pub jwt_algorithm: SigningAlgorithm,
+    /// The HS256 secret (only with HS256; ≥ 32 bytes).
+    pub jwt_secret: Option<SecretSlice<u8>>,
+    /// Access-token lifetime and clock-skew leeway.
+    pub access_ttl: time::Duration,
+    /// Session lifetimes and the liveness cache.
+    pub sessions: SessionPolicy,
+    /// Lockout, refresh lifetime and grace.
+    pub auth: AuthSettings,
+    /// The password policy.
+    pub password_policy: PasswordPolicy,
+    /// Argon2id parameters.
+    pub argon2: Argon2Params,
+    /// How many password hashes run at once (default: the number of cores).
+    pub hash_concurrency: Option<NonZeroUsize>,
+}
+
+impl Default for PalisadeSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            audience: "palisade".into(),
+            jwt_algorithm: SigningAlgorithm::EdDSA,
+            jwt_secret: None,
+            access_ttl: time::Duration::minutes(15),
+            sessions: SessionPolicy::default(),
+            auth: AuthSettings::default(),
+            password_policy: PasswordPolicy::default(),
+            argon2: Argon2Params::OWASP_MINIMUM,
+            hash_concurrency: None,
+        }
+    }
 }
 
 /// Builds a [`Palisade`] from its ports.
@@ -33,6 +91,7 @@ pub struct PalisadeBuilder {
     provider: Option<Arc<dyn KeyProvider>>,
     master_key: Option<MasterKey>,
     clock: Option<Arc<dyn Clock>>,
+    settings: Option<PalisadeSettings>,
 }
 
 impl PalisadeBuilder {
@@ -66,6 +125,12 @@ impl PalisadeBuilder {
         self
     }
 
+    /// Tunables (default: [`PalisadeSettings::default`]).
+    pub fn settings(mut self, settings: PalisadeSettings) -> Self {
+        self.settings = Some(settings);
+        self
+    }
+
     /// Wires the services and opens the keyring: the data and audit keys are made on first use, and
     /// a master key that cannot unwrap the stored keys stops the build here.
     pub async fn build(self) -> Result<Palisade, BuildError> {
@@ -83,7 +148,44 @@ impl PalisadeBuilder {
         keyring.active(crate::crypto::KeyPurpose::Audit).await?;
         let audit_store: Arc<dyn crate::store::AuditStore> = durable.clone();
         let audit = Arc::new(AuditLog::new(audit_store, keyring.clone(), clock.clone()));
-        Ok(Palisade { durable, hot, keyring, audit, clock })
+        let settings = self.settings.unwrap_or_default();
+        settings.password_policy.validate()?;
+
+        let key_store: Arc<dyn crate::store::SigningKeyStore> = durable.clone();
+        let signing_keys = Arc::new(
+            SigningKeys::load_or_create(
+                key_store,
+                keyring.clone(),
+                clock.clone(),
+                settings.jwt_algorithm,
+                settings.jwt_secret,
+            )
+            .await?,
+        );
+        let mut token_settings = AccessTokenSettings::new(settings.issuer, settings.audience);
+        token_settings.ttl = settings.access_ttl;
+        let tokens = Arc::new(AccessTokens::new(signing_keys.clone(), clock.clone(), token_settings));
+        let hasher = PasswordHasher::new(settings.argon2)?;
+        let concurrency = settings.hash_concurrency.unwrap_or_else(PasswordService::default_concurrency);
+        // Making the dummy hash takes one derivation: keep it off the async workers.
+        let passwords = Arc::new(
+            tokio::task::spawn_blocking(move || PasswordService::new(hasher, concurrency))
+                .await
+                .map_err(|_| PasswordHashError::Unavailable)??,
+        );
+        let sessions = Arc::new(SessionService::new(hot.clone(), clock.clone(), settings.sessions));
+        let auth = Arc::new(AuthService::new(crate::auth::AuthParts {
+            store: durable.clone(),
+            hot: hot.clone(),
+            passwords,
+            policy: settings.password_policy,
+            sessions,
+            tokens,
+            audit: audit.clone(),
+            clock: clock.clone(),
+            settings: settings.auth,
+        }));
+        Ok(Palisade { durable, hot, keyring, audit, clock, signing_keys, auth })
     }
 }
 
@@ -101,7 +203,7 @@ pub enum ComponentHealth {
 /// The health of every component, as `/ready` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
-    /// `(component, health)` in a fixed order: database, cache, encryption, audit.
+    /// `(component, health)` in a fixed order: database, cache, encryption, audit, signing_keys.
     pub components: Vec<(&'static str, ComponentHealth)>,
 }
 
@@ -137,6 +239,8 @@ pub struct Palisade {
     keyring: Arc<Keyring>,
     audit: Arc<AuditLog>,
     clock: Arc<dyn Clock>,
+    signing_keys: Arc<SigningKeys>,
+    auth: Arc<AuthService>,
 }
 
 impl Palisade {
@@ -153,6 +257,16 @@ impl Palisade {
     /// The audit chain.
     pub fn audit(&self) -> &Arc<AuditLog> {
         &self.audit
+    }
+
+    /// Accounts, login, tokens and sessions.
+    pub fn auth(&self) -> &Arc<AuthService> {
+        &self.auth
+    }
+
+    /// The JWT signing keys (and the JWKS).
+    pub fn signing_keys(&self) -> &Arc<SigningKeys> {
+        &self.signing_keys
     }
 
     /// The hot store.
@@ -185,6 +299,7 @@ impl Palisade {
                 ("cache", health(cache.is_ok())),
                 ("encryption", health(encryption.is_ok())),
                 ("audit", health(audit.is_ok())),
+                ("signing_keys", health(self.signing_keys.self_test().is_ok())),
             ],
         }
     }
@@ -216,6 +331,13 @@ impl Palisade {
             started,
             encryption.map(|()| "AES-256-GCM round trip, context bound".to_owned()),
         ));
+
+        let started = Instant::now();
+        let signing = self.signing_keys.self_test().map_err(|e| e.to_string()).map(|()| {
+            let key = self.signing_keys.signing_key();
+            format!("{} key {} signs and verifies", key.algorithm, key.kid)
+        });
+        checks.push(check("signing keys", started, signing));
 
         let started = Instant::now();
         let chain = match self.audit.verify().await {

@@ -11,12 +11,16 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use palisade_core::Palisade;
 use palisade_core::audit::{AuditEvent, AuditKind, Outcome};
+use palisade_core::auth::{AuthSettings, LoginLimits};
 use palisade_core::clock::{Clock, SystemClock};
 use palisade_core::crypto::MasterKey;
+use palisade_core::password::{Argon2Params, PasswordPolicy};
+use palisade_core::session::SessionPolicy;
+use palisade_core::token::keys::SigningAlgorithm;
+use palisade_core::{Palisade, PalisadeSettings};
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -62,6 +66,15 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/health", get(routes::ops::health))
         .route("/ready", get(routes::ops::ready))
         .route("/metrics", get(routes::ops::metrics))
+        .route("/.well-known/jwks.json", get(routes::keys::jwks))
+        .route("/auth/register", post(routes::auth::register))
+        .route("/auth/login", post(routes::auth::login))
+        .route("/auth/refresh", post(routes::auth::refresh))
+        .route("/auth/logout", post(routes::auth::logout))
+        .route("/auth/profile", get(routes::auth::profile))
+        .route("/auth/password", post(routes::auth::change_password))
+        .route("/auth/sessions", get(routes::auth::sessions))
+        .route("/auth/sessions/{id}", delete(routes::auth::end_session))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)
         .with_state(state)
@@ -159,10 +172,66 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
         .hot_store(stores.hot)
         .master_key(master_key)
         .clock(clock)
+        .settings(settings(config)?)
         .build()
         .await
         .context("opening the keyring")?;
     Ok(Arc::new(palisade))
+}
+
+/// The services' tunables, from the configuration.
+pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
+    use crate::config::{CharClass, JwtAlgorithm};
+    let time = |d: Duration| time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+    let jwt_algorithm = match config.jwt_algorithm {
+        JwtAlgorithm::EdDSA => SigningAlgorithm::EdDSA,
+        JwtAlgorithm::ES256 => SigningAlgorithm::ES256,
+        JwtAlgorithm::RS256 => SigningAlgorithm::RS256,
+        JwtAlgorithm::HS256 => SigningAlgorithm::HS256,
+    };
+    let requires = |class: CharClass| config.password_require.contains(&class);
+    let password_policy = PasswordPolicy {
+        min_length: usize::try_from(config.password_min_length)?,
+        require_uppercase: requires(CharClass::Upper),
+        require_lowercase: requires(CharClass::Lower),
+        require_digit: requires(CharClass::Digit),
+        require_symbol: requires(CharClass::Symbol),
+        min_zxcvbn_score: config.password_min_score,
+        history: config.password_history,
+        max_age: config.password_max_age.map(time),
+        ..PasswordPolicy::default()
+    };
+    Ok(PalisadeSettings {
+        issuer: config.issuer.as_str().trim_end_matches('/').to_owned(),
+        audience: config.audience.clone(),
+        jwt_algorithm,
+        jwt_secret: config
+            .jwt_secret
+            .as_ref()
+            .map(|s| secrecy::SecretSlice::from(s.expose_secret().as_bytes().to_vec())),
+        access_ttl: time(config.access_ttl),
+        sessions: SessionPolicy {
+            lifetime: time(config.session_lifetime),
+            idle_timeout: time(config.session_idle_timeout),
+            cache_ttl: time(config.session_cache),
+        },
+        auth: AuthSettings {
+            limits: LoginLimits {
+                max_attempts: config.max_login_attempts,
+                window: time(config.lockout_duration),
+                ip_max_failures: config.ip_max_login_failures,
+            },
+            refresh_ttl: time(config.refresh_ttl),
+            refresh_grace: time(config.refresh_grace),
+        },
+        password_policy,
+        argon2: Argon2Params {
+            memory_kib: config.argon2_memory_kib,
+            iterations: config.argon2_iterations,
+            parallelism: config.argon2_parallelism,
+        },
+        hash_concurrency: config.hash_concurrency.and_then(std::num::NonZeroUsize::new),
+    })
 }
 
 /// A built application: its listener is bound, so its port is known before it serves.

@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use palisade_types::problem::Problem;
+use palisade_types::problem::{Problem, ProblemItem};
 
 /// Content type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -29,6 +29,22 @@ pub enum ApiError {
     /// Anything else: logged in full, reported as a fixed message.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A refusal with its own status and code (authentication, policy, conflicts …).
+    #[error("{code}: {detail}")]
+    Refused {
+        /// The status.
+        status: StatusCode,
+        /// The stable code.
+        code: &'static str,
+        /// What happened, for a human.
+        detail: String,
+        /// Seconds to wait (`Retry-After`).
+        retry_after: Option<u64>,
+        /// `TOKEN_REVOKED`: log in again.
+        require_reauth: Option<bool>,
+        /// Every failed rule or field.
+        errors: Option<Vec<ProblemItem>>,
+    },
 }
 
 impl ApiError {
@@ -75,6 +91,17 @@ pub(crate) fn problem_for_status(status: StatusCode) -> (String, String) {
 
 /// Builds a problem response. The request id is filled in by the problem middleware.
 pub(crate) fn problem_response(status: StatusCode, code: &str, detail: String) -> Response {
+    build_problem(status, code, detail, None, None)
+}
+
+/// Builds a problem response with its optional members.
+fn build_problem(
+    status: StatusCode,
+    code: &str,
+    detail: String,
+    require_reauth: Option<bool>,
+    errors: Option<Vec<ProblemItem>>,
+) -> Response {
     let body = Problem {
         kind: format!("https://palisade.dev/problems/{}", code.to_ascii_lowercase().replace('_', "-")),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -82,6 +109,8 @@ pub(crate) fn problem_response(status: StatusCode, code: &str, detail: String) -
         detail,
         code: code.to_owned(),
         request_id: None,
+        require_reauth,
+        errors,
     };
     let mut response = (status, axum::Json(body)).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -106,6 +135,21 @@ impl IntoResponse for ApiError {
                 let (code, detail) = problem_for_status(StatusCode::INTERNAL_SERVER_ERROR);
                 problem_response(StatusCode::INTERNAL_SERVER_ERROR, &code, detail)
             }
+            Self::Refused { status, code, detail, retry_after, require_reauth, errors } => {
+                let mut response = build_problem(status, code, detail, require_reauth, errors);
+                if let Some(secs) = retry_after {
+                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                if status == StatusCode::UNAUTHORIZED && code != "INVALID_CREDENTIALS" {
+                    let value = if code == "TOKEN_EXPIRED" {
+                        r#"Bearer error="invalid_token", error_description="the access token expired""#
+                    } else {
+                        r#"Bearer error="invalid_token""#
+                    };
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+                }
+                response
+            }
         }
     }
 }
@@ -125,5 +169,78 @@ impl From<palisade_core::crypto::CryptoError> for ApiError {
 impl From<palisade_core::audit::AuditError> for ApiError {
     fn from(e: palisade_core::audit::AuditError) -> Self {
         if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }
+    }
+}
+
+impl ApiError {
+    fn refused(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Refused { status, code, detail: detail.into(), retry_after: None, require_reauth: None, errors: None }
+    }
+}
+
+impl From<palisade_core::auth::AuthError> for ApiError {
+    fn from(e: palisade_core::auth::AuthError) -> Self {
+        use palisade_core::auth::AuthError as A;
+        match e {
+            A::InvalidCredentials => {
+                Self::refused(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "invalid username or password")
+            }
+            A::AccountLocked { retry_after_secs } => Self::Refused {
+                status: StatusCode::LOCKED,
+                code: "ACCOUNT_LOCKED",
+                detail: "too many failed logins: the account is locked for a while".into(),
+                retry_after: Some(retry_after_secs),
+                require_reauth: None,
+                errors: None,
+            },
+            A::RateLimited { retry_after_secs } => Self::Refused {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "RATE_LIMITED",
+                detail: "too many failed logins from this address; retry later".into(),
+                retry_after: Some(retry_after_secs),
+                require_reauth: None,
+                errors: None,
+            },
+            A::PasswordPolicy(violations) => Self::Refused {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "PASSWORD_POLICY",
+                detail: "the password does not meet the password policy".into(),
+                retry_after: None,
+                require_reauth: None,
+                errors: Some(
+                    violations
+                        .into_iter()
+                        .map(|v| ProblemItem { rule: v.rule.to_owned(), message: v.message })
+                        .collect(),
+                ),
+            },
+            A::Invalid(input) => Self::Refused {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "VALIDATION_ERROR",
+                detail: input.to_string(),
+                retry_after: None,
+                require_reauth: None,
+                errors: Some(vec![ProblemItem { rule: input.field.to_owned(), message: input.expected.to_owned() }]),
+            },
+            A::Conflict(what) => {
+                Self::refused(StatusCode::CONFLICT, "CONFLICT", format!("this {what} is already taken"))
+            }
+            A::InvalidToken => Self::refused(StatusCode::UNAUTHORIZED, "INVALID_TOKEN", "the token is invalid"),
+            A::TokenExpired => Self::refused(StatusCode::UNAUTHORIZED, "TOKEN_EXPIRED", "the token has expired"),
+            A::TokenRevoked { require_reauth } => Self::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                code: "TOKEN_REVOKED",
+                detail: "the token was revoked; log in again".into(),
+                retry_after: None,
+                require_reauth: Some(require_reauth),
+                errors: None,
+            },
+            A::InsufficientScope(scope) => {
+                Self::refused(StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE", format!("this needs the `{scope}` scope"))
+            }
+            A::NotFound => Self::NotFound,
+            A::Unavailable(cause) => Self::Unavailable(cause),
+            A::Internal(cause) => Self::Internal(cause),
+        }
     }
 }

@@ -1,13 +1,62 @@
 //! The OpenAPI description of every route, served at `/openapi.json` and rendered at `/docs`.
 
-use palisade_types::{health, problem};
+use palisade_types::{auth, health, problem};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The API document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Palisade", description = "Security and identity service"),
-    paths(crate::routes::ops::health, crate::routes::ops::ready, crate::routes::ops::metrics),
-    components(schemas(health::Health, health::Ready, health::HealthStatus, problem::Problem)),
-    tags((name = "operations", description = "Liveness, readiness and metrics"))
+    paths(
+        crate::routes::ops::health,
+        crate::routes::ops::ready,
+        crate::routes::ops::metrics,
+        crate::routes::auth::register,
+        crate::routes::auth::login,
+        crate::routes::auth::refresh,
+        crate::routes::auth::logout,
+        crate::routes::auth::profile,
+        crate::routes::auth::change_password,
+        crate::routes::auth::sessions,
+        crate::routes::auth::end_session,
+        crate::routes::keys::jwks,
+    ),
+    components(schemas(
+        health::Health,
+        health::Ready,
+        health::HealthStatus,
+        problem::Problem,
+        problem::ProblemItem,
+        auth::RegisterRequest,
+        auth::RegisterResponse,
+        auth::LoginRequest,
+        auth::DeviceDescription,
+        auth::TokenResponse,
+        auth::RefreshRequest,
+        auth::Profile,
+        auth::PasswordChangeRequest,
+        auth::SessionInfo,
+        auth::SessionList,
+    )),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "operations", description = "Liveness, readiness and metrics"),
+        (name = "auth", description = "Accounts, login, tokens and sessions"),
+        (name = "keys", description = "Public keys to verify tokens"),
+    )
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme (a JWT access token).
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            );
+        }
+    }
+}

@@ -30,6 +30,20 @@ pub(crate) fn sql(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// What a unique violation names, or `None` when `e` is not one: PostgreSQL's constraint (or unique
+/// index) name, SQLite's `table.column` list (SQLite reports columns, not constraint names). Each
+/// dialect module holds the names its queries expect; any other violation stays an error.
+pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<&str> {
+    let sqlx::Error::Database(db) = e else { return None };
+    if db.kind() != sqlx::error::ErrorKind::UniqueViolation {
+        return None;
+    }
+    if let Some(constraint) = db.constraint() {
+        return Some(constraint);
+    }
+    db.message().strip_prefix("UNIQUE constraint failed: ")
+}
+
 /// Maps a migration error.
 pub(crate) fn migrate(e: sqlx::migrate::MigrateError) -> StoreError {
     match e {

@@ -20,4 +20,19 @@ pub struct Problem {
     /// The request's id, also sent as `X-Request-Id`; quote it when reporting a problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// `TOKEN_REVOKED`: the client must log in again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_reauth: Option<bool>,
+    /// `PASSWORD_POLICY` and `VALIDATION_ERROR`: every rule or field that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ProblemItem>>,
+}
+
+/// One failed rule or field of a problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProblemItem {
+    /// The rule (`min_length`, `common_password` …) or the field.
+    pub rule: String,
+    /// What is wrong, for a human.
+    pub message: String,
 }

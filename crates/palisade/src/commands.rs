@@ -31,6 +31,53 @@ enum Command {
     /// The tamper-evident audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Administer users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from standard input (one line), never from the command
+    /// line, where other local users could read it.
+    Create(UserCreateArgs),
+    /// List users.
+    List(UserListArgs),
+    /// Lock a user: their sessions end and they cannot log in until unlocked.
+    Lock(UserRefArgs),
+    /// Unlock a user.
+    Unlock(UserRefArgs),
+}
+
+#[derive(Debug, Args)]
+struct UserCreateArgs {
+    /// The username.
+    username: String,
+    /// An e-mail address.
+    #[arg(long)]
+    email: Option<String>,
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+#[derive(Debug, Args)]
+struct UserListArgs {
+    /// At most this many users.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+#[derive(Debug, Args)]
+struct UserRefArgs {
+    /// The username (or user id).
+    user: String,
+    #[command(flatten)]
+    settings: SettingFlags,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +116,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diagnose(args) => diagnose(args).await,
         Command::Health(args) => health(args).await,
         Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
+        Command::User(UserCommand::Create(args)) => user_create(args).await,
+        Command::User(UserCommand::List(args)) => user_list(args).await,
+        Command::User(UserCommand::Lock(args)) => user_lock(args, true).await,
+        Command::User(UserCommand::Unlock(args)) => user_lock(args, false).await,
     }
 }
 
@@ -151,4 +202,87 @@ async fn audit_verify(args: SettingsArgs) -> anyhow::Result<ExitCode> {
     let event = AuditEvent::new(AuditKind::AuditVerified, outcome).detail("verified", report.verified);
     palisade.audit().append(event).await.context("auditing the verification")?;
     Ok(code)
+}
+
+fn cli_meta() -> palisade_core::audit::RequestMeta {
+    palisade_core::audit::RequestMeta { ip: None, user_agent: Some("palisade-cli".into()), request_id: None }
+}
+
+fn read_new_password() -> anyhow::Result<secrecy::SecretString> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password given: type it, or pipe it on standard input");
+    Ok(secrecy::SecretString::from(password))
+}
+
+async fn user_create(args: UserCreateArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let password = read_new_password()?;
+    let palisade = open(&config).await?;
+    let input = palisade_core::auth::RegisterInput { username: args.username, password, email: args.email };
+    match palisade.auth().register(input, "cli", &cli_meta()).await {
+        Ok(id) => {
+            println!("created user {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(palisade_core::auth::AuthError::PasswordPolicy(violations)) => {
+            eprintln!("the password does not meet the policy:");
+            for v in violations {
+                eprintln!("  - {} ({})", v.message, v.rule);
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn user_list(args: UserListArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let users = palisade.auth().list_users(None, args.limit).await?;
+    if !args.json {
+        println!("{:<36}  {:<24}  {:<28}  {:<6}  created", "id", "username", "email", "locked");
+    }
+    for user in users {
+        let created = user.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let email = user.email.as_ref().map(ToString::to_string).unwrap_or_default();
+        if args.json {
+            let line = serde_json::json!({
+                "user_id": user.id.to_string(), "username": user.username.to_string(),
+                "email": user.email.map(|e| e.to_string()), "locked": user.locked, "created_at": created,
+            });
+            println!("{line}");
+        } else {
+            println!("{:<36}  {:<24}  {:<28}  {:<6}  {created}", user.id, user.username, email, user.locked);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user_lock(args: UserRefArgs, locked: bool) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let auth = palisade.auth();
+    let id = match palisade_core::user::UserId::parse(&args.user) {
+        Ok(id) => id,
+        Err(_) => match auth.find_user(&args.user).await? {
+            Some(user) => user.id,
+            None => {
+                eprintln!("no such user: {}", args.user);
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+    };
+    match auth.set_locked(id, locked, "cli", &cli_meta()).await {
+        Ok(()) => {
+            println!("{} {id}", if locked { "locked" } else { "unlocked" });
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(palisade_core::auth::AuthError::NotFound) => {
+            eprintln!("no such user: {}", args.user);
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -13,6 +13,30 @@ pub enum AuditKind {
     DiagnosticsRun,
     /// The audit chain was verified.
     AuditVerified,
+    /// An account was created.
+    UserRegistered,
+    /// A login succeeded.
+    LoginSucceeded,
+    /// A login failed (the real reason is in the details).
+    LoginFailed,
+    /// An account reached its failed-login limit and is locked for a while.
+    AccountLockedOut,
+    /// A refresh token was rotated (or a rotation refused).
+    TokenRefreshed,
+    /// A spent refresh token was presented again: its family was revoked.
+    RefreshTokenReused,
+    /// A user logged out.
+    Logout,
+    /// A session was ended by its user.
+    SessionEnded,
+    /// A password was changed (or a change refused).
+    PasswordChanged,
+    /// An administrator locked an account.
+    UserLocked,
+    /// An administrator unlocked an account.
+    UserUnlocked,
+    /// A bearer access token was refused.
+    TokenRejected,
 }
 
 impl AuditKind {
@@ -23,6 +47,18 @@ impl AuditKind {
             Self::KeyRotated => "key.rotated",
             Self::DiagnosticsRun => "system.diagnostics",
             Self::AuditVerified => "audit.verified",
+            Self::UserRegistered => "user.registered",
+            Self::LoginSucceeded => "auth.login",
+            Self::LoginFailed => "auth.login_failed",
+            Self::AccountLockedOut => "auth.lockout",
+            Self::TokenRefreshed => "token.refresh",
+            Self::RefreshTokenReused => "token.refresh_reuse",
+            Self::Logout => "auth.logout",
+            Self::SessionEnded => "session.ended",
+            Self::PasswordChanged => "auth.password_changed",
+            Self::UserLocked => "user.locked",
+            Self::UserUnlocked => "user.unlocked",
+            Self::TokenRejected => "token.rejected",
         }
     }
 }

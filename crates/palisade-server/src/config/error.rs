@@ -6,6 +6,7 @@
 //! own messages quote the offending line, which may hold a key), and unknown variables are named
 //! without their value.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -22,13 +23,22 @@ pub(crate) enum Origin {
 }
 
 impl Origin {
-    fn describe(&self, setting: Setting) -> String {
+    /// Where the value came from, for messages: "environment variable JWT_ALGORITHM".
+    pub(crate) fn describe(&self, setting: Setting) -> String {
         match self {
             Origin::Default => "the built-in default".to_owned(),
             Origin::File(path) => format!("`{}` in {}", setting.key(), path.display()),
             Origin::DotEnv(name) => format!("{name} in the .env file"),
             Origin::Env(name) => format!("environment variable {name}"),
             Origin::Flag => format!("flag --{}", setting.flag()),
+        }
+    }
+
+    /// Whether the value was read under the setting's alias (which may be in another unit).
+    pub(crate) fn is_alias(&self, setting: Setting) -> bool {
+        match self {
+            Origin::Env(name) | Origin::DotEnv(name) => setting.alias() == Some(name.as_str()),
+            Origin::Default | Origin::File(_) | Origin::Flag => false,
         }
     }
 }
@@ -58,6 +68,14 @@ pub(crate) enum Kind {
         /// The value, for non-secret settings only (`None` shows `***`).
         shown: Option<String>,
         problem: String,
+        /// The expected form, in the unit of the name the value came under.
+        expected: Cow<'static, str>,
+    },
+    /// A setting that another setting's value makes necessary, and that nothing sets.
+    Missing {
+        setting: Setting,
+        /// Why it is needed, naming the other setting and where its value came from.
+        because: String,
     },
     /// A top-level key of the file that is not a setting.
     UnknownFileKey { path: PathBuf, key: String, planned: Option<&'static Planned> },
@@ -93,13 +111,20 @@ impl ConfigError {
 
     pub(crate) fn invalid(setting: Setting, origin: Origin, value: &str, problem: impl Into<String>) -> Self {
         let shown = (!setting.is_secret()).then(|| truncate(value));
-        Self::new(Kind::Invalid { setting, origin, shown, problem: problem.into() })
+        let expected = setting.expected(origin.is_alias(setting));
+        Self::new(Kind::Invalid { setting, origin, shown, problem: problem.into(), expected })
+    }
+
+    pub(crate) fn missing(setting: Setting, because: impl Into<String>) -> Self {
+        Self::new(Kind::Missing { setting, because: because.into() })
     }
 
     /// The setting the error is about, when it is about one.
     pub fn setting(&self) -> Option<Setting> {
         match &self.kind {
-            Kind::Invalid { setting, .. } | Kind::FileType { setting, .. } => Some(*setting),
+            Kind::Invalid { setting, .. } | Kind::Missing { setting, .. } | Kind::FileType { setting, .. } => {
+                Some(*setting)
+            }
             _ => None,
         }
     }
@@ -124,8 +149,7 @@ fn valid_keys() -> String {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Invalid { setting, origin, shown, problem } => {
-                let spec = setting.spec();
+            Kind::Invalid { setting, origin, shown, problem, expected } => {
                 // `{:?}` quotes and escapes control characters, so a value cannot forge terminal output.
                 let value = match shown {
                     Some(value) => format!("{value:?}"),
@@ -134,12 +158,18 @@ impl fmt::Display for ConfigError {
                 write!(
                     f,
                     "invalid {key} from {from}: {value} {problem}; expected {expected} ({names})",
-                    key = spec.key,
+                    key = setting.key(),
                     from = origin.describe(*setting),
-                    expected = spec.expected,
                     names = setting.names(),
                 )
             }
+            Kind::Missing { setting, because } => write!(
+                f,
+                "missing {key}: {because}; expected {expected} ({names})",
+                key = setting.key(),
+                expected = setting.spec().expected,
+                names = setting.names(),
+            ),
             Kind::UnknownFileKey { path, key, planned } => {
                 write!(f, "unknown setting `{key}` in {}", path.display())?;
                 if let Some(planned) = planned {
@@ -155,7 +185,7 @@ impl fmt::Display for ConfigError {
                  expected {expected} ({names})",
                 key = setting.key(),
                 path = path.display(),
-                array = if *setting == Setting::TrustedProxies { " or an array of strings" } else { "" },
+                array = if setting.spec().list { " or an array of strings" } else { "" },
                 expected = setting.spec().expected,
                 names = setting.names(),
             ),

@@ -11,9 +11,8 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::settings::{CONFIG_FILE_VAR, Setting};
+use super::settings::{CONFIG_FILE_VAR, Group, Setting};
 
-const HEADING: &str = "Settings (flags beat environment, .env, palisade.toml and defaults)";
 const CONFIG_ID: &str = "config";
 
 /// A flag's value. Secret ones are held as [`SecretString`] so `Debug` shows `[REDACTED]`.
@@ -93,7 +92,7 @@ fn arg_for(setting: Setting) -> Arg {
         .value_parser(clap::value_parser!(String))
         .help(short)
         .long_help(long)
-        .help_heading(HEADING)
+        .help_heading(spec.group.heading())
 }
 
 fn capitalised(text: &str) -> String {
@@ -116,7 +115,7 @@ fn config_arg() -> Arg {
              A file named here must exist; the default ./palisade.toml may be absent.\n\
              [env: {CONFIG_FILE_VAR}] [default: ./palisade.toml if it exists]"
         ))
-        .help_heading(HEADING)
+        .help_heading(Group::Server.heading())
 }
 
 impl Args for SettingFlags {

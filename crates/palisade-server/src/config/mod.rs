@@ -2,10 +2,13 @@
 //!
 //! # Layout
 //! - `settings`: the one table of settings (toml key, flag, variable, alias, default, expected
-//!   form, secrecy) and the rule for which environment names are ours.
+//!   form, secrecy, `--help` group, and the unit and range of numeric settings, including an
+//!   alias's own unit) and the rule for which environment names are ours.
 //! - `flags`: [`SettingFlags`], the clap flags generated from that table.
 //! - `sources`: [`Sources`], the layers (file, `.env`, environment, flags) and which one wins.
-//! - `values`: a parser per setting, and the masking of secrets for display.
+//! - `values`: a parser per non-numeric setting, one for every whole number (driven by the table),
+//!   and the masking of secrets for display. Checks that involve two settings (HS256 needs a
+//!   secret, refresh outlives access, idle within lifetime) are in `Config::build`.
 //! - `error`: [`ConfigError`], whose message names the setting, the source, the problem and the
 //!   expected form.
 //!
@@ -40,7 +43,7 @@ pub use settings::Setting;
 pub use sources::{DEFAULT_FILE, DOTENV_FILE, Sources};
 
 use error::Origin;
-use settings::DefaultValue;
+use settings::{DefaultValue, Unit};
 use sources::Layers;
 
 /// Every setting's value, validated. Secrets are typed ([`SecretString`]) and `Debug` shows them as
@@ -80,6 +83,76 @@ pub struct Config {
     pub log_level: String,
     /// `PALISADE_REQUEST_TIMEOUT`: whole seconds, 1..=600, default 30.
     pub request_timeout: Duration,
+
+    // ------------------------------------------------------------------------------- tokens
+    /// `PALISADE_JWT_ALGORITHM` (alias `JWT_ALGORITHM`): EdDSA (default), ES256, RS256 or HS256,
+    /// read in any letter case.
+    pub jwt_algorithm: JwtAlgorithm,
+    /// `PALISADE_JWT_SECRET` (alias `JWT_SECRET_KEY`): the HS256 shared secret. When
+    /// `jwt_algorithm` is HS256 it is always `Some` and at least 32 bytes; otherwise it is unused
+    /// (and [`Config::warnings`] says so if it is set).
+    pub jwt_secret: Option<SecretString>,
+    /// `PALISADE_AUDIENCE`: the `aud` of issued access tokens. Default `palisade`; never empty,
+    /// no whitespace.
+    pub audience: String,
+    /// `PALISADE_ACCESS_TTL` in seconds (alias `JWT_ACCESS_TOKEN_EXPIRE_MINUTES`, in minutes):
+    /// 60 s..=24 h, default 900 s.
+    pub access_ttl: Duration,
+    /// `PALISADE_REFRESH_TTL` in seconds (alias `JWT_REFRESH_TOKEN_EXPIRE_DAYS`, in days):
+    /// 5 min..=400 days, default 30 days; always longer than `access_ttl`.
+    pub refresh_ttl: Duration,
+    /// `PALISADE_REFRESH_GRACE`: how long a just-rotated refresh token is still accepted, 0..=60 s,
+    /// default 0.
+    pub refresh_grace: Duration,
+
+    // ------------------------------------------------------------------------------ sessions
+    /// `PALISADE_SESSION_LIFETIME`: absolute session lifetime, 60 s..=400 days, default 3600 s.
+    pub session_lifetime: Duration,
+    /// `PALISADE_SESSION_IDLE_TIMEOUT`: 60 s..=`session_lifetime`. Default 1800 s, or
+    /// `session_lifetime` when that is shorter; a value set explicitly above it is refused.
+    pub session_idle_timeout: Duration,
+    /// `PALISADE_SESSION_CACHE_MS` (milliseconds): how long a session or revocation check may be
+    /// answered from memory, i.e. the staleness bound of revocation. 0..=10 s, default 1 s; zero
+    /// means every check goes to the hot store.
+    pub session_cache: Duration,
+
+    // ---------------------------------------------------------------------- login protection
+    /// `PALISADE_MAX_LOGIN_ATTEMPTS` (alias `SECURITY_MAX_LOGIN_ATTEMPTS`): failed logins before
+    /// the account is locked for `lockout_duration`. 1..=100, default 5.
+    pub max_login_attempts: u32,
+    /// `PALISADE_LOCKOUT_DURATION` (alias `SECURITY_LOCKOUT_DURATION`), seconds: 1..=86400,
+    /// default 900. Also the window of `ip_max_login_failures`.
+    pub lockout_duration: Duration,
+    /// `PALISADE_IP_MAX_LOGIN_FAILURES`: failed logins per client IP per `lockout_duration`
+    /// window before that IP's logins are answered 429. 1..=100000, default 50.
+    pub ip_max_login_failures: u32,
+
+    // ----------------------------------------------------------------------------- passwords
+    /// `PALISADE_PASSWORD_MIN_LENGTH` (alias `SECURITY_PASSWORD_MIN_LENGTH`): 8..=128, default 12.
+    pub password_min_length: u32,
+    /// `PALISADE_PASSWORD_REQUIRE`: character classes a new password must contain. Default empty
+    /// (NIST SP 800-63B advises against composition rules). No duplicates, in [`CharClass::ALL`]
+    /// order.
+    pub password_require: Vec<CharClass>,
+    /// `PALISADE_PASSWORD_MIN_SCORE`: minimum zxcvbn score, 0..=4, default 3.
+    pub password_min_score: u8,
+    /// `PALISADE_PASSWORD_HISTORY`: previous passwords that may not be reused, 0..=24, default 5.
+    pub password_history: u32,
+    /// `PALISADE_PASSWORD_MAX_AGE_DAYS` (days): 1..=3650 days. `None` (default; an empty value
+    /// unsets it): passwords do not expire.
+    pub password_max_age: Option<Duration>,
+
+    // ------------------------------------------------------------------------------- hashing
+    /// `PALISADE_ARGON2_MEMORY_KIB`: Argon2id memory cost, 19456 (the OWASP minimum, default)
+    /// ..=4194304 KiB.
+    pub argon2_memory_kib: u32,
+    /// `PALISADE_ARGON2_ITERATIONS`: Argon2id time cost, 2..=100, default 2.
+    pub argon2_iterations: u32,
+    /// `PALISADE_ARGON2_PARALLELISM`: Argon2id lanes, 1..=16, default 1.
+    pub argon2_parallelism: u32,
+    /// `PALISADE_HASH_CONCURRENCY`: how many password hashes run at once on the blocking pool,
+    /// 1..=256. `None` (default): one per CPU core (`std::thread::available_parallelism`).
+    pub hash_concurrency: Option<usize>,
 }
 
 /// How log lines are written.
@@ -108,6 +181,83 @@ impl std::fmt::Display for LogFormat {
     }
 }
 
+/// How access and ID tokens are signed (the JOSE `alg`).
+#[allow(clippy::upper_case_acronyms)] // the JOSE names, as operators write them
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum JwtAlgorithm {
+    /// Ed25519 signatures (RFC 8037) with the keyring's signing key.
+    #[default]
+    EdDSA,
+    /// ECDSA with P-256 and SHA-256, with the keyring's signing key.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, with the keyring's signing key.
+    RS256,
+    /// HMAC-SHA-256 with [`Config::jwt_secret`]: whoever can verify a token can also mint one.
+    HS256,
+}
+
+impl JwtAlgorithm {
+    /// The JOSE name: `EdDSA`, `ES256`, `RS256` or `HS256`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::EdDSA => "EdDSA",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::RS256 => "RS256",
+            JwtAlgorithm::HS256 => "HS256",
+        }
+    }
+}
+
+impl std::fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A character class a password can be required to contain (`password_require`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CharClass {
+    /// An uppercase letter (any script).
+    Upper,
+    /// A lowercase letter (any script).
+    Lower,
+    /// A numeric character.
+    Digit,
+    /// Anything that is not a letter, a number or a control character (space counts).
+    Symbol,
+}
+
+impl CharClass {
+    /// Every class, in the order [`Config::password_require`] keeps them.
+    pub const ALL: [CharClass; 4] = [CharClass::Upper, CharClass::Lower, CharClass::Digit, CharClass::Symbol];
+
+    /// As written in the configuration: `upper`, `lower`, `digit`, `symbol`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CharClass::Upper => "upper",
+            CharClass::Lower => "lower",
+            CharClass::Digit => "digit",
+            CharClass::Symbol => "symbol",
+        }
+    }
+
+    /// Whether `c` belongs to this class (Unicode-aware: `É` is upper, `٣` is a digit).
+    pub fn matches(self, c: char) -> bool {
+        match self {
+            CharClass::Upper => c.is_uppercase(),
+            CharClass::Lower => c.is_lowercase(),
+            CharClass::Digit => c.is_numeric(),
+            CharClass::Symbol => !c.is_alphanumeric() && !c.is_control(),
+        }
+    }
+}
+
+impl std::fmt::Display for CharClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Config {
     /// Loads defaults → `palisade.toml` (or `--config FILE`, else `PALISADE_CONFIG`; a missing
     /// default file is fine, a missing named file is an error) → `./.env` → the process
@@ -127,22 +277,87 @@ impl Config {
 
     fn build(layers: &Layers) -> Result<Config, ConfigError> {
         let data_dir = required(layers, Setting::DataDir, |t| Ok(PathBuf::from(t)))?;
-        let database_url = match layers.resolve(Setting::DatabaseUrl) {
-            Some(found) => parse_found(Setting::DatabaseUrl, found, values::database_url)?,
+        let database_url = match winning(layers, Setting::DatabaseUrl)? {
+            Some(found) => read(Setting::DatabaseUrl, found, values::database_url)?.value,
             None => default_database_url(&data_dir)?,
         };
+
+        let jwt_algorithm = required(layers, Setting::JwtAlgorithm, values::jwt_algorithm)?;
+        let jwt_secret = optional(layers, Setting::JwtSecret, values::jwt_secret)?;
+        if jwt_algorithm == JwtAlgorithm::HS256 {
+            check_hs256_secret(layers, jwt_secret.as_ref())?;
+        }
+        let access_ttl = duration(layers, Setting::AccessTtl)?;
+        let refresh_ttl = duration(layers, Setting::RefreshTtl)?;
+        if refresh_ttl.value <= access_ttl.value {
+            return Err(ConfigError::invalid(
+                Setting::RefreshTtl,
+                refresh_ttl.origin,
+                refresh_ttl.text,
+                format!(
+                    "({} seconds) is not longer than access_ttl ({} seconds, from {}): a refresh token must \
+                     outlive the access tokens it renews",
+                    refresh_ttl.value.as_secs(),
+                    access_ttl.value.as_secs(),
+                    access_ttl.origin.describe(Setting::AccessTtl),
+                ),
+            ));
+        }
+        let session_lifetime = duration(layers, Setting::SessionLifetime)?;
+        let idle = duration(layers, Setting::SessionIdleTimeout)?;
+        let session_idle_timeout = if idle.origin == Origin::Default {
+            // Only the operator's own value is held against the lifetime: lowering the lifetime
+            // alone must not fail on the default idle timeout.
+            idle.value.min(session_lifetime.value)
+        } else if idle.value > session_lifetime.value {
+            return Err(ConfigError::invalid(
+                Setting::SessionIdleTimeout,
+                idle.origin,
+                idle.text,
+                format!(
+                    "is longer than session_lifetime ({} seconds, from {}), which ends every session first; \
+                     lower this or raise session_lifetime",
+                    session_lifetime.value.as_secs(),
+                    session_lifetime.origin.describe(Setting::SessionLifetime),
+                ),
+            ));
+        } else {
+            idle.value
+        };
+
         Ok(Config {
             bind: required(layers, Setting::Bind, values::bind)?,
             issuer: required(layers, Setting::Issuer, values::issuer)?,
             database_url,
-            database_max_connections: required(layers, Setting::DatabaseMaxConnections, values::max_connections)?,
+            database_max_connections: count(layers, Setting::DatabaseMaxConnections)?,
             redis_url: optional(layers, Setting::RedisUrl, values::redis_url)?,
             master_key: optional(layers, Setting::MasterKey, values::master_key)?,
             data_dir,
             trusted_proxies: optional(layers, Setting::TrustedProxies, values::trusted_proxies)?.unwrap_or_default(),
             log_format: required(layers, Setting::LogFormat, values::log_format)?,
             log_level: required(layers, Setting::LogLevel, values::log_level)?,
-            request_timeout: required(layers, Setting::RequestTimeout, values::request_timeout)?,
+            request_timeout: duration(layers, Setting::RequestTimeout)?.value,
+            jwt_algorithm,
+            jwt_secret,
+            audience: required(layers, Setting::Audience, values::audience)?,
+            access_ttl: access_ttl.value,
+            refresh_ttl: refresh_ttl.value,
+            refresh_grace: duration(layers, Setting::RefreshGrace)?.value,
+            session_lifetime: session_lifetime.value,
+            session_idle_timeout,
+            session_cache: duration(layers, Setting::SessionCache)?.value,
+            max_login_attempts: count(layers, Setting::MaxLoginAttempts)?,
+            lockout_duration: duration(layers, Setting::LockoutDuration)?.value,
+            ip_max_login_failures: count(layers, Setting::IpMaxLoginFailures)?,
+            password_min_length: count(layers, Setting::PasswordMinLength)?,
+            password_require: optional(layers, Setting::PasswordRequire, values::password_require)?.unwrap_or_default(),
+            password_min_score: count(layers, Setting::PasswordMinScore)?,
+            password_history: count(layers, Setting::PasswordHistory)?,
+            password_max_age: number(layers, Setting::PasswordMaxAge, to_duration)?.map(|found| found.value),
+            argon2_memory_kib: count(layers, Setting::Argon2MemoryKib)?,
+            argon2_iterations: count(layers, Setting::Argon2Iterations)?,
+            argon2_parallelism: count(layers, Setting::Argon2Parallelism)?,
+            hash_concurrency: number(layers, Setting::HashConcurrency, to_count)?.map(|found| found.value),
         })
     }
 
@@ -178,6 +393,42 @@ impl Config {
             Setting::LogFormat => self.log_format.to_string(),
             Setting::LogLevel => self.log_level.clone(),
             Setting::RequestTimeout => self.request_timeout.as_secs().to_string(),
+            Setting::JwtAlgorithm => self.jwt_algorithm.to_string(),
+            Setting::JwtSecret => match &self.jwt_secret {
+                Some(_) => "***".to_owned(),
+                None => format!("({})", setting.spec().default.describe()),
+            },
+            Setting::Audience => self.audience.clone(),
+            Setting::AccessTtl => self.access_ttl.as_secs().to_string(),
+            Setting::RefreshTtl => self.refresh_ttl.as_secs().to_string(),
+            Setting::RefreshGrace => self.refresh_grace.as_secs().to_string(),
+            Setting::SessionLifetime => self.session_lifetime.as_secs().to_string(),
+            Setting::SessionIdleTimeout => self.session_idle_timeout.as_secs().to_string(),
+            Setting::SessionCache => self.session_cache.as_millis().to_string(),
+            Setting::MaxLoginAttempts => self.max_login_attempts.to_string(),
+            Setting::LockoutDuration => self.lockout_duration.as_secs().to_string(),
+            Setting::IpMaxLoginFailures => self.ip_max_login_failures.to_string(),
+            Setting::PasswordMinLength => self.password_min_length.to_string(),
+            Setting::PasswordRequire => {
+                if self.password_require.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    self.password_require.iter().map(|class| class.as_str()).collect::<Vec<_>>().join(", ")
+                }
+            }
+            Setting::PasswordMinScore => self.password_min_score.to_string(),
+            Setting::PasswordHistory => self.password_history.to_string(),
+            Setting::PasswordMaxAge => match self.password_max_age {
+                Some(age) => (age.as_secs() / 86_400).to_string(),
+                None => format!("({})", setting.spec().default.describe()),
+            },
+            Setting::Argon2MemoryKib => self.argon2_memory_kib.to_string(),
+            Setting::Argon2Iterations => self.argon2_iterations.to_string(),
+            Setting::Argon2Parallelism => self.argon2_parallelism.to_string(),
+            Setting::HashConcurrency => match self.hash_concurrency {
+                Some(n) => n.to_string(),
+                None => format!("({})", setting.spec().default.describe()),
+            },
         }
     }
 
@@ -218,22 +469,85 @@ impl Config {
                  choose the address that rate limits, IP allow-lists and the audit log see"
             ));
         }
+        if self.access_ttl > Duration::from_secs(3600) {
+            // Also catches seconds written into JWT_ACCESS_TOKEN_EXPIRE_MINUTES (900 → 15 hours).
+            warnings.push(format!(
+                "access_ttl is {} seconds ({:.1} hours): a stolen access token stays usable that long; \
+                 keep it short (the default is 900 seconds) and let refresh tokens carry long sign-ins",
+                self.access_ttl.as_secs(),
+                self.access_ttl.as_secs_f64() / 3600.0,
+            ));
+        }
+        match (self.jwt_algorithm, &self.jwt_secret) {
+            (JwtAlgorithm::HS256, _) => warnings.push(
+                "jwt_algorithm is HS256: every service that verifies tokens holds the secret that mints them, \
+                 and no public key can be published for others to verify with; prefer EdDSA"
+                    .to_owned(),
+            ),
+            (algorithm, Some(_)) => warnings.push(format!(
+                "a jwt_secret is set (PALISADE_JWT_SECRET or JWT_SECRET_KEY) but jwt_algorithm is {algorithm}, \
+                 which does not use it; unset it so an unused secret does not sit in the configuration"
+            )),
+            (_, None) => {}
+        }
         warnings
     }
 }
 
-/// Parses the winning value of a setting that always has one (its default otherwise).
-fn required<T>(layers: &Layers, setting: Setting, parse: fn(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+/// A value as read: parsed, with the text it was parsed from and where that came from (for
+/// errors that compare it with another setting).
+struct Read<'a, T> {
+    value: T,
+    text: &'a str,
+    origin: Origin,
+}
+
+/// The text that decides `setting`, and where it came from: the highest layer that sets it, else
+/// the table's default text. `None`: unset (for the database URL: derived from `data_dir`). An
+/// empty value unsets a setting whose default is "unset", and is an error for the others.
+fn winning(layers: &Layers, setting: Setting) -> Result<Option<(&str, Origin)>, ConfigError> {
+    let default = setting.spec().default;
     match layers.resolve(setting) {
-        Some(found) => parse_found(setting, found, parse),
-        None => match setting.spec().default {
-            DefaultValue::Text(text) => parse_text(setting, text, Origin::Default, parse),
-            // Only settings with a text default are read with `required`; reaching here is a
-            // mistake in the table, reported as one rather than with a panic.
-            DefaultValue::DatabaseInDataDir | DefaultValue::Unset(_) => {
-                Err(ConfigError::invalid(setting, Origin::Default, "", "has no default (a bug in the settings table)"))
+        Some(("", origin)) => match default {
+            DefaultValue::Unset(_) => Ok(None),
+            DefaultValue::Text(_) | DefaultValue::DatabaseInDataDir => {
+                Err(ConfigError::invalid(setting, origin, "", "is empty (this setting cannot be unset)"))
             }
         },
+        Some(found) => Ok(Some(found)),
+        None => match default {
+            DefaultValue::Text(text) => Ok(Some((text, Origin::Default))),
+            DefaultValue::Unset(_) | DefaultValue::DatabaseInDataDir => Ok(None),
+        },
+    }
+}
+
+/// Where the winning value of `setting` came from (the default when no layer sets it).
+fn origin_of(layers: &Layers, setting: Setting) -> Origin {
+    layers.resolve(setting).map_or(Origin::Default, |(_, origin)| origin)
+}
+
+fn read<T>(
+    setting: Setting,
+    (text, origin): (&str, Origin),
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Read<'_, T>, ConfigError> {
+    match parse(text) {
+        Ok(value) => Ok(Read { value, text, origin }),
+        Err(problem) => Err(ConfigError::invalid(setting, origin, text, problem)),
+    }
+}
+
+/// A mistake in the settings table, reported as one rather than with a panic.
+fn table_bug(setting: Setting, what: &str) -> ConfigError {
+    ConfigError::invalid(setting, Origin::Default, "", format!("{what} (a bug in the settings table)"))
+}
+
+/// Parses the winning value of a setting that always has one (its default otherwise).
+fn required<T>(layers: &Layers, setting: Setting, parse: fn(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+    match winning(layers, setting)? {
+        Some(found) => read(setting, found, parse).map(|found| found.value),
+        None => Err(table_bug(setting, "has no default")),
     }
 }
 
@@ -243,30 +557,72 @@ fn optional<T>(
     setting: Setting,
     parse: fn(&str) -> Result<T, String>,
 ) -> Result<Option<T>, ConfigError> {
-    match layers.resolve(setting) {
-        Some(("", _)) | None => Ok(None),
-        Some((text, origin)) => parse_text(setting, text, origin, parse).map(Some),
-    }
+    winning(layers, setting)?.map(|found| read(setting, found, parse).map(|found| found.value)).transpose()
 }
 
-fn parse_found<T>(
+/// Reads a whole-number setting by its [`settings::Number`] row: range-checked in the unit of the
+/// name it came under (an alias may be in minutes or days), then converted by `convert`.
+fn number<T>(
+    layers: &Layers,
     setting: Setting,
-    (text, origin): (&str, Origin),
-    parse: fn(&str) -> Result<T, String>,
-) -> Result<T, ConfigError> {
-    if text.is_empty() {
-        return Err(ConfigError::invalid(setting, origin, text, "is empty (this setting cannot be unset)"));
-    }
-    parse_text(setting, text, origin, parse)
+    convert: fn(u64, Option<Unit>) -> Option<T>,
+) -> Result<Option<Read<'_, T>>, ConfigError> {
+    let Some(rule) = setting.spec().number else {
+        return Err(table_bug(setting, "is read as a number but has no range"));
+    };
+    let Some((text, origin)) = winning(layers, setting)? else {
+        return Ok(None);
+    };
+    let rule = rule.rule(origin.is_alias(setting));
+    read(setting, (text, origin), |text| {
+        let n = values::whole(text, rule)?;
+        convert(n, rule.0).ok_or_else(|| "is out of range".to_owned())
+    })
+    .map(Some)
 }
 
-fn parse_text<T>(
-    setting: Setting,
-    text: &str,
-    origin: Origin,
-    parse: fn(&str) -> Result<T, String>,
-) -> Result<T, ConfigError> {
-    parse(text).map_err(|problem| ConfigError::invalid(setting, origin, text, problem))
+fn to_count<T: TryFrom<u64>>(n: u64, _unit: Option<Unit>) -> Option<T> {
+    T::try_from(n).ok()
+}
+
+fn to_duration(n: u64, unit: Option<Unit>) -> Option<Duration> {
+    unit?.duration(n)
+}
+
+/// A count that always has a value.
+fn count<T: TryFrom<u64>>(layers: &Layers, setting: Setting) -> Result<T, ConfigError> {
+    number(layers, setting, to_count)?.map(|found| found.value).ok_or_else(|| table_bug(setting, "has no default"))
+}
+
+/// A duration that always has a value.
+fn duration(layers: &Layers, setting: Setting) -> Result<Read<'_, Duration>, ConfigError> {
+    number(layers, setting, to_duration)?.ok_or_else(|| table_bug(setting, "has no default"))
+}
+
+/// HS256 signs with the shared secret: it must be set, and as long as the HMAC output.
+fn check_hs256_secret(layers: &Layers, secret: Option<&SecretString>) -> Result<(), ConfigError> {
+    let algorithm_from = origin_of(layers, Setting::JwtAlgorithm).describe(Setting::JwtAlgorithm);
+    let Some(secret) = secret else {
+        return Err(ConfigError::missing(
+            Setting::JwtSecret,
+            format!(
+                "jwt_algorithm is HS256 (from {algorithm_from}), which signs tokens with a shared secret, and none \
+                 is set (or choose EdDSA, ES256 or RS256, which sign with the keyring's keys)"
+            ),
+        ));
+    };
+    if secret.expose_secret().len() < values::HS256_MIN_SECRET_BYTES {
+        return Err(ConfigError::invalid(
+            Setting::JwtSecret,
+            origin_of(layers, Setting::JwtSecret),
+            "",
+            format!(
+                "is shorter than the {} bytes HS256 needs (jwt_algorithm is HS256, from {algorithm_from})",
+                values::HS256_MIN_SECRET_BYTES
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `sqlite://<data_dir>/palisade.db`: moving the data directory moves the default database too.

@@ -2,12 +2,15 @@
 //!
 //! Everything else in `config` is driven from [`Setting::spec`]: the toml keys, the clap flags and
 //! their help, the environment variables and aliases, the defaults, the expected forms quoted in
-//! error messages, and `docs/configuration.md` mirrors it. Adding a setting means adding a variant
-//! here, a field to [`super::Config`] and one line in `Config::build`.
+//! error messages, the ranges of numeric settings and the units they are written in, and
+//! `docs/configuration.md` mirrors it. Adding a setting means adding a variant here, a field to
+//! [`super::Config`], one line in `Config::build` and one in `Config::describe_one`.
 //!
 //! This module must never read the environment or the file system: it only names and classifies.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
 
 /// One configurable setting. [`Setting::ALL`] lists them in documentation order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,6 +37,162 @@ pub enum Setting {
     LogLevel,
     /// `request_timeout`: seconds before a request is abandoned.
     RequestTimeout,
+    /// `jwt_algorithm`: how tokens are signed.
+    JwtAlgorithm,
+    /// `jwt_secret`: the HS256 shared secret (secret).
+    JwtSecret,
+    /// `audience`: the `aud` of the tokens this server issues.
+    Audience,
+    /// `access_ttl`: access token lifetime, seconds.
+    AccessTtl,
+    /// `refresh_ttl`: refresh token lifetime, seconds.
+    RefreshTtl,
+    /// `refresh_grace`: how long a rotated refresh token is still accepted, seconds.
+    RefreshGrace,
+    /// `session_lifetime`: absolute session lifetime, seconds.
+    SessionLifetime,
+    /// `session_idle_timeout`: session idle timeout, seconds.
+    SessionIdleTimeout,
+    /// `session_cache_ms`: staleness bound of session and revocation checks, milliseconds.
+    SessionCache,
+    /// `max_login_attempts`: failed logins before an account is locked.
+    MaxLoginAttempts,
+    /// `lockout_duration`: how long an account stays locked, seconds.
+    LockoutDuration,
+    /// `ip_max_login_failures`: failed logins per client IP per lockout window.
+    IpMaxLoginFailures,
+    /// `password_min_length`: minimum password length.
+    PasswordMinLength,
+    /// `password_require`: character classes a password must contain.
+    PasswordRequire,
+    /// `password_min_score`: minimum zxcvbn strength score.
+    PasswordMinScore,
+    /// `password_history`: how many previous passwords may not be reused.
+    PasswordHistory,
+    /// `password_max_age_days`: password expiry, days.
+    PasswordMaxAge,
+    /// `argon2_memory_kib`: Argon2id memory cost, KiB.
+    Argon2MemoryKib,
+    /// `argon2_iterations`: Argon2id time cost.
+    Argon2Iterations,
+    /// `argon2_parallelism`: Argon2id lanes.
+    Argon2Parallelism,
+    /// `hash_concurrency`: password hashes computed at once.
+    HashConcurrency,
+}
+
+/// The `--help` section a setting is listed under; the settings of one group are contiguous in
+/// [`Setting::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Group {
+    Server,
+    Tokens,
+    Sessions,
+    LoginProtection,
+    Passwords,
+    Hashing,
+}
+
+impl Group {
+    /// The `--help` heading.
+    pub(crate) fn heading(self) -> &'static str {
+        match self {
+            Group::Server => {
+                "Settings: server, stores, logging (flags beat environment, .env, palisade.toml and defaults)"
+            }
+            Group::Tokens => "Settings: tokens",
+            Group::Sessions => "Settings: sessions",
+            Group::LoginProtection => "Settings: login protection",
+            Group::Passwords => "Settings: passwords",
+            Group::Hashing => "Settings: password hashing",
+        }
+    }
+}
+
+/// The unit a whole-number setting is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    Milliseconds,
+    Seconds,
+    Minutes,
+    Days,
+    Kibibytes,
+}
+
+impl Unit {
+    /// As written after a number in messages: "seconds".
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Unit::Milliseconds => "milliseconds",
+            Unit::Seconds => "seconds",
+            Unit::Minutes => "minutes",
+            Unit::Days => "days",
+            Unit::Kibibytes => "KiB",
+        }
+    }
+
+    /// As written after the number `n`: "1 second", "2 seconds".
+    pub(crate) fn of(self, n: u64) -> String {
+        let name = self.name();
+        match name.strip_suffix('s') {
+            Some(singular) if n == 1 => format!("{n} {singular}"),
+            _ => format!("{n} {name}"),
+        }
+    }
+
+    /// Milliseconds per unit, for the units of time.
+    fn millis(self) -> Option<u64> {
+        match self {
+            Unit::Milliseconds => Some(1),
+            Unit::Seconds => Some(1_000),
+            Unit::Minutes => Some(60_000),
+            Unit::Days => Some(86_400_000),
+            Unit::Kibibytes => None,
+        }
+    }
+
+    /// `n` of this unit as a duration; `None` for a unit that is not time, or on overflow.
+    pub(crate) fn duration(self, n: u64) -> Option<Duration> {
+        n.checked_mul(self.millis()?).map(Duration::from_millis)
+    }
+}
+
+/// The rule of a whole-number setting: its unit and inclusive range. The `expected` text of the
+/// row must state the same range (a test checks that it names both bounds).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Number {
+    /// `None` for a plain count.
+    pub(crate) unit: Option<Unit>,
+    pub(crate) min: u64,
+    pub(crate) max: u64,
+    /// The unit of the alias when it differs (the original guide wrote token lifetimes in minutes
+    /// and days). Its range is the same span, converted, rounded inwards.
+    pub(crate) alias_unit: Option<Unit>,
+}
+
+impl Number {
+    const fn count(min: u64, max: u64) -> Option<Number> {
+        Some(Number { unit: None, min, max, alias_unit: None })
+    }
+
+    const fn of(unit: Unit, min: u64, max: u64) -> Option<Number> {
+        Some(Number { unit: Some(unit), min, max, alias_unit: None })
+    }
+
+    /// The unit and range of a value read under the alias (`via_alias`) or any other name.
+    pub(crate) fn rule(self, via_alias: bool) -> (Option<Unit>, u64, u64) {
+        let converted = self.unit.and_then(Unit::millis).zip(self.alias_unit.and_then(|u| Some((u, u.millis()?))));
+        match converted {
+            Some((base, (alias_unit, per_alias))) if via_alias => {
+                let (base, per_alias) = (u128::from(base), u128::from(per_alias));
+                let min = (u128::from(self.min) * base).div_ceil(per_alias);
+                let max = u128::from(self.max) * base / per_alias;
+                let clamp = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
+                (Some(alias_unit), clamp(min), clamp(max))
+            }
+            _ => (self.unit, self.min, self.max),
+        }
+    }
 }
 
 /// What a setting is when nothing sets it.
@@ -77,11 +236,17 @@ pub(crate) struct Spec {
     pub(crate) about: &'static str,
     /// The expected form, quoted in every error about this setting.
     pub(crate) expected: &'static str,
+    /// The `--help` section.
+    pub(crate) group: Group,
+    /// Whole-number settings: unit and range, checked by the one parser of numbers.
+    pub(crate) number: Option<Number>,
+    /// A comma-separated list, which the file may also give as an array of strings.
+    pub(crate) list: bool,
 }
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 11] = [
+    pub const ALL: [Setting; 32] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -93,6 +258,27 @@ impl Setting {
         Setting::LogFormat,
         Setting::LogLevel,
         Setting::RequestTimeout,
+        Setting::JwtAlgorithm,
+        Setting::JwtSecret,
+        Setting::Audience,
+        Setting::AccessTtl,
+        Setting::RefreshTtl,
+        Setting::RefreshGrace,
+        Setting::SessionLifetime,
+        Setting::SessionIdleTimeout,
+        Setting::SessionCache,
+        Setting::MaxLoginAttempts,
+        Setting::LockoutDuration,
+        Setting::IpMaxLoginFailures,
+        Setting::PasswordMinLength,
+        Setting::PasswordRequire,
+        Setting::PasswordMinScore,
+        Setting::PasswordHistory,
+        Setting::PasswordMaxAge,
+        Setting::Argon2MemoryKib,
+        Setting::Argon2Iterations,
+        Setting::Argon2Parallelism,
+        Setting::HashConcurrency,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -109,6 +295,9 @@ impl Setting {
                 about: "address the HTTP server listens on",
                 expected: "IP:PORT, an IP address and a port such as 127.0.0.1:8080, 0.0.0.0:443 or [::1]:8080 \
                            (host names are not accepted; port 0 picks a free port)",
+                group: Group::Server,
+                number: None,
+                list: false,
             },
             Setting::Issuer => Spec {
                 key: "issuer",
@@ -121,6 +310,9 @@ impl Setting {
                 about: "public base URL of this server: the `iss` of every token and the base of OpenID discovery",
                 expected: "an absolute http:// or https:// URL without user name, password, query or fragment, \
                            such as https://id.example.com",
+                group: Group::Server,
+                number: None,
+                list: false,
             },
             Setting::DatabaseUrl => Spec {
                 key: "database_url",
@@ -133,6 +325,9 @@ impl Setting {
                 about: "durable store: users, keys, sessions, audit chain",
                 expected: "sqlite:PATH, sqlite://PATH, sqlite::memory: or \
                            postgres://USER:PASSWORD@HOST:PORT/DATABASE (postgresql:// is accepted too)",
+                group: Group::Server,
+                number: None,
+                list: false,
             },
             Setting::DatabaseMaxConnections => Spec {
                 key: "database_max_connections",
@@ -144,6 +339,9 @@ impl Setting {
                 value_name: "N",
                 about: "size of the durable store's connection pool",
                 expected: "a whole number from 1 to 1000",
+                group: Group::Server,
+                number: Number::count(1, 1000),
+                list: false,
             },
             Setting::RedisUrl => Spec {
                 key: "redis_url",
@@ -156,6 +354,9 @@ impl Setting {
                 about: "hot/ephemeral store: rate-limit counters, one-time codes, token revocations",
                 expected: "redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://… for TLS, \
                            or redis+cluster://[USER:PASSWORD@]HOST[:PORT]",
+                group: Group::Server,
+                number: None,
+                list: false,
             },
             Setting::MasterKey => Spec {
                 key: "master_key",
@@ -168,6 +369,9 @@ impl Setting {
                 about: "master key that wraps every data key (encryption at rest)",
                 expected: "standard base64 of exactly 32 random bytes (44 characters with `=` padding), \
                            such as the output of `openssl rand -base64 32`",
+                group: Group::Server,
+                number: None,
+                list: false,
             },
             Setting::DataDir => Spec {
                 key: "data_dir",
@@ -179,6 +383,9 @@ impl Setting {
                 value_name: "DIR",
                 about: "directory of the default SQLite database and of the development master key file",
                 expected: "a directory path; a relative path is relative to the working directory",
+                group: Group::Server,
+                number: None,
+                list: false,
             },
             Setting::TrustedProxies => Spec {
                 key: "trusted_proxies",
@@ -193,6 +400,9 @@ impl Setting {
                 expected: "a comma-separated list of IP addresses or CIDR networks, such as \
                            10.0.0.1, 10.0.0.0/8, fd00::/8 (a bare address means /32 or /128; \
                            host bits must be zero)",
+                group: Group::Server,
+                number: None,
+                list: true,
             },
             Setting::LogFormat => Spec {
                 key: "log_format",
@@ -204,6 +414,9 @@ impl Setting {
                 value_name: "FORMAT",
                 about: "log line format",
                 expected: "text or json",
+                group: Group::Server,
+                number: None,
+                list: false,
             },
             Setting::LogLevel => Spec {
                 key: "log_level",
@@ -215,6 +428,9 @@ impl Setting {
                 value_name: "FILTER",
                 about: "which log events are written",
                 expected: "a tracing filter directive such as info, warn or info,palisade_server=debug",
+                group: Group::Server,
+                number: None,
+                list: false,
             },
             Setting::RequestTimeout => Spec {
                 key: "request_timeout",
@@ -226,6 +442,333 @@ impl Setting {
                 value_name: "SECONDS",
                 about: "time after which a request is abandoned",
                 expected: "a whole number of seconds from 1 to 600",
+                group: Group::Server,
+                number: Number::of(Unit::Seconds, 1, 600),
+                list: false,
+            },
+            // ------------------------------------------------------------ tokens
+            Setting::JwtAlgorithm => Spec {
+                key: "jwt_algorithm",
+                flag: "jwt-algorithm",
+                env: "PALISADE_JWT_ALGORITHM",
+                alias: Some("JWT_ALGORITHM"),
+                default: DefaultValue::Text("EdDSA"),
+                secret: false,
+                value_name: "ALG",
+                about: "how access and ID tokens are signed: EdDSA, ES256 and RS256 with the keyring's \
+                        signing keys, HS256 with the shared jwt_secret",
+                expected: "EdDSA, ES256, RS256 or HS256 (any letter case)",
+                group: Group::Tokens,
+                number: None,
+                list: false,
+            },
+            Setting::JwtSecret => Spec {
+                key: "jwt_secret",
+                flag: "jwt-secret",
+                env: "PALISADE_JWT_SECRET",
+                alias: Some("JWT_SECRET_KEY"),
+                default: DefaultValue::Unset("unset: only HS256 needs it"),
+                secret: true,
+                value_name: "SECRET",
+                about: "shared secret that signs and verifies tokens when jwt_algorithm is HS256; \
+                        anyone holding it can mint tokens",
+                expected: "at least 32 bytes of random text, such as the output of `openssl rand -base64 48`; \
+                           required when jwt_algorithm is HS256, unused otherwise",
+                group: Group::Tokens,
+                number: None,
+                list: false,
+            },
+            Setting::Audience => Spec {
+                key: "audience",
+                flag: "audience",
+                env: "PALISADE_AUDIENCE",
+                alias: None,
+                default: DefaultValue::Text("palisade"),
+                secret: false,
+                value_name: "AUD",
+                about: "the `aud` of the access tokens this server issues, and the only one it accepts",
+                expected: "a non-empty string without whitespace or control characters, such as palisade or \
+                           https://api.example.com",
+                group: Group::Tokens,
+                number: None,
+                list: false,
+            },
+            Setting::AccessTtl => Spec {
+                key: "access_ttl",
+                flag: "access-ttl",
+                env: "PALISADE_ACCESS_TTL",
+                alias: Some("JWT_ACCESS_TOKEN_EXPIRE_MINUTES"),
+                default: DefaultValue::Text("900"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "access token lifetime: how long a stolen access token stays usable",
+                expected: "a whole number of seconds from 60 to 86400 (1 minute to 24 hours); \
+                           the alias JWT_ACCESS_TOKEN_EXPIRE_MINUTES is in minutes",
+                group: Group::Tokens,
+                number: Some(Number {
+                    unit: Some(Unit::Seconds),
+                    min: 60,
+                    max: 86_400,
+                    alias_unit: Some(Unit::Minutes),
+                }),
+                list: false,
+            },
+            Setting::RefreshTtl => Spec {
+                key: "refresh_ttl",
+                flag: "refresh-ttl",
+                env: "PALISADE_REFRESH_TTL",
+                alias: Some("JWT_REFRESH_TOKEN_EXPIRE_DAYS"),
+                default: DefaultValue::Text("2592000"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "refresh token lifetime (30 days by default): how long a client may stay signed in \
+                        without a password",
+                expected: "a whole number of seconds from 300 to 34560000 (5 minutes to 400 days), longer \
+                           than access_ttl; the alias JWT_REFRESH_TOKEN_EXPIRE_DAYS is in days",
+                group: Group::Tokens,
+                number: Some(Number {
+                    unit: Some(Unit::Seconds),
+                    min: 300,
+                    max: 34_560_000,
+                    alias_unit: Some(Unit::Days),
+                }),
+                list: false,
+            },
+            Setting::RefreshGrace => Spec {
+                key: "refresh_grace",
+                flag: "refresh-grace",
+                env: "PALISADE_REFRESH_GRACE",
+                alias: None,
+                default: DefaultValue::Text("0"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "how long a just-rotated refresh token is still accepted, for clients that retry a \
+                        lost response; reuse after that revokes the whole token family",
+                expected: "a whole number of seconds from 0 to 60",
+                group: Group::Tokens,
+                number: Number::of(Unit::Seconds, 0, 60),
+                list: false,
+            },
+            // ------------------------------------------------------------ sessions
+            Setting::SessionLifetime => Spec {
+                key: "session_lifetime",
+                flag: "session-lifetime",
+                env: "PALISADE_SESSION_LIFETIME",
+                alias: None,
+                default: DefaultValue::Text("3600"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "absolute session lifetime, counted from sign-in whatever the activity",
+                expected: "a whole number of seconds from 60 to 34560000 (1 minute to 400 days)",
+                group: Group::Sessions,
+                number: Number::of(Unit::Seconds, 60, 34_560_000),
+                list: false,
+            },
+            Setting::SessionIdleTimeout => Spec {
+                key: "session_idle_timeout",
+                flag: "session-idle-timeout",
+                env: "PALISADE_SESSION_IDLE_TIMEOUT",
+                alias: None,
+                default: DefaultValue::Text("1800"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "session idle timeout: a session unused this long ends (the default is capped at \
+                        session_lifetime)",
+                expected: "a whole number of seconds from 60 to 34560000, no longer than session_lifetime",
+                group: Group::Sessions,
+                number: Number::of(Unit::Seconds, 60, 34_560_000),
+                list: false,
+            },
+            Setting::SessionCache => Spec {
+                key: "session_cache_ms",
+                flag: "session-cache-ms",
+                env: "PALISADE_SESSION_CACHE_MS",
+                alias: None,
+                default: DefaultValue::Text("1000"),
+                secret: false,
+                value_name: "MILLISECONDS",
+                about: "how long a session or revocation check may be answered from memory: the longest a \
+                        revoked session or token can still be used (0: every check asks the hot store)",
+                expected: "a whole number of milliseconds from 0 to 10000",
+                group: Group::Sessions,
+                number: Number::of(Unit::Milliseconds, 0, 10_000),
+                list: false,
+            },
+            // ------------------------------------------------------------ login protection
+            Setting::MaxLoginAttempts => Spec {
+                key: "max_login_attempts",
+                flag: "max-login-attempts",
+                env: "PALISADE_MAX_LOGIN_ATTEMPTS",
+                alias: Some("SECURITY_MAX_LOGIN_ATTEMPTS"),
+                default: DefaultValue::Text("5"),
+                secret: false,
+                value_name: "N",
+                about: "failed logins in a row after which an account is locked for lockout_duration",
+                expected: "a whole number from 1 to 100",
+                group: Group::LoginProtection,
+                number: Number::count(1, 100),
+                list: false,
+            },
+            Setting::LockoutDuration => Spec {
+                key: "lockout_duration",
+                flag: "lockout-duration",
+                env: "PALISADE_LOCKOUT_DURATION",
+                alias: Some("SECURITY_LOCKOUT_DURATION"),
+                default: DefaultValue::Text("900"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "how long a locked account stays locked, and the window of ip_max_login_failures",
+                expected: "a whole number of seconds from 1 to 86400",
+                group: Group::LoginProtection,
+                number: Number::of(Unit::Seconds, 1, 86_400),
+                list: false,
+            },
+            Setting::IpMaxLoginFailures => Spec {
+                key: "ip_max_login_failures",
+                flag: "ip-max-login-failures",
+                env: "PALISADE_IP_MAX_LOGIN_FAILURES",
+                alias: None,
+                default: DefaultValue::Text("50"),
+                secret: false,
+                value_name: "N",
+                about: "failed logins from one client IP per lockout_duration window before its logins are \
+                        refused with 429 (against password spraying across accounts)",
+                expected: "a whole number from 1 to 100000",
+                group: Group::LoginProtection,
+                number: Number::count(1, 100_000),
+                list: false,
+            },
+            // ------------------------------------------------------------ passwords
+            Setting::PasswordMinLength => Spec {
+                key: "password_min_length",
+                flag: "password-min-length",
+                env: "PALISADE_PASSWORD_MIN_LENGTH",
+                alias: Some("SECURITY_PASSWORD_MIN_LENGTH"),
+                default: DefaultValue::Text("12"),
+                secret: false,
+                value_name: "N",
+                about: "minimum password length",
+                expected: "a whole number from 8 to 128",
+                group: Group::Passwords,
+                number: Number::count(8, 128),
+                list: false,
+            },
+            Setting::PasswordRequire => Spec {
+                key: "password_require",
+                flag: "password-require",
+                env: "PALISADE_PASSWORD_REQUIRE",
+                alias: None,
+                default: DefaultValue::Unset("none (NIST SP 800-63B advises against composition rules)"),
+                secret: false,
+                value_name: "LIST",
+                about: "character classes every new password must contain",
+                expected: "a comma-separated list of upper, lower, digit and symbol, such as upper,digit \
+                           (empty: no composition rule)",
+                group: Group::Passwords,
+                number: None,
+                list: true,
+            },
+            Setting::PasswordMinScore => Spec {
+                key: "password_min_score",
+                flag: "password-min-score",
+                env: "PALISADE_PASSWORD_MIN_SCORE",
+                alias: None,
+                default: DefaultValue::Text("3"),
+                secret: false,
+                value_name: "SCORE",
+                about: "minimum zxcvbn strength score of a new password (0 accepts any, 4 is the strictest)",
+                expected: "a whole number from 0 to 4",
+                group: Group::Passwords,
+                number: Number::count(0, 4),
+                list: false,
+            },
+            Setting::PasswordHistory => Spec {
+                key: "password_history",
+                flag: "password-history",
+                env: "PALISADE_PASSWORD_HISTORY",
+                alias: None,
+                default: DefaultValue::Text("5"),
+                secret: false,
+                value_name: "N",
+                about: "how many previous passwords a user may not reuse (0: no history is kept)",
+                expected: "a whole number from 0 to 24",
+                group: Group::Passwords,
+                number: Number::count(0, 24),
+                list: false,
+            },
+            Setting::PasswordMaxAge => Spec {
+                key: "password_max_age_days",
+                flag: "password-max-age-days",
+                env: "PALISADE_PASSWORD_MAX_AGE_DAYS",
+                alias: None,
+                default: DefaultValue::Unset("unset: passwords do not expire"),
+                secret: false,
+                value_name: "DAYS",
+                about: "age after which a password must be changed (NIST SP 800-63B advises against \
+                        periodic expiry)",
+                expected: "a whole number of days from 1 to 3650 (empty: passwords do not expire)",
+                group: Group::Passwords,
+                number: Number::of(Unit::Days, 1, 3650),
+                list: false,
+            },
+            // ------------------------------------------------------------ hashing
+            Setting::Argon2MemoryKib => Spec {
+                key: "argon2_memory_kib",
+                flag: "argon2-memory-kib",
+                env: "PALISADE_ARGON2_MEMORY_KIB",
+                alias: None,
+                default: DefaultValue::Text("19456"),
+                secret: false,
+                value_name: "KIB",
+                about: "Argon2id memory cost of each password hash (each concurrent hash holds this much)",
+                expected: "a whole number of KiB from 19456 (19 MiB, the OWASP minimum) to 4194304 (4 GiB)",
+                group: Group::Hashing,
+                number: Number::of(Unit::Kibibytes, 19_456, 4_194_304),
+                list: false,
+            },
+            Setting::Argon2Iterations => Spec {
+                key: "argon2_iterations",
+                flag: "argon2-iterations",
+                env: "PALISADE_ARGON2_ITERATIONS",
+                alias: None,
+                default: DefaultValue::Text("2"),
+                secret: false,
+                value_name: "N",
+                about: "Argon2id time cost (passes over the memory) of each password hash",
+                expected: "a whole number from 2 (the OWASP minimum) to 100",
+                group: Group::Hashing,
+                number: Number::count(2, 100),
+                list: false,
+            },
+            Setting::Argon2Parallelism => Spec {
+                key: "argon2_parallelism",
+                flag: "argon2-parallelism",
+                env: "PALISADE_ARGON2_PARALLELISM",
+                alias: None,
+                default: DefaultValue::Text("1"),
+                secret: false,
+                value_name: "N",
+                about: "Argon2id lanes of each password hash; changes the hash, so stored hashes keep the \
+                        value they were made with",
+                expected: "a whole number from 1 to 16",
+                group: Group::Hashing,
+                number: Number::count(1, 16),
+                list: false,
+            },
+            Setting::HashConcurrency => Spec {
+                key: "hash_concurrency",
+                flag: "hash-concurrency",
+                env: "PALISADE_HASH_CONCURRENCY",
+                alias: None,
+                default: DefaultValue::Unset("unset: one per CPU core"),
+                secret: false,
+                value_name: "N",
+                about: "how many password hashes run at once on the blocking pool; more wait their turn, \
+                        which bounds the memory and CPU a login flood can take",
+                expected: "a whole number from 1 to 256 (empty: one per CPU core)",
+                group: Group::Hashing,
+                number: Number::count(1, 256),
+                list: false,
             },
         }
     }
@@ -269,6 +812,28 @@ impl Setting {
         };
         format!("set it with --{}, {vars} or `{}` in palisade.toml", spec.flag, spec.key)
     }
+
+    /// The expected form quoted in an error about a value read under the alias (`via_alias`) or
+    /// another name. An alias in another unit gets its own range, in its unit.
+    pub(crate) fn expected(self, via_alias: bool) -> Cow<'static, str> {
+        let spec = self.spec();
+        let (Some(number), Some(alias), true) = (spec.number, spec.alias, via_alias) else {
+            return Cow::Borrowed(spec.expected);
+        };
+        let (Some(alias_unit), Some(unit)) = (number.alias_unit, number.unit) else {
+            return Cow::Borrowed(spec.expected);
+        };
+        let (_, min, max) = number.rule(true);
+        Cow::Owned(format!(
+            "a whole number of {alias_units} from {min} to {max} ({alias} is in {alias_units}; {env}, --{flag} \
+             and `{key}` in palisade.toml are in {units})",
+            alias_units = alias_unit.name(),
+            units = unit.name(),
+            env = spec.env,
+            flag = spec.flag,
+            key = spec.key,
+        ))
+    }
 }
 
 impl fmt::Display for Setting {
@@ -291,33 +856,6 @@ pub(crate) const PLANNED: &[Planned] = &[
     Planned { what: "HSM module", key: "hsm_module", names: &["PALISADE_HSM_MODULE"] },
     Planned { what: "HSM slot", key: "hsm_slot", names: &["PALISADE_HSM_SLOT", "HSM_SLOT"] },
     Planned { what: "HSM PIN", key: "hsm_pin", names: &["PALISADE_HSM_PIN", "HSM_PIN"] },
-    Planned { what: "JWT algorithm", key: "jwt_algorithm", names: &["PALISADE_JWT_ALGORITHM", "JWT_ALGORITHM"] },
-    Planned { what: "HS256 secret", key: "jwt_secret", names: &["PALISADE_JWT_SECRET", "JWT_SECRET_KEY"] },
-    Planned {
-        what: "access token lifetime",
-        key: "access_ttl",
-        names: &["PALISADE_ACCESS_TTL", "JWT_ACCESS_TOKEN_EXPIRE_MINUTES"],
-    },
-    Planned {
-        what: "refresh token lifetime",
-        key: "refresh_ttl",
-        names: &["PALISADE_REFRESH_TTL", "JWT_REFRESH_TOKEN_EXPIRE_DAYS"],
-    },
-    Planned {
-        what: "login lockout threshold",
-        key: "max_login_attempts",
-        names: &["PALISADE_MAX_LOGIN_ATTEMPTS", "SECURITY_MAX_LOGIN_ATTEMPTS"],
-    },
-    Planned {
-        what: "login lockout duration",
-        key: "lockout_duration",
-        names: &["PALISADE_LOCKOUT_DURATION", "SECURITY_LOCKOUT_DURATION"],
-    },
-    Planned {
-        what: "password minimum length",
-        key: "password_min_length",
-        names: &["PALISADE_PASSWORD_MIN_LENGTH", "SECURITY_PASSWORD_MIN_LENGTH"],
-    },
     Planned {
         what: "MFA required for everyone",
         key: "mfa_required",

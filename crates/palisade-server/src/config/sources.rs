@@ -187,7 +187,7 @@ fn parse_file(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Array(items) if setting == Setting::TrustedProxies => {
+            toml::Value::Array(items) if setting.spec().list => {
                 let mut entries = Vec::with_capacity(items.len());
                 for item in items {
                     match item {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
@@ -71,6 +72,28 @@ fn defaults_match_the_contract() {
     assert_eq!(cfg.log_format, LogFormat::Text);
     assert_eq!(cfg.log_level, "info");
     assert_eq!(cfg.request_timeout, std::time::Duration::from_secs(30));
+
+    assert_eq!(cfg.jwt_algorithm, JwtAlgorithm::EdDSA);
+    assert!(cfg.jwt_secret.is_none());
+    assert_eq!(cfg.audience, "palisade");
+    assert_eq!(cfg.access_ttl, Duration::from_secs(15 * 60));
+    assert_eq!(cfg.refresh_ttl, Duration::from_secs(30 * 86_400));
+    assert_eq!(cfg.refresh_grace, Duration::ZERO);
+    assert_eq!(cfg.session_lifetime, Duration::from_secs(3600));
+    assert_eq!(cfg.session_idle_timeout, Duration::from_secs(1800));
+    assert_eq!(cfg.session_cache, Duration::from_millis(1000));
+    assert_eq!(cfg.max_login_attempts, 5);
+    assert_eq!(cfg.lockout_duration, Duration::from_secs(900));
+    assert_eq!(cfg.ip_max_login_failures, 50);
+    assert_eq!(cfg.password_min_length, 12);
+    assert!(cfg.password_require.is_empty());
+    assert_eq!(cfg.password_min_score, 3);
+    assert_eq!(cfg.password_history, 5);
+    assert_eq!(cfg.password_max_age, None);
+    assert_eq!(cfg.argon2_memory_kib, 19_456);
+    assert_eq!(cfg.argon2_iterations, 2);
+    assert_eq!(cfg.argon2_parallelism, 1);
+    assert_eq!(cfg.hash_concurrency, None);
 }
 
 #[test]
@@ -336,14 +359,62 @@ fn a_port_variable_that_is_not_a_service_link_is_refused_with_a_hint() {
 
 #[test]
 fn contract_settings_not_built_yet_are_refused_rather_than_ignored() {
-    for name in ["PALISADE_JWT_ALGORITHM", "JWT_ALGORITHM", "SECURITY_MFA_REQUIRED", "HSM_PIN"] {
+    for name in
+        ["SECURITY_MFA_REQUIRED", "PALISADE_MFA_REQUIRED", "HSM_PIN", "PALISADE_HSM_MODULE", "GEOIP_DATABASE_PATH"]
+    {
         let message = err(env_only(&[(name, "x")]));
         assert!(message.contains(name) && message.contains("not support"), "{message}");
     }
-    let message = err(env_only(&[("JWT_SECRET_KEY", SECRET_PW)]));
+    let message = err(env_only(&[("HSM_PIN", SECRET_PW)]));
     assert!(!message.contains(SECRET_PW), "{message}");
     // Empty means "not asking for anything": fine.
     ok(env_only(&[("SECURITY_MFA_REQUIRED", "")]));
+}
+
+#[test]
+fn the_contract_settings_built_now_are_accepted_under_both_names() {
+    let secret = "0123456789abcdef0123456789abcdef-hs"; // 35 bytes
+    let cfg = ok(env_only(&[
+        ("JWT_ALGORITHM", "HS256"),
+        ("JWT_SECRET_KEY", secret),
+        ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "10"),
+        ("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "7"),
+        ("SECURITY_MAX_LOGIN_ATTEMPTS", "3"),
+        ("SECURITY_LOCKOUT_DURATION", "600"),
+        ("SECURITY_PASSWORD_MIN_LENGTH", "14"),
+    ]));
+    assert_eq!(cfg.jwt_algorithm, JwtAlgorithm::HS256);
+    assert_eq!(cfg.jwt_secret.as_ref().unwrap().expose_secret(), secret);
+    assert_eq!(cfg.access_ttl, Duration::from_secs(600));
+    assert_eq!(cfg.refresh_ttl, Duration::from_secs(7 * 86_400));
+    assert_eq!(cfg.max_login_attempts, 3);
+    assert_eq!(cfg.lockout_duration, Duration::from_secs(600), "SECURITY_LOCKOUT_DURATION is in seconds");
+    assert_eq!(cfg.password_min_length, 14);
+
+    let cfg = ok(env_only(&[
+        ("PALISADE_JWT_ALGORITHM", "ES256"),
+        ("PALISADE_ACCESS_TTL", "120"),
+        ("PALISADE_REFRESH_TTL", "3600"),
+        ("PALISADE_MAX_LOGIN_ATTEMPTS", "10"),
+        ("PALISADE_LOCKOUT_DURATION", "60"),
+        ("PALISADE_PASSWORD_MIN_LENGTH", "8"),
+    ]));
+    assert_eq!(cfg.jwt_algorithm, JwtAlgorithm::ES256);
+    assert_eq!((cfg.access_ttl.as_secs(), cfg.refresh_ttl.as_secs()), (120, 3600));
+    assert_eq!((cfg.max_login_attempts, cfg.lockout_duration.as_secs(), cfg.password_min_length), (10, 60, 8));
+
+    // Their toml keys, which used to be refused as "not supported yet", are settings now.
+    let (_dir, path) = toml_file(
+        "jwt_algorithm = \"rs256\"\naccess_ttl = 300\nrefresh_ttl = 86400\nmax_login_attempts = 7\n\
+         lockout_duration = 30\npassword_min_length = 16\n",
+    );
+    let cfg = ok(with_file(&path));
+    assert_eq!(cfg.jwt_algorithm, JwtAlgorithm::RS256);
+    assert_eq!((cfg.access_ttl.as_secs(), cfg.refresh_ttl.as_secs()), (300, 86_400));
+    assert_eq!((cfg.max_login_attempts, cfg.lockout_duration.as_secs(), cfg.password_min_length), (7, 30, 16));
+    for planned in settings::PLANNED {
+        assert!(!["jwt_algorithm", "jwt_secret", "access_ttl", "refresh_ttl"].contains(&planned.key));
+    }
 }
 
 // ---------------------------------------------------------------- values
@@ -476,6 +547,280 @@ fn log_settings_are_checked() {
     assert!(message.contains("PALISADE_LOG") && message.contains("filter"), "{message}");
 }
 
+// ---------------------------------------------------------------- tokens
+
+#[test]
+fn aliases_in_minutes_and_days_are_converted() {
+    let cfg = ok(env_only(&[("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "15"), ("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "400")]));
+    assert_eq!(cfg.access_ttl, Duration::from_secs(900));
+    assert_eq!(cfg.refresh_ttl, Duration::from_secs(400 * 86_400));
+    // The same in .env; and describe() shows seconds, the unit of the key.
+    let cfg = ok(Sources {
+        dotenv: vars(&[("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "1440"), ("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "2")]),
+        ..Sources::default()
+    });
+    assert_eq!((cfg.access_ttl.as_secs(), cfg.refresh_ttl.as_secs()), (86_400, 2 * 86_400));
+    let described = cfg.describe();
+    assert!(described.contains(&("access_ttl", "86400".to_owned())), "{described:?}");
+    // Every other name is in seconds, and the PALISADE_ name beats the alias in the same layer.
+    let cfg = ok(env_only(&[("PALISADE_ACCESS_TTL", "60"), ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "30")]));
+    assert_eq!(cfg.access_ttl, Duration::from_secs(60));
+    let flags = SettingFlags::default().with(Setting::RefreshTtl, "7200");
+    let cfg = ok(Sources { env: vars(&[("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "9")]), flags, ..Sources::default() });
+    assert_eq!(cfg.refresh_ttl, Duration::from_secs(7200));
+}
+
+#[test]
+fn an_alias_in_other_units_is_range_checked_in_its_unit_and_its_error_says_so() {
+    // Seconds written into the minutes alias: beyond 24 hours it is refused (below, warned about).
+    for bad in ["0", "1441", "900000", "15m", "-1"] {
+        let message = err(env_only(&[("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", bad)]));
+        assert!(message.contains("environment variable JWT_ACCESS_TOKEN_EXPIRE_MINUTES"), "{message}");
+        assert!(message.contains("whole number of minutes from 1 to 1440"), "{message}");
+        assert!(message.contains("PALISADE_ACCESS_TTL") && message.contains("in seconds"), "{message}");
+    }
+    assert!(err(env_only(&[("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "0")])).contains("below the minimum, 1 minute;"));
+    let warnings = ok(env_only(&[("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "900")])).warnings().join("\n");
+    assert!(warnings.contains("access_ttl is 54000 seconds (15.0 hours)"), "{warnings}");
+    for bad in ["0", "401", "30d"] {
+        let message = err(Sources { dotenv: vars(&[("JWT_REFRESH_TOKEN_EXPIRE_DAYS", bad)]), ..Sources::default() });
+        assert!(message.contains("JWT_REFRESH_TOKEN_EXPIRE_DAYS in the .env file"), "{message}");
+        assert!(message.contains("whole number of days from 1 to 400"), "{message}");
+    }
+    // The PALISADE_ name gets the range in seconds.
+    let message = err(env_only(&[("PALISADE_ACCESS_TTL", "15")]));
+    assert!(message.contains("seconds from 60 to 86400") && !message.contains("1 to 1440"), "{message}");
+    assert!(message.contains("below the minimum, 60 seconds"), "{message}");
+}
+
+#[test]
+fn hs256_without_a_secret_is_refused_naming_both_settings() {
+    for sources in [env_only(&[("PALISADE_JWT_ALGORITHM", "HS256")]), env_only(&[("JWT_ALGORITHM", "hs256")])] {
+        let message = err(sources);
+        assert!(message.starts_with("missing jwt_secret"), "{message}");
+        assert!(message.contains("HS256") && message.contains("jwt_algorithm"), "{message}");
+        assert!(message.contains("PALISADE_JWT_SECRET") && message.contains("JWT_SECRET_KEY"), "{message}");
+        assert!(message.contains("JWT_ALGORITHM"), "where HS256 came from: {message}");
+    }
+    // An empty secret is no secret.
+    let message = err(env_only(&[("PALISADE_JWT_ALGORITHM", "HS256"), ("PALISADE_JWT_SECRET", "")]));
+    assert!(message.starts_with("missing jwt_secret"), "{message}");
+}
+
+#[test]
+fn a_short_hs256_secret_is_refused_without_echoing_it() {
+    assert!(SECRET_PW.len() < 32);
+    for (name, alias) in [("PALISADE_JWT_SECRET", false), ("JWT_SECRET_KEY", true)] {
+        let message = err(env_only(&[("JWT_ALGORITHM", "HS256"), (name, SECRET_PW)]));
+        assert!(message.contains(&format!("environment variable {name}")), "{message}");
+        assert!(message.contains("PALISADE_JWT_SECRET") && message.contains("JWT_SECRET_KEY"), "{message}");
+        assert!(message.contains("32 bytes") && message.contains("jwt_algorithm is HS256"), "{message}");
+        assert!(!message.contains(SECRET_PW) && message.contains("***"), "alias {alias}: {message}");
+    }
+    let flags = SettingFlags::default().with(Setting::JwtSecret, SECRET_PW);
+    let message = err(Sources { env: vars(&[("PALISADE_JWT_ALGORITHM", "HS256")]), flags, ..Sources::default() });
+    assert!(message.contains("flag --jwt-secret") && !message.contains(SECRET_PW), "{message}");
+
+    let long = format!("{SECRET_PW}{SECRET_PW}");
+    let cfg = ok(env_only(&[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET_KEY", &long)]));
+    assert_eq!(cfg.jwt_secret.as_ref().unwrap().expose_secret(), long);
+    let shown = format!("{:?} {:?} {:?}", cfg, cfg.describe(), cfg.warnings());
+    assert!(!shown.contains(SECRET_PW), "{shown}");
+    assert!(cfg.describe().contains(&("jwt_secret", "***".to_owned())));
+    assert!(cfg.warnings().iter().any(|w| w.contains("HS256")), "{:?}", cfg.warnings());
+}
+
+#[test]
+fn a_secret_without_hs256_is_accepted_unused_with_a_warning() {
+    // A guide-era JWT_SECRET_KEY, even a weak one, must not stop an EdDSA server.
+    let cfg = ok(env_only(&[("JWT_SECRET_KEY", SECRET_PW)]));
+    assert_eq!(cfg.jwt_algorithm, JwtAlgorithm::EdDSA);
+    let warnings = cfg.warnings().join("\n");
+    assert!(warnings.contains("jwt_secret is set") && warnings.contains("EdDSA"), "{warnings}");
+    assert!(!warnings.contains(SECRET_PW), "{warnings}");
+}
+
+#[test]
+fn the_jwt_algorithm_is_read_in_any_case_and_stored_canonically() {
+    for (text, alg) in [
+        ("EdDSA", JwtAlgorithm::EdDSA),
+        ("eddsa", JwtAlgorithm::EdDSA),
+        ("es256", JwtAlgorithm::ES256),
+        ("Rs256", JwtAlgorithm::RS256),
+        ("HS256", JwtAlgorithm::HS256),
+    ] {
+        let secret = ("PALISADE_JWT_SECRET", "k".repeat(32));
+        let cfg = ok(env_only(&[("PALISADE_JWT_ALGORITHM", text), (secret.0, &secret.1)]));
+        assert_eq!(cfg.jwt_algorithm, alg);
+        assert!(cfg.describe().contains(&("jwt_algorithm", alg.as_str().to_owned())));
+    }
+    assert_eq!(JwtAlgorithm::EdDSA.as_str(), "EdDSA");
+    assert_eq!(JwtAlgorithm::HS256.to_string(), "HS256");
+    for (bad, problem) in [("none", "unsigned"), ("RS512", "not a supported"), ("Ed25519", "not a supported")] {
+        let message = err(env_only(&[("JWT_ALGORITHM", bad)]));
+        assert!(message.contains(problem) && message.contains("EdDSA, ES256, RS256 or HS256"), "{message}");
+    }
+}
+
+#[test]
+fn the_refresh_ttl_must_exceed_the_access_ttl() {
+    for (access, refresh) in [("3600", "3600"), ("3600", "600")] {
+        let message = err(env_only(&[("PALISADE_ACCESS_TTL", access), ("PALISADE_REFRESH_TTL", refresh)]));
+        assert!(message.contains("invalid refresh_ttl from environment variable PALISADE_REFRESH_TTL"), "{message}");
+        assert!(message.contains("not longer than access_ttl (3600 seconds"), "{message}");
+    }
+    // Across units: 1 day of refresh against 24 h of access.
+    let message = err(env_only(&[("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "1440"), ("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "1")]));
+    assert!(message.contains("(86400 seconds) is not longer than access_ttl (86400 seconds"), "{message}");
+    assert!(message.contains("JWT_ACCESS_TOKEN_EXPIRE_MINUTES"), "{message}");
+    ok(env_only(&[("PALISADE_ACCESS_TTL", "3600"), ("PALISADE_REFRESH_TTL", "3601")]));
+}
+
+#[test]
+fn the_audience_and_the_refresh_grace_are_checked() {
+    assert_eq!(ok(env_only(&[("PALISADE_AUDIENCE", "https://api.example.com")])).audience, "https://api.example.com");
+    for bad in ["my api", "api\u{7}"] {
+        let message = err(env_only(&[("PALISADE_AUDIENCE", bad)]));
+        assert!(message.contains("PALISADE_AUDIENCE") && message.contains("whitespace"), "{message}");
+    }
+    assert!(err(env_only(&[("PALISADE_AUDIENCE", " ")])).contains("is empty"));
+    assert_eq!(ok(env_only(&[("PALISADE_REFRESH_GRACE", "60")])).refresh_grace, Duration::from_secs(60));
+    assert!(err(env_only(&[("PALISADE_REFRESH_GRACE", "61")])).contains("seconds from 0 to 60"));
+}
+
+// ---------------------------------------------------------------- sessions
+
+#[test]
+fn an_idle_timeout_longer_than_the_session_lifetime_is_refused() {
+    let message = err(env_only(&[("PALISADE_SESSION_LIFETIME", "600"), ("PALISADE_SESSION_IDLE_TIMEOUT", "601")]));
+    assert!(message.contains("invalid session_idle_timeout"), "{message}");
+    assert!(message.contains("longer than session_lifetime (600 seconds, from environment variable"), "{message}");
+    // Against the default lifetime too.
+    let message = err(env_only(&[("PALISADE_SESSION_IDLE_TIMEOUT", "7200")]));
+    assert!(message.contains("session_lifetime (3600 seconds, from the built-in default)"), "{message}");
+
+    let cfg = ok(env_only(&[("PALISADE_SESSION_LIFETIME", "600"), ("PALISADE_SESSION_IDLE_TIMEOUT", "600")]));
+    assert_eq!(cfg.session_idle_timeout, Duration::from_secs(600));
+    // Lowering only the lifetime caps the default idle timeout instead of failing on it.
+    let cfg = ok(env_only(&[("PALISADE_SESSION_LIFETIME", "600")]));
+    assert_eq!((cfg.session_lifetime.as_secs(), cfg.session_idle_timeout.as_secs()), (600, 600));
+    let cfg = ok(env_only(&[("PALISADE_SESSION_LIFETIME", "34560000")]));
+    assert_eq!(cfg.session_idle_timeout, Duration::from_secs(1800));
+}
+
+#[test]
+fn the_session_cache_is_in_milliseconds() {
+    assert_eq!(ok(env_only(&[("PALISADE_SESSION_CACHE_MS", "0")])).session_cache, Duration::ZERO);
+    let cfg = ok(env_only(&[("PALISADE_SESSION_CACHE_MS", "250")]));
+    assert_eq!(cfg.session_cache, Duration::from_millis(250));
+    assert!(cfg.describe().contains(&("session_cache_ms", "250".to_owned())));
+    let message = err(env_only(&[("PALISADE_SESSION_CACHE_MS", "10001")]));
+    assert!(message.contains("milliseconds from 0 to 10000") && message.contains("above the maximum"), "{message}");
+}
+
+// ---------------------------------------------------------------- login protection, passwords, hashing
+
+#[test]
+fn login_protection_limits_are_range_checked() {
+    let cfg = ok(env_only(&[("PALISADE_IP_MAX_LOGIN_FAILURES", "100000"), ("SECURITY_MAX_LOGIN_ATTEMPTS", "100")]));
+    assert_eq!((cfg.ip_max_login_failures, cfg.max_login_attempts), (100_000, 100));
+    for (name, bad, expected) in [
+        ("SECURITY_MAX_LOGIN_ATTEMPTS", "0", "from 1 to 100"),
+        ("PALISADE_MAX_LOGIN_ATTEMPTS", "101", "from 1 to 100"),
+        ("SECURITY_LOCKOUT_DURATION", "86401", "seconds from 1 to 86400"),
+        ("PALISADE_IP_MAX_LOGIN_FAILURES", "0", "from 1 to 100000"),
+        ("PALISADE_IP_MAX_LOGIN_FAILURES", "99999999999999999999999", "from 1 to 100000"),
+    ] {
+        let message = err(env_only(&[(name, bad)]));
+        assert!(message.contains(name) && message.contains(expected), "{message}");
+    }
+}
+
+#[test]
+fn password_require_parses_a_list_of_character_classes() {
+    let cfg = ok(env_only(&[("PALISADE_PASSWORD_REQUIRE", " Symbol, digit,upper ,, DIGIT,")]));
+    assert_eq!(cfg.password_require, [CharClass::Upper, CharClass::Digit, CharClass::Symbol]);
+    assert!(cfg.describe().contains(&("password_require", "upper, digit, symbol".to_owned())));
+    let all = ok(env_only(&[("PALISADE_PASSWORD_REQUIRE", "lower,upper,symbol,digit")]));
+    assert_eq!(all.password_require, CharClass::ALL);
+    // The file may give an array; an empty value unsets a lower layer's list.
+    let (_dir, path) = toml_file("password_require = [\"lower\", \"digit\"]\n");
+    assert_eq!(ok(with_file(&path)).password_require, [CharClass::Lower, CharClass::Digit]);
+    let cfg = ok(Sources { env: vars(&[("PALISADE_PASSWORD_REQUIRE", "")]), ..with_file(&path) });
+    assert!(cfg.password_require.is_empty());
+
+    for bad in ["special", "upper;digit", "uppercase"] {
+        let message = err(env_only(&[("PALISADE_PASSWORD_REQUIRE", bad)]));
+        assert!(message.contains("not a character class"), "{message}");
+        assert!(message.contains("upper, lower, digit and symbol"), "{message}");
+    }
+    assert_eq!(CharClass::Symbol.as_str(), "symbol");
+    assert!(CharClass::Upper.matches('É') && !CharClass::Upper.matches('é') && CharClass::Lower.matches('é'));
+    assert!(CharClass::Digit.matches('7') && !CharClass::Digit.matches('x'));
+    assert!(CharClass::Symbol.matches('!') && CharClass::Symbol.matches(' ') && !CharClass::Symbol.matches('a'));
+    assert!(!CharClass::Symbol.matches('\n') && !CharClass::Symbol.matches('5'));
+}
+
+#[test]
+fn password_policy_numbers_and_the_optional_max_age() {
+    let cfg = ok(env_only(&[
+        ("PALISADE_PASSWORD_MIN_SCORE", "4"),
+        ("PALISADE_PASSWORD_HISTORY", "0"),
+        ("PALISADE_PASSWORD_MAX_AGE_DAYS", "90"),
+    ]));
+    assert_eq!((cfg.password_min_score, cfg.password_history), (4, 0));
+    assert_eq!(cfg.password_max_age, Some(Duration::from_secs(90 * 86_400)));
+    assert!(cfg.describe().contains(&("password_max_age_days", "90".to_owned())));
+    let unset = ok(Sources {
+        dotenv: vars(&[("PALISADE_PASSWORD_MAX_AGE_DAYS", "90")]),
+        env: vars(&[("PALISADE_PASSWORD_MAX_AGE_DAYS", "")]),
+        ..Sources::default()
+    });
+    assert_eq!(unset.password_max_age, None);
+    assert!(unset.describe().contains(&("password_max_age_days", "(unset: passwords do not expire)".to_owned())));
+    for (name, bad, expected) in [
+        ("PALISADE_PASSWORD_MIN_SCORE", "5", "from 0 to 4"),
+        ("PALISADE_PASSWORD_HISTORY", "25", "from 0 to 24"),
+        ("PALISADE_PASSWORD_MAX_AGE_DAYS", "0", "days from 1 to 3650"),
+        ("PALISADE_PASSWORD_MAX_AGE_DAYS", "3651", "days from 1 to 3650"),
+        ("SECURITY_PASSWORD_MIN_LENGTH", "7", "from 8 to 128"),
+        ("PALISADE_PASSWORD_MIN_LENGTH", "129", "from 8 to 128"),
+    ] {
+        let message = err(env_only(&[(name, bad)]));
+        assert!(message.contains(name) && message.contains(expected), "{message}");
+    }
+}
+
+#[test]
+fn argon2_below_the_owasp_minimum_is_refused() {
+    for (name, bad) in [("PALISADE_ARGON2_MEMORY_KIB", "19455"), ("PALISADE_ARGON2_ITERATIONS", "1")] {
+        let message = err(env_only(&[(name, bad)]));
+        assert!(message.contains(name) && message.contains("below the minimum"), "{message}");
+        assert!(message.contains("OWASP minimum"), "{message}");
+    }
+    for (name, bad) in [
+        ("PALISADE_ARGON2_MEMORY_KIB", "4194305"),
+        ("PALISADE_ARGON2_MEMORY_KIB", "64MiB"),
+        ("PALISADE_ARGON2_ITERATIONS", "101"),
+        ("PALISADE_ARGON2_PARALLELISM", "0"),
+        ("PALISADE_ARGON2_PARALLELISM", "17"),
+        ("PALISADE_HASH_CONCURRENCY", "0"),
+        ("PALISADE_HASH_CONCURRENCY", "257"),
+    ] {
+        let message = err(env_only(&[(name, bad)]));
+        assert!(message.contains(name), "{message}");
+    }
+    let cfg = ok(env_only(&[
+        ("PALISADE_ARGON2_MEMORY_KIB", "65536"),
+        ("PALISADE_ARGON2_ITERATIONS", "3"),
+        ("PALISADE_ARGON2_PARALLELISM", "4"),
+        ("PALISADE_HASH_CONCURRENCY", "8"),
+    ]));
+    assert_eq!((cfg.argon2_memory_kib, cfg.argon2_iterations, cfg.argon2_parallelism), (65_536, 3, 4));
+    assert_eq!(cfg.hash_concurrency, Some(8));
+    assert_eq!(ok(env_only(&[("PALISADE_HASH_CONCURRENCY", "")])).hash_concurrency, None);
+}
+
 // ---------------------------------------------------------------- secrets never shown
 
 fn config_full_of_secrets() -> Config {
@@ -558,6 +903,18 @@ fn help_lists_every_setting_with_its_flag_variables_and_default() {
     }
     let long = cmd.render_long_help().to_string();
     assert!(long.contains("openssl rand -base64 32") && long.contains("visible"), "{long}");
+    // Grouped: each section's heading, in table order.
+    let mut at = 0;
+    for heading in
+        ["server, stores, logging", "tokens", "sessions", "login protection", "passwords", "password hashing"]
+    {
+        let heading = format!("Settings: {heading}");
+        let found = help.get(at..).and_then(|rest| rest.find(&heading)).unwrap_or_else(|| panic!("{heading}: {help}"));
+        at += found + heading.len();
+    }
+    let tokens = help.find("Settings: tokens").unwrap();
+    assert!(help.find("--jwt-algorithm").unwrap() > tokens && help.find("--request-timeout").unwrap() < tokens);
+    assert!(long.contains("JWT_ACCESS_TOKEN_EXPIRE_MINUTES is in minutes"), "{long}");
 }
 
 #[test]
@@ -576,6 +933,45 @@ fn the_table_is_consistent() {
             );
             // A setting name must never look like a service-link variable (see settings::is_service_link).
             assert!(!name.ends_with("_PORT") && !name.contains("_PORT_") && !name.contains("_SERVICE_"), "{name}");
+        }
+    }
+    // The groups of --help are contiguous runs of ALL.
+    let mut seen: Vec<settings::Group> = Vec::new();
+    for setting in Setting::ALL {
+        let group = setting.spec().group;
+        if seen.last() != Some(&group) {
+            assert!(!seen.contains(&group), "{setting} breaks up the {group:?} group");
+            seen.push(group);
+        }
+    }
+    // The expected text of a numeric setting states its range and unit, as the parser checks them.
+    for setting in Setting::ALL {
+        let spec = setting.spec();
+        let Some(number) = spec.number else { continue };
+        assert!(matches!(spec.default, settings::DefaultValue::Text(_) | settings::DefaultValue::Unset(_)));
+        assert!(number.min <= number.max, "{setting}");
+        // "from MIN … to MAX", each bound a whole token (a parenthesis may follow the minimum).
+        let whole_token = |text: &str, needle: &str| {
+            text.match_indices(needle).find_map(|(at, _)| {
+                let next = text.get(at + needle.len()..)?.chars().next();
+                (!next.is_some_and(|c| c.is_ascii_digit())).then_some(at + needle.len())
+            })
+        };
+        let after_min = whole_token(spec.expected, &format!("from {}", number.min));
+        let max_after = after_min
+            .and_then(|at| spec.expected.get(at..))
+            .and_then(|rest| whole_token(rest, &format!(" to {}", number.max)));
+        assert!(max_after.is_some(), "{setting}: {:?} does not state its range", spec.expected);
+        if let Some(unit) = number.unit {
+            assert!(spec.expected.contains(unit.name()), "{setting}: {:?} lacks the unit", spec.expected);
+        }
+        if let settings::DefaultValue::Text(default) = spec.default {
+            let n: u64 = default.parse().unwrap();
+            assert!((number.min..=number.max).contains(&n), "{setting}: default {n} out of its own range");
+        }
+        if let Some(alias_unit) = number.alias_unit {
+            let alias = spec.alias.unwrap();
+            assert!(spec.expected.contains(&format!("{alias} is in {}", alias_unit.name())), "{setting}");
         }
     }
     for planned in settings::PLANNED {
@@ -601,6 +997,24 @@ fn the_docs_mention_every_setting_and_every_name() {
     for name in settings::CLIENT_TOOL_VARS {
         assert!(docs.contains(name), "docs/configuration.md lacks {name}");
     }
+    for planned in settings::PLANNED {
+        for needle in planned.names.iter().chain([&planned.key]) {
+            assert!(docs.contains(needle), "docs/configuration.md lacks {needle}");
+        }
+    }
+}
+
+#[test]
+fn the_docs_example_file_loads() {
+    let docs = include_str!("../../../../docs/configuration.md");
+    let start = docs.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + docs[start..].find("```").unwrap();
+    let (_dir, path) = toml_file(&docs[start..end]);
+    let cfg = ok(with_file(&path));
+    assert_eq!(cfg.bind.port(), 8080);
+    assert_eq!(cfg.refresh_ttl, Duration::from_secs(14 * 86_400));
+    assert!(cfg.password_require.is_empty());
+    assert_eq!((cfg.argon2_memory_kib, cfg.hash_concurrency), (65_536, Some(8)));
 }
 
 // ---------------------------------------------------------------- warnings

@@ -5,14 +5,14 @@
 //! and must not pass on a library's message that might (base64's quotes the bad byte and offset).
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use base64::Engine as _;
 use ipnet::IpNet;
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
 use url::Url;
 
-use super::LogFormat;
+use super::settings::Unit;
+use super::{CharClass, JwtAlgorithm, LogFormat};
 
 pub(crate) fn bind(text: &str) -> Result<SocketAddr, String> {
     text.parse::<SocketAddr>().map_err(|_| "is not an IP address and port".to_owned())
@@ -88,14 +88,72 @@ pub(crate) fn master_key(text: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(text))
 }
 
-pub(crate) fn max_connections(text: &str) -> Result<u32, String> {
-    let n: u32 = text.parse().map_err(|_| "is not a whole number".to_owned())?;
-    if (1..=1000).contains(&n) { Ok(n) } else { Err("is out of range".to_owned()) }
+/// A whole number from `min` to `max`, written in `unit` (`None`: a plain count). Every numeric
+/// setting is read with this, with the unit and range of its row in the settings table.
+pub(crate) fn whole(text: &str, (unit, min, max): (Option<Unit>, u64, u64)) -> Result<u64, String> {
+    let amount = |n: u64| unit.map_or_else(|| n.to_string(), |unit| unit.of(n));
+    let n: u64 = match text.parse() {
+        Ok(n) => n,
+        Err(_) if text.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(format!("is above the maximum, {}", amount(max)));
+        }
+        Err(_) => {
+            return Err(match unit {
+                Some(unit) => format!("is not a whole number of {}", unit.name()),
+                None => "is not a whole number".to_owned(),
+            });
+        }
+    };
+    if n < min {
+        Err(format!("is below the minimum, {}", amount(min)))
+    } else if n > max {
+        Err(format!("is above the maximum, {}", amount(max)))
+    } else {
+        Ok(n)
+    }
 }
 
-pub(crate) fn request_timeout(text: &str) -> Result<Duration, String> {
-    let n: u64 = text.parse().map_err(|_| "is not a whole number of seconds".to_owned())?;
-    if (1..=600).contains(&n) { Ok(Duration::from_secs(n)) } else { Err("is out of range".to_owned()) }
+/// Case-insensitive; stored as the canonical [`JwtAlgorithm`].
+pub(crate) fn jwt_algorithm(text: &str) -> Result<JwtAlgorithm, String> {
+    let found = [JwtAlgorithm::EdDSA, JwtAlgorithm::ES256, JwtAlgorithm::RS256, JwtAlgorithm::HS256]
+        .into_iter()
+        .find(|alg| alg.as_str().eq_ignore_ascii_case(text));
+    match found {
+        Some(alg) => Ok(alg),
+        None if text.eq_ignore_ascii_case("none") => {
+            Err("is not a signing algorithm (unsigned tokens are never issued or accepted)".to_owned())
+        }
+        None => Err("is not a supported algorithm".to_owned()),
+    }
+}
+
+/// Secret. Its length is checked with the algorithm, in `Config::build`: it is only needed for
+/// HS256, and a guide-era `JWT_SECRET_KEY` left in the environment must not stop an EdDSA server.
+pub(crate) fn jwt_secret(text: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(text))
+}
+
+/// The bytes HS256 needs at least: its key should be as long as its 256-bit output (RFC 7518 §3.2).
+pub(crate) const HS256_MIN_SECRET_BYTES: usize = 32;
+
+pub(crate) fn audience(text: &str) -> Result<String, String> {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains whitespace or a control character".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// Duplicates are dropped; the result is in the order upper, lower, digit, symbol.
+pub(crate) fn password_require(text: &str) -> Result<Vec<CharClass>, String> {
+    let mut wanted = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let class = CharClass::ALL
+            .into_iter()
+            .find(|class| class.as_str().eq_ignore_ascii_case(entry))
+            .ok_or_else(|| format!("contains {entry:?}, which is not a character class"))?;
+        wanted.push(class);
+    }
+    Ok(CharClass::ALL.into_iter().filter(|class| wanted.contains(class)).collect())
 }
 
 pub(crate) fn trusted_proxies(text: &str) -> Result<Vec<IpNet>, String> {

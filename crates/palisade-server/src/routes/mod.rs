@@ -1,3 +1,5 @@
 //! The HTTP routes. Handlers are thin: extract, call one service method, shape the answer.
 
+pub(crate) mod auth;
+pub(crate) mod keys;
 pub(crate) mod ops;

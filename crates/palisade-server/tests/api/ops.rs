@@ -31,13 +31,13 @@ async fn ready_reports_every_component_healthy_on_sqlite() {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["overall"], "HEALTHY");
-    for component in ["database", "cache", "encryption", "audit"] {
+    for component in ["database", "cache", "encryption", "audit", "signing_keys"] {
         assert_eq!(body["components"][component], "HEALTHY", "{body}");
     }
     // The typed client reads the same answer.
     let answer = palisade_client::Client::new(&app.address).unwrap().ready().await.unwrap();
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.ready.components.len(), 4);
+    assert_eq!(answer.ready.components.len(), 5);
 }
 
 #[tokio::test]

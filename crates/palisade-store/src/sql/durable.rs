@@ -1,4 +1,5 @@
-//! The durable store's queries: wrapped data keys and the audit chain, written once for both dialects.
+//! The durable store's queries for wrapped data keys and the audit chain, written once for both
+//! dialects (accounts, refresh tokens and signing keys have modules of their own).
 //!
 //! The races the ports describe are settled by the schema: `UNIQUE (purpose, version)` lets one
 //! instance create a key version, the primary key on `audit_log.seq` lets one writer take a sequence

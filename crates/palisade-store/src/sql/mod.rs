@@ -1,7 +1,9 @@
 //! The SQL adapters: SQLite (the embedded default) and PostgreSQL.
 //!
 //! # Layout
-//! - [`SqlStore`]: the durable store (data keys, the audit chain); `durable.rs` holds its queries.
+//! - [`SqlStore`]: the durable store. Its queries: `durable.rs` (data keys, the audit chain),
+//!   `user.rs` (accounts, password history), `refresh_token.rs` (refresh-token families and
+//!   rotation), `signing_key.rs` (JWT signing keys).
 //! - [`SqlHotStore`]: the hot store on the same pool, for deployments without Redis; `hot.rs`.
 //! - `sqlite.rs`, `postgres.rs`: everything that differs between the dialects, and nothing else —
 //!   opening a pool, the embedded migrations, how a transaction that will write begins, and how ids
@@ -19,8 +21,11 @@ mod durable;
 mod hot;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod refresh_token;
+mod signing_key;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod user;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -109,7 +114,8 @@ impl Dialect {
 
 impl SqlStore {
     /// Opens a pool of at most `max_connections` (at least 1) on `database_url`: `sqlite://PATH`
-    /// (created, with its directory, when missing; WAL, foreign keys on, 5 s busy timeout),
+    /// (created, with its directory, when missing; WAL with `synchronous = NORMAL` — see the
+    /// `sqlite` module for what that trades — foreign keys on, 5 s busy timeout),
     /// `sqlite::memory:` (one connection, gone when the store is closed), or `postgres://…` /
     /// `postgresql://…`. Errors never contain the URL.
     pub async fn connect(database_url: &str, max_connections: u32) -> Result<Self, StoreError> {

@@ -21,6 +21,12 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migr
 /// Read committed: every multi-statement operation is written so that row locks serialize it.
 pub(crate) const BEGIN_WRITE: &str = "BEGIN";
 
+/// What a unique violation (`error::unique_violation`) names when a username is taken.
+pub(crate) const USERNAME_TAKEN: &str = "users_username_key";
+
+/// What a unique violation names when an e-mail address is taken.
+pub(crate) const EMAIL_TAKEN: &str = "users_email_key";
+
 /// How a uuid is stored: natively.
 pub(crate) type StoredId = uuid::Uuid;
 

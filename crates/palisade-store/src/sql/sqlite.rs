@@ -2,12 +2,27 @@
 //! writing transaction begins, and how ids and instants are stored (uuid text, integer µs).
 //!
 //! Every item here has a namesake in `postgres.rs`; the shared queries reach them through `on_pool!`.
+//!
+//! # Durability
+//! A database file runs in WAL mode with `synchronous = NORMAL` (SQLite's own default is `FULL`): a
+//! commit is written to the WAL but not fsynced; the WAL is fsynced at each checkpoint. What that
+//! means for operators:
+//! - a crash of the Palisade process loses nothing that was committed (the WAL is in the OS's
+//!   hands), and the database is never corrupted;
+//! - a power loss or an OS crash may lose the last transactions committed before it (those since
+//!   the last checkpoint) — e.g. a refresh-token rotation, an audit record or a password change may
+//!   roll back, after the client was answered — but leaves the database consistent.
+//!
+//! `FULL` would fsync on every commit, which caps writes at the disk's fsync rate (a few hundred to
+//! a few thousand per second) and is what made refresh-token rotation too slow. Deployments that
+//! cannot accept losing the last moments of writes on power loss run PostgreSQL (which fsyncs each
+//! commit by default) or a disk with a battery-backed or power-loss-protected write cache.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use palisade_core::store::StoreError;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 
 use crate::error;
@@ -21,6 +36,12 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migr
 /// Takes the write lock at once: a deferred transaction that reads before it writes can fail with
 /// SQLITE_BUSY without waiting out the busy timeout when another connection writes first.
 pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// What a unique violation (`error::unique_violation`) names when a username is taken.
+pub(crate) const USERNAME_TAKEN: &str = "users.username";
+
+/// What a unique violation names when an e-mail address is taken.
+pub(crate) const EMAIL_TAKEN: &str = "users.email";
 
 /// How a uuid is stored: hyphenated text.
 pub(crate) type StoredId = uuid::fmt::Hyphenated;
@@ -62,7 +83,12 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<SqlitePoo
         }
         SqlitePoolOptions::new().max_connections(max_connections)
     };
-    let options = if in_memory { options } else { options.journal_mode(SqliteJournalMode::Wal) };
+    // See "Durability" above for what NORMAL trades away under WAL.
+    let options = if in_memory {
+        options
+    } else {
+        options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal)
+    };
     pool.acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(error::sql)
 }
 

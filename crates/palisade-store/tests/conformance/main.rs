@@ -2,7 +2,8 @@
 //!
 //! - `hot`: the hot store port on SQLite, PostgreSQL, Redis and (when `PALISADE_TEST_REDIS_CLUSTER_URL`
 //!   is set) Redis Cluster (`hot::<backend>::<test>`).
-//! - `durable`: the durable store port, and a real audit log, on SQLite and PostgreSQL.
+//! - `durable`: the durable store port (data keys, the audit chain), and a real audit log, on SQLite
+//!   and PostgreSQL; `users`, `refresh_tokens` and `signing_keys`: the rest of the durable store.
 //! - `schema`: migrations and constraints on each SQL backend; URL handling.
 //! - `redis_failures`: Redis going away and coming back.
 //!
@@ -17,5 +18,8 @@
 mod durable;
 mod hot;
 mod redis_failures;
+mod refresh_tokens;
 mod schema;
+mod signing_keys;
 mod support;
+mod users;

@@ -41,6 +41,7 @@ conformance!(
         migrate_applies_once_and_check_schema_agrees,
         check_schema_refuses_changed_or_unknown_migrations,
         constraints_are_enforced_by_the_database,
+        account_constraints_are_enforced_by_the_database,
     ]
 );
 
@@ -54,7 +55,7 @@ pub async fn migrate_applies_once_and_check_schema_agrees(h: &SchemaHarness) {
 
     let applied = palisade_store::migrate(h.database.url()).await.unwrap();
     let names: Vec<String> = applied.iter().map(ToString::to_string).collect();
-    assert_eq!(names, ["0001 foundation"]);
+    assert_eq!(names, ["0001 foundation", "0002 accounts"]);
     assert!(palisade_store::migrate(h.database.url()).await.unwrap().is_empty(), "a second run applies nothing");
     assert!(stores.migrate().await.unwrap().is_empty());
     stores.check_schema().await.unwrap();
@@ -131,6 +132,112 @@ pub async fn constraints_are_enforced_by_the_database(h: &SchemaHarness) {
     h.database.execute("INSERT INTO hot_entries (key, counter, expires_at_ms) VALUES ('k', 1, 1)").await.unwrap();
 }
 
+pub async fn account_constraints_are_enforced_by_the_database(h: &SchemaHarness) {
+    h.connect().await.migrate().await.unwrap();
+    // (what, SQLite, PostgreSQL). Ids: ...10 alice, ...11 bob (users); ...20 a family of alice's
+    // session ...30.
+    let setup = [
+        (
+            "INSERT INTO users VALUES ('0190a000-0000-7000-8000-000000000010', 'alice', 'alice@example.com', 'h', 0, 0, 0)",
+            "INSERT INTO users VALUES \
+             ('0190a000-0000-7000-8000-000000000010', 'alice', 'alice@example.com', 'h', now(), now(), false)",
+        ),
+        (
+            "INSERT INTO users VALUES ('0190a000-0000-7000-8000-000000000011', 'bob', NULL, 'h', 0, 0, 0)",
+            "INSERT INTO users VALUES ('0190a000-0000-7000-8000-000000000011', 'bob', NULL, 'h', now(), now(), false)",
+        ),
+        (
+            "INSERT INTO refresh_families (id, user_id, session_id, created_at) VALUES \
+             ('0190a000-0000-7000-8000-000000000020', '0190a000-0000-7000-8000-000000000010', \
+              '0190a000-0000-7000-8000-000000000030', 0)",
+            "INSERT INTO refresh_families (id, user_id, session_id, created_at) VALUES \
+             ('0190a000-0000-7000-8000-000000000020', '0190a000-0000-7000-8000-000000000010', \
+              '0190a000-0000-7000-8000-000000000030', now())",
+        ),
+    ];
+    let violations = [
+        (
+            "a username longer than 64 characters",
+            "INSERT INTO users VALUES ('0190a000-0000-7000-8000-000000000012', printf('%.65c', 'x'), NULL, 'h', 0, 0, 0)",
+            "INSERT INTO users VALUES \
+             ('0190a000-0000-7000-8000-000000000012', repeat('x', 65), NULL, 'h', now(), now(), false)",
+        ),
+        (
+            "an e-mail address taken by another user",
+            "UPDATE users SET email = 'alice@example.com' WHERE username = 'bob'",
+            "UPDATE users SET email = 'alice@example.com' WHERE username = 'bob'",
+        ),
+        (
+            "history of no user",
+            "INSERT INTO password_history VALUES ('0190a000-0000-7000-8000-000000000019', 1, 'h', 0)",
+            "INSERT INTO password_history VALUES ('0190a000-0000-7000-8000-000000000019', 1, 'h', now())",
+        ),
+        (
+            "a revocation reason outside the known ones",
+            "UPDATE refresh_families SET revoked_at = 1, revoked_reason = 'expired'",
+            "UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'expired'",
+        ),
+        (
+            "a revocation without a reason",
+            "UPDATE refresh_families SET revoked_at = 1",
+            "UPDATE refresh_families SET revoked_at = now()",
+        ),
+        (
+            "a token hash of 31 bytes",
+            "INSERT INTO refresh_tokens VALUES (zeroblob(31), '0190a000-0000-7000-8000-000000000020', NULL, \
+             '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', 0, 1, NULL)",
+            "INSERT INTO refresh_tokens VALUES (decode(repeat('00', 31), 'hex'), '0190a000-0000-7000-8000-000000000020', \
+             NULL, '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', \
+             now(), now() + interval '1 hour', NULL)",
+        ),
+        (
+            "a token whose user is not its family's",
+            "INSERT INTO refresh_tokens VALUES (zeroblob(32), '0190a000-0000-7000-8000-000000000020', NULL, \
+             '0190a000-0000-7000-8000-000000000011', '0190a000-0000-7000-8000-000000000030', 0, 1, NULL)",
+            "INSERT INTO refresh_tokens VALUES (decode(repeat('00', 32), 'hex'), '0190a000-0000-7000-8000-000000000020', \
+             NULL, '0190a000-0000-7000-8000-000000000011', '0190a000-0000-7000-8000-000000000030', \
+             now(), now() + interval '1 hour', NULL)",
+        ),
+        (
+            "a token that expires before it is issued",
+            "INSERT INTO refresh_tokens VALUES (zeroblob(32), '0190a000-0000-7000-8000-000000000020', NULL, \
+             '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', 1, 0, NULL)",
+            "INSERT INTO refresh_tokens VALUES (decode(repeat('00', 32), 'hex'), '0190a000-0000-7000-8000-000000000020', \
+             NULL, '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', \
+             now(), now() - interval '1 hour', NULL)",
+        ),
+    ];
+    let sqlite = h.is_sqlite();
+    for (on_sqlite, on_postgres) in setup {
+        h.database.execute(if sqlite { on_sqlite } else { on_postgres }).await.unwrap();
+    }
+    for (what, on_sqlite, on_postgres) in violations {
+        assert!(
+            h.database.execute(if sqlite { on_sqlite } else { on_postgres }).await.is_err(),
+            "the schema accepts {what}"
+        );
+    }
+    // Well-formed rows go in, so the refusals above are about the constraints.
+    let well_formed = if sqlite {
+        "INSERT INTO refresh_tokens VALUES (zeroblob(32), '0190a000-0000-7000-8000-000000000020', NULL, \
+         '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', 0, 1, NULL)"
+    } else {
+        "INSERT INTO refresh_tokens VALUES (decode(repeat('00', 32), 'hex'), '0190a000-0000-7000-8000-000000000020', \
+         NULL, '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', \
+         now(), now() + interval '1 hour', NULL)"
+    };
+    h.database.execute(well_formed).await.unwrap();
+    let revoke = if sqlite {
+        "UPDATE refresh_families SET revoked_at = 1, revoked_reason = 'reuse'"
+    } else {
+        "UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'reuse'"
+    };
+    assert_eq!(h.database.execute(revoke).await.unwrap(), 1);
+    // Deleting the user takes their history, families and tokens with it.
+    assert_eq!(h.database.execute("DELETE FROM users WHERE username = 'alice'").await.unwrap(), 1);
+    assert_eq!(h.database.fetch_text("SELECT CAST(COUNT(*) AS TEXT) FROM refresh_tokens").await.unwrap(), "0");
+}
+
 #[test]
 fn migrations_have_the_same_numbers_and_names_in_every_dialect() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
@@ -195,7 +302,7 @@ async fn sqlite_in_memory_holds_everything_on_one_connection() {
     let clock = Arc::new(ManualClock::fixed());
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let stores = palisade_store::connect("sqlite::memory:", None, dyn_clock, 8).await.unwrap();
-    assert_eq!(stores.migrate().await.unwrap().len(), 1);
+    assert_eq!(stores.migrate().await.unwrap().len(), 2);
     stores.check_schema().await.unwrap();
     let key = HotKey::new("memory", "k");
     stores.hot.put(&key, b"v", Duration::seconds(1)).await.unwrap();
@@ -204,7 +311,7 @@ async fn sqlite_in_memory_holds_everything_on_one_connection() {
     assert_eq!(stores.hot.get(&key).await.unwrap(), None);
     // A second in-memory store is a different database.
     let other = palisade_store::connect("sqlite::memory:", None, clock, 1).await.unwrap();
-    assert_eq!(other.migrate().await.unwrap().len(), 1);
+    assert_eq!(other.migrate().await.unwrap().len(), 2);
 }
 
 /// A local port with nothing listening on it.

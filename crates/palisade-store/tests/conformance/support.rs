@@ -90,6 +90,20 @@ impl TestDatabase {
         }
     }
 
+    /// Runs `sql` directly and returns the first column of every row as text.
+    pub async fn fetch_texts(&self, sql: &'static str) -> Result<Vec<String>, sqlx::Error> {
+        match self {
+            Self::Sqlite { url, .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await?;
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await
+            }
+            Self::Postgres(db) => {
+                let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await
+            }
+        }
+    }
+
     /// Runs `sql` directly and returns the first column of the first row as text.
     pub async fn fetch_text(&self, sql: &'static str) -> Result<String, sqlx::Error> {
         match self {

@@ -1,0 +1,71 @@
+//! What authentication answers when it refuses.
+
+use crate::password::PolicyViolation;
+use crate::store::StoreError;
+
+/// Why an authentication operation was refused. The variants are the answers callers may see; the
+/// real reason (unknown user, wrong password, disabled account …) goes only to the audit chain.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong username or password, unknown user or disabled account — one answer for all.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// Too many failed logins for this account: locked for `retry_after_secs`.
+    #[error("account temporarily locked")]
+    AccountLocked {
+        /// Seconds until the lock ends.
+        retry_after_secs: u64,
+    },
+    /// Too many failed logins from this address.
+    #[error("too many failed logins from this address")]
+    RateLimited {
+        /// Seconds until the address may try again.
+        retry_after_secs: u64,
+    },
+    /// The new password breaks the policy; every failed rule is listed.
+    #[error("the password does not meet the policy")]
+    PasswordPolicy(Vec<PolicyViolation>),
+    /// A field is malformed.
+    #[error("{0}")]
+    Invalid(#[from] crate::user::InvalidInput),
+    /// The username or e-mail address is taken.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    /// The access token is malformed, forged or for another audience.
+    #[error("invalid token")]
+    InvalidToken,
+    /// The access token has expired.
+    #[error("token expired")]
+    TokenExpired,
+    /// The token (or its session or family) was revoked; with `require_reauth` the client must log
+    /// in again.
+    #[error("token revoked")]
+    TokenRevoked {
+        /// The whole family was revoked: log in again.
+        require_reauth: bool,
+    },
+    /// The token lacks a scope the operation needs.
+    #[error("insufficient scope: {0} required")]
+    InsufficientScope(&'static str),
+    /// No such resource (a session of the caller's, …).
+    #[error("not found")]
+    NotFound,
+    /// A store this needs is unreachable: fail closed.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (logged, answered as an internal error).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }
+    }
+}
+
+impl From<crate::audit::AuditError> for AuthError {
+    fn from(e: crate::audit::AuditError) -> Self {
+        if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }
+    }
+}

@@ -1,0 +1,627 @@
+//! The authentication use cases.
+
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret as _, SecretString};
+use time::Duration;
+
+use super::error::AuthError;
+use super::lockout::{Gate, Lockout, LoginLimits};
+use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome, RequestMeta};
+use crate::clock::Clock;
+use crate::password::{PasswordPolicy, PasswordService, PolicyViolation};
+use crate::session::{DeviceInfo, Session, SessionService};
+use crate::store::DurableStore;
+use crate::token::access::{AccessTokens, TokenError};
+use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, TokenHash};
+use crate::user::{Email, User, UserId, UserInsert, Username};
+
+/// The scope of an ordinary login.
+pub const SCOPE_USER: &str = "user";
+/// The only scope of a login whose password is past its maximum age: it may change the password.
+pub const SCOPE_PASSWORD_CHANGE: &str = "password:change";
+
+/// Settings of the authentication service.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Failed-login limits.
+    pub limits: LoginLimits,
+    /// Lifetime of each refresh token.
+    pub refresh_ttl: Duration,
+    /// How long a spent refresh token may still be presented (a concurrent retry) without being
+    /// taken for a reuse. Default zero: any second presentation revokes the family.
+    pub refresh_grace: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { limits: LoginLimits::default(), refresh_ttl: Duration::days(30), refresh_grace: Duration::ZERO }
+    }
+}
+
+/// A registration request.
+#[derive(Debug)]
+pub struct RegisterInput {
+    /// The username as typed.
+    pub username: String,
+    /// The password.
+    pub password: SecretString,
+    /// The e-mail address, if any.
+    pub email: Option<String>,
+}
+
+/// An access token and a refresh token for one session.
+#[derive(Debug)]
+pub struct TokenPair {
+    /// The JWT access token.
+    pub access_token: String,
+    /// The opaque refresh token (shown once; only its hash is stored).
+    pub refresh_token: SecretString,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The session.
+    pub session_id: SessionId,
+    /// The user.
+    pub user_id: UserId,
+    /// The password is past its maximum age: the tokens only allow changing it.
+    pub password_expired: bool,
+}
+
+/// What a login came to. (A second factor will add a variant.)
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Logged in.
+    Tokens(TokenPair),
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user.
+    pub user_id: UserId,
+    /// The session the token belongs to.
+    pub session_id: SessionId,
+    /// The token's scopes.
+    pub scopes: Vec<String>,
+    /// The token's id.
+    pub jti: String,
+}
+
+impl Principal {
+    /// Whether the caller holds `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    fn require(&self, scope: &'static str) -> Result<(), AuthError> {
+        if self.has_scope(scope) { Ok(()) } else { Err(AuthError::InsufficientScope(scope)) }
+    }
+}
+
+/// Registration, login, tokens, sessions and password changes.
+pub struct AuthService {
+    store: Arc<dyn DurableStore>,
+    passwords: Arc<PasswordService>,
+    policy: PasswordPolicy,
+    sessions: Arc<SessionService>,
+    tokens: Arc<AccessTokens>,
+    audit: Arc<AuditLog>,
+    clock: Arc<dyn Clock>,
+    lockout: Lockout,
+    settings: AuthSettings,
+}
+
+/// The parts an [`AuthService`] is built from.
+pub struct AuthParts {
+    /// The durable store.
+    pub store: Arc<dyn DurableStore>,
+    /// The hot store (lockout counters).
+    pub hot: Arc<dyn crate::store::HotStore>,
+    /// Password hashing.
+    pub passwords: Arc<PasswordService>,
+    /// The password policy.
+    pub policy: PasswordPolicy,
+    /// Sessions.
+    pub sessions: Arc<SessionService>,
+    /// Access tokens.
+    pub tokens: Arc<AccessTokens>,
+    /// The audit chain.
+    pub audit: Arc<AuditLog>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub settings: AuthSettings,
+}
+
+fn hash_refresh(token: &str) -> TokenHash {
+    let digest = digest::digest(&digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    TokenHash(out)
+}
+
+/// A new refresh token for `session` of `user`: `<user id>.<session id>.<256 random bits>`, the ids
+/// in simple hex and the secret in base64url. The ids let a refresh check its session before it spends
+/// anything; they are no secret (the client was given both), and the hash covers the whole string, so
+/// changing them only makes an unknown token.
+fn new_refresh_token(user: UserId, session: SessionId) -> Result<(SecretString, TokenHash), AuthError> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    aws_lc_rs::rand::fill(bytes.as_mut()).map_err(|_| AuthError::Internal("random generator failed".into()))?;
+    let token = format!(
+        "{}.{}.{}",
+        user.as_uuid().simple(),
+        session.as_uuid().simple(),
+        URL_SAFE_NO_PAD.encode(bytes.as_ref())
+    );
+    let hash = hash_refresh(&token);
+    Ok((SecretString::from(token), hash))
+}
+
+/// The user and session a refresh token names, if it has the form of one.
+fn refresh_token_owner(token: &str) -> Option<(UserId, SessionId)> {
+    let mut parts = token.split('.');
+    let user = uuid::Uuid::try_parse(parts.next()?).ok()?;
+    let session = uuid::Uuid::try_parse(parts.next()?).ok()?;
+    let secret = parts.next()?;
+    (secret.len() == 43 && parts.next().is_none()).then(|| (UserId::from_uuid(user), SessionId::from_uuid(session)))
+}
+
+impl AuthService {
+    /// Wires the service.
+    pub fn new(parts: AuthParts) -> Self {
+        let lockout = Lockout::new(parts.hot, parts.clock.clone(), parts.settings.limits);
+        Self {
+            store: parts.store,
+            passwords: parts.passwords,
+            policy: parts.policy,
+            sessions: parts.sessions,
+            tokens: parts.tokens,
+            audit: parts.audit,
+            clock: parts.clock,
+            lockout,
+            settings: parts.settings,
+        }
+    }
+
+    /// The session service.
+    pub fn sessions(&self) -> &Arc<SessionService> {
+        &self.sessions
+    }
+
+    /// Creates an account. `actor` names who did it (`self`, `cli`, an admin's id).
+    pub async fn register(&self, input: RegisterInput, actor: &str, meta: &RequestMeta) -> Result<UserId, AuthError> {
+        let username = Username::parse(&input.username)?;
+        let email = input.email.as_deref().filter(|e| !e.trim().is_empty()).map(Email::parse).transpose()?;
+        self.passwords
+            .check_policy(&self.policy, input.password.clone(), username.as_str(), email.as_ref().map(Email::as_str))
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .map_err(AuthError::PasswordPolicy)?;
+        let password_hash =
+            self.passwords.hash(input.password).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::generate(),
+            username,
+            email,
+            password_hash,
+            password_changed_at: now,
+            created_at: now,
+            locked: false,
+        };
+        match self.store.insert_user(&user).await? {
+            UserInsert::Inserted => {}
+            UserInsert::UsernameTaken => return Err(AuthError::Conflict("username")),
+            UserInsert::EmailTaken => return Err(AuthError::Conflict("email")),
+        }
+        self.record(
+            AuditEvent::new(AuditKind::UserRegistered, Outcome::Success)
+                .actor(actor)
+                .subject(user.id.to_string())
+                .request(meta.clone()),
+        )
+        .await?;
+        Ok(user.id)
+    }
+
+    /// Logs in with a password.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: SecretString,
+        device: Option<DeviceInfo>,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, AuthError> {
+        let ip = meta.ip.as_deref();
+        let Ok(username) = Username::parse(username) else {
+            // Not even a possible name: the same work and answer as an unknown user.
+            self.passwords.verify_dummy(password).await;
+            if let Some(ip) = ip {
+                self.lockout.count_failure("", Some(ip)).await?;
+            }
+            return Err(self.login_failed(None, "malformed username", meta).await);
+        };
+        match self.lockout.gate(username.as_str(), ip).await? {
+            Gate::Open => {}
+            Gate::IpThrottled(wait) => {
+                self.audit_failure(AuditKind::LoginFailed, Some(&username), "address throttled", meta).await;
+                return Err(AuthError::RateLimited { retry_after_secs: secs(wait) });
+            }
+            Gate::AccountLocked(wait) => {
+                self.audit_failure(AuditKind::LoginFailed, Some(&username), "account locked out", meta).await;
+                return Err(AuthError::AccountLocked { retry_after_secs: secs(wait) });
+            }
+        }
+        let user = self.store.user_by_username(&username).await?;
+        let verified = match &user {
+            Some(user) => self.passwords.verify(password.clone(), &user.password_hash).await.unwrap_or(false),
+            None => {
+                self.passwords.verify_dummy(password.clone()).await;
+                false
+            }
+        };
+        let user = match user {
+            Some(user) if verified && !user.locked => user,
+            other => {
+                let reason = match other {
+                    None => "unknown user",
+                    Some(u) if u.locked => "account disabled by an administrator",
+                    Some(_) => "wrong password",
+                };
+                let counted = self.lockout.count_failure(username.as_str(), ip).await?;
+                if counted.account_locked_now {
+                    self.audit_failure(AuditKind::AccountLockedOut, Some(&username), "too many failed logins", meta)
+                        .await;
+                }
+                return Err(self.login_failed(Some(&username), reason, meta).await);
+            }
+        };
+        self.lockout.clear(&user.username).await?;
+        if self.passwords.needs_rehash(&user.password_hash) {
+            self.rehash(&user, password).await;
+        }
+        let password_expired = self.policy.is_expired(user.password_changed_at, self.clock.now());
+        let session = self.sessions.create(user.id, meta.ip.clone(), meta.user_agent.clone(), device).await?;
+        let pair = self.open_family(&user, &session, password_expired).await?;
+        self.record(
+            AuditEvent::new(AuditKind::LoginSucceeded, Outcome::Success)
+                .actor(user.id.to_string())
+                .subject(session.id.to_string())
+                .request(meta.clone())
+                .detail("method", "password")
+                .detail("password_expired", password_expired),
+        )
+        .await?;
+        Ok(LoginOutcome::Tokens(pair))
+    }
+
+    /// Rotates a refresh token: the old one is spent; a spent one presented again revokes its family.
+    ///
+    /// The session is checked first, so of concurrent presentations of one live token exactly one
+    /// succeeds even though the others then revoke the family.
+    pub async fn refresh(&self, presented: &SecretString, meta: &RequestMeta) -> Result<TokenPair, AuthError> {
+        let Some((user_id, session_id)) = refresh_token_owner(presented.expose_secret()) else {
+            self.audit_failure(AuditKind::TokenRefreshed, None, "malformed refresh token", meta).await;
+            return Err(AuthError::InvalidToken);
+        };
+        let now = self.clock.now();
+        if !self.sessions.is_alive(user_id, session_id).await? {
+            self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
+            self.audit_failure(AuditKind::TokenRefreshed, None, "session ended", meta).await;
+            return Err(AuthError::TokenRevoked { require_reauth: true });
+        }
+        let presented_hash = hash_refresh(presented.expose_secret());
+        let (next, next_hash) = new_refresh_token(user_id, session_id)?;
+        let rotation = self
+            .store
+            .rotate_refresh_token(
+                &presented_hash,
+                &next_hash,
+                now + self.settings.refresh_ttl,
+                now,
+                self.settings.refresh_grace,
+            )
+            .await?;
+        match rotation {
+            Rotation::Rotated { user_id: owner, session_id: of, .. } if owner == user_id && of == session_id => {}
+            Rotation::Rotated { .. } => {
+                // The hash matched, so the ids are the ones we wrote: this cannot differ.
+                return Err(AuthError::Internal("a refresh token's record disagrees with its text".into()));
+            }
+            Rotation::Reused { family_id, user_id, session_id } => {
+                self.sessions.end(user_id, session_id).await?;
+                self.record(
+                    AuditEvent::new(AuditKind::RefreshTokenReused, Outcome::Failure)
+                        .actor(user_id.to_string())
+                        .subject(session_id.to_string())
+                        .request(meta.clone())
+                        .detail("family", family_id.to_string()),
+                )
+                .await?;
+                return Err(AuthError::TokenRevoked { require_reauth: true });
+            }
+            Rotation::Revoked => {
+                self.audit_failure(AuditKind::TokenRefreshed, None, "family revoked", meta).await;
+                return Err(AuthError::TokenRevoked { require_reauth: true });
+            }
+            Rotation::Expired => {
+                self.audit_failure(AuditKind::TokenRefreshed, None, "refresh token expired", meta).await;
+                return Err(AuthError::TokenExpired);
+            }
+            Rotation::Unknown => {
+                self.audit_failure(AuditKind::TokenRefreshed, None, "unknown refresh token", meta).await;
+                return Err(AuthError::InvalidToken);
+            }
+        }
+        let Some(user) = self.store.user_by_id(user_id).await?.filter(|u| !u.locked) else {
+            self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
+            self.audit_failure(AuditKind::TokenRefreshed, None, "account gone or disabled", meta).await;
+            return Err(AuthError::TokenRevoked { require_reauth: true });
+        };
+        let password_expired = self.policy.is_expired(user.password_changed_at, now);
+        let access = self.issue_access(user.id, session_id, password_expired)?;
+        self.record(
+            AuditEvent::new(AuditKind::TokenRefreshed, Outcome::Success)
+                .actor(user.id.to_string())
+                .subject(session_id.to_string())
+                .request(meta.clone()),
+        )
+        .await?;
+        Ok(TokenPair {
+            access_token: access.0,
+            refresh_token: next,
+            expires_in: access.1,
+            session_id,
+            user_id: user.id,
+            password_expired,
+        })
+    }
+
+    /// Checks a bearer access token: signature, claims, and that its session is still alive. Refusals
+    /// are audited.
+    pub async fn authenticate(&self, bearer: &str, meta: &RequestMeta) -> Result<Principal, AuthError> {
+        match self.check_bearer(bearer).await {
+            Ok(principal) => Ok(principal),
+            Err(e @ (AuthError::Unavailable(_) | AuthError::Internal(_))) => Err(e),
+            Err(e) => {
+                let reason = match &e {
+                    AuthError::TokenExpired => "access token expired",
+                    AuthError::TokenRevoked { .. } => "session ended",
+                    _ => "invalid access token",
+                };
+                self.audit_failure(AuditKind::TokenRejected, None, reason, meta).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn check_bearer(&self, bearer: &str) -> Result<Principal, AuthError> {
+        let claims = self.tokens.verify(bearer).map_err(|e| match e {
+            TokenError::Expired => AuthError::TokenExpired,
+            _ => AuthError::InvalidToken,
+        })?;
+        let user_id = UserId::parse(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
+        let session_id = claims.sid;
+        if !self.sessions.is_alive(user_id, session_id).await? {
+            return Err(AuthError::TokenRevoked { require_reauth: true });
+        }
+        Ok(Principal {
+            user_id,
+            session_id,
+            scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
+            jti: claims.jti.to_string(),
+        })
+    }
+
+    /// Ends the caller's session and its refresh family.
+    pub async fn logout(&self, principal: &Principal, meta: &RequestMeta) -> Result<(), AuthError> {
+        self.end(principal, principal.session_id, RevokeReason::Logout, AuditKind::Logout, meta).await
+    }
+
+    /// The caller's account.
+    pub async fn profile(&self, principal: &Principal) -> Result<User, AuthError> {
+        principal.require(SCOPE_USER)?;
+        self.store.user_by_id(principal.user_id).await?.ok_or(AuthError::InvalidToken)
+    }
+
+    /// The caller's live sessions.
+    pub async fn list_sessions(&self, principal: &Principal) -> Result<Vec<Session>, AuthError> {
+        principal.require(SCOPE_USER)?;
+        Ok(self.sessions.list(principal.user_id).await?)
+    }
+
+    /// Ends one of the caller's sessions (and its refresh family).
+    pub async fn end_session(&self, principal: &Principal, id: SessionId, meta: &RequestMeta) -> Result<(), AuthError> {
+        principal.require(SCOPE_USER)?;
+        if self.sessions.get(principal.user_id, id).await?.is_none() {
+            return Err(AuthError::NotFound);
+        }
+        self.end(principal, id, RevokeReason::SessionEnded, AuditKind::SessionEnded, meta).await
+    }
+
+    /// Changes the caller's password: the current one must be right, the new one must meet the policy
+    /// and not be one of the last N; the caller's other sessions end.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: SecretString,
+        new: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<(), AuthError> {
+        if !principal.has_scope(SCOPE_USER) && !principal.has_scope(SCOPE_PASSWORD_CHANGE) {
+            return Err(AuthError::InsufficientScope(SCOPE_USER));
+        }
+        let user = self.store.user_by_id(principal.user_id).await?.ok_or(AuthError::InvalidToken)?;
+        if !self.passwords.verify(current, &user.password_hash).await.unwrap_or(false) {
+            self.audit_failure(AuditKind::PasswordChanged, Some(&user.username), "wrong current password", meta).await;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let checked = self
+            .passwords
+            .check_policy(&self.policy, new.clone(), user.username.as_str(), user.email.as_ref().map(Email::as_str))
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let mut violations = checked.err().unwrap_or_default();
+        let history = self.policy.history;
+        if history > 0 {
+            let mut previous = vec![user.password_hash.clone()];
+            previous.extend(self.store.password_history(user.id, history.saturating_sub(1)).await?);
+            if self.passwords.matches_any(new.clone(), &previous).await {
+                violations.push(PolicyViolation::reused(history));
+            }
+        }
+        if !violations.is_empty() {
+            self.audit_failure(
+                AuditKind::PasswordChanged,
+                Some(&user.username),
+                "new password refused by the policy",
+                meta,
+            )
+            .await;
+            return Err(AuthError::PasswordPolicy(violations));
+        }
+        let new_hash = self.passwords.hash(new).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        let now = self.clock.now();
+        if !self.store.change_password(user.id, &user.password_hash, &new_hash, now, history).await? {
+            return Err(AuthError::Conflict("password"));
+        }
+        let ended = self.sessions.end_all_except(user.id, Some(principal.session_id)).await?;
+        self.store.revoke_user_families(user.id, Some(principal.session_id), RevokeReason::PasswordChange, now).await?;
+        self.record(
+            AuditEvent::new(AuditKind::PasswordChanged, Outcome::Success)
+                .actor(user.id.to_string())
+                .request(meta.clone())
+                .detail("other_sessions_ended", ended.len()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Users, by id, after `after`, at most `limit` (administration).
+    pub async fn list_users(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, AuthError> {
+        Ok(self.store.list_users(after, limit).await?)
+    }
+
+    /// Finds a user by username (administration).
+    pub async fn find_user(&self, username: &str) -> Result<Option<User>, AuthError> {
+        Ok(self.store.user_by_username(&Username::parse(username)?).await?)
+    }
+
+    /// Locks or unlocks an account by administrative decision; locking ends its sessions.
+    pub async fn set_locked(&self, id: UserId, locked: bool, actor: &str, meta: &RequestMeta) -> Result<(), AuthError> {
+        if !self.store.set_user_locked(id, locked).await? {
+            return Err(AuthError::NotFound);
+        }
+        if locked {
+            self.sessions.end_all_except(id, None).await?;
+            self.store.revoke_user_families(id, None, RevokeReason::SessionEnded, self.clock.now()).await?;
+        }
+        let kind = if locked { AuditKind::UserLocked } else { AuditKind::UserUnlocked };
+        self.record(AuditEvent::new(kind, Outcome::Success).actor(actor).subject(id.to_string()).request(meta.clone()))
+            .await?;
+        Ok(())
+    }
+
+    async fn end(
+        &self,
+        principal: &Principal,
+        session: SessionId,
+        reason: RevokeReason,
+        kind: AuditKind,
+        meta: &RequestMeta,
+    ) -> Result<(), AuthError> {
+        self.sessions.end(principal.user_id, session).await?;
+        self.store.revoke_session_families(session, reason, self.clock.now()).await?;
+        self.record(
+            AuditEvent::new(kind, Outcome::Success)
+                .actor(principal.user_id.to_string())
+                .subject(session.to_string())
+                .request(meta.clone()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn open_family(
+        &self,
+        user: &User,
+        session: &Session,
+        password_expired: bool,
+    ) -> Result<TokenPair, AuthError> {
+        let (refresh, hash) = new_refresh_token(user.id, session.id)?;
+        let now = self.clock.now();
+        let record = RefreshTokenRecord {
+            hash,
+            family_id: uuid::Uuid::now_v7(),
+            parent: None,
+            user_id: user.id,
+            session_id: session.id,
+            issued_at: now,
+            expires_at: now + self.settings.refresh_ttl,
+        };
+        self.store.insert_refresh_family(&record).await?;
+        let (access_token, expires_in) = self.issue_access(user.id, session.id, password_expired)?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token: refresh,
+            expires_in,
+            session_id: session.id,
+            user_id: user.id,
+            password_expired,
+        })
+    }
+
+    fn issue_access(
+        &self,
+        user: UserId,
+        session: SessionId,
+        password_expired: bool,
+    ) -> Result<(String, u64), AuthError> {
+        let scope = if password_expired { SCOPE_PASSWORD_CHANGE } else { SCOPE_USER };
+        let issued = self
+            .tokens
+            .issue(&user.to_string(), session, &[scope.to_owned()])
+            .map_err(|e| AuthError::Internal(format!("signing an access token: {e}")))?;
+        Ok((issued.token, issued.expires_in))
+    }
+
+    async fn rehash(&self, user: &User, password: SecretString) {
+        match self.passwords.hash(password).await {
+            Ok(new_hash) => match self.store.rehash_password(user.id, &user.password_hash, &new_hash).await {
+                Ok(_) => tracing::debug!(user_id = %user.id, "password re-hashed with the current parameters"),
+                Err(e) => tracing::warn!(user_id = %user.id, error = %e, "could not store a re-hashed password"),
+            },
+            Err(e) => tracing::warn!(user_id = %user.id, error = %e, "could not re-hash a password"),
+        }
+    }
+
+    async fn login_failed(&self, username: Option<&Username>, reason: &str, meta: &RequestMeta) -> AuthError {
+        self.audit_failure(AuditKind::LoginFailed, username, reason, meta).await;
+        AuthError::InvalidCredentials
+    }
+
+    /// Audits a refusal. A refusal is answered even when the audit chain cannot be written (the
+    /// failure is logged), so an audit outage never turns a refusal into something else.
+    async fn audit_failure(&self, kind: AuditKind, username: Option<&Username>, reason: &str, meta: &RequestMeta) {
+        let mut event = AuditEvent::new(kind, Outcome::Failure).request(meta.clone()).detail("reason", reason);
+        if let Some(username) = username {
+            event = event.subject(username.to_string());
+        }
+        if let Err(e) = self.audit.append(event).await {
+            tracing::error!(error = %e, kind = kind.as_str(), "could not audit a refusal");
+        }
+    }
+
+    /// Audits a success: if the chain cannot be written, the operation fails (closed).
+    async fn record(&self, event: AuditEvent) -> Result<(), AuthError> {
+        self.audit.append(event).await?;
+        Ok(())
+    }
+}
+
+fn secs(d: Duration) -> u64 {
+    u64::try_from(d.whole_seconds()).unwrap_or(0).max(1)
+}

@@ -1,0 +1,245 @@
+//! Sessions: made at login, kept in the hot store with an absolute lifetime and an idle timeout,
+//! listed and ended by their user, and checked on every bearer request through a short local cache.
+//!
+//! # Keys
+//! A session lives at `pal:{user:<id>}:session:<sid>`, and the user's set of session ids at
+//! `pal:{user:<id>}:sessions`; both share the user's hash tag. The entry's time to live is the
+//! smaller of the idle timeout and what remains of the absolute lifetime, so the hot store itself
+//! ends idle and over-age sessions.
+//!
+//! # Staleness bound
+//! [`SessionService::is_alive`] remembers a positive answer for `cache_ttl` (default 1 s). A session
+//! ended on this instance is forgotten at once; one ended on another instance stops being accepted
+//! here within `cache_ttl`. With `cache_ttl` zero every check asks the hot store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::Clock;
+use crate::store::{HotKey, HotStore, StoreError};
+use crate::token::SessionId;
+use crate::user::UserId;
+
+/// How often, at most, a session's activity is written back (so every request is not a write).
+const TOUCH_INTERVAL: Duration = Duration::seconds(60);
+
+/// Entries kept by the liveness cache before it is swept.
+const CACHE_CAPACITY: usize = 100_000;
+
+/// Facts about the device a session was opened from, as the client described it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// A name the user knows it by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `mobile`, `desktop`, `tablet` …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<String>,
+    /// Operating system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// Browser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
+    /// A client-computed fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+/// One session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Its id (the `sid` claim).
+    pub id: SessionId,
+    /// Its user.
+    pub user_id: UserId,
+    /// When it began.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it ends whatever the activity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Last recorded activity (recorded at most once a minute).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    /// Client address at login.
+    pub ip: Option<String>,
+    /// User agent at login.
+    pub user_agent: Option<String>,
+    /// Device described at login.
+    #[serde(default)]
+    pub device: Option<DeviceInfo>,
+}
+
+/// Lifetimes of sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// Absolute lifetime (default 3600 s).
+    pub lifetime: Duration,
+    /// Idle timeout (default 1800 s).
+    pub idle_timeout: Duration,
+    /// How long a positive liveness check is trusted locally (default 1 s).
+    pub cache_ttl: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            lifetime: Duration::seconds(3600),
+            idle_timeout: Duration::seconds(1800),
+            cache_ttl: Duration::seconds(1),
+        }
+    }
+}
+
+/// Sessions over the hot store.
+///
+/// The cache's `std::sync::Mutex` is never held across an `.await`.
+pub struct SessionService {
+    hot: Arc<dyn HotStore>,
+    clock: Arc<dyn Clock>,
+    policy: SessionPolicy,
+    alive: Mutex<HashMap<SessionId, OffsetDateTime>>,
+}
+
+fn session_key(user: UserId, id: SessionId) -> HotKey {
+    HotKey::new(&format!("user:{user}"), &format!("session:{id}"))
+}
+
+fn index_key(user: UserId) -> HotKey {
+    HotKey::new(&format!("user:{user}"), "sessions")
+}
+
+impl SessionService {
+    /// Sessions over `hot` with `policy`.
+    pub fn new(hot: Arc<dyn HotStore>, clock: Arc<dyn Clock>, policy: SessionPolicy) -> Self {
+        Self { hot, clock, policy, alive: Mutex::default() }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> SessionPolicy {
+        self.policy
+    }
+
+    /// Opens a session for `user`.
+    pub async fn create(
+        &self,
+        user: UserId,
+        ip: Option<String>,
+        user_agent: Option<String>,
+        device: Option<DeviceInfo>,
+    ) -> Result<Session, StoreError> {
+        let now = self.clock.now();
+        let session = Session {
+            id: SessionId::generate(),
+            user_id: user,
+            created_at: now,
+            expires_at: now + self.policy.lifetime,
+            last_seen_at: now,
+            ip,
+            user_agent,
+            device,
+        };
+        self.write(&session, now).await?;
+        self.hot.set_add(&index_key(user), &session.id.to_string(), self.policy.lifetime).await?;
+        Ok(session)
+    }
+
+    /// The live session `id` of `user`.
+    pub async fn get(&self, user: UserId, id: SessionId) -> Result<Option<Session>, StoreError> {
+        let Some(bytes) = self.hot.get(&session_key(user, id)).await? else {
+            return Ok(None);
+        };
+        let session: Session =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("session {id}: {e}")))?;
+        Ok((session.expires_at > self.clock.now()).then_some(session))
+    }
+
+    /// Whether the session is alive, trusting a recent positive answer for `cache_ttl`; records
+    /// activity at most once a minute.
+    pub async fn is_alive(&self, user: UserId, id: SessionId) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        if self.policy.cache_ttl > Duration::ZERO {
+            let cache = self.alive.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.get(&id).is_some_and(|checked| now - *checked < self.policy.cache_ttl) {
+                return Ok(true);
+            }
+        }
+        let Some(session) = self.get(user, id).await? else {
+            self.forget(id);
+            return Ok(false);
+        };
+        if now - session.last_seen_at >= TOUCH_INTERVAL {
+            let mut touched = session;
+            touched.last_seen_at = now;
+            self.write(&touched, now).await?;
+        }
+        if self.policy.cache_ttl > Duration::ZERO {
+            let mut cache = self.alive.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.len() >= CACHE_CAPACITY {
+                let ttl = self.policy.cache_ttl;
+                cache.retain(|_, checked| now - *checked < ttl);
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+            }
+            cache.insert(id, now);
+        }
+        Ok(true)
+    }
+
+    /// The user's live sessions, newest first. Ids of ended sessions are dropped from the index.
+    pub async fn list(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
+        let mut sessions = Vec::new();
+        for member in self.hot.set_members(&index_key(user)).await? {
+            let Ok(uuid) = uuid::Uuid::try_parse(&member) else {
+                self.hot.set_remove(&index_key(user), &member).await?;
+                continue;
+            };
+            match self.get(user, SessionId::from_uuid(uuid)).await? {
+                Some(session) => sessions.push(session),
+                None => {
+                    self.hot.set_remove(&index_key(user), &member).await?;
+                }
+            }
+        }
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(sessions)
+    }
+
+    /// Ends one session; `true` when it was alive.
+    pub async fn end(&self, user: UserId, id: SessionId) -> Result<bool, StoreError> {
+        self.forget(id);
+        let existed = self.hot.delete(&session_key(user, id)).await?;
+        self.hot.set_remove(&index_key(user), &id.to_string()).await?;
+        Ok(existed)
+    }
+
+    /// Ends every session of `user` but `keep`; returns the ids ended.
+    pub async fn end_all_except(&self, user: UserId, keep: Option<SessionId>) -> Result<Vec<SessionId>, StoreError> {
+        let mut ended = Vec::new();
+        for session in self.list(user).await? {
+            if Some(session.id) != keep && self.end(user, session.id).await? {
+                ended.push(session.id);
+            }
+        }
+        Ok(ended)
+    }
+
+    fn forget(&self, id: SessionId) {
+        self.alive.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+    }
+
+    async fn write(&self, session: &Session, now: OffsetDateTime) -> Result<(), StoreError> {
+        let remaining = session.expires_at - now;
+        let ttl = remaining.min(self.policy.idle_timeout);
+        if ttl <= Duration::ZERO {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(session).map_err(|e| StoreError::Other(format!("encoding a session: {e}")))?;
+        self.hot.put(&session_key(session.user_id, session.id), &bytes, ttl.max(Duration::milliseconds(1))).await
+    }
+}

@@ -1,0 +1,183 @@
+//! Bodies of the end-user routes under `/auth`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /auth/register`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// 1 to 64 characters; compared case-insensitively after Unicode NFKC normalisation.
+    pub username: String,
+    /// The password (see the password policy).
+    pub password: String,
+    /// An e-mail address (optional, unique when given).
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+impl std::fmt::Debug for RegisterRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterRequest")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .field("email", &self.email)
+            .finish()
+    }
+}
+
+/// `201` answer of `POST /auth/register`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegisterResponse {
+    /// The new account's id.
+    pub user_id: String,
+}
+
+/// The device a login comes from, as the client describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceDescription {
+    /// A name the user knows it by.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `mobile`, `desktop`, `tablet` …
+    #[serde(default, rename = "type")]
+    pub device_type: Option<String>,
+    /// Operating system.
+    #[serde(default)]
+    pub os: Option<String>,
+    /// Browser.
+    #[serde(default)]
+    pub browser: Option<String>,
+    /// A client-computed fingerprint.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+/// `POST /auth/login`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// The device, if the client describes it.
+    #[serde(default)]
+    pub device: Option<DeviceDescription>,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+/// A token pair: the answer of a login and of a refresh.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The JWT access token (`Authorization: Bearer …`).
+    pub access_token: String,
+    /// The refresh token: opaque, single use, shown once.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The session.
+    pub session_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Present and true when the password is past its maximum age: the tokens only allow
+    /// `POST /auth/password`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub password_expired: bool,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("session_id", &self.session_id)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /auth/refresh`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshRequest { refresh_token: <hidden> }")
+    }
+}
+
+/// `GET /auth/profile`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Profile {
+    /// The user's id.
+    pub user_id: String,
+    /// The canonical username.
+    pub username: String,
+    /// The e-mail address, if any.
+    pub email: Option<String>,
+    /// When the account was made (RFC 3339).
+    pub created_at: String,
+    /// Second factors enrolled (none yet).
+    pub mfa_methods: Vec<String>,
+}
+
+/// `POST /auth/password`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    /// The password now.
+    pub current_password: String,
+    /// The password to set.
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for PasswordChangeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordChangeRequest { <hidden> }")
+    }
+}
+
+/// One session in `GET /auth/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionInfo {
+    /// The session's id.
+    pub session_id: String,
+    /// When it began (RFC 3339).
+    pub created_at: String,
+    /// When it ends at the latest (RFC 3339).
+    pub expires_at: String,
+    /// Last recorded activity (RFC 3339; recorded at most once a minute).
+    pub last_seen_at: String,
+    /// Client address at login.
+    pub ip: Option<String>,
+    /// User agent at login.
+    pub user_agent: Option<String>,
+    /// The device described at login.
+    pub device: Option<DeviceDescription>,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}
+
+/// `GET /auth/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionList {
+    /// Live sessions, newest first.
+    pub sessions: Vec<SessionInfo>,
+}
