@@ -48,9 +48,10 @@ CREATE TABLE refresh_families (
 CREATE INDEX refresh_families_session_id ON refresh_families (session_id);
 CREATE INDEX refresh_families_user_id ON refresh_families (user_id);
 
--- Refresh tokens, stored only as their SHA-256. `spent_at` is set when the token is rotated; a spent
--- token presented again (outside the grace window) revokes its family. `parent` records the lineage
--- only: a parent may be purged before its children.
+-- Refresh tokens, stored only as their SHA-256. `spent_at` is set when the token is rotated (by the
+-- rotation statement itself; SQLite's schema has a trigger for it); a spent token presented again
+-- (outside the grace window) revokes its family. `parent` records the lineage only: a parent may be
+-- purged before its children.
 CREATE TABLE refresh_tokens (
     hash       bytea       PRIMARY KEY CHECK (octet_length(hash) = 32),
     family_id  uuid        NOT NULL,

@@ -68,6 +68,16 @@ CREATE TABLE refresh_tokens (
 CREATE INDEX refresh_tokens_family_id ON refresh_tokens (family_id);
 CREATE INDEX refresh_tokens_expires_at ON refresh_tokens (expires_at);
 
+-- A token with a child is spent. Rotation stores the child in one statement (SQLite has no
+-- data-modifying WITH; PostgreSQL's rotation statement spends the parent itself), and this marks
+-- the parent spent in that same statement. A retry within the grace window stores a second child
+-- and keeps the first spend time.
+CREATE TRIGGER refresh_tokens_spend_parent AFTER INSERT ON refresh_tokens
+WHEN NEW.parent IS NOT NULL
+BEGIN
+    UPDATE refresh_tokens SET spent_at = COALESCE(spent_at, NEW.issued_at) WHERE hash = NEW.parent;
+END;
+
 -- JWT signing keys. The private key is sealed by the keyring (compact envelope text); the public key
 -- is a JWK object, absent exactly for HS256, which has nothing public. The unique (algorithm,
 -- version) pair lets exactly one instance create a given version.

@@ -5,7 +5,8 @@
 //! # One chain, serialized by the store
 //! Several server instances append to ONE chain. Each record takes the next sequence number; the
 //! store's primary key on `seq` lets exactly one writer have it, and a writer that loses the race
-//! re-reads the head and seals again ([`AuditStore::try_append_audit`]). We chose this over one chain
+//! re-reads the head and seals again ([`AuditStore::try_append_audit`]). Within one instance,
+//! appends take turns and reuse the head they just wrote, so the common case is one insert. We chose this over one chain
 //! per writer because a single order is what an investigator reads, because verification then needs
 //! no knowledge of which instances existed, and because a removed instance cannot leave an orphan
 //! chain whose tail could be truncated unnoticed. The cost is a retry under contention, which audit
@@ -148,12 +149,17 @@ pub struct AuditLog {
     store: Arc<dyn AuditStore>,
     keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
+    /// The head as this instance last wrote it. Appends from this process take this lock in turn,
+    /// so they never race each other for a sequence number; only other instances can, and then the
+    /// insert fails, the head is re-read and the record sealed again. A `tokio` mutex: it is held
+    /// across the store round trip.
+    head: tokio::sync::Mutex<Option<(i64, Vec<u8>)>>,
 }
 
 impl AuditLog {
     /// An audit log over a store and the keyring that holds its MAC key.
     pub fn new(store: Arc<dyn AuditStore>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, keyring, clock }
+        Self { store, keyring, clock, head: tokio::sync::Mutex::new(None) }
     }
 
     /// Seals `event` onto the end of the chain and returns the stored record.
@@ -162,13 +168,16 @@ impl AuditLog {
         let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.material.expose());
         let id = uuid::Uuid::now_v7();
         let details = event.details.to_string();
+        let mut cached = self.head.lock().await;
         for attempt in 0..MAX_APPEND_ATTEMPTS {
             // Taken on each attempt, so a record never carries an earlier time than the one before it.
             let at = truncate_to_micros(self.clock.now());
-            let head = self.store.audit_head().await?;
-            let (seq, prev_mac) = match head {
-                Some(h) => (h.seq.saturating_add(1), h.mac),
-                None => (1, GENESIS_MAC.to_vec()),
+            let (seq, prev_mac) = match cached.take() {
+                Some((seq, mac)) => (seq.saturating_add(1), mac),
+                None => match self.store.audit_head().await? {
+                    Some(h) => (h.seq.saturating_add(1), h.mac),
+                    None => (1, GENESIS_MAC.to_vec()),
+                },
             };
             let mut record = AuditRecord {
                 seq,
@@ -188,9 +197,11 @@ impl AuditLog {
             };
             record.mac = hmac::sign(&mac_key, &record.mac_input()).as_ref().to_vec();
             if self.store.try_append_audit(&record).await? {
+                *cached = Some((record.seq, record.mac.clone()));
                 return Ok(record);
             }
-            // Lost the race for `seq`: back off a little, more each time, then seal again on the new head.
+            // Another instance took `seq`: forget the head, back off a little (more each time), and
+            // seal again on the head as stored.
             let jitter = u64::from(id.as_bytes().last().copied().unwrap_or(0) % 4);
             tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(8)) + jitter)).await;
         }

@@ -81,3 +81,25 @@ async fn concurrent_appends_make_one_gapless_chain() {
     }
     assert_eq!(log.verify().await.unwrap(), ChainReport { verified: 20, broken: None });
 }
+
+#[tokio::test]
+async fn two_writers_over_one_store_keep_one_chain() {
+    // Two AuditLogs stand for two server instances: each caches the head it last wrote, so the other's
+    // appends make its cached head stale and its next insert must lose, re-read and seal again.
+    let store = Arc::new(MemoryStore::default());
+    let a = Arc::new(log(store.clone()));
+    let b = Arc::new(log(store.clone()));
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let writer = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            writer.append(AuditEvent::new(AuditKind::SystemStarted, Outcome::Success).detail("i", i)).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    a.append(AuditEvent::new(AuditKind::SystemStarted, Outcome::Success)).await.unwrap();
+    b.append(AuditEvent::new(AuditKind::SystemStarted, Outcome::Success)).await.unwrap();
+    assert_eq!(a.verify().await.unwrap(), ChainReport { verified: 32, broken: None });
+}

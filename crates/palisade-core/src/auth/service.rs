@@ -112,6 +112,43 @@ pub struct AuthService {
     clock: Arc<dyn Clock>,
     lockout: Lockout,
     settings: AuthSettings,
+    users: UserCache,
+}
+
+/// Users recently read by id, so bearer requests do not each read the database. An entry lives for
+/// the session cache's time to live (the same staleness bound as revocation); changes made through
+/// this instance replace it at once. `std::sync::Mutex`: never held across an `.await`.
+struct UserCache {
+    ttl: Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<UserId, (User, time::OffsetDateTime)>>,
+}
+
+impl UserCache {
+    const CAPACITY: usize = 100_000;
+
+    fn get(&self, id: UserId, now: time::OffsetDateTime) -> Option<User> {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(&id).filter(|(_, at)| now - *at < self.ttl).map(|(user, _)| user.clone())
+    }
+
+    fn put(&self, user: &User, now: time::OffsetDateTime) {
+        if self.ttl <= Duration::ZERO {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= Self::CAPACITY {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| now - *at < ttl);
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(user.id, (user.clone(), now));
+    }
+
+    fn forget(&self, id: UserId) {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+    }
 }
 
 /// The parts an [`AuthService`] is built from.
@@ -173,6 +210,7 @@ impl AuthService {
     /// Wires the service.
     pub fn new(parts: AuthParts) -> Self {
         let lockout = Lockout::new(parts.hot, parts.clock.clone(), parts.settings.limits);
+        let users = UserCache { ttl: parts.sessions.policy().cache_ttl, entries: std::sync::Mutex::default() };
         Self {
             store: parts.store,
             passwords: parts.passwords,
@@ -183,6 +221,7 @@ impl AuthService {
             clock: parts.clock,
             lockout,
             settings: parts.settings,
+            users,
         }
     }
 
@@ -356,7 +395,7 @@ impl AuthService {
                 return Err(AuthError::InvalidToken);
             }
         }
-        let Some(user) = self.store.user_by_id(user_id).await?.filter(|u| !u.locked) else {
+        let Some(user) = self.user(user_id).await?.filter(|u| !u.locked) else {
             self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
             self.audit_failure(AuditKind::TokenRefreshed, None, "account gone or disabled", meta).await;
             return Err(AuthError::TokenRevoked { require_reauth: true });
@@ -424,7 +463,20 @@ impl AuthService {
     /// The caller's account.
     pub async fn profile(&self, principal: &Principal) -> Result<User, AuthError> {
         principal.require(SCOPE_USER)?;
-        self.store.user_by_id(principal.user_id).await?.ok_or(AuthError::InvalidToken)
+        self.user(principal.user_id).await?.ok_or(AuthError::InvalidToken)
+    }
+
+    /// A user by id, through the short-lived cache.
+    async fn user(&self, id: UserId) -> Result<Option<User>, AuthError> {
+        let now = self.clock.now();
+        if let Some(user) = self.users.get(id, now) {
+            return Ok(Some(user));
+        }
+        let user = self.store.user_by_id(id).await?;
+        if let Some(user) = &user {
+            self.users.put(user, now);
+        }
+        Ok(user)
     }
 
     /// The caller's live sessions.
@@ -485,6 +537,7 @@ impl AuthService {
         }
         let new_hash = self.passwords.hash(new).await.map_err(|e| AuthError::Internal(e.to_string()))?;
         let now = self.clock.now();
+        self.users.forget(user.id);
         if !self.store.change_password(user.id, &user.password_hash, &new_hash, now, history).await? {
             return Err(AuthError::Conflict("password"));
         }
@@ -512,6 +565,7 @@ impl AuthService {
 
     /// Locks or unlocks an account by administrative decision; locking ends its sessions.
     pub async fn set_locked(&self, id: UserId, locked: bool, actor: &str, meta: &RequestMeta) -> Result<(), AuthError> {
+        self.users.forget(id);
         if !self.store.set_user_locked(id, locked).await? {
             return Err(AuthError::NotFound);
         }

@@ -257,6 +257,12 @@ impl PasswordHasher {
         // Otherwise `hasher` drops here and its (already wiped) arena is freed.
     }
 
+    /// Frees every pooled arena (they are made again on demand). Used after start-up work, so an idle
+    /// server does not hold argon2 memory it is not using.
+    pub(crate) fn release_arenas(&self) {
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
     #[cfg(test)]
     pub(crate) fn pooled(&self) -> usize {
         self.pool.lock().unwrap_or_else(PoisonError::into_inner).len()

@@ -78,6 +78,8 @@ impl PasswordService {
         let mut random = Zeroizing::new([0u8; 32]);
         aws_lc_rs::rand::fill(random.as_mut()).map_err(|_| PasswordHashError::Random)?;
         let dummy = Arc::from(hasher.hash_bytes(random.as_ref())?);
+        // The arena the dummy hash used is freed: an idle server holds no argon2 memory.
+        hasher.release_arenas();
         Ok(Self {
             hasher: Arc::new(hasher),
             permits: Arc::new(Semaphore::new(max_concurrent)),

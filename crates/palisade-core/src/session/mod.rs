@@ -206,7 +206,7 @@ impl SessionService {
                 }
             }
         }
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(sessions)
     }
 

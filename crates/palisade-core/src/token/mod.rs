@@ -129,13 +129,14 @@ impl RevokeReason {
 pub struct SigningKeyRecord {
     /// RFC 7638 thumbprint of the public key (base64url SHA-256); the JWT `kid`.
     pub kid: String,
-    /// `EdDSA`, `ES256`, `RS256` or `HS256`.
+    /// `EdDSA`, `ES256` or `RS256`.
     pub algorithm: String,
     /// Version within the algorithm, from 1; the highest signs.
     pub version: u32,
-    /// The private key (PKCS#8 DER, or the HS256 secret) sealed by the keyring, in compact envelope form.
+    /// The private key (PKCS#8 DER) sealed by the keyring, in compact envelope form. HS256 keys are
+    /// never stored: they come from configuration and live only in memory.
     pub private_key: String,
-    /// The public key as a JWK JSON object (`None` for HS256, which has nothing public).
+    /// The public key as a JWK JSON object.
     pub public_jwk: Option<String>,
     /// When it was made.
     pub created_at: time::OffsetDateTime,

@@ -27,6 +27,19 @@ pub(crate) const USERNAME_TAKEN: &str = "users_username_key";
 /// What a unique violation names when an e-mail address is taken.
 pub(crate) const EMAIL_TAKEN: &str = "users_email_key";
 
+/// Rotates a live refresh token in one statement (the plan is in `refresh_token.rs`): a conditional
+/// `UPDATE … RETURNING` marks the presented token spent if it is live — concurrent callers queue on
+/// its row lock and re-check the condition once it is free — and feeds the child's `INSERT`.
+/// `$1` presented hash, `$2` now, `$3` grace cutoff, `$4` child hash, `$5` child expiry.
+pub(crate) const ROTATE: &str = concat!(
+    "WITH spent AS (UPDATE refresh_tokens SET spent_at = COALESCE(spent_at, $2) WHERE ",
+    super::refresh_token::presented_is_live!(),
+    " RETURNING hash, family_id, user_id, session_id) \
+     INSERT INTO refresh_tokens (hash, family_id, parent, user_id, session_id, issued_at, expires_at) \
+     SELECT $4, family_id, hash, user_id, session_id, $2, $5 FROM spent \
+     RETURNING family_id, user_id, session_id"
+);
+
 /// How a uuid is stored: natively.
 pub(crate) type StoredId = uuid::Uuid;
 

@@ -5,18 +5,21 @@
 //!
 //! # Durability
 //! A database file runs in WAL mode with `synchronous = NORMAL` (SQLite's own default is `FULL`): a
-//! commit is written to the WAL but not fsynced; the WAL is fsynced at each checkpoint. What that
-//! means for operators:
-//! - a crash of the Palisade process loses nothing that was committed (the WAL is in the OS's
-//!   hands), and the database is never corrupted;
-//! - a power loss or an OS crash may lose the last transactions committed before it (those since
-//!   the last checkpoint) — e.g. a refresh-token rotation, an audit record or a password change may
-//!   roll back, after the client was answered — but leaves the database consistent.
+//! commit is written to the WAL but not fsynced; the WAL is fsynced before each checkpoint. What
+//! that means for operators:
+//! - a crash of the Palisade process loses nothing that was committed (the written WAL is in the
+//!   operating system's hands), and the database is never corrupted;
+//! - a power loss or an operating-system crash may lose the transactions committed since the WAL
+//!   was last fsynced, after their clients were answered, and leaves a consistent database. Among
+//!   what can be undone: refresh-token rotations (the client's new token becomes unknown: it logs
+//!   in again), password changes, the newest audit records (the chain stays intact, its tail is
+//!   gone) and revocations — a logout or a reuse detection that is lost makes that family live again.
 //!
-//! `FULL` would fsync on every commit, which caps writes at the disk's fsync rate (a few hundred to
-//! a few thousand per second) and is what made refresh-token rotation too slow. Deployments that
-//! cannot accept losing the last moments of writes on power loss run PostgreSQL (which fsyncs each
-//! commit by default) or a disk with a battery-backed or power-loss-protected write cache.
+//! `FULL` fsyncs every commit, which caps writes at the disk's fsync rate: refresh-token rotation
+//! measured about 2,500/s with `FULL` and 6,000/s with `NORMAL` here (`benches/refresh_rotation.rs`,
+//! 2 cores, 16 concurrent callers). Deployments that cannot accept losing the last writes on power
+//! loss run PostgreSQL (which fsyncs each commit by default) or a disk with a power-loss-protected
+//! write cache.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -42,6 +45,18 @@ pub(crate) const USERNAME_TAKEN: &str = "users.username";
 
 /// What a unique violation names when an e-mail address is taken.
 pub(crate) const EMAIL_TAKEN: &str = "users.email";
+
+/// Rotates a live refresh token in one statement (the plan is in `refresh_token.rs`). SQLite has no
+/// data-modifying `WITH`, so this stores the child of the presented token if that one is live, and
+/// the schema's trigger `refresh_tokens_spend_parent` marks the parent spent in the same statement.
+/// An `INSERT` takes the write lock before it reads, so concurrent callers see each other's spends.
+/// `$1` presented hash, `$2` now, `$3` grace cutoff, `$4` child hash, `$5` child expiry.
+pub(crate) const ROTATE: &str = concat!(
+    "INSERT INTO refresh_tokens (hash, family_id, parent, user_id, session_id, issued_at, expires_at) \
+     SELECT $4, family_id, hash, user_id, session_id, $2, $5 FROM refresh_tokens WHERE ",
+    super::refresh_token::presented_is_live!(),
+    " RETURNING family_id, user_id, session_id"
+);
 
 /// How a uuid is stored: hyphenated text.
 pub(crate) type StoredId = uuid::fmt::Hyphenated;

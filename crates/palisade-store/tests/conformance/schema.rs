@@ -138,7 +138,8 @@ pub async fn account_constraints_are_enforced_by_the_database(h: &SchemaHarness)
     // session ...30.
     let setup = [
         (
-            "INSERT INTO users VALUES ('0190a000-0000-7000-8000-000000000010', 'alice', 'alice@example.com', 'h', 0, 0, 0)",
+            "INSERT INTO users VALUES \
+             ('0190a000-0000-7000-8000-000000000010', 'alice', 'alice@example.com', 'h', 0, 0, 0)",
             "INSERT INTO users VALUES \
              ('0190a000-0000-7000-8000-000000000010', 'alice', 'alice@example.com', 'h', now(), now(), false)",
         ),
@@ -158,7 +159,8 @@ pub async fn account_constraints_are_enforced_by_the_database(h: &SchemaHarness)
     let violations = [
         (
             "a username longer than 64 characters",
-            "INSERT INTO users VALUES ('0190a000-0000-7000-8000-000000000012', printf('%.65c', 'x'), NULL, 'h', 0, 0, 0)",
+            "INSERT INTO users VALUES \
+             ('0190a000-0000-7000-8000-000000000012', printf('%.65c', 'x'), NULL, 'h', 0, 0, 0)",
             "INSERT INTO users VALUES \
              ('0190a000-0000-7000-8000-000000000012', repeat('x', 65), NULL, 'h', now(), now(), false)",
         ),
@@ -186,7 +188,8 @@ pub async fn account_constraints_are_enforced_by_the_database(h: &SchemaHarness)
             "a token hash of 31 bytes",
             "INSERT INTO refresh_tokens VALUES (zeroblob(31), '0190a000-0000-7000-8000-000000000020', NULL, \
              '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', 0, 1, NULL)",
-            "INSERT INTO refresh_tokens VALUES (decode(repeat('00', 31), 'hex'), '0190a000-0000-7000-8000-000000000020', \
+            "INSERT INTO refresh_tokens VALUES \
+             (decode(repeat('00', 31), 'hex'), '0190a000-0000-7000-8000-000000000020', \
              NULL, '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', \
              now(), now() + interval '1 hour', NULL)",
         ),
@@ -194,7 +197,8 @@ pub async fn account_constraints_are_enforced_by_the_database(h: &SchemaHarness)
             "a token whose user is not its family's",
             "INSERT INTO refresh_tokens VALUES (zeroblob(32), '0190a000-0000-7000-8000-000000000020', NULL, \
              '0190a000-0000-7000-8000-000000000011', '0190a000-0000-7000-8000-000000000030', 0, 1, NULL)",
-            "INSERT INTO refresh_tokens VALUES (decode(repeat('00', 32), 'hex'), '0190a000-0000-7000-8000-000000000020', \
+            "INSERT INTO refresh_tokens VALUES \
+             (decode(repeat('00', 32), 'hex'), '0190a000-0000-7000-8000-000000000020', \
              NULL, '0190a000-0000-7000-8000-000000000011', '0190a000-0000-7000-8000-000000000030', \
              now(), now() + interval '1 hour', NULL)",
         ),
@@ -202,7 +206,8 @@ pub async fn account_constraints_are_enforced_by_the_database(h: &SchemaHarness)
             "a token that expires before it is issued",
             "INSERT INTO refresh_tokens VALUES (zeroblob(32), '0190a000-0000-7000-8000-000000000020', NULL, \
              '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', 1, 0, NULL)",
-            "INSERT INTO refresh_tokens VALUES (decode(repeat('00', 32), 'hex'), '0190a000-0000-7000-8000-000000000020', \
+            "INSERT INTO refresh_tokens VALUES \
+             (decode(repeat('00', 32), 'hex'), '0190a000-0000-7000-8000-000000000020', \
              NULL, '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', \
              now(), now() - interval '1 hour', NULL)",
         ),
@@ -222,7 +227,8 @@ pub async fn account_constraints_are_enforced_by_the_database(h: &SchemaHarness)
         "INSERT INTO refresh_tokens VALUES (zeroblob(32), '0190a000-0000-7000-8000-000000000020', NULL, \
          '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', 0, 1, NULL)"
     } else {
-        "INSERT INTO refresh_tokens VALUES (decode(repeat('00', 32), 'hex'), '0190a000-0000-7000-8000-000000000020', \
+        "INSERT INTO refresh_tokens VALUES \
+         (decode(repeat('00', 32), 'hex'), '0190a000-0000-7000-8000-000000000020', \
          NULL, '0190a000-0000-7000-8000-000000000010', '0190a000-0000-7000-8000-000000000030', \
          now(), now() + interval '1 hour', NULL)"
     };
@@ -233,7 +239,7 @@ pub async fn account_constraints_are_enforced_by_the_database(h: &SchemaHarness)
         "UPDATE refresh_families SET revoked_at = now(), revoked_reason = 'reuse'"
     };
     assert_eq!(h.database.execute(revoke).await.unwrap(), 1);
-    // Deleting the user takes their history, families and tokens with it.
+    // Deleting the user takes their families and tokens with it.
     assert_eq!(h.database.execute("DELETE FROM users WHERE username = 'alice'").await.unwrap(), 1);
     assert_eq!(h.database.fetch_text("SELECT CAST(COUNT(*) AS TEXT) FROM refresh_tokens").await.unwrap(), "0");
 }

@@ -183,6 +183,10 @@ pub async fn keep_history_zero_pushes_nothing(h: &DurableHarness) {
     assert!(h.store.change_password(alice.id, &phc("initial"), &phc("h1"), T0, 0).await.unwrap());
     assert_eq!(h.store.user_by_id(alice.id).await.unwrap().unwrap().password_hash, phc("h1"), "the hash changed");
     assert!(h.store.password_history(alice.id, 10).await.unwrap().is_empty(), "but no history was kept");
+    // Nor is history that was kept before touched.
+    assert!(h.store.change_password(alice.id, &phc("h1"), &phc("h2"), T0, 3).await.unwrap());
+    assert!(h.store.change_password(alice.id, &phc("h2"), &phc("h3"), T0, 0).await.unwrap());
+    assert_eq!(h.store.password_history(alice.id, 10).await.unwrap(), [phc("h1")]);
 }
 
 pub async fn rehash_leaves_changed_at_and_history_alone(h: &DurableHarness) {

@@ -84,7 +84,7 @@ fn diagnose_prints_a_table_and_passes_on_a_fresh_sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
     let (output, stdout, stderr) = run(palisade(dir.path()).arg("diagnose"));
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    for check in ["durable store", "hot store", "encryption", "audit chain"] {
+    for check in ["durable store", "hot store", "encryption", "signing keys", "audit chain"] {
         let line = stdout.lines().find(|l| l.starts_with(check)).unwrap_or_else(|| panic!("no {check} row:\n{stdout}"));
         assert!(line.contains(" OK "), "{line}");
     }
@@ -176,4 +176,49 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm() {
 
     let (output, _, _) = run(palisade(dir.path()).args(["health", "--url", &url]));
     assert_eq!(output.status.code(), Some(1), "health fails when nothing answers");
+}
+
+#[test]
+fn users_are_created_listed_locked_and_unlocked_from_the_cli() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let create = |name: &str, password: &str| {
+        let mut child = palisade(dir.path())
+            .args(["user", "create", name, "--email", &format!("{name}@example.com")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let created = create("Zoe", "correct-Horse-battery-9-staple");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(String::from_utf8_lossy(&created.stdout).starts_with("created user "));
+
+    let weak = create("yann", "password");
+    assert!(!weak.status.success());
+    let stderr = String::from_utf8_lossy(&weak.stderr);
+    assert!(stderr.contains("common_password") && stderr.contains("min_length"), "{stderr}");
+
+    let (output, stdout, _) = run(palisade(dir.path()).args(["user", "list", "--json"]));
+    assert!(output.status.success());
+    let users: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(users.len(), 1, "the refused user was not created: {stdout}");
+    assert_eq!(users[0]["username"], "zoe");
+    assert_eq!(users[0]["locked"], false);
+
+    let (output, stdout, _) = run(palisade(dir.path()).args(["user", "lock", "ZOE"]));
+    assert!(output.status.success(), "{stdout}");
+    let (_, stdout, _) = run(palisade(dir.path()).args(["user", "list", "--json"]));
+    assert!(stdout.contains("\"locked\":true"), "{stdout}");
+    let (output, _, _) = run(palisade(dir.path()).args(["user", "unlock", "zoe"]));
+    assert!(output.status.success());
+    let (_, stdout, _) = run(palisade(dir.path()).args(["user", "list", "--json"]));
+    assert!(stdout.contains("\"locked\":false"), "{stdout}");
+
+    let (output, _, stderr) = run(palisade(dir.path()).args(["user", "lock", "nobody"]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("no such user"), "{stderr}");
 }
