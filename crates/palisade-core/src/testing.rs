@@ -51,6 +51,17 @@ impl AuditStore for MemoryStore {
         Ok(true)
     }
 
+    async fn try_append_audit_batch(&self, records: &[AuditRecord]) -> Result<bool, StoreError> {
+        let mut audit = self.audit.lock().unwrap();
+        if records.iter().any(|r| audit.contains_key(&r.seq)) {
+            return Ok(false);
+        }
+        for record in records {
+            audit.insert(record.seq, record.clone());
+        }
+        Ok(true)
+    }
+
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
         Ok(self.audit.lock().unwrap().range(after + 1..).take(limit as usize).map(|(_, r)| r.clone()).collect())
     }

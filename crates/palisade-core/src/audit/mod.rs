@@ -5,8 +5,9 @@
 //! # One chain, serialized by the store
 //! Several server instances append to ONE chain. Each record takes the next sequence number; the
 //! store's primary key on `seq` lets exactly one writer have it, and a writer that loses the race
-//! re-reads the head and seals again ([`AuditStore::try_append_audit`]). Within one instance,
-//! appends take turns and reuse the head they just wrote, so the common case is one insert. We chose this over one chain
+//! re-reads the head and seals again ([`AuditStore::try_append_audit_batch`]). Within one instance,
+//! appends take turns, reuse the head they just wrote, and those that queue up meanwhile are sealed
+//! and stored together in one commit, so under load many records cost one round trip. We chose this over one chain
 //! per writer because a single order is what an investigator reads, because verification then needs
 //! no knowledge of which instances existed, and because a removed instance cannot leave an orphan
 //! chain whose tail could be truncated unnoticed. The cost is a retry under contention, which audit
@@ -33,6 +34,9 @@ pub const GENESIS_MAC: [u8; 32] = [0; 32];
 
 /// How many times an append retries after losing the race for a sequence number.
 const MAX_APPEND_ATTEMPTS: u32 = 64;
+
+/// Most records sealed and stored in one commit.
+pub const MAX_BATCH: usize = 256;
 
 /// One sealed record of the chain, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +117,9 @@ pub enum AuditError {
     /// Too many writers raced for the head.
     #[error("could not append to the audit chain after {0} attempts")]
     Contended(u32),
+    /// The batch this event was written with failed.
+    #[error("{0}")]
+    Batch(std::sync::Arc<AuditError>),
 }
 
 impl AuditError {
@@ -122,6 +129,7 @@ impl AuditError {
             Self::Store(e) => e.is_unavailable(),
             Self::Crypto(e) => e.is_unavailable(),
             Self::Contended(_) => false,
+            Self::Batch(e) => e.is_unavailable(),
         }
     }
 }
@@ -154,55 +162,115 @@ pub struct AuditLog {
     /// insert fails, the head is re-read and the record sealed again. A `tokio` mutex: it is held
     /// across the store round trip.
     head: tokio::sync::Mutex<Option<(i64, Vec<u8>)>>,
+    /// Events waiting for the writer. `std::sync::Mutex`: never held across an `.await`.
+    queue: std::sync::Mutex<Vec<Pending>>,
+}
+
+/// An event waiting to be sealed, and where to send its record.
+struct Pending {
+    event: AuditEvent,
+    done: tokio::sync::oneshot::Sender<Result<AuditRecord, AuditError>>,
 }
 
 impl AuditLog {
     /// An audit log over a store and the keyring that holds its MAC key.
     pub fn new(store: Arc<dyn AuditStore>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, keyring, clock, head: tokio::sync::Mutex::new(None) }
+        Self { store, keyring, clock, head: tokio::sync::Mutex::new(None), queue: std::sync::Mutex::default() }
     }
 
     /// Seals `event` onto the end of the chain and returns the stored record.
+    ///
+    /// Appends from this process are written in turn, and those that arrive while one is being
+    /// written are sealed together and stored in one commit (group commit): under load, many records
+    /// cost one round trip and one commit.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
+        let (done, mut result) = tokio::sync::oneshot::channel();
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Pending { event, done });
+        let mut head = self.head.lock().await;
+        // A writer before us may have stored our event with its batch.
+        if let Ok(outcome) = result.try_recv() {
+            return outcome;
+        }
+        loop {
+            let batch: Vec<Pending> = {
+                let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let take = queue.len().min(MAX_BATCH);
+                queue.drain(..take).collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            match self.write(&mut head, batch.iter().map(|p| &p.event).collect()).await {
+                Ok(records) => {
+                    for (pending, record) in batch.into_iter().zip(records) {
+                        let _ = pending.done.send(Ok(record));
+                    }
+                }
+                Err(e) => {
+                    let shared = std::sync::Arc::new(e);
+                    for pending in batch {
+                        let _ = pending.done.send(Err(AuditError::Batch(shared.clone())));
+                    }
+                }
+            }
+            if let Ok(outcome) = result.try_recv() {
+                return outcome;
+            }
+        }
+        drop(head);
+        result.await.unwrap_or(Err(AuditError::Contended(0)))
+    }
+
+    /// Seals `events` in order after the head and stores them all at once, re-reading the head and
+    /// sealing again when another instance took a sequence number first.
+    async fn write(
+        &self,
+        cached: &mut Option<(i64, Vec<u8>)>,
+        events: Vec<&AuditEvent>,
+    ) -> Result<Vec<AuditRecord>, AuditError> {
         let key = self.keyring.active(KeyPurpose::Audit).await?;
         let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.material.expose());
-        let id = uuid::Uuid::now_v7();
-        let details = event.details.to_string();
-        let mut cached = self.head.lock().await;
+        let ids: Vec<uuid::Uuid> = events.iter().map(|_| uuid::Uuid::now_v7()).collect();
         for attempt in 0..MAX_APPEND_ATTEMPTS {
             // Taken on each attempt, so a record never carries an earlier time than the one before it.
             let at = truncate_to_micros(self.clock.now());
-            let (seq, prev_mac) = match cached.take() {
-                Some((seq, mac)) => (seq.saturating_add(1), mac),
+            let (mut seq, mut prev_mac) = match cached.take() {
+                Some((seq, mac)) => (seq, mac),
                 None => match self.store.audit_head().await? {
-                    Some(h) => (h.seq.saturating_add(1), h.mac),
-                    None => (1, GENESIS_MAC.to_vec()),
+                    Some(h) => (h.seq, h.mac),
+                    None => (0, GENESIS_MAC.to_vec()),
                 },
             };
-            let mut record = AuditRecord {
-                seq,
-                id,
-                at,
-                kind: event.kind.as_str().to_owned(),
-                outcome: event.outcome.as_str().to_owned(),
-                actor: event.actor.clone(),
-                subject: event.subject.clone(),
-                ip: event.request.ip.clone(),
-                user_agent: event.request.user_agent.clone(),
-                request_id: event.request.request_id.clone(),
-                details: details.clone(),
-                key_id: key.id,
-                prev_mac,
-                mac: Vec::new(),
-            };
-            record.mac = hmac::sign(&mac_key, &record.mac_input()).as_ref().to_vec();
-            if self.store.try_append_audit(&record).await? {
-                *cached = Some((record.seq, record.mac.clone()));
-                return Ok(record);
+            let mut records = Vec::with_capacity(events.len());
+            for (event, id) in events.iter().zip(&ids) {
+                seq = seq.saturating_add(1);
+                let mut record = AuditRecord {
+                    seq,
+                    id: *id,
+                    at,
+                    kind: event.kind.as_str().to_owned(),
+                    outcome: event.outcome.as_str().to_owned(),
+                    actor: event.actor.clone(),
+                    subject: event.subject.clone(),
+                    ip: event.request.ip.clone(),
+                    user_agent: event.request.user_agent.clone(),
+                    request_id: event.request.request_id.clone(),
+                    details: event.details.to_string(),
+                    key_id: key.id,
+                    prev_mac,
+                    mac: Vec::new(),
+                };
+                record.mac = hmac::sign(&mac_key, &record.mac_input()).as_ref().to_vec();
+                prev_mac = record.mac.clone();
+                records.push(record);
             }
-            // Another instance took `seq`: forget the head, back off a little (more each time), and
+            if self.store.try_append_audit_batch(&records).await? {
+                *cached = Some((seq, prev_mac));
+                return Ok(records);
+            }
+            // Another instance took a `seq`: forget the head, back off a little (more each time), and
             // seal again on the head as stored.
-            let jitter = u64::from(id.as_bytes().last().copied().unwrap_or(0) % 4);
+            let jitter = u64::from(ids.first().and_then(|id| id.as_bytes().last().copied()).unwrap_or(0) % 4);
             tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(8)) + jitter)).await;
         }
         Err(AuditError::Contended(MAX_APPEND_ATTEMPTS))

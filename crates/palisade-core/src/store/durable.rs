@@ -34,6 +34,11 @@ pub trait AuditStore: Send + Sync + 'static {
     /// `id` is an error, not `false`. `at` is stored at microsecond precision (the MAC covers it).
     async fn try_append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError>;
 
+    /// Appends consecutive records (each linking to the one before) all or none: `false`, storing
+    /// nothing, when any `seq` is taken. Lets a writer seal many records for the price of one
+    /// commit. At most [`crate::audit::MAX_BATCH`] records.
+    async fn try_append_audit_batch(&self, records: &[AuditRecord]) -> Result<bool, StoreError>;
+
     /// Records with `seq > after`, in order, at most `limit`.
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
 }

@@ -337,7 +337,7 @@ impl Setting {
                 default: DefaultValue::Text("10"),
                 secret: false,
                 value_name: "N",
-                about: "size of the durable store's connection pool",
+                about: "size of the durable store's connection pool (PostgreSQL; SQLite always uses one connection)",
                 expected: "a whole number from 1 to 1000",
                 group: Group::Server,
                 number: Number::count(1, 1000),

@@ -194,6 +194,53 @@ impl AuditStore for SqlStore {
         Ok(result.map_err(error::sql)? == 1)
     }
 
+    async fn try_append_audit_batch(&self, records: &[AuditRecord]) -> Result<bool, StoreError> {
+        match records {
+            [] => return Ok(true),
+            [one] => return self.try_append_audit(one).await,
+            _ => {}
+        }
+        let expected = u64::try_from(records.len()).unwrap_or(u64::MAX);
+        // One multi-row INSERT in one transaction: if any `seq` is taken, the transaction is rolled back
+        // and nothing of the batch is stored.
+        on_pool!(self.pool(), |pool, d| {
+            let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_log \
+                 (seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, details, key_id, prev_mac, mac) ",
+            );
+            let mut rows = Vec::with_capacity(records.len());
+            for record in records {
+                rows.push((record, d::id(record.id), d::instant(record.at)?, d::id(record.key_id)));
+            }
+            insert.push_values(&rows, |mut row, (record, id, at, key_id)| {
+                row.push_bind(record.seq)
+                    .push_bind(*id)
+                    .push_bind(*at)
+                    .push_bind(&record.kind)
+                    .push_bind(&record.outcome)
+                    .push_bind(record.actor.as_deref())
+                    .push_bind(record.subject.as_deref())
+                    .push_bind(record.ip.as_deref())
+                    .push_bind(record.user_agent.as_deref())
+                    .push_bind(record.request_id.as_deref())
+                    .push_bind(&record.details)
+                    .push_bind(*key_id)
+                    .push_bind(&record.prev_mac)
+                    .push_bind(&record.mac);
+            });
+            insert.push(" ON CONFLICT (seq) DO NOTHING");
+            let inserted = insert.build().execute(&mut *tx).await.map_err(error::sql)?.rows_affected();
+            if inserted == expected {
+                tx.commit().await.map_err(error::sql)?;
+                Ok(true)
+            } else {
+                tx.rollback().await.map_err(error::sql)?;
+                Ok(false)
+            }
+        })
+    }
+
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
         on_pool!(self.pool(), |pool, d| {
             let rows = sqlx::query_as::<_, AuditRow<d::StoredId, d::StoredInstant>>(SELECT_AUDIT_AFTER)

@@ -78,7 +78,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<SqlitePool, StoreError> {
+/// Opens the pool. `max_connections` is not used: SQLite runs every write one at a time anyway, and
+/// several connections only add lock contention (a writer waiting on another's lock sleeps in SQLite's
+/// busy handler) and a thread hop per connection. One connection measured fastest here: refresh
+/// rotation through the server went from about 2,400/s with 10 connections to about 3,300/s with one
+/// (docs/benchmarks.md). Callers queue for it asynchronously.
+pub(crate) async fn connect(url: &str, _max_connections: u32) -> Result<SqlitePool, StoreError> {
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Other(format!("invalid SQLite URL: {e}")))?
@@ -96,7 +101,7 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<SqlitePoo
                 StoreError::Unavailable(format!("cannot create the database directory {}: {e}", dir.display()))
             })?;
         }
-        SqlitePoolOptions::new().max_connections(max_connections)
+        SqlitePoolOptions::new().max_connections(1)
     };
     // See "Durability" above for what NORMAL trades away under WAL.
     let options = if in_memory {

@@ -23,6 +23,7 @@ conformance!(
         concurrent_key_creation_has_one_winner,
         audit_append_head_and_paging,
         duplicate_audit_seq_is_refused,
+        audit_batches_are_stored_all_or_nothing,
         audit_instants_round_trip_to_the_microsecond,
         concurrent_appends_of_one_seq_have_one_winner,
         audit_log_verifies_and_names_the_tampered_record,
@@ -170,6 +171,22 @@ pub async fn duplicate_audit_seq_is_refused(h: &DurableHarness) {
     assert!(h.store.try_append_audit(&bad_seq).await.is_err(), "seq must be positive");
     let unknown_key = record(3, uuid::Uuid::now_v7(), first.at);
     assert!(h.store.try_append_audit(&unknown_key).await.is_err(), "the sealing key must exist");
+}
+
+pub async fn audit_batches_are_stored_all_or_nothing(h: &DurableHarness) {
+    let key_id = audit_key(h).await;
+    let at = datetime!(2026-01-01 00:00:00.25 UTC);
+    let batch: Vec<AuditRecord> = (1..=3).map(|seq| record(seq, key_id, at)).collect();
+    assert!(h.store.try_append_audit_batch(&batch).await.unwrap());
+    assert_eq!(h.store.audit_records(0, 10).await.unwrap(), batch);
+    // A batch whose first seq is free but whose second is taken stores nothing at all.
+    let overlapping: Vec<AuditRecord> = vec![record(4, key_id, at), record(3, key_id, at), record(5, key_id, at)];
+    assert!(!h.store.try_append_audit_batch(&overlapping).await.unwrap(), "seq 3 is taken: false");
+    assert_eq!(h.store.audit_records(0, 10).await.unwrap().len(), 3, "and nothing of the batch was kept");
+    assert!(h.store.try_append_audit_batch(&[]).await.unwrap(), "an empty batch is a no-op");
+    let next: Vec<AuditRecord> = (4..=5).map(|seq| record(seq, key_id, at)).collect();
+    assert!(h.store.try_append_audit_batch(&next).await.unwrap());
+    assert_eq!(h.store.audit_head().await.unwrap().unwrap().seq, 5);
 }
 
 pub async fn audit_instants_round_trip_to_the_microsecond(h: &DurableHarness) {
