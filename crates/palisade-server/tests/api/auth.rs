@@ -389,3 +389,64 @@ async fn auth_events_are_audited_without_secrets() {
     }
     assert!(app.palisade.audit().verify().await.unwrap().broken.is_none());
 }
+
+async fn insert_user(app: &TestApp, username: &str, hash: String, changed_at: time::OffsetDateTime) {
+    use palisade_core::user::{User, UserId, UserInsert, Username};
+    let user = User {
+        id: UserId::generate(),
+        username: Username::parse(username).unwrap(),
+        email: None,
+        password_hash: hash,
+        password_changed_at: changed_at,
+        created_at: changed_at,
+        locked: false,
+    };
+    assert_eq!(app.palisade.durable_store().insert_user(&user).await.unwrap(), UserInsert::Inserted);
+}
+
+#[tokio::test]
+async fn an_expired_password_only_allows_changing_it() {
+    let app = spawn_app_with(&[("PALISADE_PASSWORD_MAX_AGE_DAYS", "90")]).await;
+    let hasher =
+        palisade_core::password::PasswordHasher::new(palisade_core::password::Argon2Params::OWASP_MINIMUM).unwrap();
+    let hash = hasher.hash(&secrecy::SecretString::from(PASSWORD)).unwrap();
+    let long_ago = app.palisade.clock().now() - time::Duration::days(365);
+    insert_user(&app, "quentin", hash, long_ago).await;
+
+    let tokens = body(login(&app, "quentin", PASSWORD).await).await;
+    assert_eq!(tokens["password_expired"], true, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let profile = bearer_get(&app, "/auth/profile", access).await;
+    assert_eq!(profile.status(), 403);
+    assert_eq!(body(profile).await["code"], "INSUFFICIENT_SCOPE");
+    let changed = app
+        .http
+        .post(app.url("/auth/password"))
+        .bearer_auth(access)
+        .json(&json!({"current_password": PASSWORD, "new_password": "another-Strong-passphrase-77"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 204);
+    let fresh = body(login(&app, "quentin", "another-Strong-passphrase-77").await).await;
+    assert!(fresh.get("password_expired").is_none(), "{fresh}");
+    assert_eq!(bearer_get(&app, "/auth/profile", fresh["access_token"].as_str().unwrap()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_hash_with_old_parameters_is_replaced_at_login() {
+    let app = spawn_app().await;
+    let stronger = palisade_core::password::Argon2Params { memory_kib: 19_456, iterations: 3, parallelism: 1 };
+    let old_hash = palisade_core::password::PasswordHasher::new(stronger)
+        .unwrap()
+        .hash(&secrecy::SecretString::from(PASSWORD))
+        .unwrap();
+    assert!(old_hash.contains("t=3"));
+    insert_user(&app, "rupert", old_hash.clone(), app.palisade.clock().now()).await;
+    assert_eq!(login(&app, "rupert", PASSWORD).await.status(), 200);
+    let username = palisade_core::user::Username::parse("rupert").unwrap();
+    let stored = app.palisade.durable_store().user_by_username(&username).await.unwrap().unwrap();
+    assert_ne!(stored.password_hash, old_hash, "re-hashed with the configured parameters");
+    assert!(stored.password_hash.contains("m=19456,t=2,p=1"), "{}", stored.password_hash);
+    assert_eq!(login(&app, "rupert", PASSWORD).await.status(), 200, "and the new hash verifies");
+}
