@@ -131,8 +131,9 @@ impl FromRequestParts<crate::app::AppState> for Authenticated {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_owned)
-            // A missing token goes through the same check (and the same audit) as a bad one.
-            .unwrap_or_default();
+            // No token at all is refused without an audit record: only a presented token that fails
+            // is a security event (and the chain is not flooded by anonymous requests).
+            .ok_or(palisade_core::auth::AuthError::InvalidToken)?;
         let Meta(meta) = Meta::from_request_parts(parts, state).await.unwrap_or_else(|never| match never {});
         Ok(Self(state.palisade.auth().authenticate(&token, &meta).await?))
     }

@@ -154,15 +154,20 @@ pub struct ChainReport {
 
 /// Appends to and verifies the audit chain.
 pub struct AuditLog {
+    inner: Arc<Writer>,
+}
+
+/// The state behind [`AuditLog`], shared with the tasks that write batches.
+struct Writer {
     store: Arc<dyn AuditStore>,
     keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
-    /// The head as this instance last wrote it. Appends from this process take this lock in turn,
-    /// so they never race each other for a sequence number; only other instances can, and then the
-    /// insert fails, the head is re-read and the record sealed again. A `tokio` mutex: it is held
-    /// across the store round trip.
+    /// The head as this instance last wrote it. Batches from this process are written in turn under
+    /// this lock, so they never race each other for a sequence number; only other instances can, and
+    /// then the insert fails, the head is re-read and the batch sealed again. A `tokio` mutex: it is
+    /// held across the store round trip.
     head: tokio::sync::Mutex<Option<(i64, Vec<u8>)>>,
-    /// Events waiting for the writer. `std::sync::Mutex`: never held across an `.await`.
+    /// Events waiting to be written. `std::sync::Mutex`: never held across an `.await`.
     queue: std::sync::Mutex<Vec<Pending>>,
 }
 
@@ -175,22 +180,69 @@ struct Pending {
 impl AuditLog {
     /// An audit log over a store and the keyring that holds its MAC key.
     pub fn new(store: Arc<dyn AuditStore>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, keyring, clock, head: tokio::sync::Mutex::new(None), queue: std::sync::Mutex::default() }
+        let inner =
+            Writer { store, keyring, clock, head: tokio::sync::Mutex::new(None), queue: std::sync::Mutex::default() };
+        Self { inner: Arc::new(inner) }
     }
 
     /// Seals `event` onto the end of the chain and returns the stored record.
     ///
-    /// Appends from this process are written in turn, and those that arrive while one is being
-    /// written are sealed together and stored in one commit (group commit): under load, many records
-    /// cost one round trip and one commit.
+    /// Events are queued and written by a task of their own, in turn: events that arrive while a batch
+    /// is being written are sealed together and stored in one commit (group commit), so under load
+    /// many records cost one round trip. A caller that gives up waiting (a timed-out request) never
+    /// takes other callers' events down with it: the task finishes the batch.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
-        let (done, mut result) = tokio::sync::oneshot::channel();
-        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Pending { event, done });
-        let mut head = self.head.lock().await;
-        // A writer before us may have stored our event with its batch.
-        if let Ok(outcome) = result.try_recv() {
-            return outcome;
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.inner.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Pending { event, done });
+        let writer = self.inner.clone();
+        tokio::spawn(async move { writer.flush().await });
+        result.await.unwrap_or(Err(AuditError::Contended(0)))
+    }
+
+    /// Walks the whole chain and reports the first record whose link or MAC does not hold.
+    pub async fn verify(&self) -> Result<ChainReport, AuditError> {
+        const PAGE: u32 = 1000;
+        let mut expected_seq = 1i64;
+        let mut prev_mac = GENESIS_MAC.to_vec();
+        let mut verified = 0u64;
+        loop {
+            let page = self.inner.store.audit_records(expected_seq - 1, PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            for record in page {
+                let broken = |reason: &str| ChainReport {
+                    verified,
+                    broken: Some(BrokenLink { seq: expected_seq, reason: reason.to_owned() }),
+                };
+                if record.seq != expected_seq {
+                    return Ok(broken(&format!("record {expected_seq} is missing (next is {})", record.seq)));
+                }
+                if !bool::from(subtle::ConstantTimeEq::ct_eq(record.prev_mac.as_slice(), prev_mac.as_slice())) {
+                    return Ok(broken("does not link to the record before it"));
+                }
+                let key = match self.inner.keyring.by_id(record.key_id).await {
+                    Ok(key) if key.purpose == KeyPurpose::Audit => key,
+                    Ok(_) | Err(CryptoError::UnknownKey(_)) => return Ok(broken("sealed with an unknown key")),
+                    Err(e) => return Err(e.into()),
+                };
+                let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.material.expose());
+                if hmac::verify(&mac_key, &record.mac_input(), &record.mac).is_err() {
+                    return Ok(broken("its content was altered (MAC mismatch)"));
+                }
+                prev_mac = record.mac;
+                expected_seq += 1;
+                verified += 1;
+            }
+            if !full {
+                return Ok(ChainReport { verified, broken: None });
+            }
         }
+    }
+}
+
+impl Writer {
+    /// Writes everything queued, batch after batch, holding the head.
+    async fn flush(&self) {
+        let mut head = self.head.lock().await;
         loop {
             let batch: Vec<Pending> = {
                 let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -198,7 +250,7 @@ impl AuditLog {
                 queue.drain(..take).collect()
             };
             if batch.is_empty() {
-                break;
+                return;
             }
             match self.write(&mut head, batch.iter().map(|p| &p.event).collect()).await {
                 Ok(records) => {
@@ -207,18 +259,13 @@ impl AuditLog {
                     }
                 }
                 Err(e) => {
-                    let shared = std::sync::Arc::new(e);
+                    let shared = Arc::new(e);
                     for pending in batch {
                         let _ = pending.done.send(Err(AuditError::Batch(shared.clone())));
                     }
                 }
             }
-            if let Ok(outcome) = result.try_recv() {
-                return outcome;
-            }
         }
-        drop(head);
-        result.await.unwrap_or(Err(AuditError::Contended(0)))
     }
 
     /// Seals `events` in order after the head and stores them all at once, re-reading the head and
@@ -274,45 +321,6 @@ impl AuditLog {
             tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(8)) + jitter)).await;
         }
         Err(AuditError::Contended(MAX_APPEND_ATTEMPTS))
-    }
-
-    /// Walks the whole chain and reports the first record whose link or MAC does not hold.
-    pub async fn verify(&self) -> Result<ChainReport, AuditError> {
-        const PAGE: u32 = 1000;
-        let mut expected_seq = 1i64;
-        let mut prev_mac = GENESIS_MAC.to_vec();
-        let mut verified = 0u64;
-        loop {
-            let page = self.store.audit_records(expected_seq - 1, PAGE).await?;
-            let full = page.len() == PAGE as usize;
-            for record in page {
-                let broken = |reason: &str| ChainReport {
-                    verified,
-                    broken: Some(BrokenLink { seq: expected_seq, reason: reason.to_owned() }),
-                };
-                if record.seq != expected_seq {
-                    return Ok(broken(&format!("record {expected_seq} is missing (next is {})", record.seq)));
-                }
-                if !bool::from(subtle::ConstantTimeEq::ct_eq(record.prev_mac.as_slice(), prev_mac.as_slice())) {
-                    return Ok(broken("does not link to the record before it"));
-                }
-                let key = match self.keyring.by_id(record.key_id).await {
-                    Ok(key) if key.purpose == KeyPurpose::Audit => key,
-                    Ok(_) | Err(CryptoError::UnknownKey(_)) => return Ok(broken("sealed with an unknown key")),
-                    Err(e) => return Err(e.into()),
-                };
-                let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.material.expose());
-                if hmac::verify(&mac_key, &record.mac_input(), &record.mac).is_err() {
-                    return Ok(broken("its content was altered (MAC mismatch)"));
-                }
-                prev_mac = record.mac;
-                expected_seq += 1;
-                verified += 1;
-            }
-            if !full {
-                return Ok(ChainReport { verified, broken: None });
-            }
-        }
     }
 }
 

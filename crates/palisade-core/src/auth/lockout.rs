@@ -1,10 +1,11 @@
-//! Failed-login counting per account and per client address, in the hot store.
+//! Login attempts counted per account and failures per client address, in the hot store.
 //!
-//! Failures are counted per canonical username whether or not the account exists, so a lockout
-//! answer says nothing about existence; and per client IP. When a count reaches its limit a marker is
-//! put with the window's remaining time; logins check only the two markers (one round trip each, in
-//! parallel). Locks are temporary: a permanent lock would let anyone lock real users out. A success
-//! clears the account's count.
+//! Attempts are counted per canonical username — whether or not the account exists, so a lockout
+//! answer says nothing about existence — before the password is checked: a burst of concurrent
+//! guesses is counted as it arrives, and the one past the limit is refused without hashing. A success
+//! clears the count, so only failures add up. Failures per client IP are counted after the check; at
+//! the limit a marker throttles the address for the rest of the window. Locks are temporary: a
+//! permanent lock would let anyone lock real users out.
 
 use std::sync::Arc;
 
@@ -31,16 +32,14 @@ impl Default for LoginLimits {
     }
 }
 
-/// What the markers say before a login is tried.
+/// What the gate says before a password is checked.
 pub(crate) enum Gate {
-    Open,
+    /// Go on; this is the account's `count`-th attempt in the window.
+    Open { count: u64 },
+    /// Too many attempts on this account: wait.
     AccountLocked(Duration),
+    /// Too many failures from this address: wait.
     IpThrottled(Duration),
-}
-
-/// What counting one failure led to.
-pub(crate) struct Counted {
-    pub(crate) account_locked_now: bool,
 }
 
 pub(crate) struct Lockout {
@@ -62,54 +61,50 @@ impl Lockout {
         Self { hot, clock, limits }
     }
 
-    /// Reads the account and address markers (concurrently).
+    /// The most attempts an account gets per window.
+    pub(crate) fn max_attempts(&self) -> u64 {
+        u64::from(self.limits.max_attempts)
+    }
+
+    /// Counts this attempt against the account **before** the password is checked (one atomic
+    /// increment), so a burst of concurrent guesses cannot all pass before the first failures are
+    /// counted; and reads the address's throttle marker. A success clears the count ([`Self::clear`]).
     pub(crate) async fn gate(&self, username: &str, ip: Option<&str>) -> Result<Gate, StoreError> {
-        let account = HotKey::new(&account_tag(username), "locked");
+        let account = HotKey::new(&account_tag(username), "attempts");
         let ip_key = ip.map(|ip| HotKey::new(&ip_tag(ip), "login-throttled"));
-        let (account, ip) = tokio::join!(self.hot.get(&account), async {
+        let (attempt, throttled) = tokio::join!(self.hot.increment(&account, self.limits.window), async {
             match &ip_key {
                 Some(key) => self.hot.get(key).await,
                 None => Ok(None),
             }
         });
-        if let Some(until) = ip? {
+        if let Some(until) = throttled? {
             return Ok(Gate::IpThrottled(self.remaining(&until)));
         }
-        if let Some(until) = account? {
-            return Ok(Gate::AccountLocked(self.remaining(&until)));
+        let attempt = attempt?;
+        if attempt.count > self.max_attempts() {
+            return Ok(Gate::AccountLocked(attempt.resets_in.max(Duration::seconds(1))));
         }
-        Ok(Gate::Open)
+        Ok(Gate::Open { count: attempt.count })
     }
 
-    /// Counts one failure against the account and the address, and puts the markers when a limit is
-    /// reached.
-    pub(crate) async fn count_failure(&self, username: &str, ip: Option<&str>) -> Result<Counted, StoreError> {
-        let tag = account_tag(username);
-        let counted = self.hot.increment(&HotKey::new(&tag, "failures"), self.limits.window).await?;
-        let account_locked_now = counted.count == u64::from(self.limits.max_attempts);
-        if counted.count >= u64::from(self.limits.max_attempts) {
-            self.mark(&HotKey::new(&tag, "locked"), counted.resets_in).await?;
+    /// Counts one failure against the client address and throttles it at the limit.
+    pub(crate) async fn count_ip_failure(&self, ip: Option<&str>) -> Result<(), StoreError> {
+        let Some(ip) = ip else { return Ok(()) };
+        let tag = ip_tag(ip);
+        let counted = self.hot.increment(&HotKey::new(&tag, "login-failures"), self.limits.window).await?;
+        if counted.count >= u64::from(self.limits.ip_max_failures) {
+            let ttl = counted.resets_in.max(Duration::seconds(1));
+            let until = (self.clock.now() + ttl).unix_timestamp();
+            self.hot.put(&HotKey::new(&tag, "login-throttled"), until.to_string().as_bytes(), ttl).await?;
         }
-        if let Some(ip) = ip {
-            let tag = ip_tag(ip);
-            let counted = self.hot.increment(&HotKey::new(&tag, "login-failures"), self.limits.window).await?;
-            if counted.count >= u64::from(self.limits.ip_max_failures) {
-                self.mark(&HotKey::new(&tag, "login-throttled"), counted.resets_in).await?;
-            }
-        }
-        Ok(Counted { account_locked_now })
-    }
-
-    /// Clears the account's failure count after a success.
-    pub(crate) async fn clear(&self, username: &Username) -> Result<(), StoreError> {
-        self.hot.delete(&HotKey::new(&account_tag(username.as_str()), "failures")).await?;
         Ok(())
     }
 
-    async fn mark(&self, key: &HotKey, for_: Duration) -> Result<(), StoreError> {
-        let ttl = for_.max(Duration::seconds(1));
-        let until = (self.clock.now() + ttl).unix_timestamp();
-        self.hot.put(key, until.to_string().as_bytes(), ttl).await
+    /// Clears the account's attempt count after a success.
+    pub(crate) async fn clear(&self, username: &Username) -> Result<(), StoreError> {
+        self.hot.delete(&HotKey::new(&account_tag(username.as_str()), "attempts")).await?;
+        Ok(())
     }
 
     fn remaining(&self, until: &[u8]) -> Duration {

@@ -278,13 +278,12 @@ impl AuthService {
         let Ok(username) = Username::parse(username) else {
             // Not even a possible name: the same work and answer as an unknown user.
             self.passwords.verify_dummy(password).await;
-            if let Some(ip) = ip {
-                self.lockout.count_failure("", Some(ip)).await?;
-            }
-            return Err(self.login_failed(None, "malformed username", meta).await);
+            let refused = self.login_failed(None, "malformed username", meta).await;
+            self.lockout.count_ip_failure(ip).await?;
+            return Err(refused);
         };
-        match self.lockout.gate(username.as_str(), ip).await? {
-            Gate::Open => {}
+        let attempt = match self.lockout.gate(username.as_str(), ip).await? {
+            Gate::Open { count } => count,
             Gate::IpThrottled(wait) => {
                 self.audit_failure(AuditKind::LoginFailed, Some(&username), "address throttled", meta).await;
                 return Err(AuthError::RateLimited { retry_after_secs: secs(wait) });
@@ -293,10 +292,10 @@ impl AuthService {
                 self.audit_failure(AuditKind::LoginFailed, Some(&username), "account locked out", meta).await;
                 return Err(AuthError::AccountLocked { retry_after_secs: secs(wait) });
             }
-        }
+        };
         let user = self.store.user_by_username(&username).await?;
         let verified = match &user {
-            Some(user) => self.passwords.verify(password.clone(), &user.password_hash).await.unwrap_or(false),
+            Some(user) => self.verify(password.clone(), &user.password_hash).await?,
             None => {
                 self.passwords.verify_dummy(password.clone()).await;
                 false
@@ -310,12 +309,13 @@ impl AuthService {
                     Some(u) if u.locked => "account disabled by an administrator",
                     Some(_) => "wrong password",
                 };
-                let counted = self.lockout.count_failure(username.as_str(), ip).await?;
-                if counted.account_locked_now {
+                let refused = self.login_failed(Some(&username), reason, meta).await;
+                if attempt == self.lockout.max_attempts() {
                     self.audit_failure(AuditKind::AccountLockedOut, Some(&username), "too many failed logins", meta)
                         .await;
                 }
-                return Err(self.login_failed(Some(&username), reason, meta).await);
+                self.lockout.count_ip_failure(ip).await?;
+                return Err(refused);
             }
         };
         self.lockout.clear(&user.username).await?;
@@ -325,6 +325,15 @@ impl AuthService {
         let password_expired = self.policy.is_expired(user.password_changed_at, self.clock.now());
         let session = self.sessions.create(user.id, meta.ip.clone(), meta.user_agent.clone(), device).await?;
         let pair = self.open_family(&user, &session, password_expired).await?;
+        // A password change or an administrative lock that ran while this login was hashing ended the
+        // user's sessions before this one existed: read the account again and undo the login if so.
+        let current = self.store.user_by_id(user.id).await?;
+        if current.as_ref().is_none_or(|u| u.locked || u.password_changed_at != user.password_changed_at) {
+            self.sessions.end(user.id, session.id).await?;
+            self.store.revoke_session_families(session.id, RevokeReason::SessionEnded, self.clock.now()).await?;
+            let reason = "password changed or account locked during the login";
+            return Err(self.login_failed(Some(&username), reason, meta).await);
+        }
         self.record(
             AuditEvent::new(AuditKind::LoginSucceeded, Outcome::Success)
                 .actor(user.id.to_string())
@@ -335,6 +344,21 @@ impl AuthService {
         )
         .await?;
         Ok(LoginOutcome::Tokens(pair))
+    }
+
+    /// Verifies a password; a failure of the hashing service itself is an error, not a wrong password.
+    async fn verify(&self, password: SecretString, phc: &str) -> Result<bool, AuthError> {
+        match self.passwords.verify(password, phc).await {
+            Ok(ok) => Ok(ok),
+            Err(crate::password::PasswordHashError::Unavailable) => {
+                Err(AuthError::Unavailable("password hashing is unavailable".into()))
+            }
+            // A stored hash we cannot read never matches; the cause is logged.
+            Err(e) => {
+                tracing::error!(error = %e, "a stored password hash could not be used");
+                Ok(false)
+            }
+        }
     }
 
     /// Rotates a refresh token: the old one is spent; a spent one presented again revokes its family.
@@ -371,15 +395,19 @@ impl AuthService {
                 return Err(AuthError::Internal("a refresh token's record disagrees with its text".into()));
             }
             Rotation::Reused { family_id, user_id, session_id } => {
-                self.sessions.end(user_id, session_id).await?;
-                self.record(
-                    AuditEvent::new(AuditKind::RefreshTokenReused, Outcome::Failure)
-                        .actor(user_id.to_string())
-                        .subject(session_id.to_string())
-                        .request(meta.clone())
-                        .detail("family", family_id.to_string()),
-                )
-                .await?;
+                // The family is already revoked (in the store's statement). The alarm comes first and
+                // the refusal is answered whatever else fails.
+                let alarm = AuditEvent::new(AuditKind::RefreshTokenReused, Outcome::Failure)
+                    .actor(user_id.to_string())
+                    .subject(session_id.to_string())
+                    .request(meta.clone())
+                    .detail("family", family_id.to_string());
+                if let Err(e) = self.audit.append(alarm).await {
+                    tracing::error!(error = %e, "could not audit a refresh-token reuse");
+                }
+                if let Err(e) = self.sessions.end(user_id, session_id).await {
+                    tracing::warn!(error = %e, %session_id, "could not end the session of a reused refresh token");
+                }
                 return Err(AuthError::TokenRevoked { require_reauth: true });
             }
             Rotation::Revoked => {
@@ -507,10 +535,24 @@ impl AuthService {
             return Err(AuthError::InsufficientScope(SCOPE_USER));
         }
         let user = self.store.user_by_id(principal.user_id).await?.ok_or(AuthError::InvalidToken)?;
-        if !self.passwords.verify(current, &user.password_hash).await.unwrap_or(false) {
+        // Guesses at the current password count against the same limit as logins.
+        match self.lockout.gate(user.username.as_str(), meta.ip.as_deref()).await? {
+            Gate::Open { .. } => {}
+            Gate::IpThrottled(wait) => {
+                self.audit_failure(AuditKind::PasswordChanged, Some(&user.username), "address throttled", meta).await;
+                return Err(AuthError::RateLimited { retry_after_secs: secs(wait) });
+            }
+            Gate::AccountLocked(wait) => {
+                self.audit_failure(AuditKind::PasswordChanged, Some(&user.username), "account locked out", meta).await;
+                return Err(AuthError::AccountLocked { retry_after_secs: secs(wait) });
+            }
+        }
+        if !self.verify(current, &user.password_hash).await? {
             self.audit_failure(AuditKind::PasswordChanged, Some(&user.username), "wrong current password", meta).await;
+            self.lockout.count_ip_failure(meta.ip.as_deref()).await?;
             return Err(AuthError::InvalidCredentials);
         }
+        self.lockout.clear(&user.username).await?;
         let checked = self
             .passwords
             .check_policy(&self.policy, new.clone(), user.username.as_str(), user.email.as_ref().map(Email::as_str))
@@ -538,11 +580,13 @@ impl AuthService {
         let new_hash = self.passwords.hash(new).await.map_err(|e| AuthError::Internal(e.to_string()))?;
         let now = self.clock.now();
         self.users.forget(user.id);
+        // The other sessions end before the password changes: if this fails, nothing changed and a
+        // retry does it all; if the change then fails, the user only has to log in again elsewhere.
+        self.store.revoke_user_families(user.id, Some(principal.session_id), RevokeReason::PasswordChange, now).await?;
+        let ended = self.sessions.end_all_except(user.id, Some(principal.session_id)).await?;
         if !self.store.change_password(user.id, &user.password_hash, &new_hash, now, history).await? {
             return Err(AuthError::Conflict("password"));
         }
-        let ended = self.sessions.end_all_except(user.id, Some(principal.session_id)).await?;
-        self.store.revoke_user_families(user.id, Some(principal.session_id), RevokeReason::PasswordChange, now).await?;
         self.record(
             AuditEvent::new(AuditKind::PasswordChanged, Outcome::Success)
                 .actor(user.id.to_string())

@@ -150,12 +150,17 @@ impl SessionService {
 
     /// The live session `id` of `user`.
     pub async fn get(&self, user: UserId, id: SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self.get_raw(user, id).await?.map(|(session, _)| session))
+    }
+
+    /// The live session with the bytes it is stored as (for a compare-and-set).
+    async fn get_raw(&self, user: UserId, id: SessionId) -> Result<Option<(Session, Vec<u8>)>, StoreError> {
         let Some(bytes) = self.hot.get(&session_key(user, id)).await? else {
             return Ok(None);
         };
         let session: Session =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("session {id}: {e}")))?;
-        Ok((session.expires_at > self.clock.now()).then_some(session))
+        Ok((session.expires_at > self.clock.now()).then_some((session, bytes)))
     }
 
     /// Whether the session is alive, trusting a recent positive answer for `cache_ttl`; records
@@ -168,14 +173,19 @@ impl SessionService {
                 return Ok(true);
             }
         }
-        let Some(session) = self.get(user, id).await? else {
+        let Some((session, stored)) = self.get_raw(user, id).await? else {
             self.forget(id);
             return Ok(false);
         };
         if now - session.last_seen_at >= TOUCH_INTERVAL {
             let mut touched = session;
             touched.last_seen_at = now;
-            self.write(&touched, now).await?;
+            // Only over the very bytes just read: a session ended meanwhile (logout, password change)
+            // must not be written back to life.
+            if !self.write_if_unchanged(&touched, &stored, now).await? && self.get(user, id).await?.is_none() {
+                self.forget(id);
+                return Ok(false);
+            }
         }
         if self.policy.cache_ttl > Duration::ZERO {
             let mut cache = self.alive.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -231,6 +241,22 @@ impl SessionService {
 
     fn forget(&self, id: SessionId) {
         self.alive.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+    }
+
+    /// Rewrites the session only if it is still stored as `expected`; `false` when it changed or went.
+    async fn write_if_unchanged(
+        &self,
+        session: &Session,
+        expected: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let ttl = (session.expires_at - now).min(self.policy.idle_timeout);
+        if ttl <= Duration::ZERO {
+            return Ok(false);
+        }
+        let bytes = serde_json::to_vec(session).map_err(|e| StoreError::Other(format!("encoding a session: {e}")))?;
+        let key = session_key(session.user_id, session.id);
+        self.hot.compare_and_set(&key, Some(expected), &bytes, ttl.max(Duration::milliseconds(1))).await
     }
 
     async fn write(&self, session: &Session, now: OffsetDateTime) -> Result<(), StoreError> {

@@ -450,3 +450,40 @@ async fn a_hash_with_old_parameters_is_replaced_at_login() {
     assert!(stored.password_hash.contains("m=19456,t=2,p=1"), "{}", stored.password_hash);
     assert_eq!(login(&app, "rupert", PASSWORD).await.status(), 200, "and the new hash verifies");
 }
+
+#[tokio::test]
+async fn a_burst_of_concurrent_guesses_gets_no_more_than_the_limit() {
+    let app = spawn_app().await;
+    signed_up(&app, "sybil").await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (http, url) = (app.http.clone(), app.url("/auth/login"));
+            tokio::spawn(async move {
+                let body = json!({"username": "sybil", "password": "wrong-Password-123456"});
+                http.post(url).json(&body).send().await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let statuses = futures_join(tasks.into_iter()).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(checked, 5, "only 5 guesses are checked, the rest refused unchecked: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 423).count(), 15, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn guesses_at_the_current_password_are_limited_like_logins() {
+    let app = spawn_app().await;
+    let tokens = signed_up(&app, "trent").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let change = |current: &'static str| {
+        app.http
+            .post(app.url("/auth/password"))
+            .bearer_auth(access)
+            .json(&json!({"current_password": current, "new_password": "another-Strong-passphrase-77"}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(change("wrong-Password-123456").await.unwrap().status(), 401);
+    }
+    assert_eq!(change(PASSWORD).await.unwrap().status(), 423, "locked even with the right password");
+}
