@@ -169,6 +169,8 @@ struct Writer {
     head: tokio::sync::Mutex<Option<(i64, Vec<u8>)>>,
     /// Events waiting to be written. `std::sync::Mutex`: never held across an `.await`.
     queue: std::sync::Mutex<Vec<Pending>>,
+    /// Whether a task is (or is about to be) writing the queue: one task at a time, not one per event.
+    flushing: std::sync::atomic::AtomicBool,
 }
 
 /// An event waiting to be sealed, and where to send its record.
@@ -180,8 +182,14 @@ struct Pending {
 impl AuditLog {
     /// An audit log over a store and the keyring that holds its MAC key.
     pub fn new(store: Arc<dyn AuditStore>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>) -> Self {
-        let inner =
-            Writer { store, keyring, clock, head: tokio::sync::Mutex::new(None), queue: std::sync::Mutex::default() };
+        let inner = Writer {
+            store,
+            keyring,
+            clock,
+            head: tokio::sync::Mutex::new(None),
+            queue: std::sync::Mutex::default(),
+            flushing: std::sync::atomic::AtomicBool::new(false),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -194,8 +202,10 @@ impl AuditLog {
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
         let (done, result) = tokio::sync::oneshot::channel();
         self.inner.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Pending { event, done });
-        let writer = self.inner.clone();
-        tokio::spawn(async move { writer.flush().await });
+        if !self.inner.flushing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let writer = self.inner.clone();
+            tokio::spawn(async move { writer.flush().await });
+        }
         result.await.unwrap_or(Err(AuditError::Contended(0)))
     }
 
@@ -240,8 +250,10 @@ impl AuditLog {
 }
 
 impl Writer {
-    /// Writes everything queued, batch after batch, holding the head.
+    /// Writes everything queued, batch after batch, holding the head; then stands down, unless an
+    /// event arrived between the last drain and the stand-down (its caller saw `flushing` still set).
     async fn flush(&self) {
+        use std::sync::atomic::Ordering;
         let mut head = self.head.lock().await;
         loop {
             let batch: Vec<Pending> = {
@@ -250,6 +262,11 @@ impl Writer {
                 queue.drain(..take).collect()
             };
             if batch.is_empty() {
+                self.flushing.store(false, Ordering::Release);
+                let pending = !self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty();
+                if pending && !self.flushing.swap(true, Ordering::AcqRel) {
+                    continue;
+                }
                 return;
             }
             match self.write(&mut head, batch.iter().map(|p| &p.event).collect()).await {
