@@ -9,6 +9,7 @@
 //!
 //! This crate must never import HTTP, SQL or Redis code: arrows point into it, not out of it.
 
+pub mod api_key;
 pub mod audit;
 pub mod auth;
 pub mod clock;

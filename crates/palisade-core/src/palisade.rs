@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use secrecy::SecretSlice;
 
+use crate::api_key::{ApiKeyService, ApiKeySettings};
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::auth::{AuthService, AuthSettings};
 use crate::clock::{Clock, SystemClock};
@@ -64,6 +65,8 @@ pub struct PalisadeSettings {
     pub argon2: Argon2Params,
     /// How many password hashes run at once (default: the number of cores).
     pub hash_concurrency: Option<NonZeroUsize>,
+    /// API keys: their prefix and the revocation staleness bound.
+    pub api_keys: ApiKeySettings,
 }
 
 impl Default for PalisadeSettings {
@@ -79,6 +82,7 @@ impl Default for PalisadeSettings {
             password_policy: PasswordPolicy::default(),
             argon2: Argon2Params::OWASP_MINIMUM,
             hash_concurrency: None,
+            api_keys: ApiKeySettings::default(),
         }
     }
 }
@@ -174,6 +178,14 @@ impl PalisadeBuilder {
                 .map_err(|_| PasswordHashError::Unavailable)??,
         );
         let sessions = Arc::new(SessionService::new(hot.clone(), clock.clone(), settings.sessions));
+        let api_keys = Arc::new(ApiKeyService::new(
+            durable.clone(),
+            hot.clone(),
+            keyring.clone(),
+            audit.clone(),
+            clock.clone(),
+            settings.api_keys,
+        ));
         let auth = Arc::new(AuthService::new(crate::auth::AuthParts {
             store: durable.clone(),
             hot: hot.clone(),
@@ -185,7 +197,7 @@ impl PalisadeBuilder {
             clock: clock.clone(),
             settings: settings.auth,
         }));
-        Ok(Palisade { durable, hot, keyring, audit, clock, signing_keys, auth })
+        Ok(Palisade { durable, hot, keyring, audit, clock, signing_keys, auth, api_keys })
     }
 }
 
@@ -241,6 +253,7 @@ pub struct Palisade {
     clock: Arc<dyn Clock>,
     signing_keys: Arc<SigningKeys>,
     auth: Arc<AuthService>,
+    api_keys: Arc<ApiKeyService>,
 }
 
 impl Palisade {
@@ -262,6 +275,11 @@ impl Palisade {
     /// Accounts, login, tokens and sessions.
     pub fn auth(&self) -> &Arc<AuthService> {
         &self.auth
+    }
+
+    /// API keys.
+    pub fn api_keys(&self) -> &Arc<ApiKeyService> {
+        &self.api_keys
     }
 
     /// The JWT signing keys (and the JWKS).

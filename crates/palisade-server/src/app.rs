@@ -13,6 +13,7 @@ use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use palisade_core::api_key::ApiKeySettings;
 use palisade_core::audit::{AuditEvent, AuditKind, Outcome};
 use palisade_core::auth::{AuthSettings, LoginLimits};
 use palisade_core::clock::{Clock, SystemClock};
@@ -75,6 +76,9 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/auth/password", post(routes::auth::change_password))
         .route("/auth/sessions", get(routes::auth::sessions))
         .route("/auth/sessions/{id}", delete(routes::auth::end_session))
+        .route("/auth/api-keys", post(routes::api_keys::create).get(routes::api_keys::list))
+        .route("/auth/api-keys/{id}", delete(routes::api_keys::revoke))
+        .route("/api-keys/validate", post(routes::api_keys::validate))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)
         .with_state(state)
@@ -231,6 +235,7 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
             parallelism: config.argon2_parallelism,
         },
         hash_concurrency: config.hash_concurrency.and_then(std::num::NonZeroUsize::new),
+        api_keys: ApiKeySettings { prefix: config.api_key_prefix.clone(), cache_ttl: time(config.session_cache) },
     })
 }
 

@@ -244,3 +244,53 @@ impl From<palisade_core::auth::AuthError> for ApiError {
         }
     }
 }
+
+/// The stable code of an API-key refusal.
+pub(crate) fn api_key_code(e: &palisade_core::api_key::ApiKeyError) -> &'static str {
+    use palisade_core::api_key::ApiKeyError as K;
+    match e {
+        K::Invalid => "INVALID_TOKEN",
+        K::ForbiddenIp => "FORBIDDEN_IP",
+        K::InsufficientScope(_) => "INSUFFICIENT_SCOPE",
+        K::RateLimited { .. } => "RATE_LIMITED",
+        K::BadInput { .. } => "VALIDATION_ERROR",
+        K::NotFound => "NOT_FOUND",
+        K::Unavailable(_) => "SERVICE_UNAVAILABLE",
+        K::Internal(_) => "INTERNAL_ERROR",
+    }
+}
+
+impl From<palisade_core::api_key::ApiKeyError> for ApiError {
+    fn from(e: palisade_core::api_key::ApiKeyError) -> Self {
+        use palisade_core::api_key::ApiKeyError as K;
+        let code = api_key_code(&e);
+        match e {
+            K::Invalid => Self::refused(StatusCode::UNAUTHORIZED, code, "the API key is invalid, revoked or expired"),
+            K::ForbiddenIp => {
+                Self::refused(StatusCode::FORBIDDEN, code, "this API key may not be used from this address")
+            }
+            K::InsufficientScope(scope) => {
+                Self::refused(StatusCode::FORBIDDEN, code, format!("the API key lacks the `{scope}` scope"))
+            }
+            K::RateLimited { retry_after_secs, limit } => Self::Refused {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code,
+                detail: format!("rate limit of {limit} requests exceeded; retry in {retry_after_secs} s"),
+                retry_after: Some(retry_after_secs),
+                require_reauth: None,
+                errors: None,
+            },
+            K::BadInput { field, problem } => Self::Refused {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                detail: format!("{field}: {problem}"),
+                retry_after: None,
+                require_reauth: None,
+                errors: Some(vec![ProblemItem { rule: field.to_owned(), message: problem }]),
+            },
+            K::NotFound => Self::NotFound,
+            K::Unavailable(cause) => Self::Unavailable(cause),
+            K::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}

@@ -114,6 +114,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     }
 }
 
+/// The text of an `X-API-Key` header; validated by the service the handler calls.
+#[derive(Debug)]
+pub struct PresentedApiKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PresentedApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| Self(v.trim().to_owned()))
+            .ok_or(ApiError::from(palisade_core::api_key::ApiKeyError::Invalid))
+    }
+}
+
 /// A caller authenticated by `Authorization: Bearer <access token>`: signature, claims and a live
 /// session checked. Anything else is 401 with `WWW-Authenticate: Bearer`.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The OpenAPI description of every route, served at `/openapi.json` and rendered at `/docs`.
 
-use palisade_types::{auth, health, problem};
+use palisade_types::{api_keys, auth, health, problem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The API document.
@@ -20,6 +20,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::auth::sessions,
         crate::routes::auth::end_session,
         crate::routes::keys::jwks,
+        crate::routes::api_keys::create,
+        crate::routes::api_keys::list,
+        crate::routes::api_keys::revoke,
+        crate::routes::api_keys::validate,
     ),
     components(schemas(
         health::Health,
@@ -37,12 +41,20 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         auth::PasswordChangeRequest,
         auth::SessionInfo,
         auth::SessionList,
+        api_keys::RateLimitSpec,
+        api_keys::CreateApiKeyRequest,
+        api_keys::CreateApiKeyResponse,
+        api_keys::ApiKeyInfo,
+        api_keys::ApiKeyList,
+        api_keys::ValidateApiKeyRequest,
+        api_keys::ValidateApiKeyResponse,
     )),
     modifiers(&BearerScheme),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Accounts, login, tokens and sessions"),
         (name = "keys", description = "Public keys to verify tokens"),
+        (name = "api-keys", description = "API keys and their validation"),
     )
 )]
 pub struct ApiDoc;
@@ -56,6 +68,12 @@ impl utoipa::Modify for BearerScheme {
             components.add_security_scheme(
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            );
+            components.add_security_scheme(
+                "api_key",
+                SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                    utoipa::openapi::security::ApiKeyValue::new("X-API-Key"),
+                )),
             );
         }
     }

@@ -15,8 +15,8 @@
 //!
 //! # Atomicity
 //! Single commands where Redis has one (`SET PX`, `SET NX PX`, `GETDEL`, `DEL`, `SREM`), Lua scripts
-//! where an operation takes several steps (compare-and-set on a value, counting in a window, adding
-//! to a set and resetting its time to live). Redis expires keys by itself, with its own clock: the
+//! where an operation takes several steps (compare-and-set on a value, counting in a window, counting
+//! one hit against several windows all or nothing, adding to a set and resetting its time to live). Redis expires keys by itself, with its own clock: the
 //! injected clock plays no part here and [`HotStore::purge_expired`] has nothing to do. `GETDEL`
 //! needs Redis 6.2 or later.
 //!
@@ -30,7 +30,7 @@ use ::redis::cluster::ClusterClientBuilder;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use async_trait::async_trait;
-use palisade_core::store::{HotKey, HotStore, StoreError, WindowCount};
+use palisade_core::store::{HotKey, HotStore, RateDecision, RateWindow, StoreError, WindowCount};
 use time::Duration;
 
 use crate::{error, ttl};
@@ -57,6 +57,55 @@ if count == 1 or ttl < 0 then
   ttl = tonumber(ARGV[1])
 end
 return {count, ttl}
+";
+
+/// One hit against several fixed windows, all or nothing: `KEYS[i]` is window i's counter, `ARGV[2i-1]`
+/// its limit and `ARGV[2i]` its length in ms. Reads every live count (0 when absent); when any is at
+/// or over its limit, answers refused with the counts and remaining ms (0 when absent) and changes
+/// nothing; else counts the hit in every window as `INCREMENT` does. Answers `{allowed, count1,
+/// ms1, count2, ms2, …}`. The keys share one hash tag, so on a cluster the script runs on one shard.
+const HIT_WINDOWS: &str = r"
+local counts = {}
+local refused = false
+for i = 1, #KEYS do
+  local raw = redis.call('GET', KEYS[i])
+  local count = 0
+  if raw then
+    count = tonumber(raw)
+    if count == nil then
+      return redis.error_reply(KEYS[i] .. ' holds a value, not a counter')
+    end
+  end
+  counts[i] = count
+  if count >= tonumber(ARGV[2 * i - 1]) then
+    refused = true
+  end
+end
+local out = {}
+if refused then
+  out[1] = 0
+  for i = 1, #KEYS do
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl < 0 then
+      ttl = 0
+    end
+    out[2 * i] = counts[i]
+    out[2 * i + 1] = ttl
+  end
+  return out
+end
+out[1] = 1
+for i = 1, #KEYS do
+  local count = redis.call('INCR', KEYS[i])
+  local ttl = redis.call('PTTL', KEYS[i])
+  if count == 1 or ttl < 0 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2 * i])
+    ttl = tonumber(ARGV[2 * i])
+  end
+  out[2 * i] = count
+  out[2 * i + 1] = ttl
+end
+return out
 ";
 
 /// Adds `ARGV[1]` to the set `KEYS[1]` and (re)sets the whole set's time to live to `ARGV[2]` ms.
@@ -107,6 +156,7 @@ pub struct RedisHotStore {
     connection: Connection,
     compare_and_set: Script,
     increment: Script,
+    hit_windows: Script,
     set_add: Script,
 }
 
@@ -132,6 +182,7 @@ impl RedisHotStore {
             connection,
             compare_and_set: Script::new(COMPARE_AND_SET),
             increment: Script::new(INCREMENT),
+            hit_windows: Script::new(HIT_WINDOWS),
             set_add: Script::new(SET_ADD),
         })
     }
@@ -270,6 +321,36 @@ impl HotStore for RedisHotStore {
             count: u64::try_from(count).map_err(|_| error::corrupt(format!("{key} has counter {count}")))?,
             resets_in: Duration::milliseconds(remaining.max(0)),
         })
+    }
+
+    async fn hit_windows(&self, windows: &[RateWindow]) -> Result<RateDecision, StoreError> {
+        if windows.is_empty() {
+            return Ok(RateDecision { allowed: true, windows: Vec::new() });
+        }
+        let mut invocation = self.hit_windows.prepare_invoke();
+        for w in windows {
+            invocation.key(w.key.as_str()).arg(w.limit).arg(ttl::millis(w.window)?);
+        }
+        let answer: Vec<i64> = invocation.invoke_async(&mut self.connection()).await.map_err(error::redis)?;
+        let malformed = || error::corrupt(format!("the rate-limit script answered {answer:?}"));
+        let mut values = answer.iter().copied();
+        let allowed = match values.next() {
+            Some(1) => true,
+            Some(0) => false,
+            _ => return Err(malformed()),
+        };
+        let mut counts = Vec::with_capacity(windows.len());
+        for _ in windows {
+            let (Some(count), Some(remaining)) = (values.next(), values.next()) else { return Err(malformed()) };
+            counts.push(WindowCount {
+                count: u64::try_from(count).map_err(|_| malformed())?,
+                resets_in: Duration::milliseconds(remaining.max(0)),
+            });
+        }
+        if values.next().is_some() {
+            return Err(malformed());
+        }
+        Ok(RateDecision { allowed, windows: counts })
     }
 
     async fn set_add(&self, key: &HotKey, member: &str, ttl: Duration) -> Result<(), StoreError> {

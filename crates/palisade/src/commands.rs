@@ -34,6 +34,66 @@ enum Command {
     /// Administer users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Administer API keys.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Make an API key for a user; the key is printed once.
+    Create(ApiKeyCreateArgs),
+    /// List API keys (never their secrets).
+    List(ApiKeyListArgs),
+    /// Revoke an API key by id.
+    Revoke(ApiKeyRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ApiKeyCreateArgs {
+    /// The owner (username or user id).
+    #[arg(long)]
+    user: String,
+    /// A name for the key.
+    #[arg(long)]
+    name: String,
+    /// A scope it grants (repeat for several).
+    #[arg(long = "scope", required = true)]
+    scopes: Vec<String>,
+    /// Lifetime in seconds (default: until revoked).
+    #[arg(long)]
+    expires_in: Option<u32>,
+    /// Requests per minute.
+    #[arg(long)]
+    per_minute: Option<u32>,
+    /// Requests per hour.
+    #[arg(long)]
+    per_hour: Option<u32>,
+    /// Requests per day.
+    #[arg(long)]
+    per_day: Option<u32>,
+    /// An address or CIDR network it may be used from (repeat for several).
+    #[arg(long = "ip")]
+    ip_allow: Vec<String>,
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+#[derive(Debug, Args)]
+struct ApiKeyListArgs {
+    /// Only this user's keys (username or user id).
+    #[arg(long)]
+    user: Option<String>,
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+#[derive(Debug, Args)]
+struct ApiKeyRevokeArgs {
+    /// The key's id.
+    id: String,
+    #[command(flatten)]
+    settings: SettingFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +180,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(UserCommand::List(args)) => user_list(args).await,
         Command::User(UserCommand::Lock(args)) => user_lock(args, true).await,
         Command::User(UserCommand::Unlock(args)) => user_lock(args, false).await,
+        Command::Apikey(ApiKeyCommand::Create(args)) => apikey_create(args).await,
+        Command::Apikey(ApiKeyCommand::List(args)) => apikey_list(args).await,
+        Command::Apikey(ApiKeyCommand::Revoke(args)) => apikey_revoke(args).await,
     }
 }
 
@@ -281,6 +344,98 @@ async fn user_lock(args: UserRefArgs, locked: bool) -> anyhow::Result<ExitCode> 
         }
         Err(palisade_core::auth::AuthError::NotFound) => {
             eprintln!("no such user: {}", args.user);
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn find_user_id(
+    palisade: &palisade_core::Palisade,
+    user: &str,
+) -> anyhow::Result<Option<palisade_core::user::UserId>> {
+    if let Ok(id) = palisade_core::user::UserId::parse(user) {
+        return Ok(Some(id));
+    }
+    Ok(palisade.auth().find_user(user).await?.map(|u| u.id))
+}
+
+async fn apikey_create(args: ApiKeyCreateArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let Some(owner) = find_user_id(&palisade, &args.user).await? else {
+        eprintln!("no such user: {}", args.user);
+        return Ok(ExitCode::FAILURE);
+    };
+    let input = palisade_core::api_key::NewApiKey {
+        name: args.name,
+        scopes: args.scopes,
+        expires_in: args.expires_in.map(|s| time::Duration::seconds(i64::from(s))),
+        limits: palisade_core::api_key::RateLimits {
+            per_minute: args.per_minute,
+            per_hour: args.per_hour,
+            per_day: args.per_day,
+        },
+        ip_allow: args.ip_allow,
+    };
+    // The CLI acts as the operator: it may grant any scope, `admin` included.
+    let operator = ["admin".to_owned()];
+    match palisade.api_keys().create(owner, &operator, input, &cli_meta()).await {
+        Ok(created) => {
+            use secrecy::ExposeSecret as _;
+            println!("{}", created.key.expose_secret());
+            eprintln!("api key {} created; it is shown only this once", created.record.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(palisade_core::api_key::ApiKeyError::BadInput { field, problem }) => {
+            eprintln!("{field}: {problem}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn apikey_list(args: ApiKeyListArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let owner = match &args.user {
+        Some(user) => match find_user_id(&palisade, user).await? {
+            Some(id) => Some(id),
+            None => {
+                eprintln!("no such user: {user}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => None,
+    };
+    let rfc = |at: time::OffsetDateTime| at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    for key in palisade.api_keys().list(owner, 10_000).await? {
+        let line = serde_json::json!({
+            "api_key_id": key.id.to_string(), "user_id": key.owner.to_string(), "name": key.name,
+            "scopes": key.scopes, "ip_whitelist": key.ip_allow,
+            "rate_limits": {"requests_per_minute": key.per_minute, "requests_per_hour": key.per_hour, "requests_per_day": key.per_day},
+            "created_at": rfc(key.created_at), "expires_at": key.expires_at.map(rfc),
+            "last_used_at": key.last_used_at.map(rfc), "revoked_at": key.revoked_at.map(rfc),
+        });
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn apikey_revoke(args: ApiKeyRevokeArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let Ok(id) = uuid::Uuid::try_parse(&args.id) else {
+        eprintln!("not an API key id: {}", args.id);
+        return Ok(ExitCode::FAILURE);
+    };
+    match palisade.api_keys().revoke(id, None, "cli", &cli_meta()).await {
+        Ok(()) => {
+            println!("revoked {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(palisade_core::api_key::ApiKeyError::NotFound) => {
+            eprintln!("no live API key with id {id}");
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),

@@ -37,6 +37,12 @@ pub enum AuditKind {
     UserUnlocked,
     /// A bearer access token was refused.
     TokenRejected,
+    /// An API key was made.
+    ApiKeyCreated,
+    /// An API key was revoked.
+    ApiKeyRevoked,
+    /// An API key was refused (invalid, revoked, expired, wrong address, missing scope, rate limited).
+    ApiKeyRejected,
 }
 
 impl AuditKind {
@@ -59,6 +65,9 @@ impl AuditKind {
             Self::UserLocked => "user.locked",
             Self::UserUnlocked => "user.unlocked",
             Self::TokenRejected => "token.rejected",
+            Self::ApiKeyCreated => "apikey.created",
+            Self::ApiKeyRevoked => "apikey.revoked",
+            Self::ApiKeyRejected => "apikey.rejected",
         }
     }
 }

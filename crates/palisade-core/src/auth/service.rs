@@ -96,6 +96,11 @@ impl Principal {
         self.scopes.iter().any(|s| s == scope)
     }
 
+    /// Refuses with `INSUFFICIENT_SCOPE` unless the caller holds `scope`.
+    pub fn require_scope(&self, scope: &'static str) -> Result<(), AuthError> {
+        self.require(scope)
+    }
+
     fn require(&self, scope: &'static str) -> Result<(), AuthError> {
         if self.has_scope(scope) { Ok(()) } else { Err(AuthError::InsufficientScope(scope)) }
     }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use super::StoreError;
+use crate::api_key::ApiKeyRecord;
 use crate::audit::AuditRecord;
 use crate::crypto::{KeyPurpose, WrappedDataKey};
 use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, SigningKeyRecord, TokenHash};
@@ -142,9 +143,39 @@ pub trait SigningKeyStore: Send + Sync + 'static {
     async fn retire_signing_key(&self, kid: &str, at: time::OffsetDateTime) -> Result<bool, StoreError>;
 }
 
+/// API keys.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync + 'static {
+    /// Stores a new key. A duplicate id is an error.
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+
+    /// One key by id (revoked and expired ones included: the caller decides).
+    async fn api_key(&self, id: uuid::Uuid) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Keys ordered by id, of `owner` (or everyone's when `None`), those after `after`, at most `limit`.
+    async fn api_keys(
+        &self,
+        owner: Option<UserId>,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Revokes the key at `at` if it is not revoked yet and — when `owner` is given — belongs to
+    /// them. `false` when nothing was revoked (absent, someone else's, or already revoked).
+    async fn revoke_api_key(
+        &self,
+        id: uuid::Uuid,
+        owner: Option<UserId>,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a use at `at` (only moves `last_used_at` forward).
+    async fn touch_api_key(&self, id: uuid::Uuid, at: time::OffsetDateTime) -> Result<(), StoreError>;
+}
+
 /// The whole durable store, as the services see it.
 #[async_trait]
-pub trait DurableStore: KeyStore + AuditStore + UserStore + RefreshTokenStore + SigningKeyStore {
+pub trait DurableStore: KeyStore + AuditStore + UserStore + RefreshTokenStore + SigningKeyStore + ApiKeyStore {
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;
 

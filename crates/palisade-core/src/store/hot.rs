@@ -53,6 +53,27 @@ pub struct WindowCount {
     pub resets_in: Duration,
 }
 
+/// One window of a rate limit: at most `limit` hits per `window`, counted at `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateWindow {
+    /// Where the window's count lives. Every window of one limit shares one hash tag.
+    pub key: HotKey,
+    /// Hits allowed per window.
+    pub limit: u64,
+    /// The window's length (fixed window, starting at its first hit).
+    pub window: Duration,
+}
+
+/// What [`HotStore::hit_windows`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the hit was allowed (and counted in every window).
+    pub allowed: bool,
+    /// Each window's count after the call (this hit included when allowed) and time to reset, in the
+    /// order given.
+    pub windows: Vec<WindowCount>,
+}
+
 /// Short-lived shared state: sessions, counters, one-time codes, challenges, markers.
 ///
 /// Every method is atomic on its own, across all instances sharing the store. Values are opaque
@@ -91,6 +112,12 @@ pub trait HotStore: Send + Sync + 'static {
 
     /// Counts one hit in the fixed window that starts at the first hit and lasts `window`.
     async fn increment(&self, key: &HotKey, window: Duration) -> Result<WindowCount, StoreError>;
+
+    /// One hit against several windows at once, atomically (one Lua script on Redis; one transaction in
+    /// SQL): when every window is below its limit the hit is counted in all of them and allowed;
+    /// otherwise nothing is counted and it is refused. Of N concurrent hits against a limit L, exactly
+    /// min(N, L) are allowed, across all instances. The keys share one hash tag.
+    async fn hit_windows(&self, windows: &[RateWindow]) -> Result<RateDecision, StoreError>;
 
     /// Adds `member` to the set at `key` and (re)sets the whole set's time to live.
     async fn set_add(&self, key: &HotKey, member: &str, ttl: Duration) -> Result<(), StoreError>;

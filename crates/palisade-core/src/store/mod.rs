@@ -7,8 +7,8 @@
 mod durable;
 mod hot;
 
-pub use durable::{AuditStore, DurableStore, KeyStore, RefreshTokenStore, SigningKeyStore, UserStore};
-pub use hot::{HotKey, HotStore, WindowCount};
+pub use durable::{ApiKeyStore, AuditStore, DurableStore, KeyStore, RefreshTokenStore, SigningKeyStore, UserStore};
+pub use hot::{HotKey, HotStore, RateDecision, RateWindow, WindowCount};
 
 /// Why a store call failed. Never read an error as "absent": absence is `Ok(None)`.
 #[derive(Debug, thiserror::Error)]

@@ -95,6 +95,8 @@ pub struct Config {
     /// `PALISADE_AUDIENCE`: the `aud` of issued access tokens. Default `palisade`; never empty,
     /// no whitespace.
     pub audience: String,
+    /// `PALISADE_API_KEY_PREFIX`: the text every API key starts with. Default `spa_`.
+    pub api_key_prefix: String,
     /// `PALISADE_ACCESS_TTL` in seconds (alias `JWT_ACCESS_TOKEN_EXPIRE_MINUTES`, in minutes):
     /// 60 s..=24 h, default 900 s.
     pub access_ttl: Duration,
@@ -340,6 +342,7 @@ impl Config {
             jwt_algorithm,
             jwt_secret,
             audience: required(layers, Setting::Audience, values::audience)?,
+            api_key_prefix: required(layers, Setting::ApiKeyPrefix, values::api_key_prefix)?,
             access_ttl: access_ttl.value,
             refresh_ttl: refresh_ttl.value,
             refresh_grace: duration(layers, Setting::RefreshGrace)?.value,
@@ -399,6 +402,7 @@ impl Config {
                 None => format!("({})", setting.spec().default.describe()),
             },
             Setting::Audience => self.audience.clone(),
+            Setting::ApiKeyPrefix => self.api_key_prefix.clone(),
             Setting::AccessTtl => self.access_ttl.as_secs().to_string(),
             Setting::RefreshTtl => self.refresh_ttl.as_secs().to_string(),
             Setting::RefreshGrace => self.refresh_grace.as_secs().to_string(),

@@ -43,6 +43,8 @@ pub enum Setting {
     JwtSecret,
     /// `audience`: the `aud` of the tokens this server issues.
     Audience,
+    /// `api_key_prefix`: the text every API key starts with.
+    ApiKeyPrefix,
     /// `access_ttl`: access token lifetime, seconds.
     AccessTtl,
     /// `refresh_ttl`: refresh token lifetime, seconds.
@@ -246,7 +248,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 32] = [
+    pub const ALL: [Setting; 33] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -261,6 +263,7 @@ impl Setting {
         Setting::JwtAlgorithm,
         Setting::JwtSecret,
         Setting::Audience,
+        Setting::ApiKeyPrefix,
         Setting::AccessTtl,
         Setting::RefreshTtl,
         Setting::RefreshGrace,
@@ -489,6 +492,20 @@ impl Setting {
                 about: "the `aud` of the access tokens this server issues, and the only one it accepts",
                 expected: "a non-empty string without whitespace or control characters, such as palisade or \
                            https://api.example.com",
+                group: Group::Tokens,
+                number: None,
+                list: false,
+            },
+            Setting::ApiKeyPrefix => Spec {
+                key: "api_key_prefix",
+                flag: "api-key-prefix",
+                env: "PALISADE_API_KEY_PREFIX",
+                alias: None,
+                default: DefaultValue::Text("spa_"),
+                secret: false,
+                value_name: "PREFIX",
+                about: "the text every API key starts with, so secret scanners can recognise a leaked key",
+                expected: "2 to 16 lower-case letters, digits or underscores, ending with an underscore, such as spa_",
                 group: Group::Tokens,
                 number: None,
                 list: false,

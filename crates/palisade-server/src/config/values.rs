@@ -143,6 +143,16 @@ pub(crate) fn audience(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+pub(crate) fn api_key_prefix(text: &str) -> Result<String, String> {
+    let well_formed = (2..=16).contains(&text.len())
+        && text.ends_with('_')
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !well_formed {
+        return Err("not 2 to 16 lower-case letters, digits or underscores ending with `_`".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
 /// Duplicates are dropped; the result is in the order upper, lower, digit, symbol.
 pub(crate) fn password_require(text: &str) -> Result<Vec<CharClass>, String> {
     let mut wanted = Vec::new();

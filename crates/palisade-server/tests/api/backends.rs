@@ -115,3 +115,45 @@ async fn two_instances_on_postgres_and_redis_share_accounts_sessions_and_revocat
     drop((a, b));
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_thousand_checks_over_two_instances_on_postgres_and_redis_allow_exactly_100() {
+    let (Some(db), Some(redis)) = (Database::create().await, redis_url()) else { return };
+    let env = [("PALISADE_DATABASE_URL", db.url.as_str()), ("PALISADE_REDIS_URL", redis.as_str())];
+    let a = spawn_app_with(&env).await;
+    let b = spawn_app_with(&env).await;
+    let username = format!("rl-{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(post(&a, "/auth/register", json!({"username": username, "password": PASSWORD})).await.status(), 201);
+    let tokens: Value =
+        post(&a, "/auth/login", json!({"username": username, "password": PASSWORD})).await.json().await.unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    let make = |body: Value| {
+        let (http, url) = (a.http.clone(), a.url("/auth/api-keys"));
+        async move { http.post(url).bearer_auth(token).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let limited =
+        make(json!({"name": "limited", "scopes": ["read"], "rate_limit": {"requests_per_minute": 100}})).await;
+    let caller = make(json!({"name": "gateway", "scopes": ["api-keys:validate"]})).await;
+    let (limited, caller) =
+        (limited["api_key"].as_str().unwrap().to_owned(), caller["api_key"].as_str().unwrap().to_owned());
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (http, url, caller, key, permits) =
+            (app.http.clone(), app.url("/api-keys/validate"), caller.clone(), limited.clone(), permits.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire().await.unwrap();
+            let r = http.post(url).header("x-api-key", caller).json(&json!({"api_key": key})).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()["valid"] == true
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        allowed += usize::from(t.await.unwrap());
+    }
+    assert_eq!(allowed, 100, "exactly the limit, across both instances");
+    drop((a, b));
+    db.drop_now().await;
+}

@@ -4,7 +4,15 @@
 //! filters on it, and [`HotStore::purge_expired`] deletes what has passed (run it periodically).
 //! Each operation is one statement — the conditional upserts and `DELETE … RETURNING` are atomic in
 //! both dialects, so of concurrent callers exactly one takes a value or wins a compare-and-set —
-//! except `set_add`, one transaction of three statements that locks the set's row first.
+//! except `set_add`, one transaction of three statements that locks the set's row first, and
+//! `hit_windows`, one transaction over all its windows (below).
+//!
+//! `hit_windows` locks every window's row in key order (so two callers never wait on each other
+//! crosswise), reads the live counts, and either rolls back (refused: nothing counted) or counts the
+//! hit in every window with `INCREMENT` and commits. A row must exist to be locked, so an absent key
+//! first gets a placeholder: a counter that expired at `now`, which every read treats as absent and
+//! `INCREMENT` restarts; a refusal rolls it back with the rest. SQLite's `BEGIN IMMEDIATE` takes the
+//! database's write lock for the whole transaction; PostgreSQL takes the rows' locks (`FOR UPDATE`).
 //!
 //! A key holds a value or a counter (the schema forbids both): `increment` on a live value is an
 //! error, as `INCR` on a non-number is in Redis. Sets live in their own tables.
@@ -13,7 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use palisade_core::clock::Clock;
-use palisade_core::store::{HotKey, HotStore, StoreError, WindowCount};
+use palisade_core::store::{HotKey, HotStore, RateDecision, RateWindow, StoreError, WindowCount};
 use time::Duration;
 
 use super::{SqlPool, on_pool};
@@ -50,6 +58,11 @@ const INCREMENT: &str = "INSERT INTO hot_entries (key, value, counter, expires_a
                             THEN excluded.expires_at_ms ELSE hot_entries.expires_at_ms END \
      WHERE hot_entries.counter IS NOT NULL OR hot_entries.expires_at_ms <= $3 \
      RETURNING counter, expires_at_ms";
+
+/// `hit_windows`' placeholder for an absent key: a counter expired at `$2` (now), so it reads as
+/// absent and `INCREMENT` restarts it. Only there to be locked; a live or expired row stays as it is.
+const HIT_RESERVE: &str = "INSERT INTO hot_entries (key, value, counter, expires_at_ms) VALUES ($1, NULL, 1, $2) \
+     ON CONFLICT (key) DO NOTHING";
 
 /// `set_add`, in one transaction: an expired set goes first (its members with it), then the set's
 /// row is created or its expiry reset (which locks it against concurrent adds), then the member.
@@ -175,6 +188,71 @@ impl HotStore for SqlHotStore {
         Ok(WindowCount {
             count: u64::try_from(count).map_err(|_| error::corrupt(format!("{key} has counter {count}")))?,
             resets_in: Duration::milliseconds(expires_at.saturating_sub(now).max(0)),
+        })
+    }
+
+    async fn hit_windows(&self, windows: &[RateWindow]) -> Result<RateDecision, StoreError> {
+        if windows.is_empty() {
+            return Ok(RateDecision { allowed: true, windows: Vec::new() });
+        }
+        // Every window is checked before anything is touched; then they are locked in key order.
+        let mut sorted = windows
+            .iter()
+            .enumerate()
+            .map(|(index, w)| Ok((index, w, ttl::millis(w.window)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        sorted.sort_by(|a, b| a.1.key.as_str().cmp(b.1.key.as_str()));
+        let now = self.now();
+        let mut decided = vec![WindowCount { count: 0, resets_in: Duration::ZERO }; windows.len()];
+        on_pool!(&self.pool, |pool, d| {
+            let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
+            let mut allowed = true;
+            for &(index, w, _) in &sorted {
+                let key = w.key.as_str();
+                sqlx::query(HIT_RESERVE).bind(key).bind(now).execute(&mut *tx).await.map_err(error::sql)?;
+                let (counter, is_value, expires_at): (Option<i64>, bool, i64) =
+                    sqlx::query_as(d::HIT_READ).bind(key).fetch_one(&mut *tx).await.map_err(error::sql)?;
+                let live = expires_at > now;
+                if live && is_value {
+                    return Err(StoreError::Other(format!("{key} holds a value, not a counter")));
+                }
+                let current = match (live, counter) {
+                    (true, Some(count)) => WindowCount {
+                        count: u64::try_from(count)
+                            .map_err(|_| error::corrupt(format!("{key} has counter {count}")))?,
+                        resets_in: Duration::milliseconds(expires_at.saturating_sub(now)),
+                    },
+                    _ => WindowCount { count: 0, resets_in: Duration::ZERO },
+                };
+                allowed &= current.count < w.limit;
+                if let Some(slot) = decided.get_mut(index) {
+                    *slot = current;
+                }
+            }
+            if !allowed {
+                // Dropping the transaction rolls it back: the placeholders go, nothing is counted.
+                return Ok(RateDecision { allowed: false, windows: decided });
+            }
+            for &(index, w, window_ms) in &sorted {
+                let key = w.key.as_str();
+                let (count, expires_at): (i64, i64) = sqlx::query_as(INCREMENT)
+                    .bind(key)
+                    .bind(now.saturating_add(window_ms))
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(error::sql)?
+                    .ok_or_else(|| StoreError::Other(format!("{key} holds a value, not a counter")))?;
+                if let Some(slot) = decided.get_mut(index) {
+                    *slot = WindowCount {
+                        count: u64::try_from(count)
+                            .map_err(|_| error::corrupt(format!("{key} has counter {count}")))?,
+                        resets_in: Duration::milliseconds(expires_at.saturating_sub(now).max(0)),
+                    };
+                }
+            }
+            tx.commit().await.map_err(error::sql)?;
+            Ok(RateDecision { allowed: true, windows: decided })
         })
     }
 

@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`SqlStore`]: the durable store. Its queries: `durable.rs` (data keys, the audit chain),
 //!   `user.rs` (accounts, password history), `refresh_token.rs` (refresh-token families and
-//!   rotation), `signing_key.rs` (JWT signing keys).
+//!   rotation), `signing_key.rs` (JWT signing keys), `api_key.rs` (API keys).
 //! - [`SqlHotStore`]: the hot store on the same pool, for deployments without Redis; `hot.rs`.
 //! - `sqlite.rs`, `postgres.rs`: everything that differs between the dialects, and nothing else —
 //!   opening a pool, the embedded migrations, how a transaction that will write begins, and how ids
@@ -17,6 +17,7 @@
 //! This module must never hold business rules, nor read-modify-write in the process: every port
 //! method is one statement or one transaction.
 
+mod api_key;
 mod durable;
 mod hot;
 #[cfg(feature = "postgres")]

@@ -40,6 +40,11 @@ pub(crate) const ROTATE: &str = concat!(
      RETURNING family_id, user_id, session_id"
 );
 
+/// Reads a hot-store counter inside `hit_windows`' transaction and locks its row: concurrent
+/// callers on that key queue here, and each then reads the latest committed count. `$1` key.
+pub(crate) const HIT_READ: &str =
+    "SELECT counter, value IS NOT NULL, expires_at_ms FROM hot_entries WHERE key = $1 FOR UPDATE";
+
 /// How a uuid is stored: natively.
 pub(crate) type StoredId = uuid::Uuid;
 

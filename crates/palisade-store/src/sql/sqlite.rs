@@ -58,6 +58,10 @@ pub(crate) const ROTATE: &str = concat!(
     " RETURNING family_id, user_id, session_id"
 );
 
+/// Reads a hot-store counter inside `hit_windows`' transaction. SQLite has no row locks and needs
+/// none: `BEGIN IMMEDIATE` already holds the database's write lock. `$1` key.
+pub(crate) const HIT_READ: &str = "SELECT counter, value IS NOT NULL, expires_at_ms FROM hot_entries WHERE key = $1";
+
 /// How a uuid is stored: hyphenated text.
 pub(crate) type StoredId = uuid::fmt::Hyphenated;
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use palisade_core::store::StoreError;
+use palisade_core::store::{HotKey, RateDecision, RateWindow, StoreError};
 use time::Duration;
 use tokio::sync::Barrier;
 
@@ -25,6 +25,12 @@ conformance!(
         concurrent_increments_are_exact,
         increment_window_resets_after_expiry,
         increment_refuses_a_value,
+        hit_windows_allows_until_the_tightest_limit,
+        refused_hit_consumes_no_window,
+        hit_windows_edge_cases,
+        hit_windows_reset_after_expiry,
+        concurrent_hits_on_one_window_allow_exactly_the_limit,
+        concurrent_hits_on_two_windows_allow_exactly_the_limit,
         sets_add_remove_members,
         set_ttl_covers_the_whole_set,
         purge_expired,
@@ -339,4 +345,148 @@ async fn members(h: &HotHarness, key: &palisade_core::store::HotKey) -> Vec<Stri
     let mut members = h.store.set_members(key).await.unwrap();
     members.sort();
     members
+}
+
+fn window(key: &HotKey, limit: u64, window: Duration) -> RateWindow {
+    RateWindow { key: key.clone(), limit, window }
+}
+
+fn counts(decision: &RateDecision) -> Vec<u64> {
+    decision.windows.iter().map(|w| w.count).collect()
+}
+
+pub async fn hit_windows_allows_until_the_tightest_limit(h: &HotHarness) {
+    let (minute, hour) = (h.key("rate:minute"), h.key("rate:hour"));
+    let windows = [window(&minute, 5, LONG), window(&hour, 3, LONG * 2)];
+    for n in 1..=3 {
+        let d = h.store.hit_windows(&windows).await.unwrap();
+        assert!(d.allowed, "hit {n} is within both limits");
+        assert_eq!(counts(&d), [n, n], "counted in every window, reported in the order given");
+        assert!(d.windows[0].resets_in > Duration::ZERO && d.windows[0].resets_in <= LONG, "{d:?}");
+        assert!(d.windows[1].resets_in > LONG && d.windows[1].resets_in <= LONG * 2, "{d:?}");
+    }
+    for _ in 0..3 {
+        let d = h.store.hit_windows(&windows).await.unwrap();
+        assert!(!d.allowed, "the tighter (second) window is full");
+        assert_eq!(counts(&d), [3, 3], "a refusal reports the current counts, unchanged");
+        assert!(d.windows.iter().all(|w| w.resets_in > Duration::ZERO), "and when each resets: {d:?}");
+    }
+    // The first window on its own still has room: the refusals did not count in it.
+    let d = h.store.hit_windows(&windows[..1]).await.unwrap();
+    assert!(d.allowed);
+    assert_eq!(counts(&d), [4]);
+}
+
+pub async fn refused_hit_consumes_no_window(h: &HotHarness) {
+    let (tight, loose) = (h.key("tight"), h.key("loose"));
+    let both = [window(&loose, 100, LONG), window(&tight, 1, LONG)];
+    assert_eq!(counts(&h.store.hit_windows(&both).await.unwrap()), [1, 1]);
+    for _ in 0..5 {
+        let d = h.store.hit_windows(&both).await.unwrap();
+        assert!(!d.allowed);
+        assert_eq!(counts(&d), [1, 1], "nothing counted in the window with room either");
+    }
+    assert_eq!(h.store.increment(&loose, LONG).await.unwrap().count, 2, "the loose window saw one hit, not six");
+
+    // A limit of 0 refuses always, and the other windows of the call stay untouched (absent: 0).
+    let fresh = h.key("fresh");
+    let zero = [window(&fresh, 10, LONG), window(&h.key("zero"), 0, LONG)];
+    for _ in 0..3 {
+        let d = h.store.hit_windows(&zero).await.unwrap();
+        assert!(!d.allowed, "limit 0 refuses");
+        assert_eq!(counts(&d), [0, 0]);
+        assert_eq!(d.windows[0].resets_in, Duration::ZERO, "an absent window has nothing to reset");
+    }
+    assert_eq!(h.store.increment(&fresh, LONG).await.unwrap().count, 1, "the refused hits created no count");
+}
+
+pub async fn hit_windows_edge_cases(h: &HotHarness) {
+    let d = h.store.hit_windows(&[]).await.unwrap();
+    assert_eq!(d, RateDecision { allowed: true, windows: Vec::new() }, "no windows: allowed");
+
+    let counter = h.key("counter");
+    for bad in [Duration::ZERO, Duration::microseconds(500), Duration::seconds(-1)] {
+        assert!(
+            h.store.hit_windows(&[window(&counter, 10, LONG), window(&h.key("bad"), 10, bad)]).await.is_err(),
+            "window {bad}"
+        );
+    }
+    assert_eq!(h.store.increment(&counter, LONG).await.unwrap().count, 1, "an invalid call counts nothing");
+
+    let value = h.key("value");
+    h.store.put(&value, b"opaque", LONG).await.unwrap();
+    assert!(
+        matches!(
+            h.store.hit_windows(&[window(&counter, 10, LONG), window(&value, 10, LONG)]).await,
+            Err(StoreError::Other(_))
+        ),
+        "counting on a key that holds a value is an error"
+    );
+    assert_eq!(h.store.get(&value).await.unwrap().as_deref(), Some(&b"opaque"[..]), "the value is left alone");
+    assert_eq!(h.store.increment(&counter, LONG).await.unwrap().count, 2, "and the other window was not counted");
+}
+
+pub async fn hit_windows_reset_after_expiry(h: &HotHarness) {
+    let short = h.short_ttl();
+    let windows = [window(&h.key("short"), 2, short), window(&h.key("long"), 10, LONG)];
+    assert_eq!(counts(&h.store.hit_windows(&windows).await.unwrap()), [1, 1]);
+    assert_eq!(counts(&h.store.hit_windows(&windows).await.unwrap()), [2, 2]);
+    let refused = h.store.hit_windows(&windows).await.unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(counts(&refused), [2, 2]);
+    if h.has_manual_clock() {
+        h.pass(short - Duration::milliseconds(1)).await;
+        let d = h.store.hit_windows(&windows).await.unwrap();
+        assert!(!d.allowed, "still refused in the window's last millisecond");
+        assert_eq!(d.windows[0].resets_in, Duration::milliseconds(1), "the window started at the first hit");
+        h.pass(Duration::milliseconds(1)).await;
+    } else {
+        h.pass(short).await;
+    }
+    let d = h.store.hit_windows(&windows).await.unwrap();
+    assert!(d.allowed, "a new short window opened");
+    assert_eq!(counts(&d), [1, 3], "the short window restarts, the long one keeps counting");
+    assert!(d.windows[0].resets_in > short / 2, "the new window lasts a full window: {d:?}");
+}
+
+/// 1,000 hits released at once against `windows`; returns the decisions.
+async fn hit_concurrently(h: &HotHarness, windows: Vec<RateWindow>) -> Vec<RateDecision> {
+    let barrier = Arc::new(Barrier::new(1000));
+    let windows = Arc::new(windows);
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let (store, windows, barrier) = (h.store.clone(), windows.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.hit_windows(&windows).await
+            })
+        })
+        .collect();
+    let mut decisions = Vec::new();
+    for task in tasks {
+        decisions.push(task.await.unwrap().unwrap());
+    }
+    decisions
+}
+
+pub async fn concurrent_hits_on_one_window_allow_exactly_the_limit(h: &HotHarness) {
+    let windows = vec![window(&h.key("burst"), 100, LONG)];
+    let decisions = hit_concurrently(h, windows.clone()).await;
+    let allowed: BTreeSet<u64> = decisions.iter().filter(|d| d.allowed).map(|d| d.windows[0].count).collect();
+    assert_eq!(decisions.iter().filter(|d| d.allowed).count(), 100, "exactly the limit is allowed");
+    assert_eq!(allowed, (1..=100).collect(), "each allowed hit saw a distinct count, 1 to 100");
+    assert!(decisions.iter().filter(|d| !d.allowed).all(|d| counts(d) == [100]), "refusals saw the full window");
+    assert_eq!(counts(&h.store.hit_windows(&windows).await.unwrap()), [100], "the refusals counted nothing");
+}
+
+pub async fn concurrent_hits_on_two_windows_allow_exactly_the_limit(h: &HotHarness) {
+    let windows = vec![window(&h.key("minute"), 100, LONG), window(&h.key("hour"), 1000, LONG * 12)];
+    let decisions = hit_concurrently(h, windows.clone()).await;
+    assert_eq!(decisions.iter().filter(|d| d.allowed).count(), 100, "exactly the tighter limit is allowed");
+    for d in decisions.iter().filter(|d| d.allowed) {
+        assert_eq!(d.windows[0].count, d.windows[1].count, "both windows counted every allowed hit: {d:?}");
+    }
+    let after = h.store.hit_windows(&windows).await.unwrap();
+    assert!(!after.allowed);
+    assert_eq!(counts(&after), [100, 100], "neither window counted a refused hit");
 }

@@ -3,7 +3,8 @@
 //! - `hot`: the hot store port on SQLite, PostgreSQL, Redis and (when `PALISADE_TEST_REDIS_CLUSTER_URL`
 //!   is set) Redis Cluster (`hot::<backend>::<test>`).
 //! - `durable`: the durable store port (data keys, the audit chain), and a real audit log, on SQLite
-//!   and PostgreSQL; `users`, `refresh_tokens` and `signing_keys`: the rest of the durable store.
+//!   and PostgreSQL; `users`, `refresh_tokens`, `signing_keys` and `api_keys`: the rest of the
+//!   durable store.
 //! - `schema`: migrations and constraints on each SQL backend; URL handling.
 //! - `redis_failures`: Redis going away and coming back.
 //!
@@ -15,6 +16,7 @@
 // in-test exemptions (clippy.toml) do not see as tests: a failed unwrap here is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod api_keys;
 mod durable;
 mod hot;
 mod redis_failures;

@@ -222,3 +222,52 @@ fn users_are_created_listed_locked_and_unlocked_from_the_cli() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("no such user"), "{stderr}");
 }
+
+#[test]
+fn api_keys_are_created_listed_and_revoked_from_the_cli() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = palisade(dir.path())
+        .args(["user", "create", "ops"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"correct-Horse-battery-9-staple\n").unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let (output, stdout, stderr) = run(palisade(dir.path()).args([
+        "apikey",
+        "create",
+        "--user",
+        "ops",
+        "--name",
+        "ci",
+        "--scope",
+        "read:data",
+        "--per-minute",
+        "60",
+        "--ip",
+        "10.0.0.0/8",
+    ]));
+    assert!(output.status.success(), "{stderr}");
+    let key = stdout.trim();
+    assert!(key.starts_with("spa_"), "{stdout}");
+
+    let (_, stdout, _) = run(palisade(dir.path()).args(["apikey", "list", "--user", "ops"]));
+    let listed: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(listed["name"], "ci");
+    assert_eq!(listed["ip_whitelist"], serde_json::json!(["10.0.0.0/8"]));
+    assert_eq!(listed["rate_limits"]["requests_per_minute"], 60);
+    assert!(listed["revoked_at"].is_null());
+    assert!(!stdout.contains(key.rsplit('_').next().unwrap()), "the secret is never listed");
+
+    let id = listed["api_key_id"].as_str().unwrap();
+    let (output, _, _) = run(palisade(dir.path()).args(["apikey", "revoke", id]));
+    assert!(output.status.success());
+    let (_, stdout, _) = run(palisade(dir.path()).args(["apikey", "list"]));
+    assert!(!stdout.contains("\"revoked_at\":null"), "{stdout}");
+    let (output, _, stderr) = run(palisade(dir.path()).args(["apikey", "revoke", id]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("no live API key"), "{stderr}");
+}
