@@ -79,6 +79,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/auth/api-keys", post(routes::api_keys::create).get(routes::api_keys::list))
         .route("/auth/api-keys/{id}", delete(routes::api_keys::revoke))
         .route("/api-keys/validate", post(routes::api_keys::validate))
+        .route("/tokens/validate", post(routes::tokens::validate))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)
         .with_state(state)

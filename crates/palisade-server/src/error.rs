@@ -238,6 +238,11 @@ impl From<palisade_core::auth::AuthError> for ApiError {
             A::InsufficientScope(scope) => {
                 Self::refused(StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE", format!("this needs the `{scope}` scope"))
             }
+            A::SessionRequired => Self::refused(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                "this needs a login session (a bearer access token), not an API key",
+            ),
             A::NotFound => Self::NotFound,
             A::Unavailable(cause) => Self::Unavailable(cause),
             A::Internal(cause) => Self::Internal(cause),

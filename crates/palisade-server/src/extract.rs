@@ -131,8 +131,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PresentedApiKey {
     }
 }
 
-/// A caller authenticated by `Authorization: Bearer <access token>`: signature, claims and a live
-/// session checked. Anything else is 401 with `WWW-Authenticate: Bearer`.
+/// A caller authenticated by `Authorization: Bearer <access token>` (signature, claims and a live
+/// session checked) or by `X-API-Key` (hash, expiry, allow-list and rate limits checked). Anything
+/// else is 401 with `WWW-Authenticate: Bearer`. Scopes are checked by the service each route calls.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub palisade_core::auth::Principal);
 
@@ -140,19 +141,27 @@ impl FromRequestParts<crate::app::AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &crate::app::AppState) -> Result<Self, Self::Rejection> {
-        let token = parts
+        let bearer = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            // No token at all is refused without an audit record: only a presented token that fails
-            // is a security event (and the chain is not flooded by anonymous requests).
-            .ok_or(palisade_core::auth::AuthError::InvalidToken)?;
+            .map(str::to_owned);
+        let api_key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
         let Meta(meta) = Meta::from_request_parts(parts, state).await.unwrap_or_else(|never| match never {});
-        Ok(Self(state.palisade.auth().authenticate(&token, &meta).await?))
+        match (bearer, api_key) {
+            (Some(token), _) => Ok(Self(state.palisade.auth().authenticate(&token, &meta).await?)),
+            (None, Some(key)) => {
+                let ip = parts.extensions.get::<ClientIp>().map(|ip| ip.0);
+                let valid = state.palisade.api_keys().validate(&key, &[], ip, &meta).await?;
+                Ok(Self(palisade_core::auth::Principal::from_api_key(&valid)))
+            }
+            // No credential at all is refused without an audit record: only a presented credential
+            // that fails is a security event (and anonymous traffic cannot flood the chain).
+            (None, None) => Err(palisade_core::auth::AuthError::InvalidToken.into()),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The OpenAPI description of every route, served at `/openapi.json` and rendered at `/docs`.
 
-use palisade_types::{api_keys, auth, health, problem};
+use palisade_types::{api_keys, auth, health, problem, tokens};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The API document.
@@ -24,6 +24,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::api_keys::list,
         crate::routes::api_keys::revoke,
         crate::routes::api_keys::validate,
+        crate::routes::tokens::validate,
     ),
     components(schemas(
         health::Health,
@@ -48,6 +49,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         api_keys::ApiKeyList,
         api_keys::ValidateApiKeyRequest,
         api_keys::ValidateApiKeyResponse,
+        tokens::ValidateTokenRequest,
+        tokens::ValidateTokenResponse,
     )),
     modifiers(&BearerScheme),
     tags(

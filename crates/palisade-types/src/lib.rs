@@ -5,3 +5,4 @@ pub mod api_keys;
 pub mod auth;
 pub mod health;
 pub mod problem;
+pub mod tokens;

@@ -47,6 +47,9 @@ pub enum AuthError {
     /// The token lacks a scope the operation needs.
     #[error("insufficient scope: {0} required")]
     InsufficientScope(&'static str),
+    /// The operation needs a login session (a bearer access token), not an API key.
+    #[error("this needs a login session, not an API key")]
+    SessionRequired,
     /// No such resource (a session of the caller's, …).
     #[error("not found")]
     NotFound,

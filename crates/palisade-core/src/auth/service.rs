@@ -77,20 +77,42 @@ pub enum LoginOutcome {
     Tokens(TokenPair),
 }
 
-/// An authenticated caller.
+/// An authenticated caller: a user through a bearer access token (with its session) or through one
+/// of their API keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The user.
     pub user_id: UserId,
-    /// The session the token belongs to.
-    pub session_id: SessionId,
-    /// The token's scopes.
+    /// The session the access token belongs to (`None` for an API key).
+    pub session_id: Option<SessionId>,
+    /// The credential's scopes.
     pub scopes: Vec<String>,
-    /// The token's id.
-    pub jti: String,
+    /// The access token's id (`None` for an API key).
+    pub jti: Option<String>,
+    /// When the access token expires (`None` for an API key).
+    pub expires_at: Option<time::OffsetDateTime>,
+    /// The API key used (`None` for an access token).
+    pub api_key_id: Option<uuid::Uuid>,
 }
 
 impl Principal {
+    /// A caller authenticated by an API key.
+    pub fn from_api_key(key: &crate::api_key::ValidatedApiKey) -> Self {
+        Self {
+            user_id: key.owner,
+            session_id: None,
+            scopes: key.scopes.clone(),
+            jti: None,
+            expires_at: None,
+            api_key_id: Some(key.key_id),
+        }
+    }
+
+    /// The caller's session, for operations that need a login (not an API key).
+    fn session(&self) -> Result<SessionId, AuthError> {
+        self.session_id.ok_or(AuthError::SessionRequired)
+    }
+
     /// Whether the caller holds `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
@@ -452,6 +474,12 @@ impl AuthService {
         })
     }
 
+    /// Checks an access token for another service (`POST /tokens/validate`): like [`Self::authenticate`],
+    /// but a refusal is an answer, not an event of this caller's (it is not audited).
+    pub async fn validate_token(&self, token: &str) -> Result<Principal, AuthError> {
+        self.check_bearer(token).await
+    }
+
     /// Checks a bearer access token: signature, claims, and that its session is still alive. Refusals
     /// are audited.
     pub async fn authenticate(&self, bearer: &str, meta: &RequestMeta) -> Result<Principal, AuthError> {
@@ -482,15 +510,17 @@ impl AuthService {
         }
         Ok(Principal {
             user_id,
-            session_id,
+            session_id: Some(session_id),
             scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
-            jti: claims.jti.to_string(),
+            jti: Some(claims.jti.to_string()),
+            expires_at: Some(claims.expires_at),
+            api_key_id: None,
         })
     }
 
     /// Ends the caller's session and its refresh family.
     pub async fn logout(&self, principal: &Principal, meta: &RequestMeta) -> Result<(), AuthError> {
-        self.end(principal, principal.session_id, RevokeReason::Logout, AuditKind::Logout, meta).await
+        self.end(principal, principal.session()?, RevokeReason::Logout, AuditKind::Logout, meta).await
     }
 
     /// The caller's account.
@@ -539,6 +569,8 @@ impl AuthService {
         if !principal.has_scope(SCOPE_USER) && !principal.has_scope(SCOPE_PASSWORD_CHANGE) {
             return Err(AuthError::InsufficientScope(SCOPE_USER));
         }
+        // A password changes only from a login, never with an API key.
+        let own_session = principal.session()?;
         let user = self.store.user_by_id(principal.user_id).await?.ok_or(AuthError::InvalidToken)?;
         // Guesses at the current password count against the same limit as logins.
         match self.lockout.gate(user.username.as_str(), meta.ip.as_deref()).await? {
@@ -587,8 +619,8 @@ impl AuthService {
         self.users.forget(user.id);
         // The other sessions end before the password changes: if this fails, nothing changed and a
         // retry does it all; if the change then fails, the user only has to log in again elsewhere.
-        self.store.revoke_user_families(user.id, Some(principal.session_id), RevokeReason::PasswordChange, now).await?;
-        let ended = self.sessions.end_all_except(user.id, Some(principal.session_id)).await?;
+        self.store.revoke_user_families(user.id, Some(own_session), RevokeReason::PasswordChange, now).await?;
+        let ended = self.sessions.end_all_except(user.id, Some(own_session)).await?;
         if !self.store.change_password(user.id, &user.password_hash, &new_hash, now, history).await? {
             return Err(AuthError::Conflict("password"));
         }

@@ -143,7 +143,7 @@ pub(crate) async fn sessions(
     let sessions = sessions
         .into_iter()
         .map(|s| SessionInfo {
-            current: s.id == principal.session_id,
+            current: Some(s.id) == principal.session_id,
             session_id: s.id.to_string(),
             created_at: rfc3339(s.created_at),
             expires_at: rfc3339(s.expires_at),

@@ -4,3 +4,4 @@ pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod keys;
 pub(crate) mod ops;
+pub(crate) mod tokens;

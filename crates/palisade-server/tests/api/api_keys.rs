@@ -192,3 +192,65 @@ async fn a_caller_over_its_own_limit_gets_429_with_retry_after() {
     assert!((1..=60).contains(&retry));
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "RATE_LIMITED");
 }
+
+#[tokio::test]
+async fn api_keys_authenticate_on_protected_routes_with_their_scopes() {
+    let app = spawn_app().await;
+    let token = user_token(&app, "pia").await;
+    let profile_key = key(&app, &token, json!({"name": "p", "scopes": ["user"]})).await;
+    let other_key = key(&app, &token, json!({"name": "o", "scopes": ["read:data"]})).await;
+    let get =
+        |k: &Value| app.http.get(app.url("/auth/profile")).header("x-api-key", k["api_key"].as_str().unwrap()).send();
+    let r = get(&profile_key).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["username"], "pia");
+    let r = get(&other_key).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "INSUFFICIENT_SCOPE");
+    // Logging out or changing a password needs a login session, never an API key.
+    let r = app
+        .http
+        .post(app.url("/auth/logout"))
+        .header("x-api-key", profile_key["api_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let id = profile_key["api_key_id"].as_str().unwrap();
+    app.http.delete(app.url(&format!("/auth/api-keys/{id}"))).bearer_auth(&token).send().await.unwrap();
+    let r = get(&profile_key).await.unwrap();
+    assert_eq!(r.status(), 401, "a revoked key is refused at once on this instance");
+}
+
+#[tokio::test]
+async fn tokens_are_validated_for_other_services() {
+    let app = spawn_app().await;
+    let token = user_token(&app, "quinn").await;
+    let checker = key(&app, &token, json!({"name": "gw", "scopes": ["tokens:validate"]})).await;
+    let caller = checker["api_key"].as_str().unwrap();
+    let check = |t: &str| {
+        app.http.post(app.url("/tokens/validate")).header("x-api-key", caller).json(&json!({"token": t})).send()
+    };
+    let answer: Value = check(&token).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["valid"], true, "{answer}");
+    assert_eq!(answer["scopes"], json!(["user"]));
+    assert!(answer["expires_at"].as_str().unwrap().contains('T'));
+    let answer: Value = check("not.a.token").await.unwrap().json().await.unwrap();
+    assert_eq!(answer["valid"], false);
+    assert_eq!(answer["error"], "INVALID_TOKEN");
+    assert_eq!(app.http.post(app.url("/auth/logout")).bearer_auth(&token).send().await.unwrap().status(), 204);
+    let answer: Value = check(&token).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["error"], "TOKEN_REVOKED");
+
+    let second = user_token(&app, "quinn2").await;
+    let wrong = key(&app, &second, json!({"name": "x", "scopes": ["api-keys:validate"]})).await;
+    let r = app
+        .http
+        .post(app.url("/tokens/validate"))
+        .header("x-api-key", wrong["api_key"].as_str().unwrap())
+        .json(&json!({"token": second}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
