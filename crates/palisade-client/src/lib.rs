@@ -1,9 +1,17 @@
 //! A typed async client for Palisade's HTTP API, over `palisade-types`. Used by the `palisade` CLI
 //! where it talks to a running server, by the integration tests, and by Rust applications.
 
+use palisade_types::api_keys::{
+    ApiKeyList, CreateApiKeyRequest, CreateApiKeyResponse, ValidateApiKeyRequest, ValidateApiKeyResponse,
+};
+use palisade_types::auth::{
+    LoginRequest, PasswordChangeRequest, Profile, RefreshRequest, RegisterRequest, RegisterResponse, SessionList,
+    TokenResponse,
+};
 use palisade_types::health::{Health, Ready};
 use palisade_types::problem::Problem;
-use reqwest::StatusCode;
+use palisade_types::tokens::{ValidateTokenRequest, ValidateTokenResponse};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 /// Why a call failed.
@@ -53,13 +61,12 @@ impl Client {
 
     /// `GET /health`.
     pub async fn health(&self) -> Result<Health, ClientError> {
-        let response = self.http.get(self.base.join("/health")?).send().await?;
-        decode(response).await
+        decode(self.request(Method::GET, self.url("/health")?, Auth::None).send().await?).await
     }
 
     /// `GET /ready`; a 503 with a report is an answer, not an error.
     pub async fn ready(&self) -> Result<ReadyAnswer, ClientError> {
-        let response = self.http.get(self.base.join("/ready")?).send().await?;
+        let response = self.request(Method::GET, self.url("/ready")?, Auth::None).send().await?;
         let status = response.status();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             let bytes = response.bytes().await?;
@@ -70,6 +77,144 @@ impl Client {
         }
         Ok(ReadyAnswer { status: status.as_u16(), ready: decode(response).await? })
     }
+
+    /// `GET /.well-known/jwks.json`: the public signing keys, as a JSON Web Key Set.
+    pub async fn jwks(&self) -> Result<serde_json::Value, ClientError> {
+        decode(self.request(Method::GET, self.url("/.well-known/jwks.json")?, Auth::None).send().await?).await
+    }
+
+    /// `POST /auth/register`: makes an account (`201`).
+    pub async fn register(&self, request: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
+        let builder = self.request(Method::POST, self.url("/auth/register")?, Auth::None);
+        decode(builder.json(request).send().await?).await
+    }
+
+    /// `POST /auth/login`: a token pair for a username and password.
+    pub async fn login(&self, request: &LoginRequest) -> Result<TokenResponse, ClientError> {
+        let builder = self.request(Method::POST, self.url("/auth/login")?, Auth::None);
+        decode(builder.json(request).send().await?).await
+    }
+
+    /// `POST /auth/refresh`: trades a refresh token (single use) for a new token pair.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, ClientError> {
+        let body = RefreshRequest { refresh_token: refresh_token.to_owned() };
+        let builder = self.request(Method::POST, self.url("/auth/refresh")?, Auth::None);
+        decode(builder.json(&body).send().await?).await
+    }
+
+    /// `POST /auth/logout`: ends the session of `access_token` and its refresh family (`204`).
+    pub async fn logout(&self, access_token: &str) -> Result<(), ClientError> {
+        let builder = self.request(Method::POST, self.url("/auth/logout")?, Auth::Bearer(access_token));
+        no_content(builder.send().await?).await
+    }
+
+    /// `GET /auth/profile`: the caller's account.
+    pub async fn profile(&self, access_token: &str) -> Result<Profile, ClientError> {
+        let builder = self.request(Method::GET, self.url("/auth/profile")?, Auth::Bearer(access_token));
+        decode(builder.send().await?).await
+    }
+
+    /// `POST /auth/password`: changes the caller's password (`204`).
+    pub async fn change_password(
+        &self,
+        access_token: &str,
+        request: &PasswordChangeRequest,
+    ) -> Result<(), ClientError> {
+        let builder = self.request(Method::POST, self.url("/auth/password")?, Auth::Bearer(access_token));
+        no_content(builder.json(request).send().await?).await
+    }
+
+    /// `GET /auth/sessions`: the caller's live sessions, newest first.
+    pub async fn sessions(&self, access_token: &str) -> Result<SessionList, ClientError> {
+        let builder = self.request(Method::GET, self.url("/auth/sessions")?, Auth::Bearer(access_token));
+        decode(builder.send().await?).await
+    }
+
+    /// `DELETE /auth/sessions/{id}`: ends one of the caller's sessions (`204`).
+    pub async fn end_session(&self, access_token: &str, session_id: &str) -> Result<(), ClientError> {
+        let url = self.url_with_id("/auth/sessions", session_id)?;
+        no_content(self.request(Method::DELETE, url, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `POST /auth/api-keys`: makes an API key (`201`); the key is in the answer this once.
+    pub async fn create_api_key(
+        &self,
+        access_token: &str,
+        request: &CreateApiKeyRequest,
+    ) -> Result<CreateApiKeyResponse, ClientError> {
+        let builder = self.request(Method::POST, self.url("/auth/api-keys")?, Auth::Bearer(access_token));
+        decode(builder.json(request).send().await?).await
+    }
+
+    /// `GET /auth/api-keys`: the caller's API keys, oldest first (never the secrets).
+    pub async fn api_keys(&self, access_token: &str) -> Result<ApiKeyList, ClientError> {
+        let builder = self.request(Method::GET, self.url("/auth/api-keys")?, Auth::Bearer(access_token));
+        decode(builder.send().await?).await
+    }
+
+    /// `DELETE /auth/api-keys/{id}`: revokes one of the caller's API keys (`204`).
+    pub async fn revoke_api_key(&self, access_token: &str, api_key_id: &str) -> Result<(), ClientError> {
+        let url = self.url_with_id("/auth/api-keys", api_key_id)?;
+        no_content(self.request(Method::DELETE, url, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `POST /api-keys/validate`: checks another API key; the caller authenticates with its own key
+    /// (`caller_api_key`, sent as `X-API-Key`, which needs the `api-keys:validate` scope).
+    pub async fn validate_api_key(
+        &self,
+        caller_api_key: &str,
+        request: &ValidateApiKeyRequest,
+    ) -> Result<ValidateApiKeyResponse, ClientError> {
+        let builder = self.request(Method::POST, self.url("/api-keys/validate")?, Auth::ApiKey(caller_api_key));
+        decode(builder.json(request).send().await?).await
+    }
+
+    /// `POST /tokens/validate`: asks the server whether an access token is valid; the caller's own API
+    /// key (`X-API-Key`) must hold the `tokens:validate` scope.
+    pub async fn validate_token(
+        &self,
+        caller_api_key: &str,
+        token: &str,
+    ) -> Result<ValidateTokenResponse, ClientError> {
+        let body = ValidateTokenRequest { token: token.to_owned() };
+        let builder = self.request(Method::POST, self.url("/tokens/validate")?, Auth::ApiKey(caller_api_key));
+        decode(builder.json(&body).send().await?).await
+    }
+
+    /// The absolute URL of `path` (which starts with `/`) on this server.
+    fn url(&self, path: &str) -> Result<url::Url, ClientError> {
+        Ok(self.base.join(path)?)
+    }
+
+    /// The URL of `path` followed by `id` as one percent-encoded path segment.
+    fn url_with_id(&self, path: &str, id: &str) -> Result<url::Url, ClientError> {
+        let mut url = self.url(path)?;
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Url(url::ParseError::RelativeUrlWithCannotBeABaseBase))?
+            .push(id);
+        Ok(url)
+    }
+
+    /// A request to `url` carrying the caller's credentials, if any.
+    fn request(&self, method: Method, url: url::Url, auth: Auth<'_>) -> RequestBuilder {
+        let builder = self.http.request(method, url);
+        match auth {
+            Auth::None => builder,
+            Auth::Bearer(token) => builder.bearer_auth(token),
+            Auth::ApiKey(key) => builder.header("X-API-Key", key),
+        }
+    }
+}
+
+/// How a request authenticates.
+#[derive(Debug, Clone, Copy)]
+enum Auth<'a> {
+    /// Not at all.
+    None,
+    /// `Authorization: Bearer <access token>`.
+    Bearer(&'a str),
+    /// `X-API-Key: <key>`.
+    ApiKey(&'a str),
 }
 
 async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
@@ -78,13 +223,72 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, C
     if status.is_success() {
         return serde_json::from_slice(&bytes).map_err(|_| unexpected(status, &bytes));
     }
-    match serde_json::from_slice::<Problem>(&bytes) {
-        Ok(problem) => Err(ClientError::Problem(Box::new(problem))),
-        Err(_) => Err(unexpected(status, &bytes)),
+    Err(failure(status, &bytes))
+}
+
+/// A `204 No Content` answer is `Ok(())`; anything else is an error.
+async fn no_content(response: reqwest::Response) -> Result<(), ClientError> {
+    let status = response.status();
+    if status == StatusCode::NO_CONTENT {
+        return Ok(());
+    }
+    let bytes = response.bytes().await?;
+    Err(failure(status, &bytes))
+}
+
+/// The error for an answer that is not the expected success: its problem, if it carries one.
+fn failure(status: StatusCode, bytes: &[u8]) -> ClientError {
+    if status.is_success() {
+        return unexpected(status, bytes);
+    }
+    match serde_json::from_slice::<Problem>(bytes) {
+        Ok(problem) => ClientError::Problem(Box::new(problem)),
+        Err(_) => unexpected(status, bytes),
     }
 }
 
 fn unexpected(status: StatusCode, bytes: &[u8]) -> ClientError {
     let body = String::from_utf8_lossy(bytes.get(..bytes.len().min(200)).unwrap_or_default()).into_owned();
     ClientError::Unexpected { status: status.as_u16(), body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> Client {
+        Client::new("http://127.0.0.1:8080").unwrap()
+    }
+
+    #[test]
+    fn ids_are_one_encoded_path_segment() {
+        let url = client().url_with_id("/auth/sessions", "a/b?c#d").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/auth/sessions/a%2Fb%3Fc%23d");
+    }
+
+    #[test]
+    fn bearer_and_api_key_headers() {
+        let c = client();
+        let bearer = c.request(Method::GET, c.url("/auth/profile").unwrap(), Auth::Bearer("tok")).build().unwrap();
+        assert_eq!(bearer.headers().get("authorization").unwrap(), "Bearer tok");
+        assert!(bearer.headers().get("x-api-key").is_none());
+        let key = c.request(Method::POST, c.url("/api-keys/validate").unwrap(), Auth::ApiKey("spa_x")).build().unwrap();
+        assert_eq!(key.headers().get("x-api-key").unwrap(), "spa_x");
+        assert!(key.headers().get("authorization").is_none());
+        let none = c.request(Method::GET, c.url("/health").unwrap(), Auth::None).build().unwrap();
+        assert!(none.headers().is_empty());
+        assert_eq!(none.url().as_str(), "http://127.0.0.1:8080/health");
+    }
+
+    #[test]
+    fn problems_and_unexpected_answers() {
+        let body =
+            br#"{"type":"about:blank","title":"Not Found","status":404,"detail":"no such session","code":"NOT_FOUND"}"#;
+        match failure(StatusCode::NOT_FOUND, body) {
+            ClientError::Problem(p) => assert_eq!(p.code, "NOT_FOUND"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(failure(StatusCode::BAD_GATEWAY, b"<html>"), ClientError::Unexpected { status: 502, .. }));
+        assert!(matches!(failure(StatusCode::OK, b"{}"), ClientError::Unexpected { status: 200, .. }));
+    }
 }

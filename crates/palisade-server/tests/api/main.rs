@@ -7,6 +7,7 @@
 mod api_keys;
 mod auth;
 mod backends;
+mod client;
 mod fail_closed;
 mod ops;
 
