@@ -1,6 +1,6 @@
 //! The OpenAPI description of every route, served at `/openapi.json` and rendered at `/docs`.
 
-use palisade_types::{api_keys, auth, health, problem, tokens};
+use palisade_types::{admin, api_keys, auth, health, problem, tokens};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The API document.
@@ -25,6 +25,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::api_keys::revoke,
         crate::routes::api_keys::validate,
         crate::routes::tokens::validate,
+        crate::routes::admin::users,
+        crate::routes::admin::lock,
+        crate::routes::admin::unlock,
+        crate::routes::admin::api_keys,
+        crate::routes::admin::revoke_api_key,
     ),
     components(schemas(
         health::Health,
@@ -51,6 +56,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         api_keys::ValidateApiKeyResponse,
         tokens::ValidateTokenRequest,
         tokens::ValidateTokenResponse,
+        admin::UserSummary,
+        admin::UserList,
     )),
     modifiers(&BearerScheme),
     tags(
@@ -58,6 +65,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "auth", description = "Accounts, login, tokens and sessions"),
         (name = "keys", description = "Public keys to verify tokens"),
         (name = "api-keys", description = "API keys and their validation"),
+        (name = "admin", description = "Administration (the `admin` scope)"),
     )
 )]
 pub struct ApiDoc;

@@ -125,6 +125,7 @@ async fn measure(backend: &'static str, store: &Arc<dyn DurableStore>, ops: usiz
         password_changed_at: now,
         created_at: now,
         locked: false,
+        admin: false,
     };
     assert_eq!(store.insert_user(&user).await.unwrap(), UserInsert::Inserted);
 

@@ -1,6 +1,7 @@
 //! Palisade's wire types: the JSON bodies of the HTTP API, shared by the server, the client and
 //! applications. Plain data with serde and OpenAPI schemas; no I/O and no behaviour.
 
+pub mod admin;
 pub mod api_keys;
 pub mod auth;
 pub mod health;

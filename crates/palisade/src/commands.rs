@@ -107,6 +107,11 @@ enum UserCommand {
     Lock(UserRefArgs),
     /// Unlock a user.
     Unlock(UserRefArgs),
+    /// Make a user an administrator (their next login carries the `admin` scope). This is how the
+    /// first administrator is made.
+    GrantAdmin(UserRefArgs),
+    /// Withdraw a user's administrator role.
+    RevokeAdmin(UserRefArgs),
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +185,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(UserCommand::List(args)) => user_list(args).await,
         Command::User(UserCommand::Lock(args)) => user_lock(args, true).await,
         Command::User(UserCommand::Unlock(args)) => user_lock(args, false).await,
+        Command::User(UserCommand::GrantAdmin(args)) => user_admin(args, true).await,
+        Command::User(UserCommand::RevokeAdmin(args)) => user_admin(args, false).await,
         Command::Apikey(ApiKeyCommand::Create(args)) => apikey_create(args).await,
         Command::Apikey(ApiKeyCommand::List(args)) => apikey_list(args).await,
         Command::Apikey(ApiKeyCommand::Revoke(args)) => apikey_revoke(args).await,
@@ -313,7 +320,8 @@ async fn user_list(args: UserListArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             let line = serde_json::json!({
                 "user_id": user.id.to_string(), "username": user.username.to_string(),
-                "email": user.email.map(|e| e.to_string()), "locked": user.locked, "created_at": created,
+                "email": user.email.map(|e| e.to_string()), "locked": user.locked, "admin": user.admin,
+                "created_at": created,
             });
             println!("{line}");
         } else {
@@ -436,6 +444,26 @@ async fn apikey_revoke(args: ApiKeyRevokeArgs) -> anyhow::Result<ExitCode> {
         }
         Err(palisade_core::api_key::ApiKeyError::NotFound) => {
             eprintln!("no live API key with id {id}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn user_admin(args: UserRefArgs, admin: bool) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let Some(id) = find_user_id(&palisade, &args.user).await? else {
+        eprintln!("no such user: {}", args.user);
+        return Ok(ExitCode::FAILURE);
+    };
+    match palisade.auth().set_admin(id, admin, "cli", &cli_meta()).await {
+        Ok(()) => {
+            println!("{} {id}", if admin { "granted admin to" } else { "withdrew admin from" });
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(palisade_core::auth::AuthError::NotFound) => {
+            eprintln!("no such user: {}", args.user);
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),

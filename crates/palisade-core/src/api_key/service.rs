@@ -279,6 +279,31 @@ impl ApiKeyService {
         Ok(CreatedApiKey { key, record })
     }
 
+    /// Every user's keys, for an administrator.
+    pub async fn admin_list(
+        &self,
+        principal: &crate::auth::Principal,
+        limit: u32,
+    ) -> Result<Vec<ApiKeyRecord>, ApiKeyError> {
+        if !principal.has_scope(crate::auth::SCOPE_ADMIN) {
+            return Err(ApiKeyError::InsufficientScope(crate::auth::SCOPE_ADMIN.to_owned()));
+        }
+        self.list(None, limit).await
+    }
+
+    /// Revokes anyone's key, for an administrator.
+    pub async fn admin_revoke(
+        &self,
+        principal: &crate::auth::Principal,
+        id: uuid::Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), ApiKeyError> {
+        if !principal.has_scope(crate::auth::SCOPE_ADMIN) {
+            return Err(ApiKeyError::InsufficientScope(crate::auth::SCOPE_ADMIN.to_owned()));
+        }
+        self.revoke(id, None, &principal.user_id.to_string(), meta).await
+    }
+
     /// The keys of `owner` (everyone's with `None`).
     pub async fn list(&self, owner: Option<UserId>, limit: u32) -> Result<Vec<ApiKeyRecord>, ApiKeyError> {
         Ok(self.store.api_keys(owner, None, limit).await?)

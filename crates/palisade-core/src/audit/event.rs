@@ -43,6 +43,10 @@ pub enum AuditKind {
     ApiKeyRevoked,
     /// An API key was refused (invalid, revoked, expired, wrong address, missing scope, rate limited).
     ApiKeyRejected,
+    /// A user was made an administrator.
+    AdminGranted,
+    /// A user's administrator role was withdrawn.
+    AdminRevoked,
 }
 
 impl AuditKind {
@@ -68,6 +72,8 @@ impl AuditKind {
             Self::ApiKeyCreated => "apikey.created",
             Self::ApiKeyRevoked => "apikey.revoked",
             Self::ApiKeyRejected => "apikey.rejected",
+            Self::AdminGranted => "user.admin_granted",
+            Self::AdminRevoked => "user.admin_revoked",
         }
     }
 }

@@ -11,6 +11,6 @@ mod service;
 pub use error::AuthError;
 pub use lockout::LoginLimits;
 pub use service::{
-    AuthParts, AuthService, AuthSettings, LoginOutcome, Principal, RegisterInput, SCOPE_PASSWORD_CHANGE, SCOPE_USER,
-    TokenPair,
+    AuthParts, AuthService, AuthSettings, LoginOutcome, Principal, RegisterInput, SCOPE_ADMIN, SCOPE_PASSWORD_CHANGE,
+    SCOPE_USER, TokenPair,
 };

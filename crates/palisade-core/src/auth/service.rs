@@ -21,6 +21,8 @@ use crate::user::{Email, User, UserId, UserInsert, Username};
 
 /// The scope of an ordinary login.
 pub const SCOPE_USER: &str = "user";
+/// The scope of an administrator's login: the `/admin` routes.
+pub const SCOPE_ADMIN: &str = "admin";
 /// The only scope of a login whose password is past its maximum age: it may change the password.
 pub const SCOPE_PASSWORD_CHANGE: &str = "password:change";
 
@@ -277,6 +279,7 @@ impl AuthService {
             password_changed_at: now,
             created_at: now,
             locked: false,
+            admin: false,
         };
         match self.store.insert_user(&user).await? {
             UserInsert::Inserted => {}
@@ -456,7 +459,7 @@ impl AuthService {
             return Err(AuthError::TokenRevoked { require_reauth: true });
         };
         let password_expired = self.policy.is_expired(user.password_changed_at, now);
-        let access = self.issue_access(user.id, session_id, password_expired)?;
+        let access = self.issue_access(&user, session_id, password_expired)?;
         self.record(
             AuditEvent::new(AuditKind::TokenRefreshed, Outcome::Success)
                 .actor(user.id.to_string())
@@ -634,6 +637,47 @@ impl AuthService {
         Ok(())
     }
 
+    /// Users, for an administrator.
+    pub async fn admin_list_users(
+        &self,
+        principal: &Principal,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<User>, AuthError> {
+        principal.require(SCOPE_ADMIN)?;
+        self.list_users(after, limit).await
+    }
+
+    /// Locks or unlocks an account, for an administrator.
+    pub async fn admin_set_locked(
+        &self,
+        principal: &Principal,
+        id: UserId,
+        locked: bool,
+        meta: &RequestMeta,
+    ) -> Result<(), AuthError> {
+        principal.require(SCOPE_ADMIN)?;
+        if locked && id == principal.user_id {
+            return Err(AuthError::Invalid(crate::user::InvalidInput::new(
+                "user_id",
+                "an administrator cannot lock their own account",
+            )));
+        }
+        self.set_locked(id, locked, &principal.user_id.to_string(), meta).await
+    }
+
+    /// Grants or withdraws the administrator role (the CLI makes the first administrator). Takes effect
+    /// at the user's next login or refresh.
+    pub async fn set_admin(&self, id: UserId, admin: bool, actor: &str, meta: &RequestMeta) -> Result<(), AuthError> {
+        self.users.forget(id);
+        if !self.store.set_user_admin(id, admin).await? {
+            return Err(AuthError::NotFound);
+        }
+        let kind = if admin { AuditKind::AdminGranted } else { AuditKind::AdminRevoked };
+        self.record(AuditEvent::new(kind, Outcome::Success).actor(actor).subject(id.to_string()).request(meta.clone()))
+            .await
+    }
+
     /// Users, by id, after `after`, at most `limit` (administration).
     pub async fn list_users(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, AuthError> {
         Ok(self.store.list_users(after, limit).await?)
@@ -698,7 +742,7 @@ impl AuthService {
             expires_at: now + self.settings.refresh_ttl,
         };
         self.store.insert_refresh_family(&record).await?;
-        let (access_token, expires_in) = self.issue_access(user.id, session.id, password_expired)?;
+        let (access_token, expires_in) = self.issue_access(user, session.id, password_expired)?;
         Ok(TokenPair {
             access_token,
             refresh_token: refresh,
@@ -711,14 +755,20 @@ impl AuthService {
 
     fn issue_access(
         &self,
-        user: UserId,
+        user: &User,
         session: SessionId,
         password_expired: bool,
     ) -> Result<(String, u64), AuthError> {
-        let scope = if password_expired { SCOPE_PASSWORD_CHANGE } else { SCOPE_USER };
+        let scopes: Vec<String> = if password_expired {
+            vec![SCOPE_PASSWORD_CHANGE.to_owned()]
+        } else if user.admin {
+            vec![SCOPE_USER.to_owned(), SCOPE_ADMIN.to_owned()]
+        } else {
+            vec![SCOPE_USER.to_owned()]
+        };
         let issued = self
             .tokens
-            .issue(&user.to_string(), session, &[scope.to_owned()])
+            .issue(&user.id.to_string(), session, &scopes)
             .map_err(|e| AuthError::Internal(format!("signing an access token: {e}")))?;
         Ok((issued.token, issued.expires_in))
     }

@@ -62,6 +62,9 @@ pub trait UserStore: Send + Sync + 'static {
     /// Sets the administrative lock; `false` when there is no such user.
     async fn set_user_locked(&self, id: UserId, locked: bool) -> Result<bool, StoreError>;
 
+    /// Grants or withdraws the administrator role; `false` when there is no such user.
+    async fn set_user_admin(&self, id: UserId, admin: bool) -> Result<bool, StoreError>;
+
     /// Replaces the password hash, only if the stored one is still `expected` (so two concurrent
     /// changes cannot both win), sets `password_changed_at`, and — when `keep_history > 0` — pushes
     /// the old hash onto the history and trims it to the newest `keep_history`. One transaction.

@@ -145,6 +145,8 @@ pub struct User {
     pub created_at: time::OffsetDateTime,
     /// Locked by an administrator (distinct from the temporary lockout after failed logins).
     pub locked: bool,
+    /// An administrator: their logins carry the `admin` scope.
+    pub admin: bool,
 }
 
 /// What inserting a user came to.

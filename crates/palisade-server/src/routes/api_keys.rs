@@ -155,7 +155,7 @@ fn limits_of(record: &ApiKeyRecord) -> RateLimitSpec {
     }
 }
 
-fn info(record: &ApiKeyRecord) -> ApiKeyInfo {
+pub(crate) fn info(record: &ApiKeyRecord) -> ApiKeyInfo {
     ApiKeyInfo {
         api_key_id: record.id.to_string(),
         name: record.name.clone(),

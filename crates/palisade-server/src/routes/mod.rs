@@ -1,5 +1,6 @@
 //! The HTTP routes. Handlers are thin: extract, call one service method, shape the answer.
 
+pub(crate) mod admin;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod keys;

@@ -400,6 +400,7 @@ async fn insert_user(app: &TestApp, username: &str, hash: String, changed_at: ti
         password_changed_at: changed_at,
         created_at: changed_at,
         locked: false,
+        admin: false,
     };
     assert_eq!(app.palisade.durable_store().insert_user(&user).await.unwrap(), UserInsert::Inserted);
 }

@@ -21,22 +21,24 @@ use super::{SqlStore, on_pool};
 use crate::error;
 
 const INSERT_USER: &str = "INSERT INTO users \
-     (id, username, email, password_hash, password_changed_at, created_at, locked) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+     (id, username, email, password_hash, password_changed_at, created_at, locked, admin) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-const USER_BY_ID: &str = "SELECT id, username, email, password_hash, password_changed_at, created_at, locked \
+const USER_BY_ID: &str = "SELECT id, username, email, password_hash, password_changed_at, created_at, locked, admin \
      FROM users WHERE id = $1";
 
-const USER_BY_USERNAME: &str = "SELECT id, username, email, password_hash, password_changed_at, created_at, locked \
+const USER_BY_USERNAME: &str = "SELECT id, username, email, password_hash, password_changed_at, created_at, locked, admin \
      FROM users WHERE username = $1";
 
-const LIST_USERS: &str = "SELECT id, username, email, password_hash, password_changed_at, created_at, locked \
+const LIST_USERS: &str = "SELECT id, username, email, password_hash, password_changed_at, created_at, locked, admin \
      FROM users ORDER BY id LIMIT $1";
 
-const LIST_USERS_AFTER: &str = "SELECT id, username, email, password_hash, password_changed_at, created_at, locked \
+const LIST_USERS_AFTER: &str = "SELECT id, username, email, password_hash, password_changed_at, created_at, locked, admin \
      FROM users WHERE id > $1 ORDER BY id LIMIT $2";
 
 const SET_LOCKED: &str = "UPDATE users SET locked = $2 WHERE id = $1";
+
+const SET_ADMIN: &str = "UPDATE users SET admin = $2 WHERE id = $1";
 
 /// The compare-and-set of `change_password`: matches only while the hash is still the expected one.
 const CHANGE_HASH: &str =
@@ -67,6 +69,7 @@ struct UserRow<Id, At> {
     password_changed_at: At,
     created_at: At,
     locked: bool,
+    admin: bool,
 }
 
 impl<Id, At> UserRow<Id, At>
@@ -90,6 +93,7 @@ where
             password_changed_at: self.password_changed_at.into_domain()?,
             created_at: self.created_at.into_domain()?,
             locked: self.locked,
+            admin: self.admin,
         })
     }
 }
@@ -106,6 +110,7 @@ impl UserStore for SqlStore {
                 .bind(d::instant(user.password_changed_at)?)
                 .bind(d::instant(user.created_at)?)
                 .bind(user.locked)
+                .bind(user.admin)
                 .execute(pool)
                 .await;
             match inserted {
@@ -157,6 +162,14 @@ impl UserStore for SqlStore {
     async fn set_user_locked(&self, id: UserId, locked: bool) -> Result<bool, StoreError> {
         let result = on_pool!(self.pool(), |pool, d| {
             let query = sqlx::query(SET_LOCKED).bind(d::id(id.as_uuid())).bind(locked);
+            query.execute(pool).await.map(|done| done.rows_affected())
+        });
+        Ok(result.map_err(error::sql)? == 1)
+    }
+
+    async fn set_user_admin(&self, id: UserId, admin: bool) -> Result<bool, StoreError> {
+        let result = on_pool!(self.pool(), |pool, d| {
+            let query = sqlx::query(SET_ADMIN).bind(d::id(id.as_uuid())).bind(admin);
             query.execute(pool).await.map(|done| done.rows_affected())
         });
         Ok(result.map_err(error::sql)? == 1)

@@ -39,6 +39,7 @@ pub fn user(name: &str, email: Option<&str>) -> User {
         password_changed_at: T0,
         created_at: T0,
         locked: false,
+        admin: false,
     }
 }
 

@@ -218,6 +218,15 @@ fn users_are_created_listed_locked_and_unlocked_from_the_cli() {
     let (_, stdout, _) = run(palisade(dir.path()).args(["user", "list", "--json"]));
     assert!(stdout.contains("\"locked\":false"), "{stdout}");
 
+    let (output, stdout, _) = run(palisade(dir.path()).args(["user", "grant-admin", "zoe"]));
+    assert!(output.status.success(), "{stdout}");
+    let (_, stdout, _) = run(palisade(dir.path()).args(["user", "list", "--json"]));
+    assert!(stdout.contains("\"admin\":true"), "{stdout}");
+    let (output, _, _) = run(palisade(dir.path()).args(["user", "revoke-admin", "zoe"]));
+    assert!(output.status.success());
+    let (_, stdout, _) = run(palisade(dir.path()).args(["user", "list", "--json"]));
+    assert!(stdout.contains("\"admin\":false"), "{stdout}");
+
     let (output, _, stderr) = run(palisade(dir.path()).args(["user", "lock", "nobody"]));
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("no such user"), "{stderr}");

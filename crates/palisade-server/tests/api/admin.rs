@@ -1,0 +1,116 @@
+//! Administration: the `admin` scope comes from the administrator role; without it every /admin
+//! route is 403.
+
+use serde_json::{Value, json};
+
+use crate::{TestApp, spawn_app};
+
+const PASSWORD: &str = "correct-Horse-battery-9-staple";
+
+async fn login(app: &TestApp, username: &str) -> Value {
+    let r = app
+        .http
+        .post(app.url("/auth/login"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn register(app: &TestApp, username: &str) -> String {
+    let r = app
+        .http
+        .post(app.url("/auth/register"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["user_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn administrators_list_lock_and_revoke_and_others_cannot() {
+    let app = spawn_app().await;
+    let admin_id = register(&app, "root-of-trust").await;
+    let user_id = register(&app, "victor").await;
+    let meta = palisade_core::audit::RequestMeta::default();
+    app.palisade
+        .auth()
+        .set_admin(palisade_core::user::UserId::parse(&admin_id).unwrap(), true, "test", &meta)
+        .await
+        .unwrap();
+
+    let admin = login(&app, "root-of-trust").await;
+    let admin_token = admin["access_token"].as_str().unwrap();
+    let user = login(&app, "victor").await;
+    let user_token = user["access_token"].as_str().unwrap();
+
+    let list = app.http.get(app.url("/admin/users")).bearer_auth(admin_token).send().await.unwrap();
+    assert_eq!(list.status(), 200);
+    let list: Value = list.json().await.unwrap();
+    assert_eq!(list["users"].as_array().unwrap().len(), 2);
+    assert!(list["users"].as_array().unwrap().iter().any(|u| u["username"] == "root-of-trust" && u["admin"] == true));
+
+    let denied = app.http.get(app.url("/admin/users")).bearer_auth(user_token).send().await.unwrap();
+    assert_eq!(denied.status(), 403);
+    assert_eq!(denied.json::<Value>().await.unwrap()["code"], "INSUFFICIENT_SCOPE");
+
+    // A user's key, revoked by the administrator.
+    let key: Value = app
+        .http
+        .post(app.url("/auth/api-keys"))
+        .bearer_auth(user_token)
+        .json(&json!({"name": "k", "scopes": ["user"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let all: Value =
+        app.http.get(app.url("/admin/api-keys")).bearer_auth(admin_token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(all["api_keys"].as_array().unwrap().len(), 1);
+    let id = key["api_key_id"].as_str().unwrap();
+    let revoked =
+        app.http.delete(app.url(&format!("/admin/api-keys/{id}"))).bearer_auth(admin_token).send().await.unwrap();
+    assert_eq!(revoked.status(), 204);
+    let used = app
+        .http
+        .get(app.url("/auth/profile"))
+        .header("x-api-key", key["api_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), 401);
+    let not_theirs =
+        app.http.delete(app.url(&format!("/admin/api-keys/{id}"))).bearer_auth(user_token).send().await.unwrap();
+    assert_eq!(not_theirs.status(), 403);
+
+    // Locking ends the user's sessions at once; unlocking lets them in again.
+    let locked =
+        app.http.post(app.url(&format!("/admin/users/{user_id}/lock"))).bearer_auth(admin_token).send().await.unwrap();
+    assert_eq!(locked.status(), 204);
+    assert_eq!(app.http.get(app.url("/auth/profile")).bearer_auth(user_token).send().await.unwrap().status(), 401);
+    let r = app
+        .http
+        .post(app.url("/auth/login"))
+        .json(&json!({"username": "victor", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let self_lock =
+        app.http.post(app.url(&format!("/admin/users/{admin_id}/lock"))).bearer_auth(admin_token).send().await.unwrap();
+    assert_eq!(self_lock.status(), 422, "an administrator cannot lock themselves out");
+    let unlocked = app
+        .http
+        .post(app.url(&format!("/admin/users/{user_id}/unlock")))
+        .bearer_auth(admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlocked.status(), 204);
+    login(&app, "victor").await;
+}
