@@ -20,7 +20,7 @@ use palisade_core::clock::{Clock, SystemClock};
 use palisade_core::crypto::MasterKey;
 use palisade_core::password::{Argon2Params, PasswordPolicy};
 use palisade_core::session::SessionPolicy;
-use palisade_core::token::keys::SigningAlgorithm;
+use palisade_core::token::keys::{REFRESH_INTERVAL, SigningAlgorithm};
 use palisade_core::{Palisade, PalisadeSettings};
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
@@ -297,13 +297,18 @@ impl Application {
     }
 }
 
-/// Periodic upkeep: expired hot-store rows (SQL backends) and metric histograms.
+/// Periodic upkeep: expired hot-store rows (SQL backends), metric histograms, and the signing keys
+/// (re-read every 30 s, so a rotation made on any instance is published here well before it signs).
 fn spawn_background(palisade: Arc<Palisade>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        let period = Duration::from_secs(u64::try_from(REFRESH_INTERVAL.whole_seconds()).unwrap_or(30));
+        let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
             metrics_handle().run_upkeep();
+            if let Err(e) = palisade.signing_keys().refresh().await {
+                tracing::warn!(error = %e, "could not re-read the signing keys");
+            }
             match palisade.hot_store().purge_expired().await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(purged = n, "purged expired hot-store entries"),

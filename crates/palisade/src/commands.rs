@@ -37,6 +37,34 @@ enum Command {
     /// Administer API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Signing and encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Show every signing key and data key and what each does now.
+    Status(SettingsArgs),
+    /// Make a new key. The signing key is published at once and signs after two minutes on every
+    /// instance; older keys keep verifying and decrypting what they made.
+    Rotate(KeysRotateArgs),
+}
+
+#[derive(Debug, Args)]
+struct KeysRotateArgs {
+    /// Which key: the JWT signing key, the data-encryption key or the audit MAC key.
+    #[arg(long, value_enum, default_value = "signing")]
+    key: RotatedKey,
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RotatedKey {
+    Signing,
+    Data,
+    Audit,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +218,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apikey(ApiKeyCommand::Create(args)) => apikey_create(args).await,
         Command::Apikey(ApiKeyCommand::List(args)) => apikey_list(args).await,
         Command::Apikey(ApiKeyCommand::Revoke(args)) => apikey_revoke(args).await,
+        Command::Keys(KeysCommand::Status(args)) => keys_status(args).await,
+        Command::Keys(KeysCommand::Rotate(args)) => keys_rotate(args).await,
     }
 }
 
@@ -468,4 +498,56 @@ async fn user_admin(args: UserRefArgs, admin: bool) -> anyhow::Result<ExitCode> 
         }
         Err(e) => Err(e.into()),
     }
+}
+
+async fn keys_status(args: SettingsArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let rfc = |at: time::OffsetDateTime| at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    println!("{:<8}  {:<45}  {:<6}  {:>7}  {:<10}  created", "kind", "id", "alg", "version", "state");
+    for key in palisade.signing_keys().status().await? {
+        println!(
+            "{:<8}  {:<45}  {:<6}  {:>7}  {:<10}  {}",
+            "signing",
+            key.kid,
+            key.algorithm,
+            key.version,
+            key.state,
+            rfc(key.created_at)
+        );
+    }
+    for key in palisade.keyring().status().await? {
+        let state = if key.active { "active" } else { "decrypting" };
+        println!(
+            "{:<8}  {:<45}  {:<6}  {:>7}  {:<10}  {}",
+            key.purpose.as_str(),
+            key.id,
+            "A256GCM",
+            key.version,
+            state,
+            rfc(key.created_at)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn keys_rotate(args: KeysRotateArgs) -> anyhow::Result<ExitCode> {
+    use palisade_core::crypto::KeyPurpose;
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let (what, new) = match args.key {
+        RotatedKey::Signing => {
+            let key = palisade.signing_keys().rotate().await?;
+            ("signing key", format!("{} (version {}), signing in 2 minutes", key.kid, key.version.unwrap_or(0)))
+        }
+        RotatedKey::Data => ("data key", format!("version {}", palisade.keyring().rotate(KeyPurpose::Data).await?)),
+        RotatedKey::Audit => ("audit key", format!("version {}", palisade.keyring().rotate(KeyPurpose::Audit).await?)),
+    };
+    let event = AuditEvent::new(AuditKind::KeyRotated, Outcome::Success)
+        .actor("cli")
+        .detail("key", what)
+        .detail("new", new.clone());
+    palisade.audit().append(event).await.context("auditing the rotation")?;
+    println!("rotated the {what}: {new}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -573,6 +573,61 @@ impl SigningKeys {
         SigningKeyInfo { kid: set.active.kid.clone(), algorithm: set.active.algorithm, version: set.active.version }
     }
 
+    /// Makes a new key of the configured algorithm. It is published at once and signs after
+    /// [`ACTIVATION_DELAY`], on every instance; the previous key keeps verifying the tokens it signed.
+    /// Returns the new key. HS256 keys come from configuration: change the secret there instead.
+    pub async fn rotate(&self) -> Result<SigningKeyInfo, SigningKeyError> {
+        if self.loader.hs256.is_some() {
+            return Err(SigningKeyError::Hs256Secret("HS256 is rotated by changing PALISADE_JWT_SECRET"));
+        }
+        for _ in 0..MAX_CREATE_ATTEMPTS {
+            let records = self.loader.store.signing_keys().await?;
+            let version = records
+                .iter()
+                .filter(|r| r.algorithm == self.loader.algorithm.as_str())
+                .map(|r| r.version)
+                .max()
+                .unwrap_or(0)
+                .saturating_add(1);
+            if let Some(kid) = self.loader.create(version).await? {
+                self.refresh().await?;
+                return Ok(SigningKeyInfo { kid, algorithm: self.loader.algorithm, version: Some(version) });
+            }
+        }
+        Err(SigningKeyError::NoActiveKey(self.loader.algorithm))
+    }
+
+    /// Every stored key with what it does now.
+    pub async fn status(&self) -> Result<Vec<SigningKeyStatus>, SigningKeyError> {
+        let records = self.loader.store.signing_keys().await?;
+        let now = self.loader.clock.now();
+        let signing = signing_record(&records, self.loader.algorithm, now).map(|r| r.kid.clone());
+        Ok(records
+            .iter()
+            .map(|r| {
+                let state = if r.retired_at.is_some_and(|at| at <= now) {
+                    "retired"
+                } else if Some(&r.kid) == signing.as_ref() {
+                    "signing"
+                } else if signing
+                    .as_ref()
+                    .is_some_and(|kid| records.iter().any(|s| &s.kid == kid && s.version < r.version))
+                {
+                    "published"
+                } else {
+                    "verifying"
+                };
+                SigningKeyStatus {
+                    kid: r.kid.clone(),
+                    algorithm: r.algorithm.clone(),
+                    version: r.version,
+                    created_at: r.created_at,
+                    state,
+                }
+            })
+            .collect())
+    }
+
     /// The JWK Set of every stored public key: all that can still verify a token. The HS256 key is
     /// never in it. (A retired key is kept until [`SigningKeys::still_verifies`] says otherwise;
     /// dropping expired keys belongs to rotation.)
@@ -803,7 +858,9 @@ impl Loader {
 
     /// Generates, seals and inserts `version` of the configured algorithm. `false` when another
     /// instance stored that version first.
-    async fn create(&self, version: u32) -> Result<bool, SigningKeyError> {
+    /// Generates, seals and stores `version`; the new kid, or `None` when another instance stored that
+    /// version first.
+    async fn create(&self, version: u32) -> Result<Option<String>, SigningKeyError> {
         let pkcs8 = Signer::generate_pkcs8(self.algorithm)?;
         let (_, public) = Signer::from_pkcs8(self.algorithm, &pkcs8).map_err(SigningKeyError::Failed)?;
         let kid = public.thumbprint();
@@ -822,23 +879,52 @@ impl Loader {
         let inserted = self.store.insert_signing_key(&record).await?;
         if inserted {
             tracing::info!(kid = %record.kid, algorithm = %self.algorithm, version, "created JWT signing key");
+            Ok(Some(record.kid))
         } else {
             tracing::info!(algorithm = %self.algorithm, version, "another instance created this signing key version first");
+            Ok(None)
         }
-        Ok(inserted)
     }
 }
 
-/// The record that signs at `now`: the highest version of `algorithm` not retired by then.
+/// The record that signs at `now`: the highest version of `algorithm`, not retired by then, that has
+/// been published for [`ACTIVATION_DELAY`]; when none has yet (the first minutes after the first start,
+/// or after every older key was retired), the oldest version not retired — the one already in use.
 fn signing_record(
     records: &[SigningKeyRecord],
     algorithm: SigningAlgorithm,
     now: OffsetDateTime,
 ) -> Option<&SigningKeyRecord> {
-    records
-        .iter()
-        .filter(|r| r.algorithm == algorithm.as_str() && r.retired_at.is_none_or(|at| now < at))
+    let usable =
+        || records.iter().filter(|r| r.algorithm == algorithm.as_str() && r.retired_at.is_none_or(|at| now < at));
+    usable()
+        .filter(|r| r.created_at.checked_add(ACTIVATION_DELAY).is_some_and(|mature| mature <= now))
         .max_by_key(|r| r.version)
+        .or_else(|| usable().min_by_key(|r| r.version))
+}
+
+/// How long a new key is published in the JWK Set before it signs. Every instance re-reads the keys
+/// at least every [`REFRESH_INTERVAL`], so by the time any instance signs with a new key, every
+/// instance (and every client refreshing its JWKS cache at that pace) already knows it.
+pub const ACTIVATION_DELAY: Duration = Duration::minutes(2);
+
+/// How often a server re-reads the signing keys (rotations made elsewhere are picked up).
+pub const REFRESH_INTERVAL: Duration = Duration::seconds(30);
+
+/// One stored signing key and what it does now, for `palisade keys status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyStatus {
+    /// The key's id.
+    pub kid: String,
+    /// Its algorithm.
+    pub algorithm: String,
+    /// Its version.
+    pub version: u32,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+    /// `signing`, `published` (waiting for [`ACTIVATION_DELAY`] to pass), `verifying` (an older key
+    /// kept for the tokens it signed) or `retired`.
+    pub state: &'static str,
 }
 
 /// The context a private signing key is sealed under: restricted, its purpose, and its `kid` as the
@@ -1236,5 +1322,54 @@ mod tests {
         assert!(!typ_matches("JWT", "at+jwt"));
         assert!(!typ_matches("application/", "at+jwt"));
         assert!(!typ_matches("", "at+jwt"));
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::fixtures::*;
+    use super::*;
+    use crate::token::SessionId;
+    use crate::token::access::{AccessTokenSettings, AccessTokens};
+
+    /// Two instances over one store: a rotation on one is published at once on both (after their
+    /// refresh), signs only after the activation delay, and tokens of either key verify on both.
+    #[tokio::test]
+    async fn tokens_verify_across_a_rotation_on_two_instances() {
+        let f = Fixture::new(SigningAlgorithm::EdDSA).await;
+        let other = Arc::new(Fixture::open(&f.store, &f.keyring, &f.clock, SigningAlgorithm::EdDSA).await.unwrap());
+        let settings = AccessTokenSettings::new("https://id.example", "palisade");
+        let clock: Arc<dyn crate::clock::Clock> = f.clock.clone();
+        let a = AccessTokens::new(f.keys.clone(), clock.clone(), settings.clone());
+        let b = AccessTokens::new(other.clone(), clock, settings);
+        let old = f.keys.signing_key();
+        assert_eq!(other.signing_key(), old, "both instances start on one key");
+        f.clock.advance(Duration::minutes(10));
+        let before = a.issue("user-1", SessionId::generate(), &["user".to_owned()]).unwrap();
+
+        let new = f.keys.rotate().await.unwrap();
+        assert_ne!(new.kid, old.kid);
+        other.refresh().await.unwrap();
+        for keys in [&f.keys, &other] {
+            assert_eq!(keys.signing_key().kid, old.kid, "the new key is not signing yet");
+            assert!(keys.jwks().keys.iter().any(|k| k.kid == new.kid), "but it is published");
+        }
+        let status = f.keys.status().await.unwrap();
+        assert_eq!(status.iter().find(|s| s.kid == new.kid).unwrap().state, "published");
+        assert_eq!(status.iter().find(|s| s.kid == old.kid).unwrap().state, "signing");
+
+        f.clock.advance(ACTIVATION_DELAY);
+        f.keys.refresh().await.unwrap();
+        other.refresh().await.unwrap();
+        for keys in [&f.keys, &other] {
+            assert_eq!(keys.signing_key().kid, new.kid, "the new key signs after the delay, everywhere");
+        }
+        let after = b.issue("user-1", SessionId::generate(), &["user".to_owned()]).unwrap();
+        for tokens in [&a, &b] {
+            assert!(tokens.verify(&before.token).is_ok(), "a token of the old key still verifies");
+            assert!(tokens.verify(&after.token).is_ok(), "a token of the new key verifies on both");
+        }
+        let status = f.keys.status().await.unwrap();
+        assert_eq!(status.iter().find(|s| s.kid == old.kid).unwrap().state, "verifying");
     }
 }

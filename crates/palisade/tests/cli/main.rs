@@ -280,3 +280,30 @@ fn api_keys_are_created_listed_and_revoked_from_the_cli() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("no live API key"), "{stderr}");
 }
+
+#[test]
+fn keys_are_listed_and_rotated_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, stdout, stderr) = run(palisade(dir.path()).args(["keys", "status"]));
+    assert!(output.status.success(), "{stderr}");
+    let rows = |text: &str, kind: &str| text.lines().filter(|l| l.starts_with(kind)).count();
+    assert_eq!(rows(&stdout, "signing"), 1, "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("signing") && l.contains(" signing ")), "{stdout}");
+    assert_eq!(rows(&stdout, "data"), 1);
+    assert_eq!(rows(&stdout, "audit"), 1);
+
+    let (output, stdout, _) = run(palisade(dir.path()).args(["keys", "rotate"]));
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("rotated the signing key"), "{stdout}");
+    let (_, stdout, _) = run(palisade(dir.path()).args(["keys", "status"]));
+    assert_eq!(rows(&stdout, "signing"), 2, "{stdout}");
+    assert!(stdout.contains(" published "), "the new key waits before it signs: {stdout}");
+
+    let (output, stdout, _) = run(palisade(dir.path()).args(["keys", "rotate", "--key", "data"]));
+    assert!(output.status.success());
+    assert!(stdout.contains("version 2"), "{stdout}");
+    let (_, stdout, _) = run(palisade(dir.path()).args(["keys", "status"]));
+    assert_eq!(rows(&stdout, "data"), 2);
+    let (output, stdout, _) = run(palisade(dir.path()).args(["audit", "verify"]));
+    assert!(output.status.success(), "rotations are audited and the chain holds: {stdout}");
+}
