@@ -3,32 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{TestApp, spawn_app};
-
-const PASSWORD: &str = "correct-Horse-battery-9-staple";
-
-async fn login(app: &TestApp, username: &str) -> Value {
-    let r = app
-        .http
-        .post(app.url("/auth/login"))
-        .json(&json!({"username": username, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
-}
-
-async fn register(app: &TestApp, username: &str) -> String {
-    let r = app
-        .http
-        .post(app.url("/auth/register"))
-        .json(&json!({"username": username, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    r.json::<Value>().await.unwrap()["user_id"].as_str().unwrap().to_owned()
-}
+use crate::{PASSWORD, login_user as login, register_user as register, spawn_app};
 
 #[tokio::test]
 async fn administrators_list_lock_and_revoke_and_others_cannot() {

@@ -3,27 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::{TestApp, spawn_app};
-
-const PASSWORD: &str = "correct-Horse-battery-9-staple";
+use crate::{TestApp, login_user, register_user, spawn_app};
 
 async fn user_token(app: &TestApp, username: &str) -> String {
-    let r = app
-        .http
-        .post(app.url("/auth/register"))
-        .json(&json!({"username": username, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let r = app
-        .http
-        .post(app.url("/auth/login"))
-        .json(&json!({"username": username, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    register_user(app, username).await;
+    login_user(app, username).await["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn create_key(app: &TestApp, token: &str, body: Value) -> reqwest::Response {

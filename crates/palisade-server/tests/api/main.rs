@@ -63,3 +63,22 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     }));
     TestApp { address, http: reqwest::Client::new(), palisade, stop: Some(stop), server, _dir: dir }
 }
+
+/// A password every test account can use (long, uncommon, scores well).
+pub const PASSWORD: &str = "correct-Horse-battery-9-staple";
+
+/// Registers `username` with [`PASSWORD`]; returns the new user id.
+pub async fn register_user(app: &TestApp, username: &str) -> String {
+    let body = serde_json::json!({"username": username, "password": PASSWORD});
+    let response = app.http.post(app.url("/auth/register")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    response.json::<serde_json::Value>().await.unwrap()["user_id"].as_str().unwrap().to_owned()
+}
+
+/// Logs `username` in with [`PASSWORD`]; returns the token answer.
+pub async fn login_user(app: &TestApp, username: &str) -> serde_json::Value {
+    let body = serde_json::json!({"username": username, "password": PASSWORD});
+    let response = app.http.post(app.url("/auth/login")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
