@@ -85,6 +85,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/admin/users/{id}/unlock", post(routes::admin::unlock))
         .route("/admin/api-keys", get(routes::admin::api_keys))
         .route("/admin/api-keys/{id}", delete(routes::admin::revoke_api_key))
+        .route("/admin/tokens/revoke", post(routes::admin::revoke_token))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)
         .with_state(state)

@@ -30,6 +30,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::admin::unlock,
         crate::routes::admin::api_keys,
         crate::routes::admin::revoke_api_key,
+        crate::routes::admin::revoke_token,
     ),
     components(schemas(
         health::Health,
@@ -58,6 +59,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         tokens::ValidateTokenResponse,
         admin::UserSummary,
         admin::UserList,
+        admin::RevokeTokenRequest,
     )),
     modifiers(&BearerScheme),
     tags(

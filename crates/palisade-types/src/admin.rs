@@ -26,3 +26,17 @@ pub struct UserList {
     /// Accounts ordered by id.
     pub users: Vec<UserSummary>,
 }
+
+/// `POST /admin/tokens/revoke`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeTokenRequest {
+    /// The access token to revoke (its `jti` is what is revoked).
+    pub token: String,
+}
+
+impl std::fmt::Debug for RevokeTokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RevokeTokenRequest { token: <hidden> }")
+    }
+}

@@ -47,6 +47,8 @@ pub enum AuditKind {
     AdminGranted,
     /// A user's administrator role was withdrawn.
     AdminRevoked,
+    /// An access token was revoked by its id.
+    AccessTokenRevoked,
 }
 
 impl AuditKind {
@@ -74,6 +76,7 @@ impl AuditKind {
             Self::ApiKeyRejected => "apikey.rejected",
             Self::AdminGranted => "user.admin_granted",
             Self::AdminRevoked => "user.admin_revoked",
+            Self::AccessTokenRevoked => "token.revoked",
         }
     }
 }

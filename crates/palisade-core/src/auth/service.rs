@@ -142,6 +142,14 @@ pub struct AuthService {
     lockout: Lockout,
     settings: AuthSettings,
     users: UserCache,
+    hot: Arc<dyn crate::store::HotStore>,
+    /// Access-token ids recently found not revoked, with when. `std::sync::Mutex`: never held across
+    /// an `.await`. Same time to live as the session cache (the revocation staleness bound).
+    not_revoked: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, time::OffsetDateTime>>,
+}
+
+fn revoked_key(user: UserId, jti: uuid::Uuid) -> crate::store::HotKey {
+    crate::store::HotKey::new(&format!("user:{user}"), &format!("revoked-jti:{jti}"))
 }
 
 /// Users recently read by id, so bearer requests do not each read the database. An entry lives for
@@ -238,7 +246,7 @@ fn refresh_token_owner(token: &str) -> Option<(UserId, SessionId)> {
 impl AuthService {
     /// Wires the service.
     pub fn new(parts: AuthParts) -> Self {
-        let lockout = Lockout::new(parts.hot, parts.clock.clone(), parts.settings.limits);
+        let lockout = Lockout::new(parts.hot.clone(), parts.clock.clone(), parts.settings.limits);
         let users = UserCache { ttl: parts.sessions.policy().cache_ttl, entries: std::sync::Mutex::default() };
         Self {
             store: parts.store,
@@ -251,6 +259,8 @@ impl AuthService {
             lockout,
             settings: parts.settings,
             users,
+            hot: parts.hot,
+            not_revoked: std::sync::Mutex::default(),
         }
     }
 
@@ -508,8 +518,13 @@ impl AuthService {
         })?;
         let user_id = UserId::parse(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
         let session_id = claims.sid;
-        if !self.sessions.is_alive(user_id, session_id).await? {
+        let (alive, revoked) =
+            tokio::join!(self.sessions.is_alive(user_id, session_id), self.is_revoked(user_id, claims.jti));
+        if !alive? {
             return Err(AuthError::TokenRevoked { require_reauth: true });
+        }
+        if revoked? {
+            return Err(AuthError::TokenRevoked { require_reauth: false });
         }
         Ok(Principal {
             user_id,
@@ -519,6 +534,61 @@ impl AuthService {
             expires_at: Some(claims.expires_at),
             api_key_id: None,
         })
+    }
+
+    /// Whether the access token `jti` of `user` was revoked, trusting a recent "no" for the session
+    /// cache's time to live.
+    async fn is_revoked(&self, user: UserId, jti: uuid::Uuid) -> Result<bool, AuthError> {
+        let now = self.clock.now();
+        let ttl = self.sessions.policy().cache_ttl;
+        if let Some(checked) = self.not_revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&jti)
+            && now - *checked < ttl
+        {
+            return Ok(false);
+        }
+        if self.hot.get(&revoked_key(user, jti)).await?.is_some() {
+            return Ok(true);
+        }
+        if ttl > Duration::ZERO {
+            let mut cache = self.not_revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.len() >= UserCache::CAPACITY {
+                cache.retain(|_, at| now - *at < ttl);
+                if cache.len() >= UserCache::CAPACITY {
+                    cache.clear();
+                }
+            }
+            cache.insert(jti, now);
+        }
+        Ok(false)
+    }
+
+    /// Revokes one access token (by its `jti`) for an administrator: refused on this instance at once,
+    /// on others within the session cache's time to live. The session and its other tokens go on.
+    /// An expired or already invalid token needs nothing and is accepted as done.
+    pub async fn admin_revoke_access_token(
+        &self,
+        principal: &Principal,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), AuthError> {
+        principal.require(SCOPE_ADMIN)?;
+        let claims = match self.tokens.verify(token) {
+            Ok(claims) => claims,
+            Err(TokenError::Expired) => return Ok(()),
+            Err(_) => return Err(AuthError::InvalidToken),
+        };
+        let user = UserId::parse(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
+        // Kept until the token could no longer pass anyway (its expiry plus the verifier's leeway).
+        let ttl = (claims.expires_at - self.clock.now()) + Duration::seconds(60);
+        self.not_revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&claims.jti);
+        self.hot.put(&revoked_key(user, claims.jti), b"1", ttl.max(Duration::seconds(1))).await?;
+        self.record(
+            AuditEvent::new(AuditKind::AccessTokenRevoked, Outcome::Success)
+                .actor(principal.user_id.to_string())
+                .subject(claims.jti.to_string())
+                .request(meta.clone()),
+        )
+        .await
     }
 
     /// Ends the caller's session and its refresh family.

@@ -106,3 +106,21 @@ pub(crate) async fn revoke_api_key(
     state.palisade.api_keys().admin_revoke(&principal, id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Revokes one access token by its `jti`: refused at once on this instance, on the others within
+/// `PALISADE_SESSION_CACHE_MS`. Its session and other tokens go on (end the session for those).
+///
+/// **Permissions** - `admin`
+#[utoipa::path(post, path = "/admin/tokens/revoke", tag = "admin", security(("bearer" = []), ("api_key" = [])), request_body = palisade_types::admin::RevokeTokenRequest, responses(
+    (status = 204, description = "revoked (or already expired)"),
+    (status = 401, description = "not a token of this server", body = palisade_types::problem::Problem),
+))]
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(principal): Authenticated,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<palisade_types::admin::RevokeTokenRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.palisade.auth().admin_revoke_access_token(&principal, &body.token, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

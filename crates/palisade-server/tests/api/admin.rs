@@ -89,3 +89,46 @@ async fn administrators_list_lock_and_revoke_and_others_cannot() {
     assert_eq!(unlocked.status(), 204);
     login(&app, "victor").await;
 }
+
+#[tokio::test]
+async fn an_administrator_revokes_one_access_token_and_its_session_goes_on() {
+    let app = spawn_app().await;
+    let admin_id = register(&app, "warden").await;
+    register(&app, "xena").await;
+    let meta = palisade_core::audit::RequestMeta::default();
+    app.palisade
+        .auth()
+        .set_admin(palisade_core::user::UserId::parse(&admin_id).unwrap(), true, "test", &meta)
+        .await
+        .unwrap();
+    let admin = login(&app, "warden").await;
+    let admin_token = admin["access_token"].as_str().unwrap();
+    let user = login(&app, "xena").await;
+    let user_token = user["access_token"].as_str().unwrap();
+    assert_eq!(app.http.get(app.url("/auth/profile")).bearer_auth(user_token).send().await.unwrap().status(), 200);
+
+    let revoke = |by: &str, token: &str| {
+        app.http.post(app.url("/admin/tokens/revoke")).bearer_auth(by).json(&json!({"token": token})).send()
+    };
+    assert_eq!(revoke(user_token, admin_token).await.unwrap().status(), 403, "only administrators");
+    assert_eq!(revoke(admin_token, user_token).await.unwrap().status(), 204);
+    let refused = app.http.get(app.url("/auth/profile")).bearer_auth(user_token).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "TOKEN_REVOKED");
+    assert_eq!(problem["require_reauth"], false, "only the token: the session goes on");
+    // The session's refresh token still works and gives a fresh, accepted access token.
+    let refreshed: Value = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .json(&json!({"refresh_token": user["refresh_token"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(app.http.get(app.url("/auth/profile")).bearer_auth(fresh).send().await.unwrap().status(), 200);
+    assert_eq!(revoke(admin_token, "not.a.token").await.unwrap().status(), 401);
+}
