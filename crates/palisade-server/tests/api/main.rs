@@ -10,6 +10,7 @@ mod auth;
 mod backends;
 mod client;
 mod fail_closed;
+mod guard;
 mod ops;
 
 use std::collections::HashMap;

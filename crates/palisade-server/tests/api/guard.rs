@@ -1,0 +1,53 @@
+//! The resource-server guard (palisade-guard) protecting a separate axum application, against a live
+//! Palisade server: JWKS fetched from it, tokens verified locally, scopes per route.
+
+use axum::Extension;
+use axum::routing::get;
+use palisade_guard::{Claims, Guard};
+
+use crate::{login_user, register_user, spawn_app};
+
+#[tokio::test]
+async fn a_guarded_application_accepts_palisade_tokens_and_checks_scopes() {
+    let palisade = spawn_app().await;
+    register_user(&palisade, "yusuf").await;
+    let tokens = login_user(&palisade, "yusuf").await;
+    let token = tokens["access_token"].as_str().unwrap();
+
+    // The issuer is the test configuration's default PALISADE_ISSUER.
+    let guard = Guard::new(&palisade.address, "http://127.0.0.1:8080", "palisade").await.unwrap();
+    let users: &'static [&'static str] = &["user"];
+    let admins: &'static [&'static str] = &["admin"];
+    let app = axum::Router::new()
+        .route(
+            "/whoami",
+            get(|Extension(claims): Extension<Claims>| async move { claims.sub })
+                .layer(axum::middleware::from_fn_with_state((guard.clone(), users), Guard::require)),
+        )
+        .route(
+            "/admin",
+            get(|| async { "secret" })
+                .layer(axum::middleware::from_fn_with_state((guard.clone(), admins), Guard::require)),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+
+    let ok = http.get(format!("{address}/whoami")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), tokens["user_id"].as_str().unwrap());
+    let forbidden = http.get(format!("{address}/admin")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(forbidden.status(), 403);
+    assert_eq!(http.get(format!("{address}/whoami")).send().await.unwrap().status(), 401);
+    let mut tampered = token.to_owned();
+    tampered.push('x');
+    assert_eq!(http.get(format!("{address}/whoami")).bearer_auth(&tampered).send().await.unwrap().status(), 401);
+
+    // Another issuer's or audience's guard refuses the same token.
+    let elsewhere = Guard::new(&palisade.address, "https://other.example", "palisade").await.unwrap();
+    assert!(elsewhere.verify(token).await.is_err());
+    let other_audience = Guard::new(&palisade.address, "http://127.0.0.1:8080", "billing").await.unwrap();
+    assert!(other_audience.verify(token).await.is_err());
+    assert_eq!(guard.verify(token).await.unwrap().sid, tokens["session_id"].as_str().unwrap());
+}
