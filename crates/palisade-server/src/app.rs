@@ -251,6 +251,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     palisade: Arc<Palisade>,
+    rotation: Option<time::Duration>,
 }
 
 impl Application {
@@ -267,7 +268,8 @@ impl Application {
         let state = AppState { palisade: palisade.clone(), metrics: metrics_handle() };
         let options =
             RouterOptions { trusted_proxies: config.trusted_proxies.clone(), request_timeout: config.request_timeout };
-        Ok(Self { listener, router: router(state, &options), palisade })
+        let rotation = config.signing_key_rotation.map(|d| time::Duration::try_from(d).unwrap_or(time::Duration::MAX));
+        Ok(Self { listener, router: router(state, &options), palisade, rotation })
     }
 
     /// The bound address.
@@ -287,7 +289,7 @@ impl Application {
         if let Err(e) = self.palisade.audit().append(started).await {
             tracing::warn!(error = %e, "could not audit the start");
         }
-        let background = spawn_background(self.palisade.clone());
+        let background = spawn_background(self.palisade.clone(), self.rotation);
         tracing::info!(%addr, "palisade is serving");
         let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
@@ -300,7 +302,7 @@ impl Application {
 
 /// Periodic upkeep: expired hot-store rows (SQL backends), metric histograms, and the signing keys
 /// (re-read every 30 s, so a rotation made on any instance is published here well before it signs).
-fn spawn_background(palisade: Arc<Palisade>) -> tokio::task::JoinHandle<()> {
+fn spawn_background(palisade: Arc<Palisade>, rotation: Option<time::Duration>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let period = Duration::from_secs(u64::try_from(REFRESH_INTERVAL.whole_seconds()).unwrap_or(30));
         let mut tick = tokio::time::interval(period);
@@ -309,6 +311,22 @@ fn spawn_background(palisade: Arc<Palisade>) -> tokio::task::JoinHandle<()> {
             metrics_handle().run_upkeep();
             if let Err(e) = palisade.signing_keys().refresh().await {
                 tracing::warn!(error = %e, "could not re-read the signing keys");
+            }
+            if let Some(period) = rotation {
+                match palisade.signing_keys().rotate_if_older_than(period).await {
+                    Ok(Some(key)) => {
+                        tracing::info!(kid = %key.kid, "rotated the JWT signing key on schedule");
+                        let event = AuditEvent::new(AuditKind::KeyRotated, Outcome::Success)
+                            .actor("schedule")
+                            .detail("key", "signing key")
+                            .detail("new", key.kid);
+                        if let Err(e) = palisade.audit().append(event).await {
+                            tracing::warn!(error = %e, "could not audit a scheduled rotation");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "scheduled signing-key rotation failed"),
+                }
             }
             match palisade.hot_store().purge_expired().await {
                 Ok(0) => {}

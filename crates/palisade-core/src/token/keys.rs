@@ -597,6 +597,28 @@ impl SigningKeys {
         Err(SigningKeyError::NoActiveKey(self.loader.algorithm))
     }
 
+    /// Rotates when the newest key of the configured algorithm is at least `period` old (a schedule).
+    /// Of several instances doing this at once, one makes the key and the others see it: it is made
+    /// at most once per due date. Returns the new key when this call made it.
+    pub async fn rotate_if_older_than(&self, period: Duration) -> Result<Option<SigningKeyInfo>, SigningKeyError> {
+        if self.loader.hs256.is_some() {
+            return Ok(None);
+        }
+        let records = self.loader.store.signing_keys().await?;
+        let Some(newest) =
+            records.iter().filter(|r| r.algorithm == self.loader.algorithm.as_str()).max_by_key(|r| r.version)
+        else {
+            return Ok(None);
+        };
+        if newest.created_at.checked_add(period).is_none_or(|due| due > self.loader.clock.now()) {
+            return Ok(None);
+        }
+        let version = newest.version.saturating_add(1);
+        let made = self.loader.create(version).await?;
+        self.refresh().await?;
+        Ok(made.map(|kid| SigningKeyInfo { kid, algorithm: self.loader.algorithm, version: Some(version) }))
+    }
+
     /// Every stored key with what it does now.
     pub async fn status(&self) -> Result<Vec<SigningKeyStatus>, SigningKeyError> {
         let records = self.loader.store.signing_keys().await?;
@@ -1371,5 +1393,22 @@ mod rotation_tests {
         }
         let status = f.keys.status().await.unwrap();
         assert_eq!(status.iter().find(|s| s.kid == old.kid).unwrap().state, "verifying");
+    }
+
+    /// A schedule rotates once per due date, even with two instances asking at once.
+    #[tokio::test]
+    async fn scheduled_rotation_happens_once_when_due() {
+        let f = Fixture::new(SigningAlgorithm::EdDSA).await;
+        let other = Fixture::open(&f.store, &f.keyring, &f.clock, SigningAlgorithm::EdDSA).await.unwrap();
+        assert!(f.keys.rotate_if_older_than(Duration::days(30)).await.unwrap().is_none(), "not due yet");
+        f.clock.advance(Duration::days(30));
+        let (a, b) = tokio::join!(
+            f.keys.rotate_if_older_than(Duration::days(30)),
+            other.rotate_if_older_than(Duration::days(30))
+        );
+        let made = [a.unwrap(), b.unwrap()].into_iter().flatten().count();
+        assert_eq!(made, 1, "exactly one instance makes the key");
+        assert_eq!(f.store.records().len(), 2);
+        assert!(f.keys.rotate_if_older_than(Duration::days(30)).await.unwrap().is_none(), "the new key is not due");
     }
 }

@@ -97,6 +97,9 @@ pub struct Config {
     pub audience: String,
     /// `PALISADE_API_KEY_PREFIX`: the text every API key starts with. Default `spa_`.
     pub api_key_prefix: String,
+    /// `PALISADE_SIGNING_KEY_ROTATION_DAYS`: rotate the signing key when it is this old (unset: only by
+    /// `palisade keys rotate`).
+    pub signing_key_rotation: Option<Duration>,
     /// `PALISADE_ACCESS_TTL` in seconds (alias `JWT_ACCESS_TOKEN_EXPIRE_MINUTES`, in minutes):
     /// 60 s..=24 h, default 900 s.
     pub access_ttl: Duration,
@@ -343,6 +346,7 @@ impl Config {
             jwt_secret,
             audience: required(layers, Setting::Audience, values::audience)?,
             api_key_prefix: required(layers, Setting::ApiKeyPrefix, values::api_key_prefix)?,
+            signing_key_rotation: number(layers, Setting::SigningKeyRotation, to_duration)?.map(|found| found.value),
             access_ttl: access_ttl.value,
             refresh_ttl: refresh_ttl.value,
             refresh_grace: duration(layers, Setting::RefreshGrace)?.value,
@@ -403,6 +407,10 @@ impl Config {
             },
             Setting::Audience => self.audience.clone(),
             Setting::ApiKeyPrefix => self.api_key_prefix.clone(),
+            Setting::SigningKeyRotation => match self.signing_key_rotation {
+                Some(age) => (age.as_secs() / 86_400).to_string(),
+                None => format!("({})", setting.spec().default.describe()),
+            },
             Setting::AccessTtl => self.access_ttl.as_secs().to_string(),
             Setting::RefreshTtl => self.refresh_ttl.as_secs().to_string(),
             Setting::RefreshGrace => self.refresh_grace.as_secs().to_string(),

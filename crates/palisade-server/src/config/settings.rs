@@ -45,6 +45,8 @@ pub enum Setting {
     Audience,
     /// `api_key_prefix`: the text every API key starts with.
     ApiKeyPrefix,
+    /// `signing_key_rotation_days`: rotate the JWT signing key when it is this old, days.
+    SigningKeyRotation,
     /// `access_ttl`: access token lifetime, seconds.
     AccessTtl,
     /// `refresh_ttl`: refresh token lifetime, seconds.
@@ -248,7 +250,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 33] = [
+    pub const ALL: [Setting; 34] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -264,6 +266,7 @@ impl Setting {
         Setting::JwtSecret,
         Setting::Audience,
         Setting::ApiKeyPrefix,
+        Setting::SigningKeyRotation,
         Setting::AccessTtl,
         Setting::RefreshTtl,
         Setting::RefreshGrace,
@@ -508,6 +511,21 @@ impl Setting {
                 expected: "2 to 16 lower-case letters, digits or underscores, ending with an underscore, such as spa_",
                 group: Group::Tokens,
                 number: None,
+                list: false,
+            },
+            Setting::SigningKeyRotation => Spec {
+                key: "signing_key_rotation_days",
+                flag: "signing-key-rotation-days",
+                env: "PALISADE_SIGNING_KEY_ROTATION_DAYS",
+                alias: None,
+                default: DefaultValue::Unset("unset: rotate with `palisade keys rotate`"),
+                secret: false,
+                value_name: "DAYS",
+                about: "rotate the JWT signing key automatically when it is this old (the new key is published \
+                        2 minutes before it signs)",
+                expected: "a whole number of days from 1 to 3650 (empty: no automatic rotation)",
+                group: Group::Tokens,
+                number: Number::of(Unit::Days, 1, 3650),
                 list: false,
             },
             Setting::AccessTtl => Spec {
