@@ -1,6 +1,7 @@
 //! A typed async client for Palisade's HTTP API, over `palisade-types`. Used by the `palisade` CLI
 //! where it talks to a running server, by the integration tests, and by Rust applications.
 
+use palisade_types::admin::{RevokeTokenRequest, UserList};
 use palisade_types::api_keys::{
     ApiKeyList, CreateApiKeyRequest, CreateApiKeyResponse, ValidateApiKeyRequest, ValidateApiKeyResponse,
 };
@@ -179,6 +180,40 @@ impl Client {
         let body = ValidateTokenRequest { token: token.to_owned() };
         let builder = self.request(Method::POST, self.url("/tokens/validate")?, Auth::ApiKey(caller_api_key));
         decode(builder.json(&body).send().await?).await
+    }
+
+    /// `GET /admin/users` (the `admin` scope): accounts ordered by id, `limit` of them.
+    pub async fn admin_users(&self, access_token: &str, limit: u32) -> Result<UserList, ClientError> {
+        let mut url = self.url("/admin/users")?;
+        url.query_pairs_mut().append_pair("limit", &limit.to_string());
+        decode(self.request(Method::GET, url, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `POST /admin/users/{id}/lock` or `/unlock` (the `admin` scope).
+    pub async fn admin_set_locked(&self, access_token: &str, user_id: &str, locked: bool) -> Result<(), ClientError> {
+        let mut url = self.url_with_id("/admin/users", user_id)?;
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Url(url::ParseError::RelativeUrlWithCannotBeABaseBase))?
+            .push(if locked { "lock" } else { "unlock" });
+        no_content(self.request(Method::POST, url, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `GET /admin/api-keys` (the `admin` scope): everyone's keys.
+    pub async fn admin_api_keys(&self, access_token: &str) -> Result<ApiKeyList, ClientError> {
+        decode(self.request(Method::GET, self.url("/admin/api-keys")?, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `DELETE /admin/api-keys/{id}` (the `admin` scope): revokes anyone's key.
+    pub async fn admin_revoke_api_key(&self, access_token: &str, api_key_id: &str) -> Result<(), ClientError> {
+        let url = self.url_with_id("/admin/api-keys", api_key_id)?;
+        no_content(self.request(Method::DELETE, url, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `POST /admin/tokens/revoke` (the `admin` scope): revokes one access token by its `jti`.
+    pub async fn admin_revoke_token(&self, access_token: &str, token: &str) -> Result<(), ClientError> {
+        let body = RevokeTokenRequest { token: token.to_owned() };
+        let builder = self.request(Method::POST, self.url("/admin/tokens/revoke")?, Auth::Bearer(access_token));
+        no_content(builder.json(&body).send().await?).await
     }
 
     /// The absolute URL of `path` (which starts with `/`) on this server.

@@ -9,8 +9,8 @@
 //!   without the route's scopes (403), and hands the claims to handlers as an extension.
 //!
 //! Local verification cannot see a logout or a revoked token before the token expires (at most the
-//! access-token lifetime, 15 minutes by default); a route that must see revocations at once can ask
-//! the server with `POST /tokens/validate` (see `palisade-client`).
+//! access-token lifetime, 15 minutes by default); [`Guard::with_remote_validation`] also asks the server
+//! (`POST /tokens/validate`) for every token, and so sees them at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -75,6 +75,9 @@ struct Keys {
 /// Verifies Palisade access tokens for one issuer and audience.
 pub struct Guard {
     jwks_url: String,
+    /// `POST /tokens/validate` and the API key (scope `tokens:validate`) to call it with, when every
+    /// token is also checked by the server (sees logouts and revocations at once).
+    remote: Option<(String, String)>,
     issuer: String,
     audience: String,
     http: reqwest::Client,
@@ -98,6 +101,7 @@ impl Guard {
             .build()
             .map_err(|e| GuardError::Jwks(e.to_string()))?;
         let guard = Self {
+            remote: None,
             jwks_url: format!("{base}/.well-known/jwks.json"),
             issuer: issuer.trim_end_matches('/').to_owned(),
             audience: audience.to_owned(),
@@ -106,6 +110,47 @@ impl Guard {
         };
         guard.fetch().await?;
         Ok(Arc::new(guard))
+    }
+
+    /// Like [`Guard::new`], and every token that passes the local checks is also checked by the server
+    /// (`POST /tokens/validate`, with `api_key`, which needs the `tokens:validate` scope): a logout, an
+    /// ended session or a revoked token is refused at once, at the price of one call per request.
+    pub async fn with_remote_validation(
+        base_url: &str,
+        issuer: &str,
+        audience: &str,
+        api_key: &str,
+    ) -> Result<Arc<Self>, GuardError> {
+        let local = Self::new(base_url, issuer, audience).await?;
+        let mut guard = Arc::try_unwrap(local).map_err(|_| GuardError::Jwks("the guard is shared already".into()))?;
+        guard.remote = Some((format!("{}/tokens/validate", base_url.trim_end_matches('/')), api_key.to_owned()));
+        Ok(Arc::new(guard))
+    }
+
+    async fn remote_check(&self, token: &str) -> Result<(), GuardError> {
+        let Some((url, api_key)) = &self.remote else { return Ok(()) };
+        #[derive(Deserialize)]
+        struct Answer {
+            valid: bool,
+            error: Option<String>,
+        }
+        let answer: Answer = self
+            .http
+            .post(url)
+            .header("X-API-Key", api_key)
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| GuardError::Jwks(format!("remote validation: {e}")))?
+            .json()
+            .await
+            .map_err(|e| GuardError::Jwks(format!("remote validation: {e}")))?;
+        if answer.valid {
+            Ok(())
+        } else {
+            Err(GuardError::Invalid(answer.error.unwrap_or_else(|| "refused by the server".into())))
+        }
     }
 
     async fn fetch(&self) -> Result<(), GuardError> {
@@ -165,9 +210,11 @@ impl Guard {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = 30;
-        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map(|data| data.claims)
-            .map_err(|e| GuardError::Invalid(e.to_string()))
+            .map_err(|e| GuardError::Invalid(e.to_string()))?;
+        self.remote_check(token).await?;
+        Ok(claims)
     }
 
     /// An axum middleware (for `axum::middleware::from_fn_with_state`) admitting only requests whose

@@ -40,6 +40,8 @@ pub enum ApiError {
         detail: String,
         /// Seconds to wait (`Retry-After`).
         retry_after: Option<u64>,
+        /// The exceeded rate limit (`RateLimit-*` headers).
+        rate_limit: Option<u64>,
         /// `TOKEN_REVOKED`: log in again.
         require_reauth: Option<bool>,
         /// Every failed rule or field.
@@ -135,10 +137,19 @@ impl IntoResponse for ApiError {
                 let (code, detail) = problem_for_status(StatusCode::INTERNAL_SERVER_ERROR);
                 problem_response(StatusCode::INTERNAL_SERVER_ERROR, &code, detail)
             }
-            Self::Refused { status, code, detail, retry_after, require_reauth, errors } => {
+            Self::Refused { status, code, detail, retry_after, rate_limit, require_reauth, errors } => {
                 let mut response = build_problem(status, code, detail, require_reauth, errors);
                 if let Some(secs) = retry_after {
                     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                if let Some(limit) = rate_limit {
+                    // IETF RateLimit header fields: the exceeded window, nothing left, and when it resets.
+                    let headers = response.headers_mut();
+                    headers.insert("ratelimit-limit", HeaderValue::from(limit));
+                    headers.insert("ratelimit-remaining", HeaderValue::from(0u32));
+                    if let Some(secs) = retry_after {
+                        headers.insert("ratelimit-reset", HeaderValue::from(secs));
+                    }
                 }
                 if status == StatusCode::UNAUTHORIZED && code != "INVALID_CREDENTIALS" {
                     let value = if code == "TOKEN_EXPIRED" {
@@ -174,7 +185,15 @@ impl From<palisade_core::audit::AuditError> for ApiError {
 
 impl ApiError {
     fn refused(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Refused { status, code, detail: detail.into(), retry_after: None, require_reauth: None, errors: None }
+        Self::Refused {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+            rate_limit: None,
+            require_reauth: None,
+            errors: None,
+        }
     }
 }
 
@@ -190,6 +209,7 @@ impl From<palisade_core::auth::AuthError> for ApiError {
                 code: "ACCOUNT_LOCKED",
                 detail: "too many failed logins: the account is locked for a while".into(),
                 retry_after: Some(retry_after_secs),
+                rate_limit: None,
                 require_reauth: None,
                 errors: None,
             },
@@ -198,6 +218,7 @@ impl From<palisade_core::auth::AuthError> for ApiError {
                 code: "RATE_LIMITED",
                 detail: "too many failed logins from this address; retry later".into(),
                 retry_after: Some(retry_after_secs),
+                rate_limit: None,
                 require_reauth: None,
                 errors: None,
             },
@@ -206,6 +227,7 @@ impl From<palisade_core::auth::AuthError> for ApiError {
                 code: "PASSWORD_POLICY",
                 detail: "the password does not meet the password policy".into(),
                 retry_after: None,
+                rate_limit: None,
                 require_reauth: None,
                 errors: Some(
                     violations
@@ -219,6 +241,7 @@ impl From<palisade_core::auth::AuthError> for ApiError {
                 code: "VALIDATION_ERROR",
                 detail: input.to_string(),
                 retry_after: None,
+                rate_limit: None,
                 require_reauth: None,
                 errors: Some(vec![ProblemItem { rule: input.field.to_owned(), message: input.expected.to_owned() }]),
             },
@@ -232,6 +255,7 @@ impl From<palisade_core::auth::AuthError> for ApiError {
                 code: "TOKEN_REVOKED",
                 detail: "the token was revoked; log in again".into(),
                 retry_after: None,
+                rate_limit: None,
                 require_reauth: Some(require_reauth),
                 errors: None,
             },
@@ -282,6 +306,7 @@ impl From<palisade_core::api_key::ApiKeyError> for ApiError {
                 code,
                 detail: format!("rate limit of {limit} requests exceeded; retry in {retry_after_secs} s"),
                 retry_after: Some(retry_after_secs),
+                rate_limit: Some(limit),
                 require_reauth: None,
                 errors: None,
             },
@@ -290,6 +315,7 @@ impl From<palisade_core::api_key::ApiKeyError> for ApiError {
                 code,
                 detail: format!("{field}: {problem}"),
                 retry_after: None,
+                rate_limit: None,
                 require_reauth: None,
                 errors: Some(vec![ProblemItem { rule: field.to_owned(), message: problem }]),
             },

@@ -174,6 +174,9 @@ async fn a_caller_over_its_own_limit_gets_429_with_retry_after() {
     assert_eq!(r.status(), 429);
     let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
+    assert_eq!(r.headers()["ratelimit-limit"], "2");
+    assert_eq!(r.headers()["ratelimit-remaining"], "0");
+    assert_eq!(r.headers()["ratelimit-reset"].to_str().unwrap(), retry.to_string());
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "RATE_LIMITED");
 }
 
@@ -237,4 +240,19 @@ async fn tokens_are_validated_for_other_services() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn an_expired_key_is_refused() {
+    let app = spawn_app().await;
+    let token = user_token(&app, "ruth").await;
+    let short = key(&app, &token, json!({"name": "short", "scopes": ["user"], "expires_in": 1})).await;
+    assert!(short["expires_at"].is_string());
+    let get = || app.http.get(app.url("/auth/profile")).header("x-api-key", short["api_key"].as_str().unwrap()).send();
+    assert_eq!(get().await.unwrap().status(), 200);
+    // Past its expiry (and past the 1 s record cache), the key is refused like an unknown one.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let refused = get().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "INVALID_TOKEN");
 }

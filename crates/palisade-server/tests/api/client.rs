@@ -72,4 +72,37 @@ async fn the_typed_client_drives_every_route() {
         .unwrap();
     client.logout(&tokens.access_token).await.unwrap();
     assert!(!client.validate_token(&checker.api_key, &tokens.access_token).await.unwrap().valid);
+
+    // Administration, once the user is an administrator.
+    let meta = palisade_core::audit::RequestMeta::default();
+    let id = palisade_core::user::UserId::parse(&registered.user_id).unwrap();
+    app.palisade.auth().set_admin(id, true, "test", &meta).await.unwrap();
+    let login =
+        LoginRequest { username: "ursula".into(), password: "another-Strong-passphrase-77".into(), device: None };
+    let admin = client.login(&login).await.unwrap();
+    let other = client
+        .register(&RegisterRequest {
+            username: "vera".into(),
+            password: "correct-Horse-battery-9-staple".into(),
+            email: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(client.admin_users(&admin.access_token, 10).await.unwrap().users.len(), 2);
+    client.admin_set_locked(&admin.access_token, &other.user_id, true).await.unwrap();
+    assert!(
+        client
+            .admin_users(&admin.access_token, 10)
+            .await
+            .unwrap()
+            .users
+            .iter()
+            .any(|u| u.username == "vera" && u.locked)
+    );
+    client.admin_set_locked(&admin.access_token, &other.user_id, false).await.unwrap();
+    assert_eq!(client.admin_api_keys(&admin.access_token).await.unwrap().api_keys.len(), 2);
+    client.admin_revoke_api_key(&admin.access_token, &checker.api_key_id).await.unwrap();
+    let second = client.login(&login).await.unwrap();
+    client.admin_revoke_token(&admin.access_token, &second.access_token).await.unwrap();
+    assert!(client.profile(&second.access_token).await.is_err());
 }

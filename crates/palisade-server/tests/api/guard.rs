@@ -51,3 +51,36 @@ async fn a_guarded_application_accepts_palisade_tokens_and_checks_scopes() {
     assert!(other_audience.verify(token).await.is_err());
     assert_eq!(guard.verify(token).await.unwrap().sid, tokens["session_id"].as_str().unwrap());
 }
+
+#[tokio::test]
+async fn remote_validation_sees_a_logout_that_local_verification_cannot() {
+    let palisade = spawn_app().await;
+    register_user(&palisade, "zelda").await;
+    let tokens = login_user(&palisade, "zelda").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let key: serde_json::Value = palisade
+        .http
+        .post(palisade.url("/auth/api-keys"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"name": "guard", "scopes": ["tokens:validate"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let local = Guard::new(&palisade.address, "http://127.0.0.1:8080", "palisade").await.unwrap();
+    let remote = Guard::with_remote_validation(
+        &palisade.address,
+        "http://127.0.0.1:8080",
+        "palisade",
+        key["api_key"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(remote.verify(token).await.is_ok());
+    let out = palisade.http.post(palisade.url("/auth/logout")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(out.status(), 204);
+    assert!(local.verify(token).await.is_ok(), "local verification cannot know of the logout");
+    assert!(remote.verify(token).await.is_err(), "remote validation refuses it at once");
+}
