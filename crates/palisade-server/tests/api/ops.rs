@@ -109,9 +109,35 @@ async fn openapi_describes_the_routes_and_docs_render_it_offline() {
     let app = spawn_app().await;
     let spec: serde_json::Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/health", "/ready", "/metrics"] {
+    for path in [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/.well-known/jwks.json",
+        "/auth/register",
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/logout",
+        "/auth/profile",
+        "/auth/password",
+        "/auth/sessions",
+        "/auth/sessions/{id}",
+        "/auth/api-keys",
+        "/auth/api-keys/{id}",
+        "/api-keys/validate",
+        "/tokens/validate",
+        "/admin/users",
+        "/admin/users/{id}/lock",
+        "/admin/users/{id}/unlock",
+        "/admin/api-keys",
+        "/admin/api-keys/{id}",
+        "/admin/tokens/revoke",
+    ] {
         assert!(spec["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
+    assert_eq!(spec["paths"].as_object().unwrap().len(), 22, "every route, and nothing that is not built");
+    assert!(spec["components"]["securitySchemes"].get("bearer").is_some());
+    assert!(spec["components"]["securitySchemes"].get("api_key").is_some());
     let page = app.http.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
