@@ -60,9 +60,7 @@ pub(crate) async fn lock(
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = UserId::parse(&id).map_err(|_| ApiError::NotFound)?;
-    state.palisade.auth().admin_set_locked(&principal, id, true, &meta).await?;
-    Ok(StatusCode::NO_CONTENT)
+    set_locked(&state, &meta, &principal, &id, true).await
 }
 
 /// Unlocks an account.
@@ -75,8 +73,19 @@ pub(crate) async fn unlock(
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = UserId::parse(&id).map_err(|_| ApiError::NotFound)?;
-    state.palisade.auth().admin_set_locked(&principal, id, false, &meta).await?;
+    set_locked(&state, &meta, &principal, &id, false).await
+}
+
+/// The one body of `lock` and `unlock`.
+async fn set_locked(
+    state: &AppState,
+    meta: &palisade_core::audit::RequestMeta,
+    principal: &palisade_core::auth::Principal,
+    id: &str,
+    locked: bool,
+) -> Result<StatusCode, ApiError> {
+    let id = UserId::parse(id).map_err(|_| ApiError::NotFound)?;
+    state.palisade.auth().admin_set_locked(principal, id, locked, meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

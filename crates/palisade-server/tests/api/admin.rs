@@ -3,19 +3,14 @@
 
 use serde_json::{Value, json};
 
-use crate::{PASSWORD, login_user as login, register_user as register, spawn_app};
+use crate::{PASSWORD, login_user as login, make_admin, register_user as register, spawn_app};
 
 #[tokio::test]
 async fn administrators_list_lock_and_revoke_and_others_cannot() {
     let app = spawn_app().await;
     let admin_id = register(&app, "root-of-trust").await;
     let user_id = register(&app, "victor").await;
-    let meta = palisade_core::audit::RequestMeta::default();
-    app.palisade
-        .auth()
-        .set_admin(palisade_core::user::UserId::parse(&admin_id).unwrap(), true, "test", &meta)
-        .await
-        .unwrap();
+    make_admin(&app, &admin_id).await;
 
     let admin = login(&app, "root-of-trust").await;
     let admin_token = admin["access_token"].as_str().unwrap();
@@ -95,12 +90,7 @@ async fn an_administrator_revokes_one_access_token_and_its_session_goes_on() {
     let app = spawn_app().await;
     let admin_id = register(&app, "warden").await;
     register(&app, "xena").await;
-    let meta = palisade_core::audit::RequestMeta::default();
-    app.palisade
-        .auth()
-        .set_admin(palisade_core::user::UserId::parse(&admin_id).unwrap(), true, "test", &meta)
-        .await
-        .unwrap();
+    make_admin(&app, &admin_id).await;
     let admin = login(&app, "warden").await;
     let admin_token = admin["access_token"].as_str().unwrap();
     let user = login(&app, "xena").await;

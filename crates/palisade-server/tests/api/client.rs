@@ -74,9 +74,7 @@ async fn the_typed_client_drives_every_route() {
     assert!(!client.validate_token(&checker.api_key, &tokens.access_token).await.unwrap().valid);
 
     // Administration, once the user is an administrator.
-    let meta = palisade_core::audit::RequestMeta::default();
-    let id = palisade_core::user::UserId::parse(&registered.user_id).unwrap();
-    app.palisade.auth().set_admin(id, true, "test", &meta).await.unwrap();
+    crate::make_admin(&app, &registered.user_id).await;
     let login =
         LoginRequest { username: "ursula".into(), password: "another-Strong-passphrase-77".into(), device: None };
     let admin = client.login(&login).await.unwrap();

@@ -83,3 +83,10 @@ pub async fn login_user(app: &TestApp, username: &str) -> serde_json::Value {
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
+
+/// Gives the user `user_id` the administrator role (as `palisade user grant-admin` does).
+pub async fn make_admin(app: &TestApp, user_id: &str) {
+    let id = palisade_core::user::UserId::parse(user_id).unwrap();
+    let meta = palisade_core::audit::RequestMeta::default();
+    app.palisade.auth().set_admin(id, true, "test", &meta).await.unwrap();
+}
