@@ -10,6 +10,10 @@ use palisade_types::auth::{
     TokenResponse,
 };
 use palisade_types::health::{Health, Ready};
+use palisade_types::mfa::{
+    BackupCodesResponse, CodeRequest, CodeSentResponse, EmailSetupRequest, EnrolmentResponse, FactorRemovalRequest,
+    LoginResponse, MfaSendRequest, MfaStatusResponse, MfaVerifyRequest, SmsSetupRequest, TotpSetupResponse,
+};
 use palisade_types::problem::Problem;
 use palisade_types::tokens::{ValidateTokenRequest, ValidateTokenResponse};
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -90,10 +94,79 @@ impl Client {
         decode(builder.json(request).send().await?).await
     }
 
-    /// `POST /auth/login`: a token pair for a username and password.
-    pub async fn login(&self, request: &LoginRequest) -> Result<TokenResponse, ClientError> {
+    /// `POST /auth/login`: a token pair for a username and password, or the second step when the
+    /// user has a second factor.
+    pub async fn login(&self, request: &LoginRequest) -> Result<LoginResponse, ClientError> {
         let builder = self.request(Method::POST, self.url("/auth/login")?, Auth::None);
         decode(builder.json(request).send().await?).await
+    }
+
+    /// `POST /auth/mfa/verify`: passes one factor of a login's second step.
+    pub async fn mfa_verify(&self, mfa_token: &str, method: &str, code: &str) -> Result<LoginResponse, ClientError> {
+        let body =
+            MfaVerifyRequest { mfa_token: mfa_token.to_owned(), method: method.to_owned(), code: code.to_owned() };
+        let builder = self.request(Method::POST, self.url("/auth/mfa/verify")?, Auth::None);
+        decode(builder.json(&body).send().await?).await
+    }
+
+    /// `POST /auth/mfa/{sms,email}/send`: sends a login code by `method` (`sms` or `email`).
+    pub async fn mfa_send(&self, method: &str, mfa_token: &str) -> Result<CodeSentResponse, ClientError> {
+        let body = MfaSendRequest { mfa_token: mfa_token.to_owned() };
+        let builder = self.request(Method::POST, self.url_segments(&["auth", "mfa", method, "send"])?, Auth::None);
+        decode(builder.json(&body).send().await?).await
+    }
+
+    /// `GET /auth/mfa`: the caller's second factors.
+    pub async fn mfa_status(&self, access_token: &str) -> Result<MfaStatusResponse, ClientError> {
+        decode(self.request(Method::GET, self.url("/auth/mfa")?, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `POST /auth/mfa/totp/setup`: a new authenticator-app secret and backup codes.
+    pub async fn totp_setup(&self, access_token: &str) -> Result<TotpSetupResponse, ClientError> {
+        let builder = self.request(Method::POST, self.url("/auth/mfa/totp/setup")?, Auth::Bearer(access_token));
+        decode(builder.send().await?).await
+    }
+
+    /// `POST /auth/mfa/{totp,sms,email}/confirm`: confirms a pending factor of `method` (`204`).
+    pub async fn mfa_confirm(&self, access_token: &str, method: &str, code: &str) -> Result<(), ClientError> {
+        let url = self.url_segments(&["auth", "mfa", method, "confirm"])?;
+        let builder = self.request(Method::POST, url, Auth::Bearer(access_token));
+        no_content(builder.json(&CodeRequest { code: code.to_owned() }).send().await?).await
+    }
+
+    /// `POST /auth/mfa/sms/setup`: sends a confirmation code to `phone`.
+    pub async fn sms_setup(&self, access_token: &str, phone: &str) -> Result<EnrolmentResponse, ClientError> {
+        let builder = self.request(Method::POST, self.url("/auth/mfa/sms/setup")?, Auth::Bearer(access_token));
+        decode(builder.json(&SmsSetupRequest { phone: phone.to_owned() }).send().await?).await
+    }
+
+    /// `POST /auth/mfa/email/setup`: sends a confirmation code to `email` (the account's when `None`).
+    pub async fn email_setup(&self, access_token: &str, email: Option<&str>) -> Result<EnrolmentResponse, ClientError> {
+        let builder = self.request(Method::POST, self.url("/auth/mfa/email/setup")?, Auth::Bearer(access_token));
+        decode(builder.json(&EmailSetupRequest { email: email.map(str::to_owned) }).send().await?).await
+    }
+
+    /// `DELETE /auth/mfa/{method}`: removes a factor, proven by the password or (TOTP) a code (`204`).
+    pub async fn remove_factor(
+        &self,
+        access_token: &str,
+        method: &str,
+        proof: &FactorRemovalRequest,
+    ) -> Result<(), ClientError> {
+        let url = self.url_segments(&["auth", "mfa", method])?;
+        no_content(self.request(Method::DELETE, url, Auth::Bearer(access_token)).json(proof).send().await?).await
+    }
+
+    /// `POST /auth/mfa/backup-codes`: a new set of backup codes; the old one dies.
+    pub async fn regenerate_backup_codes(&self, access_token: &str) -> Result<BackupCodesResponse, ClientError> {
+        let builder = self.request(Method::POST, self.url("/auth/mfa/backup-codes")?, Auth::Bearer(access_token));
+        decode(builder.send().await?).await
+    }
+
+    /// `POST /admin/users/{id}/mfa/reset`: removes every second factor of a user (`204`).
+    pub async fn admin_mfa_reset(&self, access_token: &str, user_id: &str) -> Result<(), ClientError> {
+        let url = self.url_segments(&["admin", "users", user_id, "mfa", "reset"])?;
+        no_content(self.request(Method::POST, url, Auth::Bearer(access_token)).send().await?).await
     }
 
     /// `POST /auth/refresh`: trades a refresh token (single use) for a new token pair.
@@ -219,6 +292,16 @@ impl Client {
     /// The absolute URL of `path` (which starts with `/`) on this server.
     fn url(&self, path: &str) -> Result<url::Url, ClientError> {
         Ok(self.base.join(path)?)
+    }
+
+    /// The URL whose path is `segments`, each percent-encoded as one segment.
+    fn url_segments(&self, segments: &[&str]) -> Result<url::Url, ClientError> {
+        let mut url = self.url("/")?;
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Url(url::ParseError::RelativeUrlWithCannotBeABaseBase))?
+            .clear()
+            .extend(segments);
+        Ok(url)
     }
 
     /// The URL of `path` followed by `id` as one percent-encoded path segment.

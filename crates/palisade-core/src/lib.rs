@@ -5,6 +5,9 @@
 //! - [`store`]: the durable and hot store ports; adapters live in `palisade-store`.
 //! - [`crypto`]: the master key, the keyring of versioned data keys, AES-256-GCM envelopes.
 //! - [`audit`]: the HMAC-chained audit log.
+//! - [`auth`], [`mfa`], [`session`], [`token`], [`api_key`]: accounts, login and its second factors,
+//!   sessions, tokens, API keys.
+//! - [`notify`]: the ports of the SMS and e-mail senders.
 //! - [`palisade`]: the [`Palisade`] facade that wires the services, for embedding and for the server.
 //!
 //! This crate must never import HTTP, SQL or Redis code: arrows point into it, not out of it.
@@ -14,6 +17,8 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod crypto;
+pub mod mfa;
+pub mod notify;
 mod palisade;
 pub mod password;
 pub mod session;

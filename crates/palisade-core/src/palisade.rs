@@ -14,6 +14,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::crypto::{
     CryptoError, DataClassification, EncryptionContext, KeyProvider, Keyring, LocalKeyProvider, MasterKey,
 };
+use crate::mfa::{MfaParts, MfaService, MfaSettings};
+use crate::notify::{EmailSender, SmsSender};
 use crate::password::{Argon2Params, PasswordHashError, PasswordHasher, PasswordPolicy, PasswordService};
 use crate::session::{SessionPolicy, SessionService};
 use crate::store::{DurableStore, HotKey, HotStore};
@@ -38,6 +40,9 @@ pub enum BuildError {
     /// Password hashing cannot work with these parameters.
     #[error("password hashing: {0}")]
     PasswordHashing(#[from] PasswordHashError),
+    /// The MFA settings are inconsistent.
+    #[error("mfa: {0}")]
+    Mfa(String),
     /// The password policy is inconsistent.
     #[error("password policy: {0}")]
     PasswordPolicy(#[from] crate::password::PolicyConfigError),
@@ -67,6 +72,8 @@ pub struct PalisadeSettings {
     pub hash_concurrency: Option<NonZeroUsize>,
     /// API keys: their prefix and the revocation staleness bound.
     pub api_keys: ApiKeySettings,
+    /// Second factors: issuer, who must use them, code lifetimes and throttles.
+    pub mfa: MfaSettings,
 }
 
 impl Default for PalisadeSettings {
@@ -83,6 +90,7 @@ impl Default for PalisadeSettings {
             argon2: Argon2Params::OWASP_MINIMUM,
             hash_concurrency: None,
             api_keys: ApiKeySettings::default(),
+            mfa: MfaSettings::default(),
         }
     }
 }
@@ -96,6 +104,8 @@ pub struct PalisadeBuilder {
     master_key: Option<MasterKey>,
     clock: Option<Arc<dyn Clock>>,
     settings: Option<PalisadeSettings>,
+    sms: Option<Arc<dyn SmsSender>>,
+    email: Option<Arc<dyn EmailSender>>,
 }
 
 impl PalisadeBuilder {
@@ -129,6 +139,18 @@ impl PalisadeBuilder {
         self
     }
 
+    /// The SMS sender for one-time codes (default: none, and no SMS factor).
+    pub fn sms_sender(mut self, sender: Arc<dyn SmsSender>) -> Self {
+        self.sms = Some(sender);
+        self
+    }
+
+    /// The e-mail sender for one-time codes (default: none, and no e-mail factor).
+    pub fn email_sender(mut self, sender: Arc<dyn EmailSender>) -> Self {
+        self.email = Some(sender);
+        self
+    }
+
     /// Tunables (default: [`PalisadeSettings::default`]).
     pub fn settings(mut self, settings: PalisadeSettings) -> Self {
         self.settings = Some(settings);
@@ -154,6 +176,7 @@ impl PalisadeBuilder {
         let audit = Arc::new(AuditLog::new(audit_store, keyring.clone(), clock.clone()));
         let settings = self.settings.unwrap_or_default();
         settings.password_policy.validate()?;
+        settings.mfa.validate().map_err(BuildError::Mfa)?;
 
         let key_store: Arc<dyn crate::store::SigningKeyStore> = durable.clone();
         let signing_keys = Arc::new(
@@ -186,6 +209,17 @@ impl PalisadeBuilder {
             clock.clone(),
             settings.api_keys,
         ));
+        let mfa = Arc::new(MfaService::new(MfaParts {
+            store: durable.clone(),
+            hot: hot.clone(),
+            keyring: keyring.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            settings: settings.mfa,
+            limits: settings.auth.limits,
+            sms: self.sms,
+            email: self.email,
+        }));
         let auth = Arc::new(AuthService::new(crate::auth::AuthParts {
             store: durable.clone(),
             hot: hot.clone(),
@@ -196,8 +230,9 @@ impl PalisadeBuilder {
             audit: audit.clone(),
             clock: clock.clone(),
             settings: settings.auth,
+            mfa: mfa.clone(),
         }));
-        Ok(Palisade { durable, hot, keyring, audit, clock, signing_keys, auth, api_keys })
+        Ok(Palisade { durable, hot, keyring, audit, clock, signing_keys, auth, api_keys, mfa })
     }
 }
 
@@ -254,6 +289,7 @@ pub struct Palisade {
     signing_keys: Arc<SigningKeys>,
     auth: Arc<AuthService>,
     api_keys: Arc<ApiKeyService>,
+    mfa: Arc<MfaService>,
 }
 
 impl Palisade {
@@ -280,6 +316,11 @@ impl Palisade {
     /// API keys.
     pub fn api_keys(&self) -> &Arc<ApiKeyService> {
         &self.api_keys
+    }
+
+    /// Second factors (enrolment, backup codes, sending codes).
+    pub fn mfa(&self) -> &Arc<MfaService> {
+        &self.mfa
     }
 
     /// The JWT signing keys (and the JWKS).

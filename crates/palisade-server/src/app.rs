@@ -18,6 +18,7 @@ use palisade_core::audit::{AuditEvent, AuditKind, Outcome};
 use palisade_core::auth::{AuthSettings, LoginLimits};
 use palisade_core::clock::{Clock, SystemClock};
 use palisade_core::crypto::MasterKey;
+use palisade_core::mfa::MfaSettings;
 use palisade_core::password::{Argon2Params, PasswordPolicy};
 use palisade_core::session::SessionPolicy;
 use palisade_core::token::keys::{REFRESH_INTERVAL, SigningAlgorithm};
@@ -76,6 +77,18 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/auth/password", post(routes::auth::change_password))
         .route("/auth/sessions", get(routes::auth::sessions))
         .route("/auth/sessions/{id}", delete(routes::auth::end_session))
+        .route("/auth/mfa", get(routes::mfa::status))
+        .route("/auth/mfa/verify", post(routes::mfa::verify))
+        .route("/auth/mfa/totp/setup", post(routes::mfa::totp_setup))
+        .route("/auth/mfa/totp/confirm", post(routes::mfa::totp_confirm))
+        .route("/auth/mfa/sms/setup", post(routes::mfa::sms_setup))
+        .route("/auth/mfa/sms/confirm", post(routes::mfa::sms_confirm))
+        .route("/auth/mfa/sms/send", post(routes::mfa::sms_send))
+        .route("/auth/mfa/email/setup", post(routes::mfa::email_setup))
+        .route("/auth/mfa/email/confirm", post(routes::mfa::email_confirm))
+        .route("/auth/mfa/email/send", post(routes::mfa::email_send))
+        .route("/auth/mfa/backup-codes", post(routes::mfa::backup_codes))
+        .route("/auth/mfa/{method}", delete(routes::mfa::remove))
         .route("/auth/api-keys", post(routes::api_keys::create).get(routes::api_keys::list))
         .route("/auth/api-keys/{id}", delete(routes::api_keys::revoke))
         .route("/api-keys/validate", post(routes::api_keys::validate))
@@ -83,6 +96,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/admin/users", get(routes::admin::users))
         .route("/admin/users/{id}/lock", post(routes::admin::lock))
         .route("/admin/users/{id}/unlock", post(routes::admin::unlock))
+        .route("/admin/users/{id}/mfa/reset", post(routes::mfa::admin_reset))
         .route("/admin/api-keys", get(routes::admin::api_keys))
         .route("/admin/api-keys/{id}", delete(routes::admin::revoke_api_key))
         .route("/admin/tokens/revoke", post(routes::admin::revoke_token))
@@ -178,15 +192,29 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
     } else {
         stores.check_schema().await.context("checking the database schema")?;
     }
-    let palisade = Palisade::builder()
+    let senders = crate::notify::senders(config).context("setting up the message senders")?;
+    let mut builder = Palisade::builder()
         .durable_store(stores.durable)
         .hot_store(stores.hot)
         .master_key(master_key)
         .clock(clock)
-        .settings(settings(config)?)
-        .build()
-        .await
-        .context("opening the keyring")?;
+        .settings(settings(config)?);
+    match senders.sms {
+        Some(sms) => {
+            tracing::info!(provider = sms.provider(), "SMS codes are sent");
+            builder = builder.sms_sender(sms);
+        }
+        None => tracing::info!("no SMS provider configured (sms_provider): there is no SMS factor"),
+    }
+    match senders.email {
+        Some(email) => {
+            let server = config.smtp_server.as_deref().unwrap_or_default();
+            tracing::info!(%server, port = config.smtp_port, tls = %config.smtp_tls, "e-mail codes are sent");
+            builder = builder.email_sender(email);
+        }
+        None => tracing::info!("no SMTP server configured (smtp_server): there is no e-mail factor"),
+    }
+    let palisade = builder.build().await.context("opening the keyring")?;
     Ok(Arc::new(palisade))
 }
 
@@ -243,6 +271,15 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
         },
         hash_concurrency: config.hash_concurrency.and_then(std::num::NonZeroUsize::new),
         api_keys: ApiKeySettings { prefix: config.api_key_prefix.clone(), cache_ttl: time(config.session_cache) },
+        mfa: MfaSettings {
+            issuer: config.mfa_issuer.clone(),
+            required: config.mfa_required,
+            required_roles: config.mfa_required_roles.clone(),
+            factors: config.mfa_factors,
+            code_ttl: time(config.mfa_code_ttl),
+            resend_interval: time(config.mfa_resend_interval),
+            ..MfaSettings::default()
+        },
     })
 }
 

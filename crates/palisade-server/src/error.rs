@@ -267,6 +267,51 @@ impl From<palisade_core::auth::AuthError> for ApiError {
                 "FORBIDDEN",
                 "this needs a login session (a bearer access token), not an API key",
             ),
+            A::InvalidCode => Self::refused(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_CREDENTIALS",
+                "the code is wrong, already used or expired",
+            ),
+            A::MfaLocked { retry_after_secs } => Self::Refused {
+                status: StatusCode::LOCKED,
+                code: "ACCOUNT_LOCKED",
+                detail: "too many wrong second-factor codes: multi-factor authentication is locked for a while".into(),
+                retry_after: Some(retry_after_secs),
+                rate_limit: None,
+                require_reauth: None,
+                errors: None,
+            },
+            A::MfaTokenUsed => Self::refused(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_TOKEN",
+                "this mfa_token was already used; log in again",
+            ),
+            A::MethodUnavailable(detail) => Self::Refused {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "VALIDATION_ERROR",
+                errors: Some(vec![ProblemItem { rule: "method".into(), message: detail.clone() }]),
+                detail,
+                retry_after: None,
+                rate_limit: None,
+                require_reauth: None,
+            },
+            A::AlreadyEnrolled(kind) => Self::refused(
+                StatusCode::CONFLICT,
+                "CONFLICT",
+                format!("a confirmed {kind} factor exists; remove it first"),
+            ),
+            A::NotPending(what) => {
+                Self::refused(StatusCode::CONFLICT, "CONFLICT", format!("no {what} setup awaits confirmation"))
+            }
+            A::CodeThrottled { retry_after_secs } => Self::Refused {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "RATE_LIMITED",
+                detail: format!("a code was sent recently; ask for another in {retry_after_secs} s"),
+                retry_after: Some(retry_after_secs),
+                rate_limit: None,
+                require_reauth: None,
+                errors: None,
+            },
             A::NotFound => Self::NotFound,
             A::Unavailable(cause) => Self::Unavailable(cause),
             A::Internal(cause) => Self::Internal(cause),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 mod middleware;
+pub mod notify;
 pub mod openapi;
 mod routes;
 pub mod telemetry;

@@ -1,6 +1,6 @@
 //! The OpenAPI description of every route, served at `/openapi.json` and rendered at `/docs`.
 
-use palisade_types::{admin, api_keys, auth, health, problem, tokens};
+use palisade_types::{admin, api_keys, auth, health, mfa, problem, tokens};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The API document.
@@ -19,6 +19,19 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::auth::change_password,
         crate::routes::auth::sessions,
         crate::routes::auth::end_session,
+        crate::routes::mfa::status,
+        crate::routes::mfa::verify,
+        crate::routes::mfa::totp_setup,
+        crate::routes::mfa::totp_confirm,
+        crate::routes::mfa::sms_setup,
+        crate::routes::mfa::sms_confirm,
+        crate::routes::mfa::sms_send,
+        crate::routes::mfa::email_setup,
+        crate::routes::mfa::email_confirm,
+        crate::routes::mfa::email_send,
+        crate::routes::mfa::backup_codes,
+        crate::routes::mfa::remove,
+        crate::routes::mfa::admin_reset,
         crate::routes::keys::jwks,
         crate::routes::api_keys::create,
         crate::routes::api_keys::list,
@@ -48,6 +61,19 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         auth::PasswordChangeRequest,
         auth::SessionInfo,
         auth::SessionList,
+        mfa::LoginResponse,
+        mfa::MfaRequiredResponse,
+        mfa::MfaVerifyRequest,
+        mfa::MfaSendRequest,
+        mfa::CodeSentResponse,
+        mfa::TotpSetupResponse,
+        mfa::CodeRequest,
+        mfa::SmsSetupRequest,
+        mfa::EmailSetupRequest,
+        mfa::EnrolmentResponse,
+        mfa::FactorRemovalRequest,
+        mfa::BackupCodesResponse,
+        mfa::MfaStatusResponse,
         api_keys::RateLimitSpec,
         api_keys::CreateApiKeyRequest,
         api_keys::CreateApiKeyResponse,
@@ -65,6 +91,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Accounts, login, tokens and sessions"),
+        (name = "mfa", description = "Second factors: TOTP, backup codes, SMS and e-mail codes, the login's second step"),
         (name = "keys", description = "Public keys to verify tokens"),
         (name = "api-keys", description = "API keys and their validation"),
         (name = "admin", description = "Administration (the `admin` scope)"),

@@ -96,6 +96,10 @@ pub struct TokenResponse {
     /// `POST /auth/password`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub password_expired: bool,
+    /// Present and true when the user must have a second factor and has none: the tokens only allow
+    /// enrolling one (`/auth/mfa/...` setup and confirm); log in again afterwards.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_enrolment_required: bool,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -134,8 +138,10 @@ pub struct Profile {
     pub email: Option<String>,
     /// When the account was made (RFC 3339).
     pub created_at: String,
-    /// Second factors enrolled (none yet).
+    /// Confirmed second factors: `totp`, `sms`, `email`.
     pub mfa_methods: Vec<String>,
+    /// Unused backup codes.
+    pub backup_codes_remaining: usize,
 }
 
 /// `POST /auth/password`.

@@ -5,5 +5,6 @@ pub mod admin;
 pub mod api_keys;
 pub mod auth;
 pub mod health;
+pub mod mfa;
 pub mod problem;
 pub mod tokens;

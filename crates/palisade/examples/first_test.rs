@@ -53,6 +53,9 @@ async fn main() -> anyhow::Result<()> {
                 pair.session_id, pair.expires_in
             );
         }
+        Ok(LoginOutcome::MfaRequired(step)) => {
+            println!("🔐 second factor required: one of {:?}", step.methods);
+        }
         Err(e) => println!("❌ Échec de l'authentification: {e}"),
     }
 

@@ -24,8 +24,9 @@ enum Command {
     Serve(ServeArgs),
     /// Create or upgrade the schema of the configured database, then exit.
     Migrate(SettingsArgs),
-    /// Run the security diagnostics (stores, encryption, audit chain); exit 1 on any failure.
-    Diagnose(SettingsArgs),
+    /// Run the security diagnostics (stores, encryption, audit chain); exit 1 on any failure. With
+    /// `--totp USER`, check that user's authenticator app instead.
+    Diagnose(DiagnoseArgs),
     /// Query a running server's /ready and print it; exit 1 unless HEALTHY.
     Health(HealthArgs),
     /// The tamper-evident audit chain.
@@ -140,6 +141,9 @@ enum UserCommand {
     GrantAdmin(UserRefArgs),
     /// Withdraw a user's administrator role.
     RevokeAdmin(UserRefArgs),
+    /// Remove every second factor and backup code of a user (who lost their device); their next
+    /// login asks for the password only, or to enrol a factor where MFA is required.
+    MfaReset(UserRefArgs),
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +193,17 @@ struct SettingsArgs {
 }
 
 #[derive(Debug, Args)]
+struct DiagnoseArgs {
+    /// Check USER's TOTP factor instead ("code always invalid"): prints the server's time and TOTP
+    /// step, then reads a code from the app on standard input and says whether the stored secret
+    /// gives it, and for which step — revealing a clock that drifts. Changes nothing.
+    #[arg(long, value_name = "USER")]
+    totp: Option<String>,
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+#[derive(Debug, Args)]
 struct HealthArgs {
     /// The server's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -215,6 +230,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(UserCommand::Unlock(args)) => user_lock(args, false).await,
         Command::User(UserCommand::GrantAdmin(args)) => user_admin(args, true).await,
         Command::User(UserCommand::RevokeAdmin(args)) => user_admin(args, false).await,
+        Command::User(UserCommand::MfaReset(args)) => user_mfa_reset(args).await,
         Command::Apikey(ApiKeyCommand::Create(args)) => apikey_create(args).await,
         Command::Apikey(ApiKeyCommand::List(args)) => apikey_list(args).await,
         Command::Apikey(ApiKeyCommand::Revoke(args)) => apikey_revoke(args).await,
@@ -259,8 +275,11 @@ async fn open(config: &Config) -> anyhow::Result<Arc<palisade_core::Palisade>> {
     palisade_server::bootstrap(config, clock).await
 }
 
-async fn diagnose(args: SettingsArgs) -> anyhow::Result<ExitCode> {
+async fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args.settings)?;
+    if let Some(user) = &args.totp {
+        return diagnose_totp(&config, user).await;
+    }
     let checks = match open(&config).await {
         Ok(palisade) => palisade.diagnose().await,
         Err(e) => vec![palisade_core::Check { name: "startup", ok: false, detail: format!("{e:#}"), millis: 0 }],
@@ -272,6 +291,81 @@ async fn diagnose(args: SettingsArgs) -> anyhow::Result<ExitCode> {
         println!("{:<width$}  {:<6}  {:>7}  {}", check.name, result, check.millis, check.detail);
     }
     Ok(if checks.iter().all(|c| c.ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Steps either side of now that `diagnose --totp` searches, to measure a drifting clock (±5 min).
+const TOTP_DIAGNOSE_WINDOW: u8 = 10;
+
+async fn diagnose_totp(config: &Config, user: &str) -> anyhow::Result<ExitCode> {
+    let palisade = open(config).await?;
+    let Some(id) = find_user_id(&palisade, user).await? else {
+        eprintln!("no such user: {user}");
+        return Ok(ExitCode::FAILURE);
+    };
+    let Some(first) = palisade.mfa().diagnose_totp(id, None, 0).await? else {
+        println!("{user} has no TOTP factor: set one up with POST /auth/mfa/totp/setup");
+        return Ok(ExitCode::FAILURE);
+    };
+    let now = first.now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    println!("server time  {now} (unix {})", first.now.unix_timestamp());
+    println!("TOTP step    {} (30-second steps; codes of the steps either side are accepted)", first.step);
+    println!(
+        "factor       {}",
+        if first.confirmed { "confirmed" } else { "set up, NOT confirmed (logins do not use it)" }
+    );
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("code from the app: ");
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let code = zeroize::Zeroizing::new(line.trim().to_owned());
+    let report = match palisade.mfa().diagnose_totp(id, Some(&code), TOTP_DIAGNOSE_WINDOW).await {
+        Ok(Some(report)) => report,
+        Ok(None) => anyhow::bail!("the TOTP factor went away meanwhile"),
+        Err(palisade_core::auth::AuthError::Invalid(e)) => {
+            println!("result       not a code: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let seconds = |offset: i64| offset * 30;
+    match report.matched {
+        Some(0) => println!("result       OK: the code is right for the current step"),
+        Some(offset) if offset.abs() <= 1 => {
+            println!("result       OK: the code is right for step {offset:+} (within the accepted skew)")
+        }
+        Some(offset) => {
+            let ahead = if offset > 0 { "ahead of" } else { "behind" };
+            println!(
+                "result       WRONG CLOCK: the code is right for step {offset:+}: the device is about {} s {ahead} \
+                 the server (outside the accepted ±1 step); set the device's or the server's time automatically",
+                seconds(offset).abs()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        None => {
+            println!(
+                "result       NO MATCH within ±{} steps: the app holds another secret (set TOTP up again), or \
+                 a clock is off by more than {} s",
+                TOTP_DIAGNOSE_WINDOW,
+                seconds(i64::from(TOTP_DIAGNOSE_WINDOW))
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user_mfa_reset(args: UserRefArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let Some(id) = find_user_id(&palisade, &args.user).await? else {
+        eprintln!("no such user: {}", args.user);
+        return Ok(ExitCode::FAILURE);
+    };
+    let removed = palisade.mfa().reset(id, "cli", &cli_meta()).await?;
+    println!("removed {removed} second factor(s) and every backup code of {id}");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn health(args: HealthArgs) -> anyhow::Result<ExitCode> {

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use aws_lc_rs::hmac;
 use secrecy::SecretString;
 use time::{Duration, OffsetDateTime};
 
@@ -12,7 +11,7 @@ use super::ApiKeyRecord;
 use super::format::{ApiKeyText, ParseError};
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome, RequestMeta};
 use crate::clock::Clock;
-use crate::crypto::{CryptoError, KeyPurpose, Keyring};
+use crate::crypto::{CryptoError, Keyring};
 use crate::store::{DurableStore, HotKey, HotStore, RateWindow, StoreError};
 use crate::user::UserId;
 
@@ -185,14 +184,8 @@ impl ApiKeyService {
         key_id: Option<uuid::Uuid>,
         secret: &[u8],
     ) -> Result<(uuid::Uuid, Vec<u8>), ApiKeyError> {
-        let key = match key_id {
-            Some(id) => self.keyring.by_id(id).await?,
-            None => self.keyring.active(KeyPurpose::Data).await?,
-        };
-        let root = hmac::Key::new(hmac::HMAC_SHA256, key.material.expose());
-        let subkey = hmac::sign(&root, HASH_LABEL);
-        let mac = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, subkey.as_ref()), secret);
-        Ok((key.id, mac.as_ref().to_vec()))
+        let (key_id, mac) = self.keyring.keyed_hash(HASH_LABEL, key_id, secret).await?;
+        Ok((key_id, mac.to_vec()))
     }
 
     /// Makes a key for `owner`. `owner_scopes` are the creator's own scopes: `admin` can only be
@@ -371,7 +364,7 @@ impl ApiKeyService {
         })?;
         let record = self.record(parsed.id).await?.ok_or(ApiKeyError::Invalid)?;
         let (_, mac) = self.secret_hash(Some(record.hash_key_id), parsed.secret_bytes()).await?;
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(mac.as_slice(), record.secret_hash.as_slice())) {
+        if !crate::crypto::constant_time_eq(&mac, &record.secret_hash) {
             return Err(ApiKeyError::Invalid);
         }
         let now = self.clock.now();

@@ -49,6 +49,28 @@ pub enum AuditKind {
     AdminRevoked,
     /// An access token was revoked by its id.
     AccessTokenRevoked,
+    /// A login passed its password step and was asked for a second factor.
+    MfaChallenged,
+    /// A second factor was set up (awaiting confirmation).
+    MfaEnrolled,
+    /// A second factor was confirmed with its first right code (or a confirmation refused).
+    MfaConfirmed,
+    /// A second factor was passed during a login.
+    MfaVerified,
+    /// A second-factor code was refused (wrong, reused, expired, or the account's MFA throttled).
+    MfaFailed,
+    /// An account reached its limit of wrong second-factor codes and its MFA is locked for a while.
+    MfaLockedOut,
+    /// A second factor was removed by its user.
+    MfaDisabled,
+    /// A one-time code was sent by SMS or e-mail.
+    MfaCodeSent,
+    /// A backup code was used.
+    MfaBackupCodeUsed,
+    /// A new set of backup codes was made (the old ones died).
+    MfaBackupCodesRegenerated,
+    /// An administrator removed every second factor of a user.
+    MfaReset,
 }
 
 impl AuditKind {
@@ -77,6 +99,17 @@ impl AuditKind {
             Self::AdminGranted => "user.admin_granted",
             Self::AdminRevoked => "user.admin_revoked",
             Self::AccessTokenRevoked => "token.revoked",
+            Self::MfaChallenged => "auth.mfa_challenge",
+            Self::MfaEnrolled => "mfa.enrolled",
+            Self::MfaConfirmed => "mfa.confirmed",
+            Self::MfaVerified => "mfa.verified",
+            Self::MfaFailed => "mfa.failed",
+            Self::MfaLockedOut => "mfa.lockout",
+            Self::MfaDisabled => "mfa.disabled",
+            Self::MfaCodeSent => "mfa.code_sent",
+            Self::MfaBackupCodeUsed => "mfa.backup_code_used",
+            Self::MfaBackupCodesRegenerated => "mfa.backup_codes_regenerated",
+            Self::MfaReset => "mfa.reset",
         }
     }
 }

@@ -53,6 +53,33 @@ pub enum AuthError {
     /// No such resource (a session of the caller's, …).
     #[error("not found")]
     NotFound,
+    /// A second-factor code is wrong, already used or expired (one answer for all).
+    #[error("the code is wrong, already used or expired")]
+    InvalidCode,
+    /// Too many wrong second-factor codes for this account: its MFA is locked for `retry_after_secs`.
+    #[error("too many wrong codes: multi-factor authentication is locked for a while")]
+    MfaLocked {
+        /// Seconds until the lock ends.
+        retry_after_secs: u64,
+    },
+    /// The `mfa_token` already completed its login.
+    #[error("this mfa_token was already used")]
+    MfaTokenUsed,
+    /// The method is not one this user or this server can use here.
+    #[error("{0}")]
+    MethodUnavailable(String),
+    /// A factor of this kind is already confirmed: remove it first.
+    #[error("a confirmed {0} factor exists; remove it first")]
+    AlreadyEnrolled(&'static str),
+    /// Nothing of this kind awaits confirmation.
+    #[error("no {0} setup awaits confirmation")]
+    NotPending(&'static str),
+    /// Another code was asked for too soon or too often.
+    #[error("a code was sent recently; wait before asking for another")]
+    CodeThrottled {
+        /// Seconds until another code may be sent.
+        retry_after_secs: u64,
+    },
     /// A store this needs is unreachable: fail closed.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -63,6 +90,12 @@ pub enum AuthError {
 
 impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }
+    }
+}
+
+impl From<crate::crypto::CryptoError> for AuthError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
         if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }
     }
 }

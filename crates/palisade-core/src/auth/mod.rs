@@ -4,13 +4,16 @@
 //! Every failure that matters is audited with its real reason; callers only ever see the uniform
 //! answers of [`AuthError`].
 
+mod account;
 mod error;
 mod lockout;
+mod login;
 mod service;
 
+pub use account::FactorRemovalProof;
 pub use error::AuthError;
 pub use lockout::LoginLimits;
 pub use service::{
-    AuthParts, AuthService, AuthSettings, LoginOutcome, Principal, RegisterInput, SCOPE_ADMIN, SCOPE_PASSWORD_CHANGE,
-    SCOPE_USER, TokenPair,
+    AuthParts, AuthService, AuthSettings, LoginOutcome, MfaPending, MfaStep, Principal, RegisterInput, SCOPE_ADMIN,
+    SCOPE_MFA_ENROLL, SCOPE_PASSWORD_CHANGE, SCOPE_USER, TokenPair,
 };

@@ -9,11 +9,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use time::Duration;
 
 use super::error::AuthError;
-use super::lockout::{Gate, Lockout, LoginLimits};
+use super::lockout::{Lockout, LoginLimits};
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome, RequestMeta};
 use crate::clock::Clock;
-use crate::password::{PasswordPolicy, PasswordService, PolicyViolation};
-use crate::session::{DeviceInfo, Session, SessionService};
+use crate::password::{PasswordPolicy, PasswordService};
+use crate::session::{Session, SessionService};
 use crate::store::DurableStore;
 use crate::token::access::{AccessTokens, TokenError};
 use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, TokenHash};
@@ -25,6 +25,9 @@ pub const SCOPE_USER: &str = "user";
 pub const SCOPE_ADMIN: &str = "admin";
 /// The only scope of a login whose password is past its maximum age: it may change the password.
 pub const SCOPE_PASSWORD_CHANGE: &str = "password:change";
+/// The only scope of a login of a user who must have a second factor but has none: it may enrol one
+/// (`/auth/mfa/...` setup and confirmation), then log in again.
+pub const SCOPE_MFA_ENROLL: &str = "mfa:enroll";
 
 /// Settings of the authentication service.
 #[derive(Debug, Clone)]
@@ -70,13 +73,51 @@ pub struct TokenPair {
     pub user_id: UserId,
     /// The password is past its maximum age: the tokens only allow changing it.
     pub password_expired: bool,
+    /// The user must have a second factor and has none: the tokens only allow enrolling one.
+    pub mfa_enrolment_required: bool,
 }
 
-/// What a login came to. (A second factor will add a variant.)
+/// A login waiting for its second step.
+#[derive(Debug)]
+pub struct MfaPending {
+    /// The opaque token naming the challenge (shown once; only its hash is stored).
+    pub mfa_token: SecretString,
+    /// The methods that can pass it.
+    pub methods: Vec<crate::mfa::MfaMethod>,
+    /// Distinct methods still to pass.
+    pub factors_required: u8,
+    /// Seconds the token lives.
+    pub expires_in: u64,
+}
+
+/// What a login came to.
 #[derive(Debug)]
 pub enum LoginOutcome {
     /// Logged in.
     Tokens(TokenPair),
+    /// The password was right; a second factor is needed (`POST /auth/mfa/verify`).
+    MfaRequired(MfaPending),
+}
+
+/// What passing one factor of a login's second step came to.
+#[derive(Debug)]
+pub enum MfaStep {
+    /// Logged in.
+    Done(TokenPair),
+    /// Another distinct factor is needed (enhanced MFA), with the same token.
+    Continue(MfaPending),
+}
+
+/// What the tokens of a new session may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Everything the user may (only a password change when it has expired).
+    Full {
+        /// The password is past its maximum age.
+        password_expired: bool,
+    },
+    /// Only enrolling a second factor.
+    EnrolOnly,
 }
 
 /// An authenticated caller: a user through a bearer access token (with its session) or through one
@@ -111,7 +152,7 @@ impl Principal {
     }
 
     /// The caller's session, for operations that need a login (not an API key).
-    fn session(&self) -> Result<SessionId, AuthError> {
+    pub(crate) fn session(&self) -> Result<SessionId, AuthError> {
         self.session_id.ok_or(AuthError::SessionRequired)
     }
 
@@ -132,20 +173,21 @@ impl Principal {
 
 /// Registration, login, tokens, sessions and password changes.
 pub struct AuthService {
-    store: Arc<dyn DurableStore>,
-    passwords: Arc<PasswordService>,
-    policy: PasswordPolicy,
-    sessions: Arc<SessionService>,
-    tokens: Arc<AccessTokens>,
-    audit: Arc<AuditLog>,
-    clock: Arc<dyn Clock>,
-    lockout: Lockout,
-    settings: AuthSettings,
-    users: UserCache,
-    hot: Arc<dyn crate::store::HotStore>,
+    pub(super) store: Arc<dyn DurableStore>,
+    pub(super) passwords: Arc<PasswordService>,
+    pub(super) policy: PasswordPolicy,
+    pub(super) sessions: Arc<SessionService>,
+    pub(super) tokens: Arc<AccessTokens>,
+    pub(super) audit: Arc<AuditLog>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) lockout: Lockout,
+    pub(super) settings: AuthSettings,
+    pub(super) users: UserCache,
+    pub(super) hot: Arc<dyn crate::store::HotStore>,
+    pub(super) mfa: Arc<crate::mfa::MfaService>,
     /// Access-token ids recently found not revoked, with when. `std::sync::Mutex`: never held across
     /// an `.await`. Same time to live as the session cache (the revocation staleness bound).
-    not_revoked: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, time::OffsetDateTime>>,
+    pub(super) not_revoked: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, time::OffsetDateTime>>,
 }
 
 fn revoked_key(user: UserId, jti: uuid::Uuid) -> crate::store::HotKey {
@@ -155,7 +197,7 @@ fn revoked_key(user: UserId, jti: uuid::Uuid) -> crate::store::HotKey {
 /// Users recently read by id, so bearer requests do not each read the database. An entry lives for
 /// the session cache's time to live (the same staleness bound as revocation); changes made through
 /// this instance replace it at once. `std::sync::Mutex`: never held across an `.await`.
-struct UserCache {
+pub(super) struct UserCache {
     ttl: Duration,
     entries: std::sync::Mutex<std::collections::HashMap<UserId, (User, time::OffsetDateTime)>>,
 }
@@ -163,12 +205,12 @@ struct UserCache {
 impl UserCache {
     const CAPACITY: usize = 100_000;
 
-    fn get(&self, id: UserId, now: time::OffsetDateTime) -> Option<User> {
+    pub(super) fn get(&self, id: UserId, now: time::OffsetDateTime) -> Option<User> {
         let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         entries.get(&id).filter(|(_, at)| now - *at < self.ttl).map(|(user, _)| user.clone())
     }
 
-    fn put(&self, user: &User, now: time::OffsetDateTime) {
+    pub(super) fn put(&self, user: &User, now: time::OffsetDateTime) {
         if self.ttl <= Duration::ZERO {
             return;
         }
@@ -183,7 +225,7 @@ impl UserCache {
         entries.insert(user.id, (user.clone(), now));
     }
 
-    fn forget(&self, id: UserId) {
+    pub(super) fn forget(&self, id: UserId) {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
     }
 }
@@ -208,6 +250,8 @@ pub struct AuthParts {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub settings: AuthSettings,
+    /// Second factors.
+    pub mfa: Arc<crate::mfa::MfaService>,
 }
 
 fn hash_refresh(token: &str) -> TokenHash {
@@ -260,6 +304,7 @@ impl AuthService {
             settings: parts.settings,
             users,
             hot: parts.hot,
+            mfa: parts.mfa,
             not_revoked: std::sync::Mutex::default(),
         }
     }
@@ -306,101 +351,6 @@ impl AuthService {
         Ok(user.id)
     }
 
-    /// Logs in with a password.
-    pub async fn login(
-        &self,
-        username: &str,
-        password: SecretString,
-        device: Option<DeviceInfo>,
-        meta: &RequestMeta,
-    ) -> Result<LoginOutcome, AuthError> {
-        let ip = meta.ip.as_deref();
-        let Ok(username) = Username::parse(username) else {
-            // Not even a possible name: the same work and answer as an unknown user.
-            self.passwords.verify_dummy(password).await;
-            let refused = self.login_failed(None, "malformed username", meta).await;
-            self.lockout.count_ip_failure(ip).await?;
-            return Err(refused);
-        };
-        let attempt = match self.lockout.gate(username.as_str(), ip).await? {
-            Gate::Open { count } => count,
-            Gate::IpThrottled(wait) => {
-                self.audit_failure(AuditKind::LoginFailed, Some(&username), "address throttled", meta).await;
-                return Err(AuthError::RateLimited { retry_after_secs: secs(wait) });
-            }
-            Gate::AccountLocked(wait) => {
-                self.audit_failure(AuditKind::LoginFailed, Some(&username), "account locked out", meta).await;
-                return Err(AuthError::AccountLocked { retry_after_secs: secs(wait) });
-            }
-        };
-        let user = self.store.user_by_username(&username).await?;
-        let verified = match &user {
-            Some(user) => self.verify(password.clone(), &user.password_hash).await?,
-            None => {
-                self.passwords.verify_dummy(password.clone()).await;
-                false
-            }
-        };
-        let user = match user {
-            Some(user) if verified && !user.locked => user,
-            other => {
-                let reason = match other {
-                    None => "unknown user",
-                    Some(u) if u.locked => "account disabled by an administrator",
-                    Some(_) => "wrong password",
-                };
-                let refused = self.login_failed(Some(&username), reason, meta).await;
-                if attempt == self.lockout.max_attempts() {
-                    self.audit_failure(AuditKind::AccountLockedOut, Some(&username), "too many failed logins", meta)
-                        .await;
-                }
-                self.lockout.count_ip_failure(ip).await?;
-                return Err(refused);
-            }
-        };
-        self.lockout.clear(&user.username).await?;
-        if self.passwords.needs_rehash(&user.password_hash) {
-            self.rehash(&user, password).await;
-        }
-        let password_expired = self.policy.is_expired(user.password_changed_at, self.clock.now());
-        let session = self.sessions.create(user.id, meta.ip.clone(), meta.user_agent.clone(), device).await?;
-        let pair = self.open_family(&user, &session, password_expired).await?;
-        // A password change or an administrative lock that ran while this login was hashing ended the
-        // user's sessions before this one existed: read the account again and undo the login if so.
-        let current = self.store.user_by_id(user.id).await?;
-        if current.as_ref().is_none_or(|u| u.locked || u.password_changed_at != user.password_changed_at) {
-            self.sessions.end(user.id, session.id).await?;
-            self.store.revoke_session_families(session.id, RevokeReason::SessionEnded, self.clock.now()).await?;
-            let reason = "password changed or account locked during the login";
-            return Err(self.login_failed(Some(&username), reason, meta).await);
-        }
-        self.record(
-            AuditEvent::new(AuditKind::LoginSucceeded, Outcome::Success)
-                .actor(user.id.to_string())
-                .subject(session.id.to_string())
-                .request(meta.clone())
-                .detail("method", "password")
-                .detail("password_expired", password_expired),
-        )
-        .await?;
-        Ok(LoginOutcome::Tokens(pair))
-    }
-
-    /// Verifies a password; a failure of the hashing service itself is an error, not a wrong password.
-    async fn verify(&self, password: SecretString, phc: &str) -> Result<bool, AuthError> {
-        match self.passwords.verify(password, phc).await {
-            Ok(ok) => Ok(ok),
-            Err(crate::password::PasswordHashError::Unavailable) => {
-                Err(AuthError::Unavailable("password hashing is unavailable".into()))
-            }
-            // A stored hash we cannot read never matches; the cause is logged.
-            Err(e) => {
-                tracing::error!(error = %e, "a stored password hash could not be used");
-                Ok(false)
-            }
-        }
-    }
-
     /// Rotates a refresh token: the old one is spent; a spent one presented again revokes its family.
     ///
     /// The session is checked first, so of concurrent presentations of one live token exactly one
@@ -411,11 +361,11 @@ impl AuthService {
             return Err(AuthError::InvalidToken);
         };
         let now = self.clock.now();
-        if !self.sessions.is_alive(user_id, session_id).await? {
+        let Some(session) = self.sessions.alive(user_id, session_id).await? else {
             self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
             self.audit_failure(AuditKind::TokenRefreshed, None, "session ended", meta).await;
             return Err(AuthError::TokenRevoked { require_reauth: true });
-        }
+        };
         let presented_hash = hash_refresh(presented.expose_secret());
         let (next, next_hash) = new_refresh_token(user_id, session_id)?;
         let rotation = self
@@ -468,8 +418,13 @@ impl AuthService {
             self.audit_failure(AuditKind::TokenRefreshed, None, "account gone or disabled", meta).await;
             return Err(AuthError::TokenRevoked { require_reauth: true });
         };
-        let password_expired = self.policy.is_expired(user.password_changed_at, now);
-        let access = self.issue_access(&user, session_id, password_expired)?;
+        // A session opened without a second factor, of a user who must have one, stays enrolment-only.
+        let access = if !session.amr.iter().any(|a| a == "mfa") && self.mfa.is_required_for(&user) {
+            Access::EnrolOnly
+        } else {
+            Access::Full { password_expired: self.policy.is_expired(user.password_changed_at, now) }
+        };
+        let issued = self.issue_access(&user, &session, access)?;
         self.record(
             AuditEvent::new(AuditKind::TokenRefreshed, Outcome::Success)
                 .actor(user.id.to_string())
@@ -478,12 +433,13 @@ impl AuthService {
         )
         .await?;
         Ok(TokenPair {
-            access_token: access.0,
+            access_token: issued.0,
             refresh_token: next,
-            expires_in: access.1,
+            expires_in: issued.1,
             session_id,
             user_id: user.id,
-            password_expired,
+            password_expired: access == (Access::Full { password_expired: true }),
+            mfa_enrolment_required: access == Access::EnrolOnly,
         })
     }
 
@@ -603,7 +559,7 @@ impl AuthService {
     }
 
     /// A user by id, through the short-lived cache.
-    async fn user(&self, id: UserId) -> Result<Option<User>, AuthError> {
+    pub(super) async fn user(&self, id: UserId) -> Result<Option<User>, AuthError> {
         let now = self.clock.now();
         if let Some(user) = self.users.get(id, now) {
             return Ok(Some(user));
@@ -630,151 +586,7 @@ impl AuthService {
         self.end(principal, id, RevokeReason::SessionEnded, AuditKind::SessionEnded, meta).await
     }
 
-    /// Changes the caller's password: the current one must be right, the new one must meet the policy
-    /// and not be one of the last N; the caller's other sessions end.
-    pub async fn change_password(
-        &self,
-        principal: &Principal,
-        current: SecretString,
-        new: SecretString,
-        meta: &RequestMeta,
-    ) -> Result<(), AuthError> {
-        if !principal.has_scope(SCOPE_USER) && !principal.has_scope(SCOPE_PASSWORD_CHANGE) {
-            return Err(AuthError::InsufficientScope(SCOPE_USER));
-        }
-        // A password changes only from a login, never with an API key.
-        let own_session = principal.session()?;
-        let user = self.store.user_by_id(principal.user_id).await?.ok_or(AuthError::InvalidToken)?;
-        // Guesses at the current password count against the same limit as logins.
-        match self.lockout.gate(user.username.as_str(), meta.ip.as_deref()).await? {
-            Gate::Open { .. } => {}
-            Gate::IpThrottled(wait) => {
-                self.audit_failure(AuditKind::PasswordChanged, Some(&user.username), "address throttled", meta).await;
-                return Err(AuthError::RateLimited { retry_after_secs: secs(wait) });
-            }
-            Gate::AccountLocked(wait) => {
-                self.audit_failure(AuditKind::PasswordChanged, Some(&user.username), "account locked out", meta).await;
-                return Err(AuthError::AccountLocked { retry_after_secs: secs(wait) });
-            }
-        }
-        if !self.verify(current, &user.password_hash).await? {
-            self.audit_failure(AuditKind::PasswordChanged, Some(&user.username), "wrong current password", meta).await;
-            self.lockout.count_ip_failure(meta.ip.as_deref()).await?;
-            return Err(AuthError::InvalidCredentials);
-        }
-        self.lockout.clear(&user.username).await?;
-        let checked = self
-            .passwords
-            .check_policy(&self.policy, new.clone(), user.username.as_str(), user.email.as_ref().map(Email::as_str))
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        let mut violations = checked.err().unwrap_or_default();
-        let history = self.policy.history;
-        if history > 0 {
-            let mut previous = vec![user.password_hash.clone()];
-            previous.extend(self.store.password_history(user.id, history.saturating_sub(1)).await?);
-            if self.passwords.matches_any(new.clone(), &previous).await {
-                violations.push(PolicyViolation::reused(history));
-            }
-        }
-        if !violations.is_empty() {
-            self.audit_failure(
-                AuditKind::PasswordChanged,
-                Some(&user.username),
-                "new password refused by the policy",
-                meta,
-            )
-            .await;
-            return Err(AuthError::PasswordPolicy(violations));
-        }
-        let new_hash = self.passwords.hash(new).await.map_err(|e| AuthError::Internal(e.to_string()))?;
-        let now = self.clock.now();
-        self.users.forget(user.id);
-        // The other sessions end before the password changes: if this fails, nothing changed and a
-        // retry does it all; if the change then fails, the user only has to log in again elsewhere.
-        self.store.revoke_user_families(user.id, Some(own_session), RevokeReason::PasswordChange, now).await?;
-        let ended = self.sessions.end_all_except(user.id, Some(own_session)).await?;
-        if !self.store.change_password(user.id, &user.password_hash, &new_hash, now, history).await? {
-            return Err(AuthError::Conflict("password"));
-        }
-        self.record(
-            AuditEvent::new(AuditKind::PasswordChanged, Outcome::Success)
-                .actor(user.id.to_string())
-                .request(meta.clone())
-                .detail("other_sessions_ended", ended.len()),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Users, for an administrator.
-    pub async fn admin_list_users(
-        &self,
-        principal: &Principal,
-        after: Option<UserId>,
-        limit: u32,
-    ) -> Result<Vec<User>, AuthError> {
-        principal.require(SCOPE_ADMIN)?;
-        self.list_users(after, limit).await
-    }
-
-    /// Locks or unlocks an account, for an administrator.
-    pub async fn admin_set_locked(
-        &self,
-        principal: &Principal,
-        id: UserId,
-        locked: bool,
-        meta: &RequestMeta,
-    ) -> Result<(), AuthError> {
-        principal.require(SCOPE_ADMIN)?;
-        if locked && id == principal.user_id {
-            return Err(AuthError::Invalid(crate::user::InvalidInput::new(
-                "user_id",
-                "an administrator cannot lock their own account",
-            )));
-        }
-        self.set_locked(id, locked, &principal.user_id.to_string(), meta).await
-    }
-
-    /// Grants or withdraws the administrator role (the CLI makes the first administrator). Takes effect
-    /// at the user's next login or refresh.
-    pub async fn set_admin(&self, id: UserId, admin: bool, actor: &str, meta: &RequestMeta) -> Result<(), AuthError> {
-        self.users.forget(id);
-        if !self.store.set_user_admin(id, admin).await? {
-            return Err(AuthError::NotFound);
-        }
-        let kind = if admin { AuditKind::AdminGranted } else { AuditKind::AdminRevoked };
-        self.record(AuditEvent::new(kind, Outcome::Success).actor(actor).subject(id.to_string()).request(meta.clone()))
-            .await
-    }
-
-    /// Users, by id, after `after`, at most `limit` (administration).
-    pub async fn list_users(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, AuthError> {
-        Ok(self.store.list_users(after, limit).await?)
-    }
-
-    /// Finds a user by username (administration).
-    pub async fn find_user(&self, username: &str) -> Result<Option<User>, AuthError> {
-        Ok(self.store.user_by_username(&Username::parse(username)?).await?)
-    }
-
-    /// Locks or unlocks an account by administrative decision; locking ends its sessions.
-    pub async fn set_locked(&self, id: UserId, locked: bool, actor: &str, meta: &RequestMeta) -> Result<(), AuthError> {
-        self.users.forget(id);
-        if !self.store.set_user_locked(id, locked).await? {
-            return Err(AuthError::NotFound);
-        }
-        if locked {
-            self.sessions.end_all_except(id, None).await?;
-            self.store.revoke_user_families(id, None, RevokeReason::SessionEnded, self.clock.now()).await?;
-        }
-        let kind = if locked { AuditKind::UserLocked } else { AuditKind::UserUnlocked };
-        self.record(AuditEvent::new(kind, Outcome::Success).actor(actor).subject(id.to_string()).request(meta.clone()))
-            .await?;
-        Ok(())
-    }
-
-    async fn end(
+    pub(super) async fn end(
         &self,
         principal: &Principal,
         session: SessionId,
@@ -794,11 +606,11 @@ impl AuthService {
         Ok(())
     }
 
-    async fn open_family(
+    pub(super) async fn open_family(
         &self,
         user: &User,
         session: &Session,
-        password_expired: bool,
+        access: Access,
     ) -> Result<TokenPair, AuthError> {
         let (refresh, hash) = new_refresh_token(user.id, session.id)?;
         let now = self.clock.now();
@@ -812,24 +624,27 @@ impl AuthService {
             expires_at: now + self.settings.refresh_ttl,
         };
         self.store.insert_refresh_family(&record).await?;
-        let (access_token, expires_in) = self.issue_access(user, session.id, password_expired)?;
+        let (access_token, expires_in) = self.issue_access(user, session, access)?;
         Ok(TokenPair {
             access_token,
             refresh_token: refresh,
             expires_in,
             session_id: session.id,
             user_id: user.id,
-            password_expired,
+            password_expired: access == (Access::Full { password_expired: true }),
+            mfa_enrolment_required: access == Access::EnrolOnly,
         })
     }
 
-    fn issue_access(
+    pub(super) fn issue_access(
         &self,
         user: &User,
-        session: SessionId,
-        password_expired: bool,
+        session: &Session,
+        access: Access,
     ) -> Result<(String, u64), AuthError> {
-        let scopes: Vec<String> = if password_expired {
+        let scopes: Vec<String> = if access == Access::EnrolOnly {
+            vec![SCOPE_MFA_ENROLL.to_owned()]
+        } else if access == (Access::Full { password_expired: true }) {
             vec![SCOPE_PASSWORD_CHANGE.to_owned()]
         } else if user.admin {
             vec![SCOPE_USER.to_owned(), SCOPE_ADMIN.to_owned()]
@@ -838,12 +653,12 @@ impl AuthService {
         };
         let issued = self
             .tokens
-            .issue(&user.id.to_string(), session, &scopes)
+            .issue_with_amr(&user.id.to_string(), session.id, &scopes, &session.amr)
             .map_err(|e| AuthError::Internal(format!("signing an access token: {e}")))?;
         Ok((issued.token, issued.expires_in))
     }
 
-    async fn rehash(&self, user: &User, password: SecretString) {
+    pub(super) async fn rehash(&self, user: &User, password: SecretString) {
         match self.passwords.hash(password).await {
             Ok(new_hash) => match self.store.rehash_password(user.id, &user.password_hash, &new_hash).await {
                 Ok(_) => tracing::debug!(user_id = %user.id, "password re-hashed with the current parameters"),
@@ -853,14 +668,25 @@ impl AuthService {
         }
     }
 
-    async fn login_failed(&self, username: Option<&Username>, reason: &str, meta: &RequestMeta) -> AuthError {
+    pub(super) async fn login_failed(
+        &self,
+        username: Option<&Username>,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> AuthError {
         self.audit_failure(AuditKind::LoginFailed, username, reason, meta).await;
         AuthError::InvalidCredentials
     }
 
     /// Audits a refusal. A refusal is answered even when the audit chain cannot be written (the
     /// failure is logged), so an audit outage never turns a refusal into something else.
-    async fn audit_failure(&self, kind: AuditKind, username: Option<&Username>, reason: &str, meta: &RequestMeta) {
+    pub(super) async fn audit_failure(
+        &self,
+        kind: AuditKind,
+        username: Option<&Username>,
+        reason: &str,
+        meta: &RequestMeta,
+    ) {
         let mut event = AuditEvent::new(kind, Outcome::Failure).request(meta.clone()).detail("reason", reason);
         if let Some(username) = username {
             event = event.subject(username.to_string());
@@ -871,12 +697,12 @@ impl AuthService {
     }
 
     /// Audits a success: if the chain cannot be written, the operation fails (closed).
-    async fn record(&self, event: AuditEvent) -> Result<(), AuthError> {
+    pub(super) async fn record(&self, event: AuditEvent) -> Result<(), AuthError> {
         self.audit.append(event).await?;
         Ok(())
     }
 }
 
-fn secs(d: Duration) -> u64 {
+pub(super) fn secs(d: Duration) -> u64 {
     u64::try_from(d.whole_seconds()).unwrap_or(0).max(1)
 }

@@ -126,6 +126,32 @@ impl Keyring {
         Ok(key.aead.open(&envelope.data, &context.aad(key.id, key.version))?)
     }
 
+    /// HMAC-SHA256 of `secret` under a subkey derived from a data key: the subkey is the HMAC of
+    /// `label` under the data key `key_id` (the active data key when `None`), so each use (API-key
+    /// secrets, backup codes, one-time codes) hashes under its own key. Returns the key id used and
+    /// the MAC. Compare MACs with [`crate::crypto::constant_time_eq`].
+    pub async fn keyed_hash(
+        &self,
+        label: &[u8],
+        key_id: Option<uuid::Uuid>,
+        secret: &[u8],
+    ) -> Result<(uuid::Uuid, [u8; 32]), CryptoError> {
+        let key = match key_id {
+            Some(id) => self.by_id(id).await?,
+            None => self.active(KeyPurpose::Data).await?,
+        };
+        if key.purpose != KeyPurpose::Data {
+            return Err(CryptoError::Mismatch);
+        }
+        let root = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.material.expose());
+        let subkey = aws_lc_rs::hmac::sign(&root, label);
+        let mac =
+            aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, subkey.as_ref()), secret);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(mac.as_ref());
+        Ok((key.id, out))
+    }
+
     /// Makes a new version of the keys for `purpose` and makes it active; older versions keep
     /// decrypting and verifying. Returns the new version.
     pub async fn rotate(&self, purpose: KeyPurpose) -> Result<u32, CryptoError> {

@@ -68,5 +68,11 @@ pub struct WrappedDataKey {
     pub created_at: time::OffsetDateTime,
 }
 
+/// Compares two secrets (or digests of secrets) in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 #[cfg(test)]
 mod tests;

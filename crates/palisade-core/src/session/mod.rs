@@ -72,6 +72,10 @@ pub struct Session {
     /// Device described at login.
     #[serde(default)]
     pub device: Option<DeviceInfo>,
+    /// How the user authenticated (RFC 8176 `amr` values: `pwd`, `otp`, `sms`, `email`, `mfa` …),
+    /// carried into every access token of the session.
+    #[serde(default)]
+    pub amr: Vec<String>,
 }
 
 /// Lifetimes of sessions.
@@ -131,6 +135,7 @@ impl SessionService {
         ip: Option<String>,
         user_agent: Option<String>,
         device: Option<DeviceInfo>,
+        amr: Vec<String>,
     ) -> Result<Session, StoreError> {
         let now = self.clock.now();
         let session = Session {
@@ -142,6 +147,7 @@ impl SessionService {
             ip,
             user_agent,
             device,
+            amr,
         };
         self.write(&session, now).await?;
         self.hot.set_add(&index_key(user), &session.id.to_string(), self.policy.lifetime).await?;
@@ -173,19 +179,8 @@ impl SessionService {
                 return Ok(true);
             }
         }
-        let Some((session, stored)) = self.get_raw(user, id).await? else {
-            self.forget(id);
+        if self.alive(user, id).await?.is_none() {
             return Ok(false);
-        };
-        if now - session.last_seen_at >= TOUCH_INTERVAL {
-            let mut touched = session;
-            touched.last_seen_at = now;
-            // Only over the very bytes just read: a session ended meanwhile (logout, password change)
-            // must not be written back to life.
-            if !self.write_if_unchanged(&touched, &stored, now).await? && self.get(user, id).await?.is_none() {
-                self.forget(id);
-                return Ok(false);
-            }
         }
         if self.policy.cache_ttl > Duration::ZERO {
             let mut cache = self.alive.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -199,6 +194,27 @@ impl SessionService {
             cache.insert(id, now);
         }
         Ok(true)
+    }
+
+    /// The live session `id` of `user`, read from the hot store (no cache); records activity at most
+    /// once a minute.
+    pub async fn alive(&self, user: UserId, id: SessionId) -> Result<Option<Session>, StoreError> {
+        let now = self.clock.now();
+        let Some((session, stored)) = self.get_raw(user, id).await? else {
+            self.forget(id);
+            return Ok(None);
+        };
+        if now - session.last_seen_at >= TOUCH_INTERVAL {
+            let mut touched = session.clone();
+            touched.last_seen_at = now;
+            // Only over the very bytes just read: a session ended meanwhile (logout, password change)
+            // must not be written back to life.
+            if !self.write_if_unchanged(&touched, &stored, now).await? && self.get(user, id).await?.is_none() {
+                self.forget(id);
+                return Ok(None);
+            }
+        }
+        Ok(Some(session))
     }
 
     /// The user's live sessions, newest first. Ids of ended sessions are dropped from the index.

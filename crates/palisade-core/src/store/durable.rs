@@ -7,6 +7,7 @@ use super::StoreError;
 use crate::api_key::ApiKeyRecord;
 use crate::audit::AuditRecord;
 use crate::crypto::{KeyPurpose, WrappedDataKey};
+use crate::mfa::{BackupCodeRecord, FactorKind, FactorRecord};
 use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, SigningKeyRecord, TokenHash};
 use crate::user::{User, UserId, UserInsert, Username};
 
@@ -176,9 +177,50 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     async fn touch_api_key(&self, id: uuid::Uuid, at: time::OffsetDateTime) -> Result<(), StoreError>;
 }
 
+/// Second factors (TOTP secrets, phone numbers, e-mail addresses — all sealed by the keyring) and
+/// backup codes (keyed hashes). One factor of each kind per user.
+#[async_trait]
+pub trait MfaStore: Send + Sync + 'static {
+    /// Stores a factor awaiting confirmation, replacing an unconfirmed one of the same kind. Returns
+    /// `false`, changing nothing, when the user already has a confirmed factor of that kind.
+    async fn put_pending_factor(&self, factor: &FactorRecord) -> Result<bool, StoreError>;
+
+    /// Confirms the factor `id` of `user` if it is still the pending one; `true` when it was.
+    async fn confirm_factor(&self, user: UserId, id: uuid::Uuid, at: time::OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// The user's factors, confirmed or pending, at most one per kind.
+    async fn factors(&self, user: UserId) -> Result<Vec<FactorRecord>, StoreError>;
+
+    /// Deletes the user's factor of `kind`, confirmed or pending; `true` when there was one. When no
+    /// confirmed factor is left, the backup codes go too (in the same transaction).
+    async fn delete_factor(&self, user: UserId, kind: FactorKind) -> Result<bool, StoreError>;
+
+    /// Deletes every factor and backup code of the user (an administrator's reset); returns how many
+    /// factors there were.
+    async fn delete_all_factors(&self, user: UserId) -> Result<u64, StoreError>;
+
+    /// Replaces the user's backup codes with `codes` in one transaction: the old ones die.
+    async fn replace_backup_codes(&self, user: UserId, codes: &[BackupCodeRecord]) -> Result<(), StoreError>;
+
+    /// The user's unused backup codes.
+    async fn unused_backup_codes(&self, user: UserId) -> Result<Vec<BackupCodeRecord>, StoreError>;
+
+    /// Marks backup code `index` used if it is still unused and still has `hash` (it was not
+    /// regenerated meanwhile); of concurrent callers exactly one gets `true`.
+    async fn use_backup_code(
+        &self,
+        user: UserId,
+        index: u8,
+        hash: &[u8],
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}
+
 /// The whole durable store, as the services see it.
 #[async_trait]
-pub trait DurableStore: KeyStore + AuditStore + UserStore + RefreshTokenStore + SigningKeyStore + ApiKeyStore {
+pub trait DurableStore:
+    KeyStore + AuditStore + UserStore + RefreshTokenStore + SigningKeyStore + ApiKeyStore + MfaStore
+{
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;
 

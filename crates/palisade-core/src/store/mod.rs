@@ -7,7 +7,9 @@
 mod durable;
 mod hot;
 
-pub use durable::{ApiKeyStore, AuditStore, DurableStore, KeyStore, RefreshTokenStore, SigningKeyStore, UserStore};
+pub use durable::{
+    ApiKeyStore, AuditStore, DurableStore, KeyStore, MfaStore, RefreshTokenStore, SigningKeyStore, UserStore,
+};
 pub use hot::{HotKey, HotStore, RateDecision, RateWindow, WindowCount};
 
 /// Why a store call failed. Never read an error as "absent": absence is `Ok(None)`.

@@ -1,7 +1,8 @@
 //! Access tokens: issuing and verifying the short-lived JWTs that authenticate API calls.
 //!
 //! A token is a JWS signed by the active key of [`SigningKeys`], with the protected header
-//! `{"typ": "at+jwt", "alg", "kid"}` and the claims `iss, sub, aud, exp, iat, nbf, jti, sid, scope`.
+//! `{"typ": "at+jwt", "alg", "kid"}` and the claims `iss, sub, aud, exp, iat, nbf, jti, sid, scope`, and
+//! `amr` (RFC 8176) for tokens of a login session.
 //!
 //! `typ` is `at+jwt` (RFC 9068 §2.1) rather than `JWT`: ID tokens and other JWTs will be signed by the
 //! same keys, and an explicit type keeps any of them from being accepted as an access token (RFC 8725
@@ -90,6 +91,8 @@ pub struct AccessClaims {
     pub issued_at: OffsetDateTime,
     /// `exp`.
     pub expires_at: OffsetDateTime,
+    /// `amr` (RFC 8176): how the user authenticated; empty when the token has none.
+    pub amr: Vec<String>,
 }
 
 impl AccessClaims {
@@ -183,6 +186,8 @@ struct ClaimsOut<'a> {
     jti: uuid::Uuid,
     sid: SessionId,
     scope: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    amr: &'a [String],
 }
 
 /// The claims as read, borrowing from the decoded payload: every one is required; others are
@@ -202,6 +207,8 @@ struct ClaimsIn<'a> {
     sid: SessionId,
     #[serde(borrow)]
     scope: Cow<'a, str>,
+    #[serde(default)]
+    amr: Vec<String>,
 }
 
 /// Issues and verifies access tokens.
@@ -239,6 +246,17 @@ impl AccessTokens {
 
     /// Issues a token for `subject` in `session` with `scopes`, valid from now for the configured TTL.
     pub fn issue(&self, subject: &str, session: SessionId, scopes: &[String]) -> Result<IssuedToken, IssueError> {
+        self.issue_with_amr(subject, session, scopes, &[])
+    }
+
+    /// Like [`Self::issue`], with the `amr` claim (RFC 8176) when `amr` is not empty.
+    pub fn issue_with_amr(
+        &self,
+        subject: &str,
+        session: SessionId,
+        scopes: &[String],
+        amr: &[String],
+    ) -> Result<IssuedToken, IssueError> {
         if subject.is_empty() {
             return Err(IssueError::EmptySubject);
         }
@@ -266,6 +284,7 @@ impl AccessTokens {
             jti,
             sid: session,
             scope: &scope,
+            amr,
         };
         let token = self.keys.sign_jws(ACCESS_TOKEN_TYPE, &claims)?;
         Ok(IssuedToken { token, jti, expires_at, expires_in: u64::try_from(self.ttl_secs).unwrap_or(0) })
@@ -301,6 +320,7 @@ impl AccessTokens {
             sid: claims.sid,
             jti: claims.jti,
             scope: claims.scope.into_owned(),
+            amr: claims.amr,
         })
     }
 }
@@ -385,12 +405,25 @@ mod tests {
                     scope: "user profile:read".into(),
                     issued_at: f.clock.now(),
                     expires_at: issued.expires_at,
+                    amr: Vec::new(),
                 },
                 "{algorithm}"
             );
             assert!(verified.has_scope("profile:read") && !verified.has_scope("admin"));
             assert_eq!(verified.scopes().collect::<Vec<_>>(), ["user", "profile:read"]);
         }
+    }
+
+    #[tokio::test]
+    async fn the_amr_claim_is_written_and_read_back() {
+        let f = Fixture::new(SigningAlgorithm::EdDSA).await;
+        let tokens = tokens(&f);
+        let amr = vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
+        let issued = tokens.issue_with_amr("user-1", SessionId::generate(), &["user".to_owned()], &amr).unwrap();
+        let payload = issued.token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+        assert_eq!(tokens.verify(&issued.token).unwrap().amr, amr);
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-//! The independent check: access tokens Palisade issues, verified by PyJWT (a JWT implementation
+//! The independent checks. `totp`: TOTP codes and the otpauth URI against pyotp. Here: access tokens
+//! Palisade issues, verified by PyJWT (a JWT implementation
 //! we did not write) from the published JWK Set alone — signature, `iss`, `aud`, `exp` — and refused
 //! by it when tampered with.
 //!
@@ -7,6 +8,7 @@
 //! the test is skipped with a message, except under `CI=true`, where it fails.
 
 mod memory;
+mod totp;
 
 use std::io::Write as _;
 use std::path::Path;

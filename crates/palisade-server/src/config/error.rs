@@ -205,9 +205,10 @@ impl fmt::Display for ConfigError {
                 ),
                 Refusal::Port => write!(
                     f,
-                    "unknown variable {name} {source}: Palisade has no port setting; give the port in \
-                     PALISADE_BIND (IP:PORT) or inside the store URLs. (Kubernetes and Docker service-link \
-                     variables, whose value is tcp://…, are ignored.)"
+                    "unknown variable {name} {source}: Palisade's only port setting is PALISADE_SMTP_PORT, \
+                     the mail server's; give the listen port in PALISADE_BIND (IP:PORT) and the stores' \
+                     inside their URLs. (Kubernetes and Docker service-link variables, whose value is \
+                     tcp://…, are ignored.)"
                 ),
             },
             Kind::NotUnicode { name } => {

@@ -8,7 +8,8 @@
 //! - `sources`: [`Sources`], the layers (file, `.env`, environment, flags) and which one wins.
 //! - `values`: a parser per non-numeric setting, one for every whole number (driven by the table),
 //!   and the masking of secrets for display. Checks that involve two settings (HS256 needs a
-//!   secret, refresh outlives access, idle within lifetime) are in `Config::build`.
+//!   secret, refresh outlives access, idle within lifetime, the SMTP settings that go together,
+//!   what `sms_provider = twilio` needs) are in `Config::build`.
 //! - `error`: [`ConfigError`], whose message names the setting, the source, the problem and the
 //!   expected form.
 //!
@@ -34,6 +35,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use lettre::message::Mailbox;
+use palisade_core::notify::PhoneNumber;
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
@@ -158,6 +161,109 @@ pub struct Config {
     /// `PALISADE_HASH_CONCURRENCY`: how many password hashes run at once on the blocking pool,
     /// 1..=256. `None` (default): one per CPU core (`std::thread::available_parallelism`).
     pub hash_concurrency: Option<usize>,
+
+    // ------------------------------------------------------------ multi-factor authentication
+    /// `PALISADE_MFA_ISSUER`: the issuer authenticator apps show. Default `Palisade`; never empty,
+    /// no `:` or control characters, at most 64 characters.
+    pub mfa_issuer: String,
+    /// `PALISADE_MFA_REQUIRED` (alias `SECURITY_MFA_REQUIRED`): every login needs a second factor.
+    /// Default false; read as true/false, yes/no, on/off or 1/0, and as a toml boolean in the file.
+    pub mfa_required: bool,
+    /// `PALISADE_MFA_REQUIRED_ROLES`: logins of users with these roles need a second factor.
+    /// Default empty; each entry is one of `palisade_core::mfa::KNOWN_ROLES` (`admin`), in its
+    /// canonical spelling, without duplicates.
+    pub mfa_required_roles: Vec<String>,
+    /// `PALISADE_MFA_FACTORS`: distinct second factors a login must pass, 1 (default) or 2
+    /// (enhanced MFA).
+    pub mfa_factors: u8,
+    /// `PALISADE_MFA_CODE_TTL`: lifetime of an SMS or e-mail code, 30..=3600 s, default 300 s.
+    pub mfa_code_ttl: Duration,
+    /// `PALISADE_MFA_RESEND_INTERVAL`: shortest time between two codes sent to one user by one
+    /// method, 1..=3600 s, default 30 s.
+    pub mfa_resend_interval: Duration,
+
+    // ---------------------------------------------------------------------------- messages
+    /// `PALISADE_SMTP_SERVER` (alias `SMTP_SERVER`): the mail server, a lower-case host name or an
+    /// IP address (IPv6 without brackets). `None` (default): no e-mail sender.
+    pub smtp_server: Option<String>,
+    /// `PALISADE_SMTP_PORT` (alias `SMTP_PORT`): 1..=65535. Default 587, or 465 when `smtp_tls`
+    /// is [`SmtpTls::Tls`] and no layer sets the port.
+    pub smtp_port: u16,
+    /// `PALISADE_SMTP_USERNAME` (alias `SMTP_USERNAME`): set exactly when `smtp_password` is.
+    pub smtp_username: Option<String>,
+    /// `PALISADE_SMTP_PASSWORD` (alias `SMTP_PASSWORD`): set exactly when `smtp_username` is.
+    pub smtp_password: Option<SecretString>,
+    /// `PALISADE_SMTP_TLS` (alias `SMTP_TLS`): STARTTLS (default), implicit TLS or off.
+    pub smtp_tls: SmtpTls,
+    /// `PALISADE_SMTP_FROM` (alias `SMTP_FROM`): the From of every message; always `Some` when
+    /// `smtp_server` is.
+    pub smtp_from: Option<Mailbox>,
+    /// `PALISADE_SMS_PROVIDER` (alias `SMS_PROVIDER`). `None` (default): no SMS sender. With
+    /// [`SmsProvider::Twilio`], `twilio_account_sid`, `twilio_auth_token` and `twilio_from` are
+    /// all `Some`.
+    pub sms_provider: Option<SmsProvider>,
+    /// `PALISADE_TWILIO_ACCOUNT_SID` (alias `TWILIO_ACCOUNT_SID`): `AC` and 32 hexadecimal digits.
+    pub twilio_account_sid: Option<String>,
+    /// `PALISADE_TWILIO_AUTH_TOKEN` (alias `TWILIO_AUTH_TOKEN`): no whitespace.
+    pub twilio_auth_token: Option<SecretString>,
+    /// `PALISADE_TWILIO_FROM` (alias `TWILIO_FROM_NUMBER`): the sending number, E.164.
+    pub twilio_from: Option<PhoneNumber>,
+    /// `PALISADE_TWILIO_BASE_URL`: default `https://api.twilio.com`; http or https, with a host and
+    /// without credentials, query or fragment. Tests point it at a local fake.
+    pub twilio_base_url: Url,
+}
+
+/// How the connection to the mail server is encrypted (`smtp_tls`). In both TLS modes the server's
+/// certificate is verified against the system's roots and the host name in `smtp_server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmtpTls {
+    /// Connect in plain text and upgrade with STARTTLS; a server that cannot is refused before any
+    /// credential or message is sent (submission, port 587).
+    #[default]
+    StartTls,
+    /// TLS from the first byte (submissions, port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or a test server.
+    Off,
+}
+
+impl SmtpTls {
+    /// `starttls`, `tls` or `off`, as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpTls::StartTls => "starttls",
+            SmtpTls::Tls => "tls",
+            SmtpTls::Off => "off",
+        }
+    }
+}
+
+impl std::fmt::Display for SmtpTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who sends text messages (`sms_provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsProvider {
+    /// The Twilio Messages API.
+    Twilio,
+}
+
+impl SmsProvider {
+    /// `twilio`, as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsProvider::Twilio => "twilio",
+        }
+    }
+}
+
+impl std::fmt::Display for SmsProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How log lines are written.
@@ -330,6 +436,9 @@ impl Config {
             idle.value
         };
 
+        let smtp = Smtp::read(layers)?;
+        let twilio = Twilio::read(layers)?;
+
         Ok(Config {
             bind: required(layers, Setting::Bind, values::bind)?,
             issuer: required(layers, Setting::Issuer, values::issuer)?,
@@ -365,6 +474,24 @@ impl Config {
             argon2_iterations: count(layers, Setting::Argon2Iterations)?,
             argon2_parallelism: count(layers, Setting::Argon2Parallelism)?,
             hash_concurrency: number(layers, Setting::HashConcurrency, to_count)?.map(|found| found.value),
+            mfa_issuer: required(layers, Setting::MfaIssuer, values::mfa_issuer)?,
+            mfa_required: required(layers, Setting::MfaRequired, values::boolean)?,
+            mfa_required_roles: optional(layers, Setting::MfaRequiredRoles, values::mfa_required_roles)?
+                .unwrap_or_default(),
+            mfa_factors: count(layers, Setting::MfaFactors)?,
+            mfa_code_ttl: duration(layers, Setting::MfaCodeTtl)?.value,
+            mfa_resend_interval: duration(layers, Setting::MfaResendInterval)?.value,
+            smtp_server: smtp.server,
+            smtp_port: smtp.port,
+            smtp_username: smtp.username,
+            smtp_password: smtp.password,
+            smtp_tls: smtp.tls,
+            smtp_from: smtp.from,
+            sms_provider: twilio.provider,
+            twilio_account_sid: twilio.account_sid,
+            twilio_auth_token: twilio.auth_token,
+            twilio_from: twilio.from,
+            twilio_base_url: required(layers, Setting::TwilioBaseUrl, values::twilio_base_url)?,
         })
     }
 
@@ -441,6 +568,29 @@ impl Config {
                 Some(n) => n.to_string(),
                 None => format!("({})", setting.spec().default.describe()),
             },
+            Setting::MfaIssuer => self.mfa_issuer.clone(),
+            Setting::MfaRequired => self.mfa_required.to_string(),
+            Setting::MfaRequiredRoles => {
+                if self.mfa_required_roles.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    self.mfa_required_roles.join(", ")
+                }
+            }
+            Setting::MfaFactors => self.mfa_factors.to_string(),
+            Setting::MfaCodeTtl => self.mfa_code_ttl.as_secs().to_string(),
+            Setting::MfaResendInterval => self.mfa_resend_interval.as_secs().to_string(),
+            Setting::SmtpServer => unset_or(setting, self.smtp_server.clone()),
+            Setting::SmtpPort => self.smtp_port.to_string(),
+            Setting::SmtpUsername => unset_or(setting, self.smtp_username.clone()),
+            Setting::SmtpPassword => unset_or(setting, self.smtp_password.as_ref().map(|_| "***".to_owned())),
+            Setting::SmtpTls => self.smtp_tls.to_string(),
+            Setting::SmtpFrom => unset_or(setting, self.smtp_from.as_ref().map(ToString::to_string)),
+            Setting::SmsProvider => unset_or(setting, self.sms_provider.map(|p| p.to_string())),
+            Setting::TwilioAccountSid => unset_or(setting, self.twilio_account_sid.clone()),
+            Setting::TwilioAuthToken => unset_or(setting, self.twilio_auth_token.as_ref().map(|_| "***".to_owned())),
+            Setting::TwilioFrom => unset_or(setting, self.twilio_from.as_ref().map(ToString::to_string)),
+            Setting::TwilioBaseUrl => self.twilio_base_url.to_string(),
         }
     }
 
@@ -501,6 +651,59 @@ impl Config {
                  which does not use it; unset it so an unused secret does not sit in the configuration"
             )),
             (_, None) => {}
+        }
+        warnings.extend(self.message_warnings());
+        warnings
+    }
+
+    /// The warnings about the message senders: plain-text connections, and settings that do
+    /// nothing because their sender is not configured.
+    fn message_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        match &self.smtp_server {
+            Some(server) if self.smtp_tls == SmtpTls::Off && !is_loopback_host(server) => {
+                let what = if self.smtp_password.is_some() { "the SMTP password and " } else { "" };
+                warnings.push(format!(
+                    "smtp_tls is off: {what}the one-time codes sent by e-mail cross the network to {server} \
+                     unencrypted; use starttls or tls"
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let unused = keys_of_set([
+                    (Setting::SmtpUsername, self.smtp_username.is_some()),
+                    (Setting::SmtpPassword, self.smtp_password.is_some()),
+                    (Setting::SmtpFrom, self.smtp_from.is_some()),
+                ]);
+                if !unused.is_empty() {
+                    warnings.push(format!(
+                        "{} set but smtp_server is not: no e-mail is sent, and there is no e-mail factor",
+                        unused.join(", ")
+                    ));
+                }
+            }
+        }
+        if self.sms_provider.is_none() {
+            let unused = keys_of_set([
+                (Setting::TwilioAccountSid, self.twilio_account_sid.is_some()),
+                (Setting::TwilioAuthToken, self.twilio_auth_token.is_some()),
+                (Setting::TwilioFrom, self.twilio_from.is_some()),
+            ]);
+            if !unused.is_empty() {
+                warnings.push(format!(
+                    "{} set but sms_provider is not: no text message is sent, and there is no SMS factor; \
+                     set sms_provider = twilio to use them",
+                    unused.join(", ")
+                ));
+            }
+        } else if self.twilio_base_url.scheme() == "http"
+            && !self.twilio_base_url.host_str().is_some_and(is_loopback_host)
+        {
+            warnings.push(format!(
+                "twilio_base_url {} is plain http on a non-loopback host: the Twilio auth token and every \
+                 code would cross the network unencrypted; use https",
+                self.twilio_base_url
+            ));
         }
         warnings
     }
@@ -651,4 +854,119 @@ fn default_database_url(data_dir: &std::path::Path) -> Result<SecretString, Conf
     let url = format!("sqlite://{}/palisade.db", dir.trim_end_matches('/'));
     values::database_url(&url)
         .map_err(|problem| ConfigError::invalid(Setting::DatabaseUrl, Origin::Default, "", problem))
+}
+
+/// The keys of the settings flagged as set, in order.
+fn keys_of_set<const N: usize>(settings: [(Setting, bool); N]) -> Vec<&'static str> {
+    settings.into_iter().filter(|(_, set)| *set).map(|(setting, _)| setting.key()).collect()
+}
+
+/// A setting's value for describe(), or its table default's text when unset.
+fn unset_or(setting: Setting, value: Option<String>) -> String {
+    value.unwrap_or_else(|| format!("({})", setting.spec().default.describe()))
+}
+
+/// `localhost` or a loopback address (with or without IPv6 brackets).
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Says where `setting`'s winning value came from, for messages about another setting.
+fn from_where(layers: &Layers, setting: Setting) -> String {
+    origin_of(layers, setting).describe(setting)
+}
+
+/// The SMTP settings, read and checked together.
+struct Smtp {
+    server: Option<String>,
+    port: u16,
+    username: Option<String>,
+    password: Option<SecretString>,
+    tls: SmtpTls,
+    from: Option<Mailbox>,
+}
+
+impl Smtp {
+    fn read(layers: &Layers) -> Result<Smtp, ConfigError> {
+        let server = optional(layers, Setting::SmtpServer, values::smtp_server)?;
+        let tls = required(layers, Setting::SmtpTls, values::smtp_tls)?;
+        let port = number(layers, Setting::SmtpPort, to_count)?
+            .ok_or_else(|| table_bug(Setting::SmtpPort, "has no default"))?;
+        // 587 is the submission port, which speaks plain text first: with implicit TLS the
+        // default would fail in a confusing handshake, so it follows the mode.
+        let port = if port.origin == Origin::Default && tls == SmtpTls::Tls { 465 } else { port.value };
+        let username = optional(layers, Setting::SmtpUsername, values::smtp_username)?;
+        let password = optional(layers, Setting::SmtpPassword, values::smtp_password)?;
+        match (&username, &password) {
+            (Some(_), None) => {
+                return Err(ConfigError::missing(
+                    Setting::SmtpPassword,
+                    format!(
+                        "smtp_username is set (from {}), and signing in to the mail server needs its password \
+                         (or unset smtp_username to send without signing in)",
+                        from_where(layers, Setting::SmtpUsername)
+                    ),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::missing(
+                    Setting::SmtpUsername,
+                    format!(
+                        "smtp_password is set (from {}), and a password is useless without the user name it \
+                         belongs to (or unset smtp_password to send without signing in)",
+                        from_where(layers, Setting::SmtpPassword)
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        let from = optional(layers, Setting::SmtpFrom, values::smtp_from)?;
+        if server.is_some() && from.is_none() {
+            return Err(ConfigError::missing(
+                Setting::SmtpFrom,
+                format!(
+                    "smtp_server is set (from {}), and every message needs a From address",
+                    from_where(layers, Setting::SmtpServer)
+                ),
+            ));
+        }
+        Ok(Smtp { server, port, username, password, tls, from })
+    }
+}
+
+/// The SMS provider and the Twilio settings, read and checked together.
+struct Twilio {
+    provider: Option<SmsProvider>,
+    account_sid: Option<String>,
+    auth_token: Option<SecretString>,
+    from: Option<PhoneNumber>,
+}
+
+impl Twilio {
+    fn read(layers: &Layers) -> Result<Twilio, ConfigError> {
+        let provider = optional(layers, Setting::SmsProvider, values::sms_provider)?;
+        let account_sid = optional(layers, Setting::TwilioAccountSid, values::twilio_account_sid)?;
+        let auth_token = optional(layers, Setting::TwilioAuthToken, values::twilio_auth_token)?;
+        let from = optional(layers, Setting::TwilioFrom, values::twilio_from)?;
+        if provider == Some(SmsProvider::Twilio) {
+            let because = || {
+                format!(
+                    "sms_provider is twilio (from {}), which sends with an account SID, its auth token and a \
+                     sending number",
+                    from_where(layers, Setting::SmsProvider)
+                )
+            };
+            for (setting, set) in [
+                (Setting::TwilioAccountSid, account_sid.is_some()),
+                (Setting::TwilioAuthToken, auth_token.is_some()),
+                (Setting::TwilioFrom, from.is_some()),
+            ] {
+                if !set {
+                    return Err(ConfigError::missing(setting, because()));
+                }
+            }
+        }
+        Ok(Twilio { provider, account_sid, auth_token, from })
+    }
 }

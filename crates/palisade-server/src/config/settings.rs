@@ -83,6 +83,40 @@ pub enum Setting {
     Argon2Parallelism,
     /// `hash_concurrency`: password hashes computed at once.
     HashConcurrency,
+    /// `mfa_issuer`: the issuer name authenticator apps show.
+    MfaIssuer,
+    /// `mfa_required`: every login needs a second factor.
+    MfaRequired,
+    /// `mfa_required_roles`: logins of users with these roles need a second factor.
+    MfaRequiredRoles,
+    /// `mfa_factors`: distinct second factors a login must pass (2: enhanced MFA).
+    MfaFactors,
+    /// `mfa_code_ttl`: lifetime of an SMS or e-mail code, seconds.
+    MfaCodeTtl,
+    /// `mfa_resend_interval`: shortest time between two codes sent to one user by one method, seconds.
+    MfaResendInterval,
+    /// `smtp_server`: the mail server's host name or address.
+    SmtpServer,
+    /// `smtp_port`: the mail server's port.
+    SmtpPort,
+    /// `smtp_username`: the user name Palisade signs in to the mail server with.
+    SmtpUsername,
+    /// `smtp_password`: the mail server password (secret).
+    SmtpPassword,
+    /// `smtp_tls`: how the mail server connection is encrypted.
+    SmtpTls,
+    /// `smtp_from`: the From of every message.
+    SmtpFrom,
+    /// `sms_provider`: who sends text messages.
+    SmsProvider,
+    /// `twilio_account_sid`: the Twilio account.
+    TwilioAccountSid,
+    /// `twilio_auth_token`: the Twilio account's auth token (secret).
+    TwilioAuthToken,
+    /// `twilio_from`: the Twilio number messages come from.
+    TwilioFrom,
+    /// `twilio_base_url`: where the Twilio REST API is.
+    TwilioBaseUrl,
 }
 
 /// The `--help` section a setting is listed under; the settings of one group are contiguous in
@@ -95,6 +129,7 @@ pub(crate) enum Group {
     LoginProtection,
     Passwords,
     Hashing,
+    Mfa,
 }
 
 impl Group {
@@ -109,6 +144,7 @@ impl Group {
             Group::LoginProtection => "Settings: login protection",
             Group::Passwords => "Settings: passwords",
             Group::Hashing => "Settings: password hashing",
+            Group::Mfa => "Settings: multi-factor authentication and messages",
         }
     }
 }
@@ -246,11 +282,13 @@ pub(crate) struct Spec {
     pub(crate) number: Option<Number>,
     /// A comma-separated list, which the file may also give as an array of strings.
     pub(crate) list: bool,
+    /// A yes/no setting, which the file may also give as a toml boolean.
+    pub(crate) boolean: bool,
 }
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 34] = [
+    pub const ALL: [Setting; 51] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -285,6 +323,23 @@ impl Setting {
         Setting::Argon2Iterations,
         Setting::Argon2Parallelism,
         Setting::HashConcurrency,
+        Setting::MfaIssuer,
+        Setting::MfaRequired,
+        Setting::MfaRequiredRoles,
+        Setting::MfaFactors,
+        Setting::MfaCodeTtl,
+        Setting::MfaResendInterval,
+        Setting::SmtpServer,
+        Setting::SmtpPort,
+        Setting::SmtpUsername,
+        Setting::SmtpPassword,
+        Setting::SmtpTls,
+        Setting::SmtpFrom,
+        Setting::SmsProvider,
+        Setting::TwilioAccountSid,
+        Setting::TwilioAuthToken,
+        Setting::TwilioFrom,
+        Setting::TwilioBaseUrl,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -304,6 +359,7 @@ impl Setting {
                 group: Group::Server,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::Issuer => Spec {
                 key: "issuer",
@@ -319,6 +375,7 @@ impl Setting {
                 group: Group::Server,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::DatabaseUrl => Spec {
                 key: "database_url",
@@ -334,6 +391,7 @@ impl Setting {
                 group: Group::Server,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::DatabaseMaxConnections => Spec {
                 key: "database_max_connections",
@@ -348,6 +406,7 @@ impl Setting {
                 group: Group::Server,
                 number: Number::count(1, 1000),
                 list: false,
+                boolean: false,
             },
             Setting::RedisUrl => Spec {
                 key: "redis_url",
@@ -363,6 +422,7 @@ impl Setting {
                 group: Group::Server,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::MasterKey => Spec {
                 key: "master_key",
@@ -378,6 +438,7 @@ impl Setting {
                 group: Group::Server,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::DataDir => Spec {
                 key: "data_dir",
@@ -392,6 +453,7 @@ impl Setting {
                 group: Group::Server,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::TrustedProxies => Spec {
                 key: "trusted_proxies",
@@ -409,6 +471,7 @@ impl Setting {
                 group: Group::Server,
                 number: None,
                 list: true,
+                boolean: false,
             },
             Setting::LogFormat => Spec {
                 key: "log_format",
@@ -423,6 +486,7 @@ impl Setting {
                 group: Group::Server,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::LogLevel => Spec {
                 key: "log_level",
@@ -437,6 +501,7 @@ impl Setting {
                 group: Group::Server,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::RequestTimeout => Spec {
                 key: "request_timeout",
@@ -451,6 +516,7 @@ impl Setting {
                 group: Group::Server,
                 number: Number::of(Unit::Seconds, 1, 600),
                 list: false,
+                boolean: false,
             },
             // ------------------------------------------------------------ tokens
             Setting::JwtAlgorithm => Spec {
@@ -467,6 +533,7 @@ impl Setting {
                 group: Group::Tokens,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::JwtSecret => Spec {
                 key: "jwt_secret",
@@ -483,6 +550,7 @@ impl Setting {
                 group: Group::Tokens,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::Audience => Spec {
                 key: "audience",
@@ -498,6 +566,7 @@ impl Setting {
                 group: Group::Tokens,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::ApiKeyPrefix => Spec {
                 key: "api_key_prefix",
@@ -512,6 +581,7 @@ impl Setting {
                 group: Group::Tokens,
                 number: None,
                 list: false,
+                boolean: false,
             },
             Setting::SigningKeyRotation => Spec {
                 key: "signing_key_rotation_days",
@@ -527,6 +597,7 @@ impl Setting {
                 group: Group::Tokens,
                 number: Number::of(Unit::Days, 1, 3650),
                 list: false,
+                boolean: false,
             },
             Setting::AccessTtl => Spec {
                 key: "access_ttl",
@@ -547,6 +618,7 @@ impl Setting {
                     alias_unit: Some(Unit::Minutes),
                 }),
                 list: false,
+                boolean: false,
             },
             Setting::RefreshTtl => Spec {
                 key: "refresh_ttl",
@@ -568,6 +640,7 @@ impl Setting {
                     alias_unit: Some(Unit::Days),
                 }),
                 list: false,
+                boolean: false,
             },
             Setting::RefreshGrace => Spec {
                 key: "refresh_grace",
@@ -583,6 +656,7 @@ impl Setting {
                 group: Group::Tokens,
                 number: Number::of(Unit::Seconds, 0, 60),
                 list: false,
+                boolean: false,
             },
             // ------------------------------------------------------------ sessions
             Setting::SessionLifetime => Spec {
@@ -598,6 +672,7 @@ impl Setting {
                 group: Group::Sessions,
                 number: Number::of(Unit::Seconds, 60, 34_560_000),
                 list: false,
+                boolean: false,
             },
             Setting::SessionIdleTimeout => Spec {
                 key: "session_idle_timeout",
@@ -613,6 +688,7 @@ impl Setting {
                 group: Group::Sessions,
                 number: Number::of(Unit::Seconds, 60, 34_560_000),
                 list: false,
+                boolean: false,
             },
             Setting::SessionCache => Spec {
                 key: "session_cache_ms",
@@ -628,6 +704,7 @@ impl Setting {
                 group: Group::Sessions,
                 number: Number::of(Unit::Milliseconds, 0, 10_000),
                 list: false,
+                boolean: false,
             },
             // ------------------------------------------------------------ login protection
             Setting::MaxLoginAttempts => Spec {
@@ -643,6 +720,7 @@ impl Setting {
                 group: Group::LoginProtection,
                 number: Number::count(1, 100),
                 list: false,
+                boolean: false,
             },
             Setting::LockoutDuration => Spec {
                 key: "lockout_duration",
@@ -657,6 +735,7 @@ impl Setting {
                 group: Group::LoginProtection,
                 number: Number::of(Unit::Seconds, 1, 86_400),
                 list: false,
+                boolean: false,
             },
             Setting::IpMaxLoginFailures => Spec {
                 key: "ip_max_login_failures",
@@ -672,6 +751,7 @@ impl Setting {
                 group: Group::LoginProtection,
                 number: Number::count(1, 100_000),
                 list: false,
+                boolean: false,
             },
             // ------------------------------------------------------------ passwords
             Setting::PasswordMinLength => Spec {
@@ -687,6 +767,7 @@ impl Setting {
                 group: Group::Passwords,
                 number: Number::count(8, 128),
                 list: false,
+                boolean: false,
             },
             Setting::PasswordRequire => Spec {
                 key: "password_require",
@@ -702,6 +783,7 @@ impl Setting {
                 group: Group::Passwords,
                 number: None,
                 list: true,
+                boolean: false,
             },
             Setting::PasswordMinScore => Spec {
                 key: "password_min_score",
@@ -716,6 +798,7 @@ impl Setting {
                 group: Group::Passwords,
                 number: Number::count(0, 4),
                 list: false,
+                boolean: false,
             },
             Setting::PasswordHistory => Spec {
                 key: "password_history",
@@ -730,6 +813,7 @@ impl Setting {
                 group: Group::Passwords,
                 number: Number::count(0, 24),
                 list: false,
+                boolean: false,
             },
             Setting::PasswordMaxAge => Spec {
                 key: "password_max_age_days",
@@ -745,6 +829,7 @@ impl Setting {
                 group: Group::Passwords,
                 number: Number::of(Unit::Days, 1, 3650),
                 list: false,
+                boolean: false,
             },
             // ------------------------------------------------------------ hashing
             Setting::Argon2MemoryKib => Spec {
@@ -760,6 +845,7 @@ impl Setting {
                 group: Group::Hashing,
                 number: Number::of(Unit::Kibibytes, 19_456, 4_194_304),
                 list: false,
+                boolean: false,
             },
             Setting::Argon2Iterations => Spec {
                 key: "argon2_iterations",
@@ -774,6 +860,7 @@ impl Setting {
                 group: Group::Hashing,
                 number: Number::count(2, 100),
                 list: false,
+                boolean: false,
             },
             Setting::Argon2Parallelism => Spec {
                 key: "argon2_parallelism",
@@ -789,6 +876,7 @@ impl Setting {
                 group: Group::Hashing,
                 number: Number::count(1, 16),
                 list: false,
+                boolean: false,
             },
             Setting::HashConcurrency => Spec {
                 key: "hash_concurrency",
@@ -804,6 +892,269 @@ impl Setting {
                 group: Group::Hashing,
                 number: Number::count(1, 256),
                 list: false,
+                boolean: false,
+            },
+            // ------------------------------------------------------------ multi-factor authentication
+            Setting::MfaIssuer => Spec {
+                key: "mfa_issuer",
+                flag: "mfa-issuer",
+                env: "PALISADE_MFA_ISSUER",
+                alias: None,
+                default: DefaultValue::Text("Palisade"),
+                secret: false,
+                value_name: "NAME",
+                about: "issuer name authenticator apps show next to a TOTP account",
+                expected: "a non-empty name without `:` or control characters, such as Palisade or \
+                           Example Corp (authenticator apps split their labels on `:`)",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::MfaRequired => Spec {
+                key: "mfa_required",
+                flag: "mfa-required",
+                env: "PALISADE_MFA_REQUIRED",
+                alias: Some("SECURITY_MFA_REQUIRED"),
+                default: DefaultValue::Text("false"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether every login needs a second factor, whatever the user's role",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::MfaRequiredRoles => Spec {
+                key: "mfa_required_roles",
+                flag: "mfa-required-roles",
+                env: "PALISADE_MFA_REQUIRED_ROLES",
+                alias: None,
+                default: DefaultValue::Unset("none: only mfa_required and each user's own factors decide"),
+                secret: false,
+                value_name: "LIST",
+                about: "roles whose users always need a second factor",
+                expected: "a comma-separated list of roles; the roles Palisade knows are: admin \
+                           (empty: no role requires it)",
+                group: Group::Mfa,
+                number: None,
+                list: true,
+                boolean: false,
+            },
+            Setting::MfaFactors => Spec {
+                key: "mfa_factors",
+                flag: "mfa-factors",
+                env: "PALISADE_MFA_FACTORS",
+                alias: None,
+                default: DefaultValue::Text("1"),
+                secret: false,
+                value_name: "N",
+                about: "distinct second factors a login must pass when one is needed (2: enhanced MFA)",
+                expected: "a whole number from 1 to 2",
+                group: Group::Mfa,
+                number: Number::count(1, 2),
+                list: false,
+                boolean: false,
+            },
+            Setting::MfaCodeTtl => Spec {
+                key: "mfa_code_ttl",
+                flag: "mfa-code-ttl",
+                env: "PALISADE_MFA_CODE_TTL",
+                alias: None,
+                default: DefaultValue::Text("300"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "lifetime of a one-time code sent by SMS or e-mail",
+                expected: "a whole number of seconds from 30 to 3600",
+                group: Group::Mfa,
+                number: Number::of(Unit::Seconds, 30, 3600),
+                list: false,
+                boolean: false,
+            },
+            Setting::MfaResendInterval => Spec {
+                key: "mfa_resend_interval",
+                flag: "mfa-resend-interval",
+                env: "PALISADE_MFA_RESEND_INTERVAL",
+                alias: None,
+                default: DefaultValue::Text("30"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "shortest time between two codes sent to one user by one method (SMS costs money)",
+                expected: "a whole number of seconds from 1 to 3600",
+                group: Group::Mfa,
+                number: Number::of(Unit::Seconds, 1, 3600),
+                list: false,
+                boolean: false,
+            },
+            Setting::SmtpServer => Spec {
+                key: "smtp_server",
+                flag: "smtp-server",
+                env: "PALISADE_SMTP_SERVER",
+                alias: Some("SMTP_SERVER"),
+                default: DefaultValue::Unset("unset: no e-mail is sent, and there is no e-mail factor"),
+                secret: false,
+                value_name: "HOST",
+                about: "mail server that e-mail codes are handed to",
+                expected: "a host name or IP address without port or scheme, such as smtp.example.com, \
+                           192.0.2.25 or [2001:db8::25] (the port goes in smtp_port)",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::SmtpPort => Spec {
+                key: "smtp_port",
+                flag: "smtp-port",
+                env: "PALISADE_SMTP_PORT",
+                alias: Some("SMTP_PORT"),
+                default: DefaultValue::Text("587"),
+                secret: false,
+                value_name: "PORT",
+                about: "port of the mail server; when unset and smtp_tls is tls, 465 instead",
+                expected: "a whole number from 1 to 65535 (587 for STARTTLS submission, 465 for implicit TLS)",
+                group: Group::Mfa,
+                number: Number::count(1, 65_535),
+                list: false,
+                boolean: false,
+            },
+            Setting::SmtpUsername => Spec {
+                key: "smtp_username",
+                flag: "smtp-username",
+                env: "PALISADE_SMTP_USERNAME",
+                alias: Some("SMTP_USERNAME"),
+                default: DefaultValue::Unset("unset: no authentication"),
+                secret: false,
+                value_name: "NAME",
+                about: "user name Palisade signs in to the mail server with (needs smtp_password)",
+                expected: "a user name without control characters (given together with smtp_password)",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::SmtpPassword => Spec {
+                key: "smtp_password",
+                flag: "smtp-password",
+                env: "PALISADE_SMTP_PASSWORD",
+                alias: Some("SMTP_PASSWORD"),
+                default: DefaultValue::Unset("unset: no authentication"),
+                secret: true,
+                value_name: "PASSWORD",
+                about: "password Palisade signs in to the mail server with (needs smtp_username)",
+                expected: "the mail account's password or app password (given together with smtp_username)",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::SmtpTls => Spec {
+                key: "smtp_tls",
+                flag: "smtp-tls",
+                env: "PALISADE_SMTP_TLS",
+                alias: Some("SMTP_TLS"),
+                default: DefaultValue::Text("starttls"),
+                secret: false,
+                value_name: "MODE",
+                about: "how the mail server connection is encrypted; the server's certificate is always verified",
+                expected: "starttls (upgrade a plain connection, refuse if the server cannot), tls (implicit \
+                           TLS, usually port 465) or off (plain text: only for a relay on the same host)",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::SmtpFrom => Spec {
+                key: "smtp_from",
+                flag: "smtp-from",
+                env: "PALISADE_SMTP_FROM",
+                alias: Some("SMTP_FROM"),
+                default: DefaultValue::Unset("unset; required when smtp_server is set"),
+                secret: false,
+                value_name: "MAILBOX",
+                about: "the From of every e-mail Palisade sends",
+                expected: "an RFC 5322 mailbox, such as Palisade <no-reply@example.com> or no-reply@example.com",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::SmsProvider => Spec {
+                key: "sms_provider",
+                flag: "sms-provider",
+                env: "PALISADE_SMS_PROVIDER",
+                alias: Some("SMS_PROVIDER"),
+                default: DefaultValue::Unset("unset: no text message is sent, and there is no SMS factor"),
+                secret: false,
+                value_name: "PROVIDER",
+                about: "service that sends SMS codes",
+                expected: "twilio (the only provider; it needs twilio_account_sid, twilio_auth_token and \
+                           twilio_from)",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::TwilioAccountSid => Spec {
+                key: "twilio_account_sid",
+                flag: "twilio-account-sid",
+                env: "PALISADE_TWILIO_ACCOUNT_SID",
+                alias: Some("TWILIO_ACCOUNT_SID"),
+                default: DefaultValue::Unset("unset; required when sms_provider is twilio"),
+                secret: false,
+                value_name: "SID",
+                about: "the Twilio account messages are sent from",
+                expected: "a Twilio account SID: AC followed by 32 hexadecimal digits, from the Twilio console",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::TwilioAuthToken => Spec {
+                key: "twilio_auth_token",
+                flag: "twilio-auth-token",
+                env: "PALISADE_TWILIO_AUTH_TOKEN",
+                alias: Some("TWILIO_AUTH_TOKEN"),
+                default: DefaultValue::Unset("unset; required when sms_provider is twilio"),
+                secret: true,
+                value_name: "TOKEN",
+                about: "the Twilio account's auth token: whoever holds it can send messages at your cost",
+                expected: "the auth token from the Twilio console, without spaces",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::TwilioFrom => Spec {
+                key: "twilio_from",
+                flag: "twilio-from",
+                env: "PALISADE_TWILIO_FROM",
+                alias: Some("TWILIO_FROM_NUMBER"),
+                default: DefaultValue::Unset("unset; required when sms_provider is twilio"),
+                secret: false,
+                value_name: "PHONE",
+                about: "the Twilio phone number text messages come from",
+                expected: "an E.164 phone number: + then 8 to 15 digits, the first not 0, such as +14155550123",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::TwilioBaseUrl => Spec {
+                key: "twilio_base_url",
+                flag: "twilio-base-url",
+                env: "PALISADE_TWILIO_BASE_URL",
+                alias: None,
+                default: DefaultValue::Text("https://api.twilio.com"),
+                secret: false,
+                value_name: "URL",
+                about: "base URL of the Twilio REST API (change it only for a regional edge or a test double)",
+                expected: "an absolute http:// or https:// URL without user name, password, query or fragment, \
+                           such as https://api.twilio.com",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
             },
         }
     }
@@ -891,11 +1242,6 @@ pub(crate) const PLANNED: &[Planned] = &[
     Planned { what: "HSM module", key: "hsm_module", names: &["PALISADE_HSM_MODULE"] },
     Planned { what: "HSM slot", key: "hsm_slot", names: &["PALISADE_HSM_SLOT", "HSM_SLOT"] },
     Planned { what: "HSM PIN", key: "hsm_pin", names: &["PALISADE_HSM_PIN", "HSM_PIN"] },
-    Planned {
-        what: "MFA required for everyone",
-        key: "mfa_required",
-        names: &["PALISADE_MFA_REQUIRED", "SECURITY_MFA_REQUIRED"],
-    },
     Planned { what: "GeoIP database", key: "geoip_db", names: &["PALISADE_GEOIP_DB", "GEOIP_DATABASE_PATH"] },
 ];
 
@@ -950,6 +1296,9 @@ impl Eq for Planned {}
 
 /// Classifies a variable of the process environment or of `.env`. The rule:
 ///
+/// 0. a name ending in `_PORT` whose value is `tcp://…`, `udp://…` or `sctp://…`: a service link
+///    (see [`is_port_link`]), ignored even under a setting's name: a Service called `smtp` or
+///    `palisade-smtp` injects `SMTP_PORT=tcp://…` or `PALISADE_SMTP_PORT=tcp://…`;
 /// 1. a setting's `PALISADE_` name or alias, or `PALISADE_CONFIG`: read;
 /// 2. a name of a contract setting not built yet (either spelling): refused when non-empty;
 /// 3. other names without the `PALISADE_` prefix: not ours, ignored;
@@ -959,6 +1308,9 @@ impl Eq for Planned {}
 ///    `*_PORT` whose value is `tcp://…`/`udp://…`/`sctp://…`, `*_ENV_*`, `*_NAME` whose value starts with `/`): ignored;
 /// 5. any other `PALISADE_` name: refused, since it is most likely a typo of a setting.
 pub(crate) fn classify(name: &str, value: &str) -> VarClass {
+    if is_port_link(name, value) {
+        return VarClass::Ignored;
+    }
     if let Some(setting) = Setting::ALL.into_iter().find(|s| s.env() == name) {
         return VarClass::Setting { setting, alias: false };
     }
@@ -983,11 +1335,22 @@ pub(crate) fn classify(name: &str, value: &str) -> VarClass {
     VarClass::Refused(Refusal::Unknown)
 }
 
+/// `…_PORT=tcp://HOST:PORT` (or `udp://`, `sctp://`): the one service-link variable whose name a
+/// setting may share. The port settings (`PALISADE_SMTP_PORT`, alias `SMTP_PORT`) take a bare
+/// number, so a value with a scheme under their name is a link injected for a Service called
+/// `smtp` or `palisade-smtp`, never the operator's setting: it is ignored, and the setting is read
+/// from a lower layer or its default (see `sources::from_vars`).
+pub(crate) fn is_port_link(name: &str, value: &str) -> bool {
+    let value = value.trim();
+    name.ends_with("_PORT") && ["tcp://", "udp://", "sctp://"].iter().any(|scheme| value.starts_with(scheme))
+}
+
 /// Kubernetes (`enableServiceLinks`, on by default) and Docker's legacy `--link` inject variables
 /// named after every service/container in the namespace; one called `palisade` or `palisade-…`
 /// yields `PALISADE_SERVICE_HOST`, `PALISADE_PORT=tcp://10.0.0.7:8080`,
-/// `PALISADE_PORT_8080_TCP_ADDR`, … No setting may ever end in `_PORT`, `_SERVICE_HOST`,
-/// `_SERVICE_PORT`, `_NAME` or contain `_ENV_`/`_PORT_`, so these never collide with ours.
+/// `PALISADE_PORT_8080_TCP_ADDR`, … No setting may ever end in `_SERVICE_HOST`, `_SERVICE_PORT`,
+/// `_NAME` or contain `_ENV_`/`_PORT_`, so these never collide with ours. A setting may end in
+/// `_PORT` only if it takes a number, so that [`is_port_link`] can tell the link's value from it.
 fn is_service_link(name: &str, value: &str) -> bool {
     let value = value.trim();
     if name.ends_with("_SERVICE_HOST") || name.ends_with("_SERVICE_PORT") || name.contains("_SERVICE_PORT_") {
@@ -1012,5 +1375,5 @@ fn is_service_link(name: &str, value: &str) -> bool {
     if numbered {
         return true;
     }
-    name.ends_with("_PORT") && ["tcp://", "udp://", "sctp://"].iter().any(|scheme| value.starts_with(scheme))
+    is_port_link(name, value)
 }

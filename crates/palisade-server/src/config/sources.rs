@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, Kind, Origin, VarSource};
 use super::flags::SettingFlags;
-use super::settings::{CONFIG_FILE_VAR, PLANNED, Setting, VarClass, classify};
+use super::settings::{CONFIG_FILE_VAR, PLANNED, Setting, VarClass, classify, is_port_link};
 
 /// The default configuration file, relative to the working directory; absent is fine.
 pub const DEFAULT_FILE: &str = "palisade.toml";
@@ -198,6 +198,7 @@ fn parse_file(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
                 entries.join(",")
             }
             toml::Value::Array(_) => return Err(type_error("array")),
+            toml::Value::Boolean(b) if setting.spec().boolean => b.to_string(),
             toml::Value::Boolean(_) => return Err(type_error("boolean")),
             toml::Value::Float(_) => return Err(type_error("float")),
             toml::Value::Datetime(_) => return Err(type_error("date-time")),
@@ -248,11 +249,12 @@ impl Layers {
     }
 }
 
-/// The setting's value in one variable layer: the `PALISADE_` name, else the alias.
+/// The setting's value in one variable layer: the `PALISADE_` name, else the alias. A service-link
+/// value under a port setting's name (`SMTP_PORT=tcp://…`, see `settings::is_port_link`) is not
+/// the setting's and counts as absent.
 fn from_vars(vars: &HashMap<String, String>, setting: Setting) -> Option<(&str, &'static str)> {
-    let env = setting.env();
-    match vars.get(env) {
-        Some(value) => Some((value.as_str(), env)),
-        None => setting.alias().and_then(|alias| vars.get(alias).map(|value| (value.as_str(), alias))),
-    }
+    [Some(setting.env()), setting.alias()]
+        .into_iter()
+        .flatten()
+        .find_map(|name| vars.get(name).filter(|value| !is_port_link(name, value)).map(|value| (value.as_str(), name)))
 }

@@ -94,6 +94,20 @@ fn defaults_match_the_contract() {
     assert_eq!(cfg.argon2_iterations, 2);
     assert_eq!(cfg.argon2_parallelism, 1);
     assert_eq!(cfg.hash_concurrency, None);
+
+    assert_eq!(cfg.mfa_issuer, "Palisade");
+    assert!(!cfg.mfa_required);
+    assert!(cfg.mfa_required_roles.is_empty());
+    assert_eq!(cfg.mfa_factors, 1);
+    assert_eq!(cfg.mfa_code_ttl, Duration::from_secs(300));
+    assert_eq!(cfg.mfa_resend_interval, Duration::from_secs(30));
+    assert_eq!(cfg.smtp_server, None);
+    assert_eq!(cfg.smtp_port, 587);
+    assert!(cfg.smtp_username.is_none() && cfg.smtp_password.is_none() && cfg.smtp_from.is_none());
+    assert_eq!(cfg.smtp_tls, SmtpTls::StartTls);
+    assert_eq!(cfg.sms_provider, None);
+    assert!(cfg.twilio_account_sid.is_none() && cfg.twilio_auth_token.is_none() && cfg.twilio_from.is_none());
+    assert_eq!(cfg.twilio_base_url.as_str(), "https://api.twilio.com/");
 }
 
 #[test]
@@ -219,9 +233,9 @@ fn an_unknown_file_key_is_refused_by_name_with_the_valid_keys() {
 
 #[test]
 fn a_planned_file_key_says_it_is_not_supported_yet() {
-    let (_dir, path) = toml_file("mfa_required = \"true\"\n");
+    let (_dir, path) = toml_file("hsm_slot = \"1\"\n");
     let message = err(with_file(&path));
-    assert!(message.contains("`mfa_required`") && message.contains("not supported"), "{message}");
+    assert!(message.contains("`hsm_slot`") && message.contains("not supported"), "{message}");
 }
 
 #[test]
@@ -359,16 +373,14 @@ fn a_port_variable_that_is_not_a_service_link_is_refused_with_a_hint() {
 
 #[test]
 fn contract_settings_not_built_yet_are_refused_rather_than_ignored() {
-    for name in
-        ["SECURITY_MFA_REQUIRED", "PALISADE_MFA_REQUIRED", "HSM_PIN", "PALISADE_HSM_MODULE", "GEOIP_DATABASE_PATH"]
-    {
+    for name in ["HSM_SLOT", "PALISADE_HSM_SLOT", "HSM_PIN", "PALISADE_HSM_MODULE", "GEOIP_DATABASE_PATH"] {
         let message = err(env_only(&[(name, "x")]));
         assert!(message.contains(name) && message.contains("not support"), "{message}");
     }
     let message = err(env_only(&[("HSM_PIN", SECRET_PW)]));
     assert!(!message.contains(SECRET_PW), "{message}");
     // Empty means "not asking for anything": fine.
-    ok(env_only(&[("SECURITY_MFA_REQUIRED", "")]));
+    ok(env_only(&[("HSM_PIN", "")]));
 }
 
 #[test]
@@ -821,6 +833,293 @@ fn argon2_below_the_owasp_minimum_is_refused() {
     assert_eq!(ok(env_only(&[("PALISADE_HASH_CONCURRENCY", "")])).hash_concurrency, None);
 }
 
+// ---------------------------------------------------------------- multi-factor authentication and messages
+
+const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+/// Every message setting under the original guide's names, valid and complete.
+const GUIDE_MESSAGES: &[(&str, &str)] = &[
+    ("SMTP_SERVER", "Mail.Example.com"),
+    ("SMTP_PORT", "2525"),
+    ("SMTP_USERNAME", "mailer"),
+    ("SMTP_PASSWORD", SECRET_PW),
+    ("SMTP_TLS", "TLS"),
+    ("SMTP_FROM", "Palisade <no-reply@example.com>"),
+    ("SMS_PROVIDER", "Twilio"),
+    ("TWILIO_ACCOUNT_SID", TWILIO_SID),
+    ("TWILIO_AUTH_TOKEN", SECRET_PW),
+    ("TWILIO_FROM_NUMBER", "+1 (415) 555-0123"),
+];
+
+fn with_messages(extra: &[(&str, &str)]) -> Sources {
+    let mut env = vars(GUIDE_MESSAGES);
+    env.extend(vars(extra));
+    Sources { env, ..Sources::default() }
+}
+
+fn described(cfg: &Config, key: &str) -> String {
+    cfg.describe().into_iter().find(|(k, _)| *k == key).map(|(_, v)| v).unwrap()
+}
+
+#[test]
+fn mfa_settings_are_read_from_every_layer_and_name() {
+    let cfg = ok(env_only(&[
+        ("PALISADE_MFA_ISSUER", "Example Corp"),
+        ("SECURITY_MFA_REQUIRED", "True"),
+        ("PALISADE_MFA_REQUIRED_ROLES", " ADMIN, admin ,"),
+        ("PALISADE_MFA_FACTORS", "2"),
+        ("PALISADE_MFA_CODE_TTL", "3600"),
+        ("PALISADE_MFA_RESEND_INTERVAL", "1"),
+    ]));
+    assert_eq!(cfg.mfa_issuer, "Example Corp");
+    assert!(cfg.mfa_required);
+    assert_eq!(cfg.mfa_required_roles, ["admin"]);
+    assert_eq!(cfg.mfa_factors, 2);
+    assert_eq!((cfg.mfa_code_ttl.as_secs(), cfg.mfa_resend_interval.as_secs()), (3600, 1));
+    assert_eq!(described(&cfg, "mfa_required"), "true");
+    assert_eq!(described(&cfg, "mfa_required_roles"), "admin");
+    assert_eq!(described(&cfg, "mfa_code_ttl"), "3600");
+
+    for (text, expected) in [
+        ("true", true),
+        ("FALSE", false),
+        ("yes", true),
+        ("No", false),
+        ("on", true),
+        ("off", false),
+        ("1", true),
+        ("0", false),
+    ] {
+        assert_eq!(ok(env_only(&[("PALISADE_MFA_REQUIRED", text)])).mfa_required, expected, "{text}");
+    }
+    // The PALISADE_ name beats the guide's in one layer; a higher layer beats both.
+    assert!(!ok(env_only(&[("SECURITY_MFA_REQUIRED", "true"), ("PALISADE_MFA_REQUIRED", "false")])).mfa_required);
+    let flags = SettingFlags::default().with(Setting::MfaRequired, "false");
+    assert!(!ok(Sources { env: vars(&[("SECURITY_MFA_REQUIRED", "true")]), flags, ..Sources::default() }).mfa_required);
+
+    // The file takes a toml boolean, an array of roles and integers; a boolean elsewhere is still refused.
+    let (_dir, path) = toml_file(
+        "mfa_required = true\nmfa_required_roles = [\"admin\"]\nmfa_factors = 2\nmfa_code_ttl = 120\n\
+         mfa_resend_interval = 60\nmfa_issuer = \"Acme\"\n",
+    );
+    let cfg = ok(with_file(&path));
+    assert!(cfg.mfa_required);
+    assert_eq!((cfg.mfa_required_roles.len(), cfg.mfa_factors), (1, 2));
+    assert_eq!((cfg.mfa_code_ttl.as_secs(), cfg.mfa_resend_interval.as_secs()), (120, 60));
+    assert_eq!(cfg.mfa_issuer, "Acme");
+    let (_dir, path) = toml_file("mfa_factors = true\n");
+    let message = err(with_file(&path));
+    assert!(message.contains("mfa_factors") && message.contains("boolean"), "{message}");
+}
+
+#[test]
+fn bad_mfa_values_are_refused_naming_the_setting_and_the_expected_form() {
+    for (name, bad, expected) in [
+        ("PALISADE_MFA_ISSUER", "Acme:Corp", "`:`"),
+        ("PALISADE_MFA_ISSUER", " ", "is empty"),
+        ("PALISADE_MFA_ISSUER", "Acme\u{1b}[31m", "control character"),
+        ("SECURITY_MFA_REQUIRED", "maybe", "true or false"),
+        ("PALISADE_MFA_REQUIRED", "", "is empty"),
+        (
+            "PALISADE_MFA_REQUIRED_ROLES",
+            "admin,auditor",
+            "\"auditor\", which is not a role Palisade knows (known roles: admin)",
+        ),
+        ("PALISADE_MFA_FACTORS", "0", "from 1 to 2"),
+        ("PALISADE_MFA_FACTORS", "3", "from 1 to 2"),
+        ("PALISADE_MFA_CODE_TTL", "29", "seconds from 30 to 3600"),
+        ("PALISADE_MFA_CODE_TTL", "3601", "seconds from 30 to 3600"),
+        ("PALISADE_MFA_RESEND_INTERVAL", "0", "seconds from 1 to 3600"),
+        ("PALISADE_MFA_RESEND_INTERVAL", "30s", "seconds from 1 to 3600"),
+    ] {
+        let message = err(env_only(&[(name, bad)]));
+        assert!(message.contains(&format!("environment variable {name}")), "{message}");
+        assert!(message.contains(expected), "{name}={bad:?}: {message}");
+    }
+}
+
+#[test]
+fn smtp_settings_are_read_under_the_guides_names_and_ours() {
+    let cfg = ok(with_messages(&[]));
+    assert_eq!(cfg.smtp_server.as_deref(), Some("mail.example.com"));
+    assert_eq!(cfg.smtp_port, 2525);
+    assert_eq!(cfg.smtp_username.as_deref(), Some("mailer"));
+    assert_eq!(cfg.smtp_password.as_ref().unwrap().expose_secret(), SECRET_PW);
+    assert_eq!(cfg.smtp_tls, SmtpTls::Tls);
+    assert_eq!(cfg.smtp_from.as_ref().unwrap().to_string(), "Palisade <no-reply@example.com>");
+    assert_eq!(described(&cfg, "smtp_password"), "***");
+    assert_eq!(described(&cfg, "smtp_tls"), "tls");
+
+    let cfg = ok(env_only(&[
+        ("PALISADE_SMTP_SERVER", "[2001:db8::25]"),
+        ("PALISADE_SMTP_TLS", "off"),
+        ("PALISADE_SMTP_FROM", "no-reply@example.com"),
+    ]));
+    assert_eq!((cfg.smtp_server.as_deref(), cfg.smtp_port), (Some("2001:db8::25"), 587));
+    assert_eq!(cfg.smtp_tls, SmtpTls::Off);
+    assert!(cfg.smtp_username.is_none() && cfg.smtp_password.is_none());
+    assert_eq!(cfg.smtp_from.as_ref().unwrap().email.to_string(), "no-reply@example.com");
+
+    // Implicit TLS moves the default port to 465; a port that is set stays.
+    let tls = [("PALISADE_SMTP_SERVER", "192.0.2.25"), ("PALISADE_SMTP_FROM", "a@example.com"), ("SMTP_TLS", "tls")];
+    assert_eq!(ok(env_only(&tls)).smtp_port, 465);
+    let (_dir, path) = toml_file("smtp_port = 587\n");
+    assert_eq!(ok(Sources { env: vars(&tls), ..with_file(&path) }).smtp_port, 587);
+    assert_eq!(ok(env_only(&[("PALISADE_SMTP_TLS", "starttls")])).smtp_port, 587);
+}
+
+#[test]
+fn bad_smtp_values_are_refused_naming_the_setting() {
+    for (name, bad, expected) in [
+        ("PALISADE_SMTP_SERVER", "smtp://mail.example.com", "scheme"),
+        ("PALISADE_SMTP_SERVER", "mail.example.com:587", "give the port in smtp_port"),
+        ("SMTP_SERVER", "mail_server.example.com", "not a host name"),
+        ("SMTP_SERVER", "-mail.example.com", "not a host name"),
+        ("SMTP_SERVER", "[mail.example.com]", "not an IPv6 address"),
+        ("PALISADE_SMTP_PORT", "0", "from 1 to 65535"),
+        ("SMTP_PORT", "65536", "from 1 to 65535"),
+        ("SMTP_PORT", "smtp", "from 1 to 65535"),
+        ("SMTP_TLS", "ssl", "starttls (upgrade"),
+        ("PALISADE_SMTP_TLS", "", "is empty"),
+        ("PALISADE_SMTP_FROM", "Palisade", "is not a mailbox"),
+        ("SMTP_FROM", "a@example.com, b@example.com", "more than one mailbox"),
+        ("SMTP_FROM", "Palisade <no-reply@>", "is not a mailbox"),
+        ("SMTP_FROM", "no-reply@example.com trailing words", "is not a mailbox"),
+        ("SMTP_FROM", "no-reply@example.com; x@example.com", "mailbox"),
+        ("PALISADE_SMTP_USERNAME", "mai\u{7}ler", "control character"),
+    ] {
+        let message = err(env_only(&[(name, bad)]));
+        assert!(message.contains(&format!("environment variable {name}")), "{message}");
+        assert!(message.contains(expected), "{name}={bad:?}: {message}");
+    }
+    // The password's problems are told without its value.
+    let message = err(env_only(&[("SMTP_PASSWORD", &format!("{SECRET_PW}\u{7}"))]));
+    assert!(message.contains("invalid smtp_password") && message.contains("***"), "{message}");
+    assert!(!message.contains(SECRET_PW), "{message}");
+}
+
+#[test]
+fn smtp_cross_checks_name_both_settings_and_never_the_password() {
+    let message = err(env_only(&[("SMTP_SERVER", "mail.example.com")]));
+    assert!(
+        message.starts_with("missing smtp_from: smtp_server is set (from environment variable SMTP_SERVER)"),
+        "{message}"
+    );
+    assert!(message.contains("PALISADE_SMTP_FROM (alias SMTP_FROM)") && message.contains("RFC 5322"), "{message}");
+
+    let message = err(env_only(&[("PALISADE_SMTP_USERNAME", "mailer")]));
+    assert!(message.starts_with("missing smtp_password: smtp_username is set (from environment"), "{message}");
+    // An empty password is no password.
+    let message = err(env_only(&[("SMTP_USERNAME", "mailer"), ("SMTP_PASSWORD", "")]));
+    assert!(message.starts_with("missing smtp_password"), "{message}");
+
+    let message = err(env_only(&[("SMTP_PASSWORD", SECRET_PW)]));
+    assert!(
+        message.starts_with("missing smtp_username: smtp_password is set (from environment variable SMTP_PASSWORD)")
+    );
+    assert!(!message.contains(SECRET_PW), "{message}");
+
+    // Credentials without a server are allowed (with a warning), and so is a server without them.
+    ok(env_only(&[("SMTP_USERNAME", "mailer"), ("SMTP_PASSWORD", SECRET_PW)]));
+    ok(env_only(&[("SMTP_SERVER", "mail.example.com"), ("SMTP_FROM", "a@example.com")]));
+}
+
+#[test]
+fn twilio_settings_are_read_and_checked_together() {
+    let cfg = ok(with_messages(&[]));
+    assert_eq!(cfg.sms_provider, Some(SmsProvider::Twilio));
+    assert_eq!(cfg.twilio_account_sid.as_deref(), Some(TWILIO_SID));
+    assert_eq!(cfg.twilio_auth_token.as_ref().unwrap().expose_secret(), SECRET_PW);
+    assert_eq!(cfg.twilio_from.as_ref().unwrap().as_str(), "+14155550123");
+    assert_eq!(cfg.twilio_base_url.as_str(), "https://api.twilio.com/");
+    assert_eq!(described(&cfg, "twilio_auth_token"), "***");
+    assert_eq!(described(&cfg, "twilio_from"), "+14155550123");
+    assert_eq!(described(&cfg, "sms_provider"), "twilio");
+    let cfg = ok(with_messages(&[("PALISADE_TWILIO_BASE_URL", "http://127.0.0.1:9999")]));
+    assert_eq!(cfg.twilio_base_url.as_str(), "http://127.0.0.1:9999/");
+
+    for missing in ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER"] {
+        let mut sources = with_messages(&[]);
+        sources.env.remove(missing);
+        let message = err(sources);
+        assert!(message.starts_with("missing twilio_"), "{message}");
+        assert!(message.contains(missing), "names the variable: {message}");
+        assert!(message.contains("sms_provider is twilio (from environment variable SMS_PROVIDER)"), "{message}");
+        assert!(!message.contains(SECRET_PW), "{message}");
+    }
+    // Without a provider, the Twilio settings alone are accepted (with a warning).
+    ok(env_only(&[("TWILIO_ACCOUNT_SID", TWILIO_SID)]));
+
+    for (name, bad, expected) in [
+        ("SMS_PROVIDER", "nexmo", "not a supported SMS provider"),
+        ("SMS_PROVIDER", "nexmo", "twilio (the only provider"),
+        ("TWILIO_ACCOUNT_SID", "SK0123456789abcdef0123456789abcdef", "API key SID"),
+        ("TWILIO_ACCOUNT_SID", "AC0123", "AC followed by 32 hexadecimal digits"),
+        ("PALISADE_TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdeg", "not an account SID"),
+        ("TWILIO_FROM_NUMBER", "004415550123", "E.164"),
+        ("PALISADE_TWILIO_FROM", "+1 415 CALL NOW", "E.164"),
+        ("PALISADE_TWILIO_BASE_URL", "ftp://api.twilio.com", "scheme"),
+        ("PALISADE_TWILIO_BASE_URL", "https://sid:token@api.twilio.com", "password"),
+    ] {
+        let message = err(env_only(&[(name, bad)]));
+        assert!(message.contains(&format!("environment variable {name}")), "{message}");
+        assert!(message.contains(expected), "{name}={bad:?}: {message}");
+    }
+    let message = err(env_only(&[("TWILIO_AUTH_TOKEN", &format!("{SECRET_PW} x"))]));
+    assert!(message.contains("invalid twilio_auth_token") && message.contains("whitespace"), "{message}");
+    assert!(!message.contains(SECRET_PW) && message.contains("***"), "{message}");
+}
+
+#[test]
+fn message_secrets_never_show_in_debug_describe_or_warnings() {
+    let cfg = ok(with_messages(&[("SMTP_SERVER", "mail.example.com"), ("SMTP_TLS", "off")]));
+    let shown = format!("{cfg:?} {:?} {:?}", cfg.describe(), cfg.warnings());
+    assert!(!shown.contains(SECRET_PW), "{shown}");
+    assert!(shown.contains("mailer") && shown.contains(TWILIO_SID), "still useful: {shown}");
+}
+
+#[test]
+fn a_service_link_under_a_port_settings_name_is_ignored() {
+    // Kubernetes injects SMTP_PORT=tcp://… for a Service called `smtp`, and PALISADE_SMTP_PORT for
+    // one called `palisade-smtp`: neither is the operator's port.
+    let link = "tcp://10.0.0.9:25";
+    assert_eq!(ok(env_only(&[("SMTP_PORT", link)])).smtp_port, 587);
+    assert_eq!(ok(env_only(&[("PALISADE_SMTP_PORT", link), ("SMTP_PORT", "2525")])).smtp_port, 2525);
+    let cfg = ok(Sources {
+        dotenv: vars(&[("PALISADE_SMTP_PORT", "2526")]),
+        env: vars(&[("PALISADE_SMTP_PORT", link), ("SMTP_PORT", link)]),
+        ..Sources::default()
+    });
+    assert_eq!(cfg.smtp_port, 2526, "the link does not hide a lower layer");
+    // Anything else under the name is read, and checked.
+    let message = err(env_only(&[("SMTP_PORT", "http://10.0.0.9:25")]));
+    assert!(message.contains("environment variable SMTP_PORT") && message.contains("1 to 65535"), "{message}");
+}
+
+#[test]
+fn message_warnings_flag_plain_text_and_settings_that_do_nothing() {
+    let cfg = ok(with_messages(&[("SMTP_TLS", "off"), ("PALISADE_TWILIO_BASE_URL", "http://twilio.internal")]));
+    let warnings = cfg.warnings().join("\n");
+    assert!(warnings.contains("smtp_tls is off: the SMTP password and the one-time codes"), "{warnings}");
+    assert!(warnings.contains("mail.example.com"), "{warnings}");
+    assert!(warnings.contains("twilio_base_url http://twilio.internal/ is plain http"), "{warnings}");
+    assert!(!warnings.contains(SECRET_PW), "{warnings}");
+
+    // A relay on the same host may be plain text; and https is fine.
+    let cfg = ok(with_messages(&[("SMTP_SERVER", "127.0.0.1"), ("SMTP_TLS", "off")]));
+    assert!(!cfg.warnings().iter().any(|w| w.contains("smtp_tls") || w.contains("twilio")), "{:?}", cfg.warnings());
+
+    let cfg = ok(env_only(&[
+        ("SMTP_FROM", "a@example.com"),
+        ("TWILIO_ACCOUNT_SID", TWILIO_SID),
+        ("TWILIO_AUTH_TOKEN", SECRET_PW),
+    ]));
+    let warnings = cfg.warnings().join("\n");
+    assert!(warnings.contains("smtp_from set but smtp_server is not"), "{warnings}");
+    assert!(warnings.contains("twilio_account_sid, twilio_auth_token set but sms_provider is not"), "{warnings}");
+    assert!(!warnings.contains(SECRET_PW), "{warnings}");
+}
+
 // ---------------------------------------------------------------- secrets never shown
 
 fn config_full_of_secrets() -> Config {
@@ -908,9 +1207,15 @@ fn help_lists_every_setting_with_its_flag_variables_and_default() {
     assert!(long.contains("openssl rand -base64 32") && long.contains("visible"), "{long}");
     // Grouped: each section's heading, in table order.
     let mut at = 0;
-    for heading in
-        ["server, stores, logging", "tokens", "sessions", "login protection", "passwords", "password hashing"]
-    {
+    for heading in [
+        "server, stores, logging",
+        "tokens",
+        "sessions",
+        "login protection",
+        "passwords",
+        "password hashing",
+        "multi-factor authentication and messages",
+    ] {
         let heading = format!("Settings: {heading}");
         let found = help.get(at..).and_then(|rest| rest.find(&heading)).unwrap_or_else(|| panic!("{heading}: {help}"));
         at += found + heading.len();
@@ -935,7 +1240,13 @@ fn the_table_is_consistent() {
                 settings::VarClass::Setting { setting, alias: Some(name) == spec.alias }
             );
             // A setting name must never look like a service-link variable (see settings::is_service_link).
-            assert!(!name.ends_with("_PORT") && !name.contains("_PORT_") && !name.contains("_SERVICE_"), "{name}");
+            assert!(!name.contains("_PORT_") && !name.contains("_SERVICE_") && !name.contains("_ENV_"), "{name}");
+            assert!(!name.ends_with("_NAME") && !name.ends_with("_SERVICE_HOST"), "{name}");
+            // …except `…_PORT`, allowed for a number only: a link's `tcp://…` value under it is ignored.
+            if name.ends_with("_PORT") {
+                assert!(spec.number.is_some(), "{name} ends in _PORT but does not take a number");
+                assert_eq!(settings::classify(name, "tcp://10.0.0.9:25"), settings::VarClass::Ignored, "{name}");
+            }
         }
     }
     // The groups of --help are contiguous runs of ALL.
@@ -1018,6 +1329,15 @@ fn the_docs_example_file_loads() {
     assert_eq!(cfg.refresh_ttl, Duration::from_secs(14 * 86_400));
     assert!(cfg.password_require.is_empty());
     assert_eq!((cfg.argon2_memory_kib, cfg.hash_concurrency), (65_536, Some(8)));
+    assert_eq!(
+        (cfg.mfa_issuer.as_str(), cfg.mfa_required_roles.as_slice()),
+        ("Example Corp", ["admin".to_owned()].as_slice())
+    );
+    assert_eq!(
+        (cfg.smtp_server.as_deref(), cfg.smtp_port, cfg.smtp_tls),
+        (Some("smtp.example.com"), 587, SmtpTls::StartTls)
+    );
+    assert_eq!(cfg.sms_provider, None);
 }
 
 // ---------------------------------------------------------------- warnings

@@ -4,15 +4,17 @@
 //! ("… is not base64"). A parser of a secret must never put any part of its input in the problem,
 //! and must not pass on a library's message that might (base64's quotes the bad byte and offset).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use base64::Engine as _;
 use ipnet::IpNet;
+use lettre::message::{Mailbox, Mailboxes};
+use palisade_core::notify::PhoneNumber;
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
 use url::Url;
 
 use super::settings::Unit;
-use super::{CharClass, JwtAlgorithm, LogFormat};
+use super::{CharClass, JwtAlgorithm, LogFormat, SmsProvider, SmtpTls};
 
 pub(crate) fn bind(text: &str) -> Result<SocketAddr, String> {
     text.parse::<SocketAddr>().map_err(|_| "is not an IP address and port".to_owned())
@@ -205,6 +207,148 @@ pub(crate) fn log_level(text: &str) -> Result<String, String> {
         .parse(text)
         .map(|_| text.to_owned())
         .map_err(|e| format!("is not a valid filter ({e})"))
+}
+
+/// `true`/`false`, and the spellings operators and the original guide's `.env` files use.
+pub(crate) fn boolean(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err("is not true or false".to_owned()),
+    }
+}
+
+/// Shown by authenticator apps as `issuer:account`, so it must not hold the separator.
+pub(crate) fn mfa_issuer(text: &str) -> Result<String, String> {
+    if text.contains(':') {
+        return Err("contains `:`, which authenticator apps read as the end of the issuer".to_owned());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("contains a control character".to_owned());
+    }
+    if text.chars().count() > 64 {
+        return Err("is longer than 64 characters".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// Roles by their canonical name in `palisade_core::mfa::KNOWN_ROLES`, read in any letter case;
+/// duplicates are dropped.
+pub(crate) fn mfa_required_roles(text: &str) -> Result<Vec<String>, String> {
+    let known = palisade_core::mfa::KNOWN_ROLES;
+    let mut roles: Vec<String> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some(role) = known.iter().find(|role| role.eq_ignore_ascii_case(entry)) else {
+            return Err(format!(
+                "contains {entry:?}, which is not a role Palisade knows (known roles: {})",
+                known.join(", ")
+            ));
+        };
+        if !roles.iter().any(|r| r == role) {
+            roles.push((*role).to_owned());
+        }
+    }
+    Ok(roles)
+}
+
+/// A host name or an IP address (an IPv6 one bare or in brackets), lower-cased; no port, no scheme.
+pub(crate) fn smtp_server(text: &str) -> Result<String, String> {
+    if text.contains("://") {
+        return Err("has a scheme; give the bare host name (the encryption is chosen by smtp_tls)".to_owned());
+    }
+    if let Some(inner) = text.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().map(|ip| ip.to_string()).map_err(|_| "is not an IPv6 address".to_owned());
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    if text.contains(':') {
+        return Err("contains `:`; give the port in smtp_port".to_owned());
+    }
+    let name = text.strip_suffix('.').unwrap_or(text);
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err("is not a host name (letters, digits, `-` and dots; an internationalised name in its \
+                    xn-- form) or an IP address"
+            .to_owned());
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+pub(crate) fn smtp_username(text: &str) -> Result<String, String> {
+    if text.chars().any(char::is_control) {
+        return Err("contains a control character".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// Secret: any text; the problem never quotes the input.
+pub(crate) fn smtp_password(text: &str) -> Result<SecretString, String> {
+    if text.chars().any(char::is_control) {
+        return Err("contains a control character".to_owned());
+    }
+    Ok(SecretString::from(text))
+}
+
+pub(crate) fn smtp_tls(text: &str) -> Result<SmtpTls, String> {
+    [SmtpTls::StartTls, SmtpTls::Tls, SmtpTls::Off]
+        .into_iter()
+        .find(|mode| mode.as_str().eq_ignore_ascii_case(text))
+        .ok_or_else(|| "is not an encryption mode".to_owned())
+}
+
+/// One mailbox, `Name <address>` or a bare address, as lettre will write it in the From header.
+pub(crate) fn smtp_from(text: &str) -> Result<Mailbox, String> {
+    // Parsed as a list so that a second mailbox is refused rather than silently dropped.
+    let mailboxes: Mailboxes = text.parse().map_err(|e| format!("is not a mailbox ({e})"))?;
+    let mut iter = mailboxes.into_iter();
+    match (iter.next(), iter.next()) {
+        (Some(mailbox), None) => Ok(mailbox),
+        (Some(_), _) => Err("names more than one mailbox".to_owned()),
+        (None, _) => Err("is not a mailbox".to_owned()),
+    }
+}
+
+pub(crate) fn sms_provider(text: &str) -> Result<SmsProvider, String> {
+    if text.eq_ignore_ascii_case(SmsProvider::Twilio.as_str()) {
+        Ok(SmsProvider::Twilio)
+    } else {
+        Err("is not a supported SMS provider".to_owned())
+    }
+}
+
+/// `AC` and 32 hexadecimal digits. It becomes part of the API URL's path, so nothing else passes.
+pub(crate) fn twilio_account_sid(text: &str) -> Result<String, String> {
+    let hex = text.strip_prefix("AC").filter(|rest| rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_hexdigit()));
+    match hex {
+        Some(_) => Ok(text.to_owned()),
+        None if text.starts_with("SK") => {
+            Err("is an API key SID (SK…), not the account SID (AC…) that Messages are sent under".to_owned())
+        }
+        None => Err("is not an account SID".to_owned()),
+    }
+}
+
+/// Secret: the problem never quotes the input.
+pub(crate) fn twilio_auth_token(text: &str) -> Result<SecretString, String> {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains whitespace or a control character".to_owned());
+    }
+    Ok(SecretString::from(text))
+}
+
+pub(crate) fn twilio_from(text: &str) -> Result<PhoneNumber, String> {
+    PhoneNumber::parse(text).map_err(|_| "is not an E.164 phone number".to_owned())
+}
+
+/// The same rules as the issuer: http or https, a host, no credentials, query or fragment.
+pub(crate) fn twilio_base_url(text: &str) -> Result<Url, String> {
+    issuer(text)
 }
 
 /// A URL with its password, and any query value whose name suggests a credential, replaced by

@@ -10,6 +10,7 @@ use palisade_types::auth::{
     DeviceDescription, LoginRequest, PasswordChangeRequest, Profile, RefreshRequest, RegisterRequest, RegisterResponse,
     SessionInfo, SessionList, TokenResponse,
 };
+use palisade_types::mfa::LoginResponse;
 use secrecy::{ExposeSecret as _, SecretString};
 use time::format_description::well_known::Rfc3339;
 
@@ -40,7 +41,7 @@ pub(crate) async fn register(
 ///
 /// **Permissions** - none
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest, responses(
-    (status = 200, body = TokenResponse),
+    (status = 200, description = "the token pair, or `mfa_required` with an `mfa_token` when a second factor is needed", body = LoginResponse),
     (status = 401, description = "INVALID_CREDENTIALS: the same answer, in the same time, for unknown users", body = palisade_types::problem::Problem),
     (status = 423, description = "ACCOUNT_LOCKED, with Retry-After", body = palisade_types::problem::Problem),
     (status = 429, description = "RATE_LIMITED (too many failures from this address), with Retry-After", body = palisade_types::problem::Problem),
@@ -49,7 +50,7 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     Meta(meta): Meta,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Json<LoginResponse>, ApiError> {
     let device = body.device.map(|d| DeviceInfo {
         name: d.name,
         device_type: d.device_type,
@@ -58,9 +59,10 @@ pub(crate) async fn login(
         fingerprint: d.fingerprint,
     });
     let outcome = state.palisade.auth().login(&body.username, SecretString::from(body.password), device, &meta).await?;
-    match outcome {
-        LoginOutcome::Tokens(pair) => Ok(Json(token_response(pair))),
-    }
+    Ok(Json(match outcome {
+        LoginOutcome::Tokens(pair) => LoginResponse::Tokens(token_response(pair)),
+        LoginOutcome::MfaRequired(pending) => LoginResponse::MfaRequired(crate::routes::mfa::mfa_required(pending)),
+    }))
 }
 
 /// Exchanges a refresh token for a new pair; the presented token is spent. A spent token presented
@@ -102,12 +104,14 @@ pub(crate) async fn profile(
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Profile>, ApiError> {
     let user = state.palisade.auth().profile(&principal).await?;
+    let mfa = state.palisade.mfa().status_of(user.id).await?;
     Ok(Json(Profile {
         user_id: user.id.to_string(),
         username: user.username.to_string(),
         email: user.email.map(|e| e.to_string()),
         created_at: rfc3339(user.created_at),
-        mfa_methods: Vec::new(),
+        mfa_methods: mfa.factors.iter().map(|k| k.as_str().to_owned()).collect(),
+        backup_codes_remaining: mfa.backup_codes_remaining,
     }))
 }
 
@@ -180,7 +184,7 @@ pub(crate) async fn end_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn token_response(pair: TokenPair) -> TokenResponse {
+pub(crate) fn token_response(pair: TokenPair) -> TokenResponse {
     TokenResponse {
         access_token: pair.access_token,
         refresh_token: pair.refresh_token.expose_secret().to_owned(),
@@ -189,6 +193,7 @@ fn token_response(pair: TokenPair) -> TokenResponse {
         session_id: pair.session_id.to_string(),
         user_id: pair.user_id.to_string(),
         password_expired: pair.password_expired,
+        mfa_enrolment_required: pair.mfa_enrolment_required,
     }
 }
 

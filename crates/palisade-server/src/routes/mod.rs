@@ -4,5 +4,6 @@ pub(crate) mod admin;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod keys;
+pub(crate) mod mfa;
 pub(crate) mod ops;
 pub(crate) mod tokens;

@@ -17,7 +17,7 @@ async fn the_typed_client_drives_every_route() {
         .await
         .unwrap();
     let login = LoginRequest { username: "ursula".into(), password: password.clone(), device: None };
-    let tokens = client.login(&login).await.unwrap();
+    let tokens = client.login(&login).await.unwrap().into_tokens().unwrap();
     assert_eq!(tokens.user_id, registered.user_id);
     assert_eq!(client.profile(&tokens.access_token).await.unwrap().username, "ursula");
     assert_eq!(client.sessions(&tokens.access_token).await.unwrap().sessions.len(), 1);
@@ -33,7 +33,7 @@ async fn the_typed_client_drives_every_route() {
     }
     assert!(client.profile(&rotated.access_token).await.is_err(), "the family (and session) ended");
 
-    let tokens = client.login(&login).await.unwrap();
+    let tokens = client.login(&login).await.unwrap().into_tokens().unwrap();
     let create = |name: &str, scopes: &[&str]| CreateApiKeyRequest {
         name: name.into(),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
@@ -77,7 +77,7 @@ async fn the_typed_client_drives_every_route() {
     crate::make_admin(&app, &registered.user_id).await;
     let login =
         LoginRequest { username: "ursula".into(), password: "another-Strong-passphrase-77".into(), device: None };
-    let admin = client.login(&login).await.unwrap();
+    let admin = client.login(&login).await.unwrap().into_tokens().unwrap();
     let other = client
         .register(&RegisterRequest {
             username: "vera".into(),
@@ -100,7 +100,7 @@ async fn the_typed_client_drives_every_route() {
     client.admin_set_locked(&admin.access_token, &other.user_id, false).await.unwrap();
     assert_eq!(client.admin_api_keys(&admin.access_token).await.unwrap().api_keys.len(), 2);
     client.admin_revoke_api_key(&admin.access_token, &checker.api_key_id).await.unwrap();
-    let second = client.login(&login).await.unwrap();
+    let second = client.login(&login).await.unwrap().into_tokens().unwrap();
     client.admin_revoke_token(&admin.access_token, &second.access_token).await.unwrap();
     assert!(client.profile(&second.access_token).await.is_err());
 }

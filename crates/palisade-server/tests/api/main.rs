@@ -11,6 +11,7 @@ mod backends;
 mod client;
 mod fail_closed;
 mod guard;
+mod mfa;
 mod ops;
 
 use std::collections::HashMap;
@@ -56,6 +57,24 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let app = Application::build(config(dir.path(), extra)).await.unwrap();
+    let address = format!("http://{}", app.local_addr().unwrap());
+    let palisade = app.palisade();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp { address, http: reqwest::Client::new(), palisade, stop: Some(stop), server, _dir: dir }
+}
+
+/// Like [`spawn_app_with`], with the services on `clock` (a manual clock lets tests move time).
+pub async fn spawn_app_with_clock(
+    extra: &[(&str, &str)],
+    clock: std::sync::Arc<dyn palisade_core::clock::Clock>,
+) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), extra);
+    let palisade = palisade_server::bootstrap(&config, clock).await.unwrap();
+    let app = Application::with_palisade(config, palisade).await.unwrap();
     let address = format!("http://{}", app.local_addr().unwrap());
     let palisade = app.palisade();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,0 +1,245 @@
+//! Logging in: the password step with its lockout and throttling, then — when the user has a second
+//! factor, or must have one — the MFA step through an `mfa_token` challenge, and finally the session
+//! and its tokens.
+
+use secrecy::SecretString;
+
+use super::error::AuthError;
+use super::lockout::Gate;
+use super::service::{Access, AuthService, LoginOutcome, MfaPending, MfaStep, TokenPair, secs};
+use crate::audit::{AuditEvent, AuditKind, Outcome, RequestMeta};
+use crate::mfa::code::{BackupCode, OtpCode};
+use crate::mfa::{ChallengeState, MfaMethod, amr_of};
+use crate::session::DeviceInfo;
+use crate::token::RevokeReason;
+use crate::user::{InvalidInput, User, Username};
+
+impl AuthService {
+    /// Logs in with a password.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: SecretString,
+        device: Option<DeviceInfo>,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, AuthError> {
+        let ip = meta.ip.as_deref();
+        let Ok(username) = Username::parse(username) else {
+            // Not even a possible name: the same work and answer as an unknown user.
+            self.passwords.verify_dummy(password).await;
+            let refused = self.login_failed(None, "malformed username", meta).await;
+            self.lockout.count_ip_failure(ip).await?;
+            return Err(refused);
+        };
+        let attempt = match self.lockout.gate(username.as_str(), ip).await? {
+            Gate::Open { count } => count,
+            Gate::IpThrottled(wait) => {
+                self.audit_failure(AuditKind::LoginFailed, Some(&username), "address throttled", meta).await;
+                return Err(AuthError::RateLimited { retry_after_secs: secs(wait) });
+            }
+            Gate::AccountLocked(wait) => {
+                self.audit_failure(AuditKind::LoginFailed, Some(&username), "account locked out", meta).await;
+                return Err(AuthError::AccountLocked { retry_after_secs: secs(wait) });
+            }
+        };
+        let user = self.store.user_by_username(&username).await?;
+        let verified = match &user {
+            Some(user) => self.verify(password.clone(), &user.password_hash).await?,
+            None => {
+                self.passwords.verify_dummy(password.clone()).await;
+                false
+            }
+        };
+        let user = match user {
+            Some(user) if verified && !user.locked => user,
+            other => {
+                let reason = match other {
+                    None => "unknown user",
+                    Some(u) if u.locked => "account disabled by an administrator",
+                    Some(_) => "wrong password",
+                };
+                let refused = self.login_failed(Some(&username), reason, meta).await;
+                if attempt == self.lockout.max_attempts() {
+                    self.audit_failure(AuditKind::AccountLockedOut, Some(&username), "too many failed logins", meta)
+                        .await;
+                }
+                self.lockout.count_ip_failure(ip).await?;
+                return Err(refused);
+            }
+        };
+        self.lockout.clear(&user.username).await?;
+        if self.passwords.needs_rehash(&user.password_hash) {
+            self.rehash(&user, password).await;
+        }
+        let password_expired = self.policy.is_expired(user.password_changed_at, self.clock.now());
+        let methods = self.mfa.login_methods(user.id).await?;
+        if methods.enrolled {
+            if methods.usable.is_empty() {
+                self.audit_failure(AuditKind::LoginFailed, Some(&username), "no usable second factor", meta).await;
+                return Err(AuthError::Unavailable(
+                    "the account's second factors need a message provider this server does not have".into(),
+                ));
+            }
+            // Enhanced MFA asks for two distinct methods; a user with fewer passes all they have.
+            let required = self.mfa.settings().factors.clamp(1, u8::try_from(methods.usable.len()).unwrap_or(u8::MAX));
+            let state = ChallengeState {
+                user_id: user.id,
+                password_changed_at: user.password_changed_at,
+                required,
+                methods: methods.usable.clone(),
+                done: Vec::new(),
+                device,
+                password_expired,
+                spent: false,
+            };
+            let token = self.mfa.challenges().open(&state).await?;
+            self.record(
+                AuditEvent::new(AuditKind::MfaChallenged, Outcome::Success)
+                    .actor(user.id.to_string())
+                    .request(meta.clone())
+                    .detail("methods", methods.usable.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","))
+                    .detail("required_factors", required),
+            )
+            .await?;
+            return Ok(LoginOutcome::MfaRequired(MfaPending {
+                mfa_token: token,
+                methods: methods.usable,
+                factors_required: required,
+                expires_in: secs(self.mfa.challenges().ttl()),
+            }));
+        }
+        let access =
+            if self.mfa.is_required_for(&user) { Access::EnrolOnly } else { Access::Full { password_expired } };
+        let pair = self.finish_login(&user, &[], device, access, meta).await?;
+        Ok(LoginOutcome::Tokens(pair))
+    }
+
+    /// Passes one factor of a login's second step (`POST /auth/mfa/verify`). The code is parsed
+    /// first: a malformed one is refused (422) with nothing consumed or counted. When the factors
+    /// required are passed, the challenge is spent and the login completes.
+    pub async fn verify_mfa(
+        &self,
+        mfa_token: &SecretString,
+        method: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<MfaStep, AuthError> {
+        let method = MfaMethod::parse(method)
+            .ok_or(AuthError::Invalid(InvalidInput::new("method", "one of totp, backup_code, sms, email")))?;
+        match method {
+            MfaMethod::BackupCode => drop(BackupCode::parse(code)?),
+            MfaMethod::Totp | MfaMethod::Sms | MfaMethod::Email => drop(OtpCode::parse(code)?),
+        }
+        let challenge = match self.mfa.challenges().get(mfa_token).await {
+            Ok(challenge) => challenge,
+            Err(e) => {
+                let reason = match &e {
+                    AuthError::TokenExpired => "mfa_token expired",
+                    AuthError::MfaTokenUsed => "mfa_token already used",
+                    _ => "unknown mfa_token",
+                };
+                self.audit_failure(AuditKind::MfaFailed, None, reason, meta).await;
+                return Err(e);
+            }
+        };
+        let state = &challenge.state;
+        if !state.remaining().contains(&method) {
+            return Err(AuthError::MethodUnavailable(format!(
+                "{} is not one of this login's methods",
+                method.as_str()
+            )));
+        }
+        let user = self.store.user_by_id(state.user_id).await?;
+        let Some(user) = user.filter(|u| !u.locked && u.password_changed_at == state.password_changed_at) else {
+            self.audit_failure(
+                AuditKind::MfaFailed,
+                None,
+                "account locked or password changed since the password step",
+                meta,
+            )
+            .await;
+            return Err(AuthError::InvalidToken);
+        };
+        self.mfa.verify_login_code(&challenge, method, code, meta).await?;
+        let mut next = state.clone();
+        next.done.push(method);
+        next.spent = next.factors_left() == 0;
+        if !self.mfa.challenges().advance(&challenge, &next).await? {
+            // Another request moved this challenge on first.
+            return Err(AuthError::MfaTokenUsed);
+        }
+        if !next.spent {
+            return Ok(MfaStep::Continue(MfaPending {
+                mfa_token: mfa_token.clone(),
+                methods: next.remaining(),
+                factors_required: next.factors_left(),
+                expires_in: secs(challenge.expires_at - self.clock.now()),
+            }));
+        }
+        let access = Access::Full { password_expired: next.password_expired };
+        Ok(MfaStep::Done(self.finish_login(&user, &next.done, next.device, access, meta).await?))
+    }
+
+    /// Opens the session and its refresh family for a user who passed every step, with the methods
+    /// they used. A password change or an administrative lock that ran meanwhile (while the
+    /// password was hashing, or between the steps) ended the user's sessions before this one
+    /// existed: the account is read again afterwards and the login undone if so.
+    async fn finish_login(
+        &self,
+        user: &User,
+        methods: &[MfaMethod],
+        device: Option<DeviceInfo>,
+        access: Access,
+        meta: &RequestMeta,
+    ) -> Result<TokenPair, AuthError> {
+        let amr = amr_of(methods);
+        let session =
+            self.sessions.create(user.id, meta.ip.clone(), meta.user_agent.clone(), device, amr.clone()).await?;
+        let pair = self.open_family(user, &session, access).await?;
+        let current = self.store.user_by_id(user.id).await?;
+        if current.as_ref().is_none_or(|u| u.locked || u.password_changed_at != user.password_changed_at) {
+            self.sessions.end(user.id, session.id).await?;
+            self.store.revoke_session_families(session.id, RevokeReason::SessionEnded, self.clock.now()).await?;
+            let reason = "password changed or account locked during the login";
+            return Err(self.login_failed(Some(&user.username), reason, meta).await);
+        }
+        let (password_expired, enrol_only) = match access {
+            Access::Full { password_expired } => (password_expired, false),
+            Access::EnrolOnly => (false, true),
+        };
+        self.record(
+            AuditEvent::new(AuditKind::LoginSucceeded, Outcome::Success)
+                .actor(user.id.to_string())
+                .subject(session.id.to_string())
+                .request(meta.clone())
+                .detail(
+                    "method",
+                    if methods.is_empty() {
+                        "password".to_owned()
+                    } else {
+                        methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join("+")
+                    },
+                )
+                .detail("amr", amr.join(" "))
+                .detail("password_expired", password_expired)
+                .detail("mfa_enrolment_required", enrol_only),
+        )
+        .await?;
+        Ok(pair)
+    }
+
+    /// Verifies a password; a failure of the hashing service itself is an error, not a wrong password.
+    pub(super) async fn verify(&self, password: SecretString, phc: &str) -> Result<bool, AuthError> {
+        match self.passwords.verify(password, phc).await {
+            Ok(ok) => Ok(ok),
+            Err(crate::password::PasswordHashError::Unavailable) => {
+                Err(AuthError::Unavailable("password hashing is unavailable".into()))
+            }
+            // A stored hash we cannot read never matches; the cause is logged.
+            Err(e) => {
+                tracing::error!(error = %e, "a stored password hash could not be used");
+                Ok(false)
+            }
+        }
+    }
+}
