@@ -16,6 +16,10 @@ use palisade_types::mfa::{
 };
 use palisade_types::problem::Problem;
 use palisade_types::tokens::{ValidateTokenRequest, ValidateTokenResponse};
+use palisade_types::webauthn::{
+    CeremonyResponse, PasskeyInfo, PasskeyList, PasskeyLoginFinishRequest, PasskeyLoginStartRequest,
+    PasskeyRegisterFinishRequest, PasskeyRenameRequest,
+};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -161,6 +165,58 @@ impl Client {
     pub async fn regenerate_backup_codes(&self, access_token: &str) -> Result<BackupCodesResponse, ClientError> {
         let builder = self.request(Method::POST, self.url("/auth/mfa/backup-codes")?, Auth::Bearer(access_token));
         decode(builder.send().await?).await
+    }
+
+    /// `POST /auth/webauthn/register/start`: the options for `navigator.credentials.create`.
+    pub async fn passkey_register_start(&self, access_token: &str) -> Result<CeremonyResponse, ClientError> {
+        let url = self.url("/auth/webauthn/register/start")?;
+        decode(self.request(Method::POST, url, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `POST /auth/webauthn/register/finish`: stores the passkey the authenticator made (`201`).
+    pub async fn passkey_register_finish(
+        &self,
+        access_token: &str,
+        request: &PasskeyRegisterFinishRequest,
+    ) -> Result<PasskeyInfo, ClientError> {
+        let url = self.url("/auth/webauthn/register/finish")?;
+        decode(self.request(Method::POST, url, Auth::Bearer(access_token)).json(request).send().await?).await
+    }
+
+    /// `POST /auth/webauthn/login/start`: a passkey as the second factor of `mfa_token`'s login, or
+    /// (with `None`) a passwordless login.
+    pub async fn passkey_login_start(&self, mfa_token: Option<&str>) -> Result<CeremonyResponse, ClientError> {
+        let body = PasskeyLoginStartRequest { mfa_token: mfa_token.map(str::to_owned) };
+        let url = self.url("/auth/webauthn/login/start")?;
+        decode(self.request(Method::POST, url, Auth::None).json(&body).send().await?).await
+    }
+
+    /// `POST /auth/webauthn/login/finish`.
+    pub async fn passkey_login_finish(
+        &self,
+        request: &PasskeyLoginFinishRequest,
+    ) -> Result<LoginResponse, ClientError> {
+        let url = self.url("/auth/webauthn/login/finish")?;
+        decode(self.request(Method::POST, url, Auth::None).json(request).send().await?).await
+    }
+
+    /// `GET /auth/webauthn/credentials`: the caller's passkeys.
+    pub async fn passkeys(&self, access_token: &str) -> Result<PasskeyList, ClientError> {
+        let url = self.url("/auth/webauthn/credentials")?;
+        decode(self.request(Method::GET, url, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `PATCH /auth/webauthn/credentials/{id}`: renames a passkey (`204`).
+    pub async fn rename_passkey(&self, access_token: &str, id: &str, name: &str) -> Result<(), ClientError> {
+        let url = self.url_segments(&["auth", "webauthn", "credentials", id])?;
+        let body = PasskeyRenameRequest { name: name.to_owned() };
+        no_content(self.request(Method::PATCH, url, Auth::Bearer(access_token)).json(&body).send().await?).await
+    }
+
+    /// `DELETE /auth/webauthn/credentials/{id}`: removes a passkey (`204`).
+    pub async fn delete_passkey(&self, access_token: &str, id: &str) -> Result<(), ClientError> {
+        let url = self.url_segments(&["auth", "webauthn", "credentials", id])?;
+        no_content(self.request(Method::DELETE, url, Auth::Bearer(access_token)).send().await?).await
     }
 
     /// `POST /admin/users/{id}/mfa/reset`: removes every second factor of a user (`204`).

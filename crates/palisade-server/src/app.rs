@@ -89,6 +89,18 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/auth/mfa/email/send", post(routes::mfa::email_send))
         .route("/auth/mfa/backup-codes", post(routes::mfa::backup_codes))
         .route("/auth/mfa/{method}", delete(routes::mfa::remove))
+        .route("/auth/webauthn/register/start", post(routes::webauthn::register_start))
+        .route("/auth/webauthn/register/finish", post(routes::webauthn::register_finish))
+        .route("/auth/webauthn/login/start", post(routes::webauthn::login_start))
+        .route("/auth/webauthn/login/finish", post(routes::webauthn::login_finish))
+        .route("/auth/webauthn/credentials", get(routes::webauthn::credentials))
+        .route("/passkeys", get(routes::pages::passkeys))
+        .route("/passkeys.js", get(routes::pages::passkeys_js))
+        .route("/passkeys.css", get(routes::pages::passkeys_css))
+        .route(
+            "/auth/webauthn/credentials/{id}",
+            axum::routing::patch(routes::webauthn::rename).delete(routes::webauthn::delete),
+        )
         .route("/auth/api-keys", post(routes::api_keys::create).get(routes::api_keys::list))
         .route("/auth/api-keys/{id}", delete(routes::api_keys::revoke))
         .route("/api-keys/validate", post(routes::api_keys::validate))
@@ -278,6 +290,11 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
             factors: config.mfa_factors,
             code_ttl: time(config.mfa_code_ttl),
             resend_interval: time(config.mfa_resend_interval),
+            passkeys: config.webauthn().map(|(rp_id, origin)| palisade_core::mfa::PasskeySettings {
+                rp_id,
+                origin,
+                rp_name: config.mfa_issuer.clone(),
+            }),
             ..MfaSettings::default()
         },
     })

@@ -281,6 +281,14 @@ impl From<palisade_core::auth::AuthError> for ApiError {
                 require_reauth: None,
                 errors: None,
             },
+            A::PasskeyRejected => {
+                Self::refused(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "the passkey did not verify")
+            }
+            A::CeremonyUnknown => Self::refused(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_TOKEN",
+                "unknown, expired or already used challenge_id: start the ceremony again",
+            ),
             A::MfaTokenUsed => Self::refused(
                 StatusCode::UNAUTHORIZED,
                 "INVALID_TOKEN",

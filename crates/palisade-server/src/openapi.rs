@@ -1,6 +1,6 @@
 //! The OpenAPI description of every route, served at `/openapi.json` and rendered at `/docs`.
 
-use palisade_types::{admin, api_keys, auth, health, mfa, problem, tokens};
+use palisade_types::{admin, api_keys, auth, health, mfa, problem, tokens, webauthn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The API document.
@@ -32,6 +32,16 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::mfa::backup_codes,
         crate::routes::mfa::remove,
         crate::routes::mfa::admin_reset,
+        crate::routes::webauthn::register_start,
+        crate::routes::webauthn::register_finish,
+        crate::routes::webauthn::login_start,
+        crate::routes::webauthn::login_finish,
+        crate::routes::webauthn::credentials,
+        crate::routes::webauthn::rename,
+        crate::routes::webauthn::delete,
+        crate::routes::pages::passkeys,
+        crate::routes::pages::passkeys_js,
+        crate::routes::pages::passkeys_css,
         crate::routes::keys::jwks,
         crate::routes::api_keys::create,
         crate::routes::api_keys::list,
@@ -74,6 +84,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         mfa::FactorRemovalRequest,
         mfa::BackupCodesResponse,
         mfa::MfaStatusResponse,
+        webauthn::CeremonyResponse,
+        webauthn::PasskeyRegisterFinishRequest,
+        webauthn::PasskeyLoginStartRequest,
+        webauthn::PasskeyLoginFinishRequest,
+        webauthn::PasskeyInfo,
+        webauthn::PasskeyList,
+        webauthn::PasskeyRenameRequest,
         api_keys::RateLimitSpec,
         api_keys::CreateApiKeyRequest,
         api_keys::CreateApiKeyResponse,
@@ -92,6 +109,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Accounts, login, tokens and sessions"),
         (name = "mfa", description = "Second factors: TOTP, backup codes, SMS and e-mail codes, the login's second step"),
+        (name = "webauthn", description = "Passkeys: registration, second factor, passwordless login"),
+        (name = "pages", description = "Pages the server serves"),
         (name = "keys", description = "Public keys to verify tokens"),
         (name = "api-keys", description = "API keys and their validation"),
         (name = "admin", description = "Administration (the `admin` scope)"),

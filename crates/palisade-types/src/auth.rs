@@ -138,7 +138,7 @@ pub struct Profile {
     pub email: Option<String>,
     /// When the account was made (RFC 3339).
     pub created_at: String,
-    /// Confirmed second factors: `totp`, `sms`, `email`.
+    /// Confirmed second factors: `totp`, `sms`, `email`, and `webauthn` when the user has a passkey.
     pub mfa_methods: Vec<String>,
     /// Unused backup codes.
     pub backup_codes_remaining: usize,

@@ -8,3 +8,4 @@ pub mod health;
 pub mod mfa;
 pub mod problem;
 pub mod tokens;
+pub mod webauthn;

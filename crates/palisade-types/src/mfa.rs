@@ -41,7 +41,8 @@ pub struct MfaRequiredResponse {
     /// The opaque token of this login's second step: pass it to `POST /auth/mfa/verify` (and to
     /// `/auth/mfa/sms/send` or `/auth/mfa/email/send` first, for those methods). Single use.
     pub mfa_token: String,
-    /// The methods that can pass it: `totp`, `backup_code`, `sms`, `email`.
+    /// The methods that can pass it: `totp`, `backup_code`, `sms`, `email`, `webauthn` (a passkey:
+    /// `/auth/webauthn/login/start` with this token).
     pub methods: Vec<String>,
     /// Distinct methods still to pass (2 for enhanced MFA).
     pub factors_required: u8,
@@ -199,7 +200,9 @@ pub struct MfaStatusResponse {
     pub pending: Vec<String>,
     /// Unused backup codes.
     pub backup_codes_remaining: usize,
+    /// Registered passkeys (`/auth/webauthn/credentials`).
+    pub passkeys: usize,
     /// The factors this server can deliver (`totp` always; `sms` and `email` when a provider is
-    /// configured).
+    /// configured; `webauthn` when a relying party is).
     pub available: Vec<String>,
 }

@@ -62,6 +62,12 @@ pub enum AuthError {
         /// Seconds until the lock ends.
         retry_after_secs: u64,
     },
+    /// The passkey's answer did not verify (signature, origin, user verification, counter …).
+    #[error("the passkey did not verify")]
+    PasskeyRejected,
+    /// The WebAuthn ceremony is unknown, expired or already finished.
+    #[error("unknown, expired or already used challenge_id")]
+    CeremonyUnknown,
     /// The `mfa_token` already completed its login.
     #[error("this mfa_token was already used")]
     MfaTokenUsed,

@@ -9,7 +9,7 @@ use super::lockout::Gate;
 use super::service::{Access, AuthService, LoginOutcome, MfaPending, MfaStep, TokenPair, secs};
 use crate::audit::{AuditEvent, AuditKind, Outcome, RequestMeta};
 use crate::mfa::code::{BackupCode, OtpCode};
-use crate::mfa::{ChallengeState, MfaMethod, amr_of};
+use crate::mfa::{ChallengeState, MfaChallenge, MfaMethod, amr_of};
 use crate::session::DeviceInfo;
 use crate::token::RevokeReason;
 use crate::user::{InvalidInput, User, Username};
@@ -110,7 +110,7 @@ impl AuthService {
         }
         let access =
             if self.mfa.is_required_for(&user) { Access::EnrolOnly } else { Access::Full { password_expired } };
-        let pair = self.finish_login(&user, &[], device, access, meta).await?;
+        let pair = self.finish_login(&user, true, &[], device, access, meta).await?;
         Ok(LoginOutcome::Tokens(pair))
     }
 
@@ -124,12 +124,29 @@ impl AuthService {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<MfaStep, AuthError> {
-        let method = MfaMethod::parse(method)
-            .ok_or(AuthError::Invalid(InvalidInput::new("method", "one of totp, backup_code, sms, email")))?;
+        let method = MfaMethod::parse(method).filter(|m| *m != MfaMethod::WebAuthn).ok_or(AuthError::Invalid(
+            InvalidInput::new(
+                "method",
+                "one of totp, backup_code, sms, email (a passkey answers /auth/webauthn/login/finish)",
+            ),
+        ))?;
         match method {
             MfaMethod::BackupCode => drop(BackupCode::parse(code)?),
-            MfaMethod::Totp | MfaMethod::Sms | MfaMethod::Email => drop(OtpCode::parse(code)?),
+            MfaMethod::Totp | MfaMethod::Sms | MfaMethod::Email | MfaMethod::WebAuthn => drop(OtpCode::parse(code)?),
         }
+        let (challenge, user) = self.open_challenge(mfa_token, method, meta).await?;
+        self.mfa.verify_login_code(&challenge, method, code, meta).await?;
+        self.pass_factor(mfa_token, &challenge, &user, method, meta).await
+    }
+
+    /// The live challenge of `mfa_token`, that `method` may pass, and its user, still unlocked and
+    /// with the password of the password step.
+    pub(super) async fn open_challenge(
+        &self,
+        mfa_token: &SecretString,
+        method: MfaMethod,
+        meta: &RequestMeta,
+    ) -> Result<(MfaChallenge, User), AuthError> {
         let challenge = match self.mfa.challenges().get(mfa_token).await {
             Ok(challenge) => challenge,
             Err(e) => {
@@ -160,11 +177,23 @@ impl AuthService {
             .await;
             return Err(AuthError::InvalidToken);
         };
-        self.mfa.verify_login_code(&challenge, method, code, meta).await?;
-        let mut next = state.clone();
+        Ok((challenge, user))
+    }
+
+    /// Records `method` as passed on the challenge (compare-and-set: of two concurrent passes, one
+    /// counts); completes the login when no factor is left.
+    async fn pass_factor(
+        &self,
+        mfa_token: &SecretString,
+        challenge: &MfaChallenge,
+        user: &User,
+        method: MfaMethod,
+        meta: &RequestMeta,
+    ) -> Result<MfaStep, AuthError> {
+        let mut next = challenge.state.clone();
         next.done.push(method);
         next.spent = next.factors_left() == 0;
-        if !self.mfa.challenges().advance(&challenge, &next).await? {
+        if !self.mfa.challenges().advance(challenge, &next).await? {
             // Another request moved this challenge on first.
             return Err(AuthError::MfaTokenUsed);
         }
@@ -177,7 +206,56 @@ impl AuthService {
             }));
         }
         let access = Access::Full { password_expired: next.password_expired };
-        Ok(MfaStep::Done(self.finish_login(&user, &next.done, next.device, access, meta).await?))
+        Ok(MfaStep::Done(self.finish_login(user, true, &next.done, next.device, access, meta).await?))
+    }
+
+    /// Starts a passkey ceremony for logging in (`POST /auth/webauthn/login/start`): with an
+    /// `mfa_token`, the passkey is the second factor of that login; without, a passwordless login
+    /// with any discoverable passkey. Returns the ceremony's id and the options for
+    /// `navigator.credentials.get`.
+    pub async fn passkey_login_start(
+        &self,
+        mfa_token: Option<&SecretString>,
+        meta: &RequestMeta,
+    ) -> Result<(String, serde_json::Value), AuthError> {
+        match mfa_token {
+            Some(token) => {
+                let (challenge, user) = self.open_challenge(token, MfaMethod::WebAuthn, meta).await?;
+                self.mfa.passkey_second_factor_start(&challenge, user.id).await
+            }
+            None => self.mfa.passkey_passwordless_start().await,
+        }
+    }
+
+    /// Finishes a passkey login (`POST /auth/webauthn/login/finish`): verifies the signature, the
+    /// user-verification flag and the counter (failures count against the account's MFA limit),
+    /// then passes the second factor of the `mfa_token`'s login, or — passwordless — logs in.
+    pub async fn passkey_login_finish(
+        &self,
+        ceremony_id: &str,
+        credential: &serde_json::Value,
+        mfa_token: Option<&SecretString>,
+        meta: &RequestMeta,
+    ) -> Result<MfaStep, AuthError> {
+        match mfa_token {
+            Some(token) => {
+                let (challenge, user) = self.open_challenge(token, MfaMethod::WebAuthn, meta).await?;
+                self.mfa.passkey_second_factor_finish(ceremony_id, credential, &challenge, meta).await?;
+                self.pass_factor(token, &challenge, &user, MfaMethod::WebAuthn, meta).await
+            }
+            None => {
+                let user_id = self.mfa.passkey_passwordless_finish(ceremony_id, credential, meta).await?;
+                let Some(user) = self.store.user_by_id(user_id).await?.filter(|u| !u.locked) else {
+                    self.audit_failure(AuditKind::LoginFailed, None, "passkey of a missing or locked account", meta)
+                        .await;
+                    return Err(AuthError::InvalidCredentials);
+                };
+                let access = Access::Full {
+                    password_expired: self.policy.is_expired(user.password_changed_at, self.clock.now()),
+                };
+                Ok(MfaStep::Done(self.finish_login(&user, false, &[MfaMethod::WebAuthn], None, access, meta).await?))
+            }
+        }
     }
 
     /// Opens the session and its refresh family for a user who passed every step, with the methods
@@ -187,12 +265,13 @@ impl AuthService {
     async fn finish_login(
         &self,
         user: &User,
+        password: bool,
         methods: &[MfaMethod],
         device: Option<DeviceInfo>,
         access: Access,
         meta: &RequestMeta,
     ) -> Result<TokenPair, AuthError> {
-        let amr = amr_of(methods);
+        let amr = amr_of(password, methods);
         let session =
             self.sessions.create(user.id, meta.ip.clone(), meta.user_agent.clone(), device, amr.clone()).await?;
         let pair = self.open_family(user, &session, access).await?;
@@ -212,14 +291,11 @@ impl AuthService {
                 .actor(user.id.to_string())
                 .subject(session.id.to_string())
                 .request(meta.clone())
-                .detail(
-                    "method",
-                    if methods.is_empty() {
-                        "password".to_owned()
-                    } else {
-                        methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join("+")
-                    },
-                )
+                .detail("method", {
+                    let mut used: Vec<&str> = if password { vec!["password"] } else { Vec::new() };
+                    used.extend(methods.iter().map(|m| m.as_str()));
+                    used.join("+")
+                })
                 .detail("amr", amr.join(" "))
                 .detail("password_expired", password_expired)
                 .detail("mfa_enrolment_required", enrol_only),

@@ -5,6 +5,8 @@
 //! - [`totp`]: RFC 6238 codes, secrets, the `otpauth://` URI and its QR code.
 //! - [`code`]: parsing what people type (6-digit codes, backup codes).
 //! - `challenge`: the login's second step, kept in the hot store behind an opaque `mfa_token`.
+//! - [`passkey`], `passkey_service`: passkeys (WebAuthn) — registration, second factor and
+//!   passwordless login.
 //! - `service`: [`MfaService`] — enrolment, confirmation, removal, backup codes, sending codes,
 //!   and checking a code with the replay guard and the failure count.
 //!
@@ -19,6 +21,8 @@
 
 mod challenge;
 pub mod code;
+pub mod passkey;
+mod passkey_service;
 mod service;
 pub mod totp;
 
@@ -28,6 +32,7 @@ use time::{Duration, OffsetDateTime};
 use crate::user::UserId;
 
 pub use challenge::{ChallengeState, MfaChallenge};
+pub use passkey::{PasskeyRecord, PasskeySettings};
 pub use service::{EnrolmentSent, MfaParts, MfaService, MfaStatus, TotpDiagnosis, TotpSetup};
 
 /// A second factor a user can enrol (passkeys are kept apart, with their own credentials).
@@ -84,6 +89,9 @@ pub enum MfaMethod {
     Sms,
     /// A code sent by e-mail.
     Email,
+    /// A passkey (WebAuthn) with user verification.
+    #[serde(rename = "webauthn")]
+    WebAuthn,
 }
 
 impl MfaMethod {
@@ -94,6 +102,7 @@ impl MfaMethod {
             Self::BackupCode => "backup_code",
             Self::Sms => "sms",
             Self::Email => "email",
+            Self::WebAuthn => "webauthn",
         }
     }
 
@@ -104,33 +113,39 @@ impl MfaMethod {
             "backup_code" => Some(Self::BackupCode),
             "sms" => Some(Self::Sms),
             "email" => Some(Self::Email),
+            "webauthn" => Some(Self::WebAuthn),
             _ => None,
         }
     }
 
-    /// The RFC 8176 authentication method reference: `otp` for an app's code and for a backup code
-    /// (both are one-time passwords), `sms`, and `email` (not registered by RFC 8176; Keycloak and
-    /// Zitadel use it too).
-    pub fn amr(self) -> &'static str {
+    /// The RFC 8176 authentication method references: `otp` for an app's code and for a backup code
+    /// (both are one-time passwords), `sms`, `email` (not registered by RFC 8176; Keycloak and
+    /// Zitadel use it too), and `hwk` + `user` for a passkey (a key held in hardware, unlocked by the
+    /// user's verification: biometric or PIN).
+    pub fn amr(self) -> &'static [&'static str] {
         match self {
-            Self::Totp | Self::BackupCode => "otp",
-            Self::Sms => "sms",
-            Self::Email => "email",
+            Self::Totp | Self::BackupCode => &["otp"],
+            Self::Sms => &["sms"],
+            Self::Email => &["email"],
+            Self::WebAuthn => &["hwk", "user"],
         }
     }
 }
 
-/// The `amr` values of a login with `methods` after the password: `pwd`, each method's value once,
-/// and `mfa` when there was at least one second factor.
-pub fn amr_of(methods: &[MfaMethod]) -> Vec<String> {
-    let mut amr = vec!["pwd".to_owned()];
-    for method in methods {
-        let value = method.amr();
+/// The `amr` values of a login: `pwd` when a password was checked, each method's values once, and
+/// `mfa` when two or more factors were used (a password and a method, or a passkey, which is a
+/// possession factor unlocked by the user's verification).
+pub fn amr_of(password: bool, methods: &[MfaMethod]) -> Vec<String> {
+    let mut amr = Vec::new();
+    if password {
+        amr.push("pwd".to_owned());
+    }
+    for value in methods.iter().flat_map(|m| m.amr()) {
         if !amr.iter().any(|a| a == value) {
-            amr.push(value.to_owned());
+            amr.push((*value).to_owned());
         }
     }
-    if !methods.is_empty() {
+    if (password && !methods.is_empty()) || methods.contains(&MfaMethod::WebAuthn) {
         amr.push("mfa".to_owned());
     }
     amr
@@ -192,6 +207,8 @@ pub struct MfaSettings {
     pub challenge_ttl: Duration,
     /// Backup codes in a set (default 10).
     pub backup_codes: u8,
+    /// The WebAuthn relying party (`None`: passkeys are off).
+    pub passkeys: Option<PasskeySettings>,
 }
 
 /// The roles `required_roles` may name. Palisade's only role today is the administrator's.
@@ -218,6 +235,9 @@ impl MfaSettings {
         if self.backup_codes == 0 || self.backup_codes > 20 {
             return Err("backup_codes must be 1 to 20".into());
         }
+        if let Some(passkeys) = &self.passkeys {
+            passkey::RelyingParty::new(passkeys).map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 }
@@ -234,6 +254,7 @@ impl Default for MfaSettings {
             sends_per_hour: 10,
             challenge_ttl: Duration::seconds(300),
             backup_codes: 10,
+            passkeys: None,
         }
     }
 }
@@ -244,10 +265,12 @@ mod tests {
 
     #[test]
     fn amr_lists_the_password_each_method_once_and_mfa() {
-        assert_eq!(amr_of(&[]), ["pwd"]);
-        assert_eq!(amr_of(&[MfaMethod::Totp]), ["pwd", "otp", "mfa"]);
-        assert_eq!(amr_of(&[MfaMethod::Totp, MfaMethod::BackupCode]), ["pwd", "otp", "mfa"]);
-        assert_eq!(amr_of(&[MfaMethod::Sms, MfaMethod::Email]), ["pwd", "sms", "email", "mfa"]);
+        assert_eq!(amr_of(true, &[]), ["pwd"]);
+        assert_eq!(amr_of(true, &[MfaMethod::Totp]), ["pwd", "otp", "mfa"]);
+        assert_eq!(amr_of(true, &[MfaMethod::Totp, MfaMethod::BackupCode]), ["pwd", "otp", "mfa"]);
+        assert_eq!(amr_of(true, &[MfaMethod::Sms, MfaMethod::Email]), ["pwd", "sms", "email", "mfa"]);
+        assert_eq!(amr_of(true, &[MfaMethod::WebAuthn]), ["pwd", "hwk", "user", "mfa"]);
+        assert_eq!(amr_of(false, &[MfaMethod::WebAuthn]), ["hwk", "user", "mfa"], "a passkey alone is two factors");
     }
 
     #[test]
@@ -255,7 +278,7 @@ mod tests {
         for kind in [FactorKind::Totp, FactorKind::Sms, FactorKind::Email] {
             assert_eq!(FactorKind::parse(kind.as_str()), Some(kind));
         }
-        for method in [MfaMethod::Totp, MfaMethod::BackupCode, MfaMethod::Sms, MfaMethod::Email] {
+        for method in [MfaMethod::Totp, MfaMethod::BackupCode, MfaMethod::Sms, MfaMethod::Email, MfaMethod::WebAuthn] {
             assert_eq!(MfaMethod::parse(method.as_str()), Some(method));
             assert_eq!(serde_json::to_value(method).unwrap(), method.as_str());
         }

@@ -87,8 +87,8 @@ impl fmt::Debug for RelyingParty {
 /// A ceremony in progress, as kept in the hot store.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Ceremony {
-    /// Registering a passkey for `user`, to be called `name`.
-    Register { user: UserId, name: String, state: PasskeyRegistration },
+    /// Registering a passkey for `user`.
+    Register { user: UserId, state: PasskeyRegistration },
     /// A passkey as the second factor of the login challenge whose token hashes to `challenge`.
     SecondFactor { user: UserId, challenge: String, state: PasskeyAuthentication },
     /// Passwordless login with any discoverable passkey.
@@ -123,22 +123,28 @@ impl RelyingParty {
             .start_passkey_registration(user.as_uuid(), username, username, Some(exclude))
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         let mut options = serde_json::to_value(options).map_err(|e| PasskeyError::Corrupt(e.to_string()))?;
-        if let Some(selection) = options.pointer_mut("/publicKey/authenticatorSelection").and_then(|v| v.as_object_mut())
+        if let Some(selection) =
+            options.pointer_mut("/publicKey/authenticatorSelection").and_then(|v| v.as_object_mut())
         {
             selection.insert("residentKey".into(), "preferred".into());
         }
         Ok((options, state))
     }
 
+    /// Reads a registration answer.
+    pub(crate) fn parse_registration(
+        credential: &serde_json::Value,
+    ) -> Result<RegisterPublicKeyCredential, PasskeyError> {
+        serde_json::from_value(credential.clone()).map_err(|_| PasskeyError::Malformed("registration"))
+    }
+
     /// Verifies a registration answer against its state.
     pub(crate) fn finish_registration(
         &self,
-        credential: &serde_json::Value,
+        credential: &RegisterPublicKeyCredential,
         state: &PasskeyRegistration,
     ) -> Result<Passkey, PasskeyError> {
-        let credential: RegisterPublicKeyCredential =
-            serde_json::from_value(credential.clone()).map_err(|_| PasskeyError::Malformed("registration"))?;
-        self.webauthn.finish_passkey_registration(&credential, state).map_err(|e| PasskeyError::Rejected(e.to_string()))
+        self.webauthn.finish_passkey_registration(credential, state).map_err(|e| PasskeyError::Rejected(e.to_string()))
     }
 
     /// Starts an authentication by one of `passkeys` (the second factor of a login).
@@ -217,7 +223,8 @@ pub(crate) fn encode(passkey: &Passkey) -> Result<String, PasskeyError> {
 
 /// A stored passkey.
 pub(crate) fn decode(record: &PasskeyRecord) -> Result<Passkey, PasskeyError> {
-    serde_json::from_str(&record.passkey).map_err(|e| PasskeyError::Corrupt(format!("passkey of {}: {e}", record.user_id)))
+    serde_json::from_str(&record.passkey)
+        .map_err(|e| PasskeyError::Corrupt(format!("passkey of {}: {e}", record.user_id)))
 }
 
 /// The credential id as the API shows it (base64url, unpadded).

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use super::challenge::{Challenges, MfaChallenge};
 use super::code::{BackupCode, OtpCode};
+use super::passkey::RelyingParty;
 use super::totp::{self, TotpSecret};
 use super::{BackupCodeRecord, FactorKind, FactorRecord, MfaMethod, MfaSettings};
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome, RequestMeta};
@@ -65,6 +66,8 @@ pub struct MfaStatus {
     pub pending: Vec<FactorKind>,
     /// Unused backup codes.
     pub backup_codes_remaining: usize,
+    /// Registered passkeys.
+    pub passkeys: usize,
 }
 
 /// What a login's second step may use.
@@ -77,16 +80,17 @@ pub(crate) struct LoginMethods {
 
 /// Second factors over the stores, the keyring and the message senders.
 pub struct MfaService {
-    store: Arc<dyn DurableStore>,
-    hot: Arc<dyn HotStore>,
-    keyring: Arc<Keyring>,
-    audit: Arc<AuditLog>,
-    clock: Arc<dyn Clock>,
-    settings: MfaSettings,
-    limits: LoginLimits,
-    sms: Option<Arc<dyn SmsSender>>,
-    email: Option<Arc<dyn EmailSender>>,
-    challenges: Challenges,
+    pub(super) store: Arc<dyn DurableStore>,
+    pub(super) hot: Arc<dyn HotStore>,
+    pub(super) keyring: Arc<Keyring>,
+    pub(super) audit: Arc<AuditLog>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) settings: MfaSettings,
+    pub(super) limits: LoginLimits,
+    pub(super) sms: Option<Arc<dyn SmsSender>>,
+    pub(super) email: Option<Arc<dyn EmailSender>>,
+    pub(super) challenges: Challenges,
+    pub(super) relying_party: Option<RelyingParty>,
 }
 
 /// The parts an [`MfaService`] is built from.
@@ -111,7 +115,7 @@ pub struct MfaParts {
     pub email: Option<Arc<dyn EmailSender>>,
 }
 
-fn user_tag(user: UserId) -> String {
+pub(super) fn user_tag(user: UserId) -> String {
     format!("user:{user}")
 }
 
@@ -173,7 +177,16 @@ impl MfaService {
     /// Wires the service.
     pub fn new(parts: MfaParts) -> Self {
         let challenges = Challenges::new(parts.hot.clone(), parts.clock.clone(), parts.settings.challenge_ttl);
+        // Checked by `MfaSettings::validate` when the settings were built: this cannot fail then.
+        let relying_party = parts.settings.passkeys.as_ref().and_then(|p| match RelyingParty::new(p) {
+            Ok(rp) => Some(rp),
+            Err(e) => {
+                tracing::error!(error = %e, "passkeys are off: the relying party cannot be set up");
+                None
+            }
+        });
         Self {
+            relying_party,
             store: parts.store,
             hot: parts.hot,
             keyring: parts.keyring,
@@ -212,7 +225,7 @@ impl MfaService {
 
     /// The caller, if they may manage their own factors: a login session (not an API key) with the
     /// `user` scope, or the enrolment-only scope of a user who must enrol.
-    fn enrolling(principal: &Principal) -> Result<UserId, AuthError> {
+    pub(super) fn enrolling(principal: &Principal) -> Result<UserId, AuthError> {
         if principal.session_id.is_none() {
             return Err(AuthError::SessionRequired);
         }
@@ -244,7 +257,7 @@ impl MfaService {
         Ok(self.store.factors(user).await?.into_iter().find(|f| f.kind == kind))
     }
 
-    async fn user(&self, id: UserId) -> Result<User, AuthError> {
+    pub(super) async fn user(&self, id: UserId) -> Result<User, AuthError> {
         self.store.user_by_id(id).await?.ok_or(AuthError::InvalidToken)
     }
 
@@ -258,8 +271,9 @@ impl MfaService {
 
     /// A user's factors and backup codes, without secrets.
     pub async fn status_of(&self, user: UserId) -> Result<MfaStatus, AuthError> {
-        let (factors, codes) = tokio::join!(self.store.factors(user), self.store.unused_backup_codes(user));
-        let mut status = MfaStatus::default();
+        let (factors, codes, passkeys) =
+            tokio::join!(self.store.factors(user), self.store.unused_backup_codes(user), self.store.passkeys(user));
+        let mut status = MfaStatus { passkeys: passkeys?.len(), ..MfaStatus::default() };
         for factor in factors? {
             if factor.confirmed_at.is_some() {
                 status.factors.push(factor.kind)
@@ -269,7 +283,7 @@ impl MfaService {
         }
         status.factors.sort();
         status.pending.sort();
-        if !status.factors.is_empty() {
+        if !status.factors.is_empty() || status.passkeys > 0 {
             status.backup_codes_remaining = codes?.len();
         }
         Ok(status)
@@ -280,9 +294,13 @@ impl MfaService {
         let mut confirmed: Vec<FactorKind> =
             self.store.factors(user).await?.into_iter().filter(|f| f.confirmed_at.is_some()).map(|f| f.kind).collect();
         confirmed.sort();
-        let enrolled = !confirmed.is_empty();
+        let passkeys = !self.store.passkeys(user).await?.is_empty();
+        let enrolled = !confirmed.is_empty() || passkeys;
         let mut usable: Vec<MfaMethod> =
             confirmed.into_iter().filter(|k| self.is_available(*k)).map(FactorKind::method).collect();
+        if passkeys && self.relying_party.is_some() {
+            usable.push(MfaMethod::WebAuthn);
+        }
         if enrolled && !self.store.unused_backup_codes(user).await?.is_empty() {
             usable.push(MfaMethod::BackupCode);
         }
@@ -416,6 +434,8 @@ impl MfaService {
         if self.factor(user, kind).await?.is_some_and(|f| f.confirmed_at.is_some()) {
             return Err(AuthError::AlreadyEnrolled(kind.as_str()));
         }
+        // The throttles first: a refused setup must not replace the pending destination.
+        self.reserve_send(user, kind).await?;
         let id = uuid::Uuid::now_v7();
         let factor = FactorRecord {
             id,
@@ -436,7 +456,7 @@ impl MfaService {
                 .detail("method", kind.as_str()),
         )
         .await?;
-        let expires_in = self.send_code(user, CodePurpose::Enrol(kind), address, meta).await?;
+        let expires_in = self.deliver_code(user, CodePurpose::Enrol(kind), address, meta).await?;
         Ok(EnrolmentSent { destination, expires_in })
     }
 
@@ -514,7 +534,14 @@ impl MfaService {
         address: &str,
         meta: &RequestMeta,
     ) -> Result<u64, AuthError> {
-        let kind = purpose.kind();
+        self.reserve_send(user, purpose.kind()).await?;
+        self.deliver_code(user, purpose, address, meta).await
+    }
+
+    /// Takes one send of `kind` for `user` from the throttles (one per resend interval, and the
+    /// hourly cap), or refuses with the time to wait. Called before anything else changes, so a
+    /// refused request changes nothing.
+    async fn reserve_send(&self, user: UserId, kind: FactorKind) -> Result<(), AuthError> {
         let tag = user_tag(user);
         let now = self.clock.now();
         let resend = HotKey::new(&tag, &format!("otp-resend:{}", kind.as_str()));
@@ -533,6 +560,21 @@ impl MfaService {
         if hourly.count > u64::from(self.settings.sends_per_hour) {
             return Err(AuthError::CodeThrottled { retry_after_secs: secs(hourly.resets_in) });
         }
+        Ok(())
+    }
+
+    /// Makes a code for `purpose` (replacing any live one: one live code per user and purpose) and
+    /// hands it to the provider. When the provider fails, the resend interval is released so the
+    /// user may retry at once (the hourly cap still counts the attempt).
+    async fn deliver_code(
+        &self,
+        user: UserId,
+        purpose: CodePurpose<'_>,
+        address: &str,
+        meta: &RequestMeta,
+    ) -> Result<u64, AuthError> {
+        let kind = purpose.kind();
+        let tag = user_tag(user);
         let code = Zeroizing::new(random_digits()?);
         let (key_id, mac) = self.code_hash(None, user, purpose, &code).await?;
         let mut value = key_id.as_bytes().to_vec();
@@ -569,6 +611,9 @@ impl MfaService {
             event = event.detail("reason", e.to_string());
         }
         self.record(event).await?;
+        if sent.is_err() {
+            self.hot.delete(&HotKey::new(&tag, &format!("otp-resend:{}", kind.as_str()))).await?;
+        }
         match sent {
             Ok(()) => Ok(secs(self.settings.code_ttl)),
             Err(NotifyError::Unavailable(cause) | NotifyError::Rejected(cause)) => {
@@ -654,7 +699,9 @@ impl MfaService {
         meta: &RequestMeta,
     ) -> Result<Vec<Zeroizing<String>>, AuthError> {
         let user = Self::enrolling(principal)?;
-        if !self.store.factors(user).await?.iter().any(|f| f.confirmed_at.is_some()) {
+        if !self.store.factors(user).await?.iter().any(|f| f.confirmed_at.is_some())
+            && self.store.passkeys(user).await?.is_empty()
+        {
             return Err(AuthError::MethodUnavailable("backup codes need a confirmed second factor first".into()));
         }
         let codes = self.new_backup_codes(user).await?;
@@ -728,6 +775,9 @@ impl MfaService {
                 )
                 .await
             }
+            MfaMethod::WebAuthn => Err(AuthError::MethodUnavailable(
+                "a passkey answers POST /auth/webauthn/login/finish, not a code".into(),
+            )),
         }
     }
 
@@ -748,7 +798,7 @@ impl MfaService {
     /// check (a burst of guesses is counted as it arrives), past the limit nothing is checked and the
     /// answer is 423 with the time left; a right code clears the count. Fresh logins do not reset it.
     /// Every refusal is audited as `kind`'s failure.
-    async fn attempt(
+    pub(super) async fn attempt(
         &self,
         user: UserId,
         method: MfaMethod,
@@ -788,7 +838,7 @@ impl MfaService {
                         tracing::error!(error = %e, "could not audit an MFA lockout");
                     }
                 }
-                Err(AuthError::InvalidCode)
+                Err(if method == MfaMethod::WebAuthn { AuthError::PasskeyRejected } else { AuthError::InvalidCode })
             }
         }
     }
@@ -870,7 +920,7 @@ impl MfaService {
         }))
     }
 
-    async fn audit_failure(&self, user: UserId, method: MfaMethod, reason: &str, meta: &RequestMeta) {
+    pub(super) async fn audit_failure(&self, user: UserId, method: MfaMethod, reason: &str, meta: &RequestMeta) {
         let event = AuditEvent::new(AuditKind::MfaFailed, Outcome::Failure)
             .actor(user.to_string())
             .request(meta.clone())
@@ -881,7 +931,7 @@ impl MfaService {
         }
     }
 
-    async fn record(&self, event: AuditEvent) -> Result<(), AuthError> {
+    pub(super) async fn record(&self, event: AuditEvent) -> Result<(), AuthError> {
         self.audit.append(event).await?;
         Ok(())
     }

@@ -7,7 +7,7 @@ use super::StoreError;
 use crate::api_key::ApiKeyRecord;
 use crate::audit::AuditRecord;
 use crate::crypto::{KeyPurpose, WrappedDataKey};
-use crate::mfa::{BackupCodeRecord, FactorKind, FactorRecord};
+use crate::mfa::{BackupCodeRecord, FactorKind, FactorRecord, PasskeyRecord};
 use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, SigningKeyRecord, TokenHash};
 use crate::user::{User, UserId, UserInsert, Username};
 
@@ -192,11 +192,11 @@ pub trait MfaStore: Send + Sync + 'static {
     async fn factors(&self, user: UserId) -> Result<Vec<FactorRecord>, StoreError>;
 
     /// Deletes the user's factor of `kind`, confirmed or pending; `true` when there was one. When no
-    /// confirmed factor is left, the backup codes go too (in the same transaction).
+    /// confirmed factor and no passkey is left, the backup codes go too (in the same transaction).
     async fn delete_factor(&self, user: UserId, kind: FactorKind) -> Result<bool, StoreError>;
 
-    /// Deletes every factor and backup code of the user (an administrator's reset); returns how many
-    /// factors there were.
+    /// Deletes every factor, passkey and backup code of the user (an administrator's reset); returns
+    /// how many factors and passkeys there were.
     async fn delete_all_factors(&self, user: UserId) -> Result<u64, StoreError>;
 
     /// Replaces the user's backup codes with `codes` in one transaction: the old ones die.
@@ -216,10 +216,42 @@ pub trait MfaStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 }
 
+/// Passkeys (WebAuthn credentials): public keys and counters, several per user.
+#[async_trait]
+pub trait PasskeyStore: Send + Sync + 'static {
+    /// Stores a new passkey; `false`, changing nothing, when its credential id is already registered
+    /// (to anyone).
+    async fn insert_passkey(&self, passkey: &PasskeyRecord) -> Result<bool, StoreError>;
+
+    /// The user's passkeys, oldest first.
+    async fn passkeys(&self, user: UserId) -> Result<Vec<PasskeyRecord>, StoreError>;
+
+    /// The passkey with this credential id.
+    async fn passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError>;
+
+    /// Replaces a passkey's stored form after a use (its counter moved on) and records the use, only
+    /// if the stored form is still `expected`: of two concurrent uses, one updates. `true` when it
+    /// did.
+    async fn update_passkey(
+        &self,
+        credential_id: &[u8],
+        expected: &str,
+        passkey: &str,
+        used_at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Renames one of the user's passkeys; `true` when it exists.
+    async fn rename_passkey(&self, user: UserId, credential_id: &[u8], name: &str) -> Result<bool, StoreError>;
+
+    /// Deletes one of the user's passkeys; `true` when it existed. When the user has no confirmed
+    /// factor and no passkey left, the backup codes go too (same transaction).
+    async fn delete_passkey(&self, user: UserId, credential_id: &[u8]) -> Result<bool, StoreError>;
+}
+
 /// The whole durable store, as the services see it.
 #[async_trait]
 pub trait DurableStore:
-    KeyStore + AuditStore + UserStore + RefreshTokenStore + SigningKeyStore + ApiKeyStore + MfaStore
+    KeyStore + AuditStore + UserStore + RefreshTokenStore + SigningKeyStore + ApiKeyStore + MfaStore + PasskeyStore
 {
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;

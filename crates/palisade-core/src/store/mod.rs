@@ -8,7 +8,8 @@ mod durable;
 mod hot;
 
 pub use durable::{
-    ApiKeyStore, AuditStore, DurableStore, KeyStore, MfaStore, RefreshTokenStore, SigningKeyStore, UserStore,
+    ApiKeyStore, AuditStore, DurableStore, KeyStore, MfaStore, PasskeyStore, RefreshTokenStore, SigningKeyStore,
+    UserStore,
 };
 pub use hot::{HotKey, HotStore, RateDecision, RateWindow, WindowCount};
 

@@ -211,6 +211,12 @@ pub struct Config {
     /// `PALISADE_TWILIO_BASE_URL`: default `https://api.twilio.com`; http or https, with a host and
     /// without credentials, query or fragment. Tests point it at a local fake.
     pub twilio_base_url: Url,
+    /// `PALISADE_WEBAUTHN_RP_ID`: the relying party id of passkeys. `None` (default): the issuer's
+    /// host when it is a domain name; with an IP-address issuer and no setting, passkeys are off.
+    pub webauthn_rp_id: Option<String>,
+    /// `PALISADE_WEBAUTHN_ORIGIN`: the origin of the passkey pages. `None` (default): the issuer's.
+    /// Its host is the relying party id or a subdomain of it (checked at start).
+    pub webauthn_origin: Option<Url>,
 }
 
 /// How the connection to the mail server is encrypted (`smtp_tls`). In both TLS modes the server's
@@ -439,7 +445,7 @@ impl Config {
         let smtp = Smtp::read(layers)?;
         let twilio = Twilio::read(layers)?;
 
-        Ok(Config {
+        let config = Config {
             bind: required(layers, Setting::Bind, values::bind)?,
             issuer: required(layers, Setting::Issuer, values::issuer)?,
             database_url,
@@ -492,7 +498,11 @@ impl Config {
             twilio_auth_token: twilio.auth_token,
             twilio_from: twilio.from,
             twilio_base_url: required(layers, Setting::TwilioBaseUrl, values::twilio_base_url)?,
-        })
+            webauthn_rp_id: optional(layers, Setting::WebauthnRpId, values::webauthn_rp_id)?,
+            webauthn_origin: optional(layers, Setting::WebauthnOrigin, values::webauthn_origin)?,
+        };
+        check_webauthn(layers, &config)?;
+        Ok(config)
     }
 
     /// `(setting, value)` for every setting, in [`Setting::ALL`] order, for `--print-config` and
@@ -591,7 +601,26 @@ impl Config {
             Setting::TwilioAuthToken => unset_or(setting, self.twilio_auth_token.as_ref().map(|_| "***".to_owned())),
             Setting::TwilioFrom => unset_or(setting, self.twilio_from.as_ref().map(ToString::to_string)),
             Setting::TwilioBaseUrl => self.twilio_base_url.to_string(),
+            Setting::WebauthnRpId => unset_or(setting, self.webauthn_rp_id.clone()),
+            Setting::WebauthnOrigin => {
+                unset_or(setting, self.webauthn_origin.as_ref().map(|o| o.origin().ascii_serialization()))
+            }
         }
+    }
+
+    /// The WebAuthn relying party id and origin in force: the settings, or what the issuer gives
+    /// (its host, when that is a domain name, and its origin). `None`: passkeys are off.
+    pub fn webauthn(&self) -> Option<(String, Url)> {
+        let issuer_host = match self.issuer.host() {
+            Some(url::Host::Domain(domain)) => Some(domain.to_ascii_lowercase()),
+            _ => None,
+        };
+        let rp_id = self.webauthn_rp_id.clone().or(issuer_host)?;
+        let origin = match &self.webauthn_origin {
+            Some(origin) => origin.clone(),
+            None => Url::parse(&self.issuer.origin().ascii_serialization()).ok()?,
+        };
+        Some((rp_id, origin))
     }
 
     /// Valid but risky choices, one sentence each, for the caller to log at start-up (logging is
@@ -763,6 +792,31 @@ fn required<T>(layers: &Layers, setting: Setting, parse: fn(&str) -> Result<T, S
     match winning(layers, setting)? {
         Some(found) => read(setting, found, parse).map(|found| found.value),
         None => Err(table_bug(setting, "has no default")),
+    }
+}
+
+/// The passkey origin's host must be the relying party id or a subdomain of it, or every
+/// registration would fail in the browser.
+fn check_webauthn(layers: &Layers, config: &Config) -> Result<(), ConfigError> {
+    let Some((rp_id, origin)) = config.webauthn() else { return Ok(()) };
+    let host = origin.host_str().unwrap_or_default().to_ascii_lowercase();
+    if host == rp_id || host.ends_with(&format!(".{rp_id}")) {
+        return Ok(());
+    }
+    let (setting, problem) = if config.webauthn_origin.is_some() {
+        (
+            Setting::WebauthnOrigin,
+            format!("has the host {host}, which is not the relying party id {rp_id} or one of its subdomains"),
+        )
+    } else {
+        (
+            Setting::WebauthnRpId,
+            format!("is not the issuer's host {host} or a parent domain of it: set webauthn_origin too"),
+        )
+    };
+    match winning(layers, setting)? {
+        Some((text, origin)) => Err(ConfigError::invalid(setting, origin, text, problem)),
+        None => Err(ConfigError::missing(setting, problem)),
     }
 }
 

@@ -117,6 +117,10 @@ pub enum Setting {
     TwilioFrom,
     /// `twilio_base_url`: where the Twilio REST API is.
     TwilioBaseUrl,
+    /// `webauthn_rp_id`: the WebAuthn relying party id passkeys are bound to.
+    WebauthnRpId,
+    /// `webauthn_origin`: the origin the passkey pages run on.
+    WebauthnOrigin,
 }
 
 /// The `--help` section a setting is listed under; the settings of one group are contiguous in
@@ -288,7 +292,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 51] = [
+    pub const ALL: [Setting; 53] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -340,6 +344,8 @@ impl Setting {
         Setting::TwilioAuthToken,
         Setting::TwilioFrom,
         Setting::TwilioBaseUrl,
+        Setting::WebauthnRpId,
+        Setting::WebauthnOrigin,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -1151,6 +1157,38 @@ impl Setting {
                 about: "base URL of the Twilio REST API (change it only for a regional edge or a test double)",
                 expected: "an absolute http:// or https:// URL without user name, password, query or fragment, \
                            such as https://api.twilio.com",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::WebauthnRpId => Spec {
+                key: "webauthn_rp_id",
+                flag: "webauthn-rp-id",
+                env: "PALISADE_WEBAUTHN_RP_ID",
+                alias: None,
+                default: DefaultValue::Unset("the issuer's host when it is a domain name; otherwise passkeys are off"),
+                secret: false,
+                value_name: "DOMAIN",
+                about: "the WebAuthn relying party id passkeys are bound to (they work on this domain and its \
+                        subdomains only; changing it orphans every registered passkey)",
+                expected: "a domain name such as example.com or localhost, lower case, without scheme, port or path",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::WebauthnOrigin => Spec {
+                key: "webauthn_origin",
+                flag: "webauthn-origin",
+                env: "PALISADE_WEBAUTHN_ORIGIN",
+                alias: None,
+                default: DefaultValue::Unset("the issuer's origin"),
+                secret: false,
+                value_name: "URL",
+                about: "the origin of the pages that call navigator.credentials (its host must be the relying \
+                        party id or one of its subdomains)",
+                expected: "an origin: https://host[:port] (http only for localhost), without path, query or fragment",
                 group: Group::Mfa,
                 number: None,
                 list: false,

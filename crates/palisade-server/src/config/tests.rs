@@ -1357,3 +1357,59 @@ fn warnings_flag_the_dev_key_plain_http_and_trusting_everyone() {
     assert!(warnings.contains("plain http") && warnings.contains("0.0.0.0/0"), "{warnings}");
     assert!(!warnings.contains(&key_of(9)));
 }
+
+#[test]
+fn passkeys_follow_the_issuer_or_their_own_settings() {
+    // The default issuer is an IP address: browsers refuse those as relying party ids.
+    assert_eq!(ok(env_only(&[])).webauthn(), None);
+    let cfg = ok(env_only(&[("PALISADE_ISSUER", "https://Login.Example.com:8443/")]));
+    let (rp_id, origin) = cfg.webauthn().unwrap();
+    assert_eq!(rp_id, "login.example.com");
+    assert_eq!(origin.as_str(), "https://login.example.com:8443/");
+
+    let cfg = ok(env_only(&[
+        ("PALISADE_ISSUER", "https://id.example.com"),
+        ("PALISADE_WEBAUTHN_RP_ID", "example.com"),
+        ("PALISADE_WEBAUTHN_ORIGIN", "https://app.example.com"),
+    ]));
+    assert_eq!(cfg.webauthn().unwrap().0, "example.com");
+    assert_eq!(cfg.webauthn().unwrap().1.as_str(), "https://app.example.com/");
+    assert_eq!(described(&cfg, "webauthn_origin"), "https://app.example.com");
+    let cfg = ok(env_only(&[
+        ("PALISADE_WEBAUTHN_RP_ID", "localhost"),
+        ("PALISADE_WEBAUTHN_ORIGIN", "http://localhost:8080"),
+    ]));
+    assert_eq!(cfg.webauthn().unwrap().0, "localhost");
+
+    for (rp_id, problem) in [
+        ("127.0.0.1", "IP address"),
+        ("https://example.com", "bare domain"),
+        ("example.com:443", "bare domain"),
+        ("Example.com", "lower-case"),
+        ("exa mple.com", "lower-case"),
+    ] {
+        let message = err(env_only(&[("PALISADE_WEBAUTHN_RP_ID", rp_id)]));
+        assert!(message.contains("webauthn_rp_id") && message.contains(problem), "{rp_id}: {message}");
+    }
+    for (origin, problem) in [
+        ("http://example.com", "plain http"),
+        ("https://example.com/login", "has a path"),
+        ("ftp://example.com", "scheme"),
+    ] {
+        let message =
+            err(env_only(&[("PALISADE_WEBAUTHN_RP_ID", "example.com"), ("PALISADE_WEBAUTHN_ORIGIN", origin)]));
+        assert!(message.contains("webauthn_origin") && message.contains(problem), "{origin}: {message}");
+    }
+    // The origin's host must be the relying party id or a subdomain of it.
+    let message = err(env_only(&[
+        ("PALISADE_WEBAUTHN_RP_ID", "example.com"),
+        ("PALISADE_WEBAUTHN_ORIGIN", "https://example.com.evil.net"),
+    ]));
+    assert!(
+        message.contains("webauthn_origin") && message.contains("not the relying party id example.com"),
+        "{message}"
+    );
+    let message =
+        err(env_only(&[("PALISADE_ISSUER", "https://id.example.com"), ("PALISADE_WEBAUTHN_RP_ID", "other.org")]));
+    assert!(message.contains("webauthn_rp_id") && message.contains("set webauthn_origin too"), "{message}");
+}

@@ -351,6 +351,42 @@ pub(crate) fn twilio_base_url(text: &str) -> Result<Url, String> {
     issuer(text)
 }
 
+/// A WebAuthn relying party id: a domain name (ASCII, lower case; `localhost` too), no scheme, port
+/// or path. Browsers refuse IP addresses as relying party ids.
+pub(crate) fn webauthn_rp_id(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.contains("://") || text.contains(['/', ':', '?', '#', '@']) {
+        return Err("is not a bare domain name (no scheme, port or path)".to_owned());
+    }
+    if text.parse::<std::net::IpAddr>().is_ok() {
+        return Err("is an IP address, which browsers refuse as a relying party id".to_owned());
+    }
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if text.is_empty() || text.len() > 253 || !text.split('.').all(valid_label) {
+        return Err("is not a lower-case domain name".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// A WebAuthn origin: http(s), a host, no path (but `/`), query, fragment or credentials; plain
+/// http only for `localhost` (the only insecure context browsers allow WebAuthn on).
+pub(crate) fn webauthn_origin(text: &str) -> Result<Url, String> {
+    let url = issuer(text)?;
+    if url.path() != "/" {
+        return Err("has a path: an origin is scheme://host[:port] only".to_owned());
+    }
+    if url.scheme() == "http" && url.host_str() != Some("localhost") {
+        return Err("is plain http on a host other than localhost, where browsers refuse WebAuthn".to_owned());
+    }
+    Ok(url)
+}
+
 /// A URL with its password, and any query value whose name suggests a credential, replaced by
 /// `***`. Anything that does not parse as a URL is replaced whole: better too little shown than
 /// a secret.

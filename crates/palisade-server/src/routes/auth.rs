@@ -110,7 +110,12 @@ pub(crate) async fn profile(
         username: user.username.to_string(),
         email: user.email.map(|e| e.to_string()),
         created_at: rfc3339(user.created_at),
-        mfa_methods: mfa.factors.iter().map(|k| k.as_str().to_owned()).collect(),
+        mfa_methods: mfa
+            .factors
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .chain((mfa.passkeys > 0).then(|| "webauthn".to_owned()))
+            .collect(),
         backup_codes_remaining: mfa.backup_codes_remaining,
     }))
 }

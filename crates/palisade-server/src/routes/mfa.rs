@@ -114,11 +114,14 @@ pub(crate) async fn status(
 ) -> Result<Json<MfaStatusResponse>, ApiError> {
     let mfa = state.palisade.mfa();
     let status = mfa.status(&principal).await?;
-    let available = [FactorKind::Totp, FactorKind::Sms, FactorKind::Email]
+    let mut available: Vec<String> = [FactorKind::Totp, FactorKind::Sms, FactorKind::Email]
         .into_iter()
         .filter(|k| mfa.is_available(*k))
         .map(|k| k.as_str().to_owned())
         .collect();
+    if mfa.passkeys_available() {
+        available.push("webauthn".to_owned());
+    }
     Ok(Json(status_response(status, available)))
 }
 
@@ -128,6 +131,7 @@ fn status_response(status: MfaStatus, available: Vec<String>) -> MfaStatusRespon
         methods: names(status.factors),
         pending: names(status.pending),
         backup_codes_remaining: status.backup_codes_remaining,
+        passkeys: status.passkeys,
         available,
     }
 }

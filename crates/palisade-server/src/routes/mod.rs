@@ -6,4 +6,6 @@ pub(crate) mod auth;
 pub(crate) mod keys;
 pub(crate) mod mfa;
 pub(crate) mod ops;
+pub(crate) mod pages;
 pub(crate) mod tokens;
+pub(crate) mod webauthn;

@@ -104,3 +104,54 @@ async fn the_typed_client_drives_every_route() {
     client.admin_revoke_token(&admin.access_token, &second.access_token).await.unwrap();
     assert!(client.profile(&second.access_token).await.is_err());
 }
+
+#[tokio::test]
+async fn the_typed_client_drives_the_second_factor_routes() {
+    use palisade_core::mfa::totp::TotpSecret;
+    use palisade_types::mfa::FactorRemovalRequest;
+
+    let app = crate::spawn_app_with(&[
+        ("PALISADE_WEBAUTHN_RP_ID", "example.test"),
+        ("PALISADE_WEBAUTHN_ORIGIN", "https://login.example.test"),
+    ])
+    .await;
+    let client = Client::new(&app.address).unwrap();
+    let password = "correct-Horse-battery-9-staple".to_owned();
+    client
+        .register(&RegisterRequest { username: "vera".into(), password: password.clone(), email: None })
+        .await
+        .unwrap();
+    let login = LoginRequest { username: "vera".into(), password: password.clone(), device: None };
+    let access = client.login(&login).await.unwrap().into_tokens().unwrap().access_token;
+
+    let status = client.mfa_status(&access).await.unwrap();
+    assert_eq!((status.methods.len(), status.available), (0, vec!["totp".to_owned(), "webauthn".to_owned()]));
+    let setup = client.totp_setup(&access).await.unwrap();
+    let secret = TotpSecret::from_base32(&setup.secret).unwrap();
+    let now = || u64::try_from(app.palisade.clock().now().unix_timestamp()).unwrap();
+    client.mfa_confirm(&access, "totp", &secret.code_at(now()).unwrap()).await.unwrap();
+    assert_eq!(client.mfa_status(&access).await.unwrap().methods, ["totp"]);
+
+    let step = client.login(&login).await.unwrap().into_mfa_required().unwrap();
+    assert_eq!(step.methods, ["totp", "backup_code"]);
+    match client.mfa_verify(&step.mfa_token, "totp", "12345").await {
+        Err(ClientError::Problem(problem)) => {
+            assert_eq!((problem.status, problem.code.as_str()), (422, "VALIDATION_ERROR"))
+        }
+        other => panic!("a 5-digit code must be a VALIDATION_ERROR problem: {other:?}"),
+    }
+    let tokens =
+        client.mfa_verify(&step.mfa_token, "backup_code", &setup.backup_codes[0]).await.unwrap().into_tokens().unwrap();
+    let fresh = client.regenerate_backup_codes(&tokens.access_token).await.unwrap();
+    assert_eq!(fresh.backup_codes.len(), 10);
+    assert!(client.passkeys(&tokens.access_token).await.unwrap().credentials.is_empty());
+    let ceremony = client.passkey_register_start(&tokens.access_token).await.unwrap();
+    assert!(ceremony.options["publicKey"]["challenge"].is_string());
+    match client.mfa_send("sms", &step.mfa_token).await {
+        Err(ClientError::Problem(problem)) => assert_eq!(problem.status, 401, "the mfa_token is spent"),
+        other => panic!("{other:?}"),
+    }
+    let proof = FactorRemovalRequest { password: Some(password), code: None };
+    client.remove_factor(&tokens.access_token, "totp", &proof).await.unwrap();
+    assert!(client.login(&login).await.unwrap().into_tokens().is_some());
+}

@@ -12,7 +12,9 @@ mod client;
 mod fail_closed;
 mod guard;
 mod mfa;
+mod mfa_messages;
 mod ops;
+mod passkeys;
 
 use std::collections::HashMap;
 

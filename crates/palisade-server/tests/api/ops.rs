@@ -145,10 +145,19 @@ async fn openapi_describes_the_routes_and_docs_render_it_offline() {
         "/auth/mfa/backup-codes",
         "/auth/mfa/{method}",
         "/admin/users/{id}/mfa/reset",
+        "/auth/webauthn/register/start",
+        "/auth/webauthn/register/finish",
+        "/auth/webauthn/login/start",
+        "/auth/webauthn/login/finish",
+        "/auth/webauthn/credentials",
+        "/auth/webauthn/credentials/{id}",
+        "/passkeys",
+        "/passkeys.js",
+        "/passkeys.css",
     ] {
         assert!(spec["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
-    assert_eq!(spec["paths"].as_object().unwrap().len(), 35, "every route, and nothing that is not built");
+    assert_eq!(spec["paths"].as_object().unwrap().len(), 44, "every route, and nothing that is not built");
     assert!(spec["components"]["securitySchemes"].get("bearer").is_some());
     assert!(spec["components"]["securitySchemes"].get("api_key").is_some());
     let page = app.http.get(app.url("/docs/")).send().await.unwrap();

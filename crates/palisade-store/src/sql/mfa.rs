@@ -1,4 +1,5 @@
-//! The MFA store's queries: second factors and backup codes, written once for both dialects.
+//! The MFA store's queries: second factors and backup codes, written once for both dialects
+//! (passkeys have `passkey.rs`; `delete_all_factors` deletes them too).
 //!
 //! - `put_pending_factor` is one upsert on `UNIQUE (user_id, kind)` whose update only matches a
 //!   pending row: a new setup replaces a pending factor (new id, secret and creation time) and
@@ -6,15 +7,19 @@
 //! - `confirm_factor` and `use_backup_code` are one conditional UPDATE each. PostgreSQL re-checks
 //!   the condition on the latest row version after waiting for a concurrent writer, and SQLite runs
 //!   writes one at a time, so of concurrent callers exactly one matches.
-//! - `delete_factor`, `delete_all_factors` and `replace_backup_codes` are one transaction each. On
-//!   PostgreSQL (read committed) the first statement of `delete_factor` and `replace_backup_codes`
-//!   takes the row locks of all the user's factors (`LOCK_FACTORS`, an UPDATE that changes nothing),
-//!   as `delete_all_factors`' first statement does by deleting them, so these transactions run one
-//!   at a time per user and each later statement reads what the one before committed. Without that,
-//!   two removals of a user's last two confirmed factors could each still see the other one and
-//!   both keep the backup codes, and two regenerations could collide on the new codes' indices.
-//!   SQLite needs none of it (`BEGIN IMMEDIATE` holds the database's write lock); there the lock is
-//!   a no-op write.
+//! - `delete_factor`, `delete_all_factors` and `replace_backup_codes` (and the passkey store's
+//!   `delete_passkey`) are one transaction each, whose first statement is `LOCK_USER`: an UPDATE of
+//!   the user's row that changes nothing. On PostgreSQL (read committed) that row lock makes these
+//!   transactions run one at a time per user, and each later statement reads what the one before
+//!   committed. Without it, two removals of a user's last two confirmed factors or passkeys (or of
+//!   the last factor and the last passkey) could each still see the other one and both keep the
+//!   backup codes, and two regenerations could collide on the new codes' indices. The lock is on
+//!   the user's row, not on their factors' rows, because it must exist whatever the user has: a
+//!   user with passkeys and no factor has no factor row to lock. It is the row lock PostgreSQL
+//!   takes for an UPDATE that leaves the keys alone (`FOR NO KEY UPDATE`), so it neither waits for
+//!   nor holds up the foreign-key checks of rows being inserted for the user, and `locked` is in no
+//!   index, so PostgreSQL can update the row in place. SQLite needs none of it (`BEGIN IMMEDIATE`
+//!   holds the database's write lock); there the lock is a no-op write.
 //! - `factors` come back in [`FactorKind`]'s order, `unused_backup_codes` by index.
 //!
 //! Backup-code hashes are compared by the database: the caller passes a hash it read from this
@@ -43,17 +48,20 @@ const CONFIRM: &str =
 
 const FACTORS: &str = "SELECT id, user_id, kind, sealed, created_at, confirmed_at FROM mfa_factors WHERE user_id = $1";
 
-/// Takes the row locks of every factor of user `$1` (PostgreSQL) and changes nothing. `confirmed_at`
-/// is in no index, so PostgreSQL can update the rows in place.
-const LOCK_FACTORS: &str = "UPDATE mfa_factors SET confirmed_at = confirmed_at WHERE user_id = $1";
+/// Takes the row lock of user `$1` (PostgreSQL) and changes nothing: the per-user lock of every
+/// transaction that deletes factors, passkeys or backup codes, or replaces the codes.
+pub(super) const LOCK_USER: &str = "UPDATE users SET locked = locked WHERE id = $1";
 
 const DELETE_FACTOR: &str = "DELETE FROM mfa_factors WHERE user_id = $1 AND kind = $2";
 
 const DELETE_FACTORS: &str = "DELETE FROM mfa_factors WHERE user_id = $1";
 
-/// Deletes the backup codes of user `$1` when no confirmed factor is left.
-const DELETE_ORPHAN_CODES: &str = "DELETE FROM mfa_backup_codes WHERE user_id = $1 \
-     AND NOT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL)";
+const DELETE_PASSKEYS: &str = "DELETE FROM passkeys WHERE user_id = $1";
+
+/// Deletes the backup codes of user `$1` when no confirmed factor and no passkey is left.
+pub(super) const DELETE_ORPHAN_CODES: &str = "DELETE FROM mfa_backup_codes WHERE user_id = $1 \
+     AND NOT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL) \
+     AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)";
 
 const DELETE_CODES: &str = "DELETE FROM mfa_backup_codes WHERE user_id = $1";
 
@@ -171,7 +179,7 @@ impl MfaStore for SqlStore {
         on_pool!(self.pool(), |pool, d| {
             let user = d::id(user.as_uuid());
             let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
-            sqlx::query(LOCK_FACTORS).bind(user).execute(&mut *tx).await.map_err(error::sql)?;
+            sqlx::query(LOCK_USER).bind(user).execute(&mut *tx).await.map_err(error::sql)?;
             let deleted = sqlx::query(DELETE_FACTOR)
                 .bind(user)
                 .bind(kind.as_str())
@@ -193,11 +201,14 @@ impl MfaStore for SqlStore {
         on_pool!(self.pool(), |pool, d| {
             let user = d::id(user.as_uuid());
             let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
-            let deleted =
+            sqlx::query(LOCK_USER).bind(user).execute(&mut *tx).await.map_err(error::sql)?;
+            let factors =
                 sqlx::query(DELETE_FACTORS).bind(user).execute(&mut *tx).await.map_err(error::sql)?.rows_affected();
+            let passkeys =
+                sqlx::query(DELETE_PASSKEYS).bind(user).execute(&mut *tx).await.map_err(error::sql)?.rows_affected();
             sqlx::query(DELETE_CODES).bind(user).execute(&mut *tx).await.map_err(error::sql)?;
             tx.commit().await.map_err(error::sql)?;
-            Ok(deleted)
+            Ok(factors + passkeys)
         })
     }
 
@@ -216,7 +227,7 @@ impl MfaStore for SqlStore {
                 rows.push((code, d::id(code.hash_key_id), d::instant(code.created_at)?, used_at));
             }
             let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
-            sqlx::query(LOCK_FACTORS).bind(user).execute(&mut *tx).await.map_err(error::sql)?;
+            sqlx::query(LOCK_USER).bind(user).execute(&mut *tx).await.map_err(error::sql)?;
             sqlx::query(DELETE_CODES).bind(user).execute(&mut *tx).await.map_err(error::sql)?;
             if !rows.is_empty() {
                 // One multi-row INSERT; a duplicate index fails it, and the whole transaction with it.

@@ -4,7 +4,7 @@
 //! - [`SqlStore`]: the durable store. Its queries: `durable.rs` (data keys, the audit chain),
 //!   `user.rs` (accounts, password history), `refresh_token.rs` (refresh-token families and
 //!   rotation), `signing_key.rs` (JWT signing keys), `api_key.rs` (API keys), `mfa.rs` (second
-//!   factors and backup codes).
+//!   factors and backup codes), `passkey.rs` (passkeys).
 //! - [`SqlHotStore`]: the hot store on the same pool, for deployments without Redis; `hot.rs`.
 //! - `sqlite.rs`, `postgres.rs`: everything that differs between the dialects, and nothing else —
 //!   opening a pool, the embedded migrations, how a transaction that will write begins, and how ids
@@ -22,6 +22,7 @@ mod api_key;
 mod durable;
 mod hot;
 mod mfa;
+mod passkey;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod refresh_token;

@@ -3,8 +3,8 @@
 //! - `hot`: the hot store port on SQLite, PostgreSQL, Redis and (when `PALISADE_TEST_REDIS_CLUSTER_URL`
 //!   is set) Redis Cluster (`hot::<backend>::<test>`).
 //! - `durable`: the durable store port (data keys, the audit chain), and a real audit log, on SQLite
-//!   and PostgreSQL; `users`, `refresh_tokens`, `signing_keys`, `api_keys` and `mfa` (second factors
-//!   and backup codes): the rest of the durable store.
+//!   and PostgreSQL; `users`, `refresh_tokens`, `signing_keys`, `api_keys`, `mfa` (second factors
+//!   and backup codes) and `passkeys` (WebAuthn credentials): the rest of the durable store.
 //! - `schema`: migrations and constraints on each SQL backend; URL handling.
 //! - `redis_failures`: Redis going away and coming back.
 //!
@@ -20,6 +20,7 @@ mod api_keys;
 mod durable;
 mod hot;
 mod mfa;
+mod passkeys;
 mod redis_failures;
 mod refresh_tokens;
 mod schema;

@@ -1,4 +1,5 @@
-//! The MFA store port — second factors and backup codes — identical on SQLite and PostgreSQL.
+//! The MFA store port — second factors and backup codes — identical on SQLite and PostgreSQL (passkeys,
+//! which keep the codes alive too, are in `passkeys`).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
 
+use crate::passkeys::passkey;
 use crate::support::{DurableHarness, conformance};
 use crate::users::{inserted, user};
 
@@ -20,7 +22,8 @@ conformance!(
         a_new_setup_replaces_a_pending_factor_but_not_a_confirmed_one,
         confirm_matches_only_the_pending_id,
         delete_factor_takes_the_codes_only_with_the_last_confirmed_factor,
-        delete_all_factors_removes_every_factor_and_code,
+        delete_factor_keeps_the_codes_while_a_passkey_is_left,
+        delete_all_factors_removes_every_factor_passkey_and_code,
         replace_backup_codes_kills_the_old_set,
         a_failed_replacement_keeps_the_old_set,
         use_backup_code_succeeds_once_and_only_with_the_current_hash,
@@ -32,10 +35,10 @@ conformance!(
     ]
 );
 
-const T0: OffsetDateTime = datetime!(2026-05-01 12:00:00 UTC);
+pub const T0: OffsetDateTime = datetime!(2026-05-01 12:00:00 UTC);
 
 /// A data key to hash backup codes under (the schema requires one).
-async fn hash_key(h: &DurableHarness) -> uuid::Uuid {
+pub async fn hash_key(h: &DurableHarness) -> uuid::Uuid {
     let key = WrappedDataKey {
         id: uuid::Uuid::now_v7(),
         purpose: KeyPurpose::Data,
@@ -48,14 +51,14 @@ async fn hash_key(h: &DurableHarness) -> uuid::Uuid {
     key.id
 }
 
-async fn owner(h: &DurableHarness, name: &str) -> User {
+pub async fn owner(h: &DurableHarness, name: &str) -> User {
     let u = user(name, None);
     inserted(h, &u).await;
     u
 }
 
 /// A pending factor of `kind` with a fresh id, its sealed text tagged `tag`.
-fn factor(user: UserId, kind: FactorKind, tag: &str, created_at: OffsetDateTime) -> FactorRecord {
+pub fn factor(user: UserId, kind: FactorKind, tag: &str, created_at: OffsetDateTime) -> FactorRecord {
     FactorRecord {
         id: uuid::Uuid::now_v7(),
         user_id: user,
@@ -67,7 +70,7 @@ fn factor(user: UserId, kind: FactorKind, tag: &str, created_at: OffsetDateTime)
 }
 
 /// Sets up and confirms a factor of `kind`; returns it as stored.
-async fn confirmed(h: &DurableHarness, user: UserId, kind: FactorKind) -> FactorRecord {
+pub async fn confirmed(h: &DurableHarness, user: UserId, kind: FactorKind) -> FactorRecord {
     let pending = factor(user, kind, "confirmed", T0);
     assert!(h.store.put_pending_factor(&pending).await.unwrap());
     let at = T0 + Duration::minutes(1);
@@ -76,7 +79,7 @@ async fn confirmed(h: &DurableHarness, user: UserId, kind: FactorKind) -> Factor
 }
 
 /// The hash of code `index` of set `set`: distinct per set and index.
-fn code_hash(set: u8, index: u8) -> Vec<u8> {
+pub fn code_hash(set: u8, index: u8) -> Vec<u8> {
     let mut hash = vec![0x5a; 32];
     hash[0] = set;
     hash[1] = index;
@@ -84,7 +87,7 @@ fn code_hash(set: u8, index: u8) -> Vec<u8> {
 }
 
 /// A set of `n` unused backup codes for `user`.
-fn code_set(user: UserId, hash_key_id: uuid::Uuid, set: u8, n: u8) -> Vec<BackupCodeRecord> {
+pub fn code_set(user: UserId, hash_key_id: uuid::Uuid, set: u8, n: u8) -> Vec<BackupCodeRecord> {
     (0..n)
         .map(|index| BackupCodeRecord {
             user_id: user,
@@ -233,25 +236,71 @@ pub async fn delete_factor_takes_the_codes_only_with_the_last_confirmed_factor(h
     assert_eq!(h.store.unused_backup_codes(bob.id).await.unwrap().len(), 10);
 }
 
-pub async fn delete_all_factors_removes_every_factor_and_code(h: &DurableHarness) {
+pub async fn delete_factor_keeps_the_codes_while_a_passkey_is_left(h: &DurableHarness) {
+    let (alice, bob, hk) = (owner(h, "alice").await, owner(h, "bob").await, hash_key(h).await);
+    confirmed(h, alice.id, FactorKind::Totp).await;
+    let laptop = passkey(alice.id, &[1; 16], "Laptop", T0);
+    assert!(h.store.insert_passkey(&laptop).await.unwrap());
+    h.store.replace_backup_codes(alice.id, &code_set(alice.id, hk, 1, 10)).await.unwrap();
+
+    assert!(h.store.delete_factor(alice.id, FactorKind::Totp).await.unwrap(), "the last confirmed factor");
+    assert!(h.store.factors(alice.id).await.unwrap().is_empty());
+    assert_eq!(h.store.unused_backup_codes(alice.id).await.unwrap().len(), 10, "a passkey is left: the codes stay");
+    assert_eq!(h.store.passkeys(alice.id).await.unwrap(), [laptop], "and so does the passkey");
+    assert!(h.store.use_backup_code(alice.id, 0, &code_hash(1, 0), T0).await.unwrap(), "usable still");
+
+    // Likewise with a pending factor and a passkey; a deletion that finds nothing keeps them too.
+    let sms = factor(bob.id, FactorKind::Sms, "pending", T0);
+    assert!(h.store.put_pending_factor(&sms).await.unwrap());
+    assert!(h.store.insert_passkey(&passkey(bob.id, &[2; 16], "Phone", T0)).await.unwrap());
+    h.store.replace_backup_codes(bob.id, &code_set(bob.id, hk, 2, 10)).await.unwrap();
+    assert!(h.store.delete_factor(bob.id, FactorKind::Sms).await.unwrap());
+    assert_eq!(h.store.unused_backup_codes(bob.id).await.unwrap().len(), 10, "a passkey is left");
+    assert!(h.store.delete_passkey(bob.id, &[2; 16]).await.unwrap());
+    h.store.replace_backup_codes(bob.id, &code_set(bob.id, hk, 3, 10)).await.unwrap();
+    assert!(!h.store.delete_factor(bob.id, FactorKind::Totp).await.unwrap(), "bob has no TOTP");
+    assert_eq!(
+        h.store.unused_backup_codes(bob.id).await.unwrap().len(),
+        10,
+        "a deletion that found nothing changes nothing, not even codes no factor vouches for"
+    );
+}
+
+pub async fn delete_all_factors_removes_every_factor_passkey_and_code(h: &DurableHarness) {
     let (alice, bob, hk) = (owner(h, "alice").await, owner(h, "bob").await, hash_key(h).await);
     confirmed(h, alice.id, FactorKind::Totp).await;
     confirmed(h, alice.id, FactorKind::Email).await;
     assert!(h.store.put_pending_factor(&factor(alice.id, FactorKind::Sms, "pending", T0)).await.unwrap());
+    for id in [[1; 16], [2; 16]] {
+        assert!(h.store.insert_passkey(&passkey(alice.id, &id, "alice's", T0)).await.unwrap());
+    }
     h.store.replace_backup_codes(alice.id, &code_set(alice.id, hk, 1, 10)).await.unwrap();
     assert!(h.store.use_backup_code(alice.id, 4, &code_hash(1, 4), T0).await.unwrap());
     let bobs = confirmed(h, bob.id, FactorKind::Totp).await;
+    let bobs_passkey = passkey(bob.id, &[3; 16], "bob's", T0);
+    assert!(h.store.insert_passkey(&bobs_passkey).await.unwrap());
     h.store.replace_backup_codes(bob.id, &code_set(bob.id, hk, 2, 3)).await.unwrap();
 
-    assert_eq!(h.store.delete_all_factors(alice.id).await.unwrap(), 3, "confirmed and pending factors count");
+    assert_eq!(
+        h.store.delete_all_factors(alice.id).await.unwrap(),
+        5,
+        "confirmed and pending factors and passkeys count"
+    );
     assert!(h.store.factors(alice.id).await.unwrap().is_empty());
+    assert!(h.store.passkeys(alice.id).await.unwrap().is_empty());
     assert!(h.store.unused_backup_codes(alice.id).await.unwrap().is_empty());
     // The used code went too: a new set may take its index again.
     h.store.replace_backup_codes(alice.id, &code_set(alice.id, hk, 3, 10)).await.unwrap();
-    assert_eq!(h.store.delete_all_factors(alice.id).await.unwrap(), 0, "no factors left, but codes");
+    assert!(h.store.insert_passkey(&passkey(alice.id, &[4; 16], "alice's", T0)).await.unwrap());
+    assert_eq!(h.store.delete_all_factors(alice.id).await.unwrap(), 1, "a passkey alone counts");
+    assert!(h.store.passkeys(alice.id).await.unwrap().is_empty());
+    assert!(h.store.unused_backup_codes(alice.id).await.unwrap().is_empty());
+    h.store.replace_backup_codes(alice.id, &code_set(alice.id, hk, 4, 10)).await.unwrap();
+    assert_eq!(h.store.delete_all_factors(alice.id).await.unwrap(), 0, "no factors or passkeys left, but codes");
     assert!(h.store.unused_backup_codes(alice.id).await.unwrap().is_empty(), "and the codes went anyway");
 
     assert_eq!(h.store.factors(bob.id).await.unwrap(), [bobs], "other users untouched");
+    assert_eq!(h.store.passkeys(bob.id).await.unwrap(), [bobs_passkey]);
     assert_eq!(indices(&h.store.unused_backup_codes(bob.id).await.unwrap()), [0, 1, 2]);
     assert_eq!(h.store.delete_all_factors(UserId::generate()).await.unwrap(), 0, "no such user");
 }
@@ -429,9 +478,15 @@ pub async fn concurrent_removals_of_the_last_factors_take_the_codes(h: &DurableH
 
 pub async fn concurrent_regenerations_leave_one_whole_set(h: &DurableHarness) {
     let hk = hash_key(h).await;
-    for round in 0..10 {
+    // Every other round the user has a passkey and no factor: the regenerations must be serialized
+    // whatever vouches for the codes.
+    for round in 0..10u8 {
         let alice = owner(h, &format!("alice{round}")).await;
-        confirmed(h, alice.id, FactorKind::Totp).await;
+        if round % 2 == 0 {
+            confirmed(h, alice.id, FactorKind::Totp).await;
+        } else {
+            assert!(h.store.insert_passkey(&passkey(alice.id, &[round; 16], "only", T0)).await.unwrap());
+        }
         h.store.replace_backup_codes(alice.id, &code_set(alice.id, hk, 1, 10)).await.unwrap();
         let sets: Vec<Vec<BackupCodeRecord>> = (2..6).map(|set| code_set(alice.id, hk, set, 10)).collect();
         let barrier = Arc::new(Barrier::new(sets.len()));

@@ -307,3 +307,82 @@ fn keys_are_listed_and_rotated_from_the_cli() {
     let (output, stdout, _) = run(palisade(dir.path()).args(["audit", "verify"]));
     assert!(output.status.success(), "rotations are audited and the chain holds: {stdout}");
 }
+
+/// Sets up and confirms TOTP for a new user `alice` in the database of `dir`, through the library
+/// (as the HTTP API would); returns the secret.
+fn alice_with_totp(dir: &Path) -> palisade_core::mfa::totp::TotpSecret {
+    use palisade_server::config::{Config, Sources};
+    use secrecy::SecretString;
+    let env = std::collections::HashMap::from([
+        ("PALISADE_DATA_DIR".to_owned(), dir.display().to_string()),
+        ("PALISADE_DATABASE_URL".to_owned(), format!("sqlite://{}/palisade.db", dir.display())),
+        ("PALISADE_MASTER_KEY".to_owned(), MASTER_KEY.to_owned()),
+    ]);
+    let config = Config::load_from(Sources { env, ..Sources::default() }).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let clock: std::sync::Arc<dyn palisade_core::clock::Clock> =
+            std::sync::Arc::new(palisade_core::clock::SystemClock);
+        let palisade = palisade_server::bootstrap(&config, clock.clone()).await.unwrap();
+        let meta = palisade_core::audit::RequestMeta::default();
+        let password = "correct-Horse-battery-9-staple";
+        let input = palisade_core::auth::RegisterInput {
+            username: "alice".into(),
+            password: SecretString::from(password),
+            email: None,
+        };
+        palisade.auth().register(input, "test", &meta).await.unwrap();
+        let outcome = palisade.auth().login("alice", SecretString::from(password), None, &meta).await.unwrap();
+        let palisade_core::auth::LoginOutcome::Tokens(pair) = outcome else { panic!("no factor yet") };
+        let principal = palisade.auth().authenticate(&pair.access_token, &meta).await.unwrap();
+        let setup = palisade.mfa().totp_setup(&principal, &meta).await.unwrap();
+        let secret = palisade_core::mfa::totp::TotpSecret::from_base32(&setup.secret).unwrap();
+        let now = u64::try_from(clock.now().unix_timestamp()).unwrap();
+        palisade.mfa().totp_confirm(&principal, &secret.code_at(now).unwrap(), &meta).await.unwrap();
+        secret
+    })
+}
+
+fn run_with_stdin(cmd: &mut Command, input: &str) -> (Output, String) {
+    use std::io::Write as _;
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output, stdout)
+}
+
+#[test]
+fn diagnose_totp_tells_a_right_code_from_a_drifting_clock_and_mfa_reset_removes_the_factor() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = alice_with_totp(dir.path());
+    let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+
+    let (output, stdout) = run_with_stdin(
+        palisade(dir.path()).args(["diagnose", "--totp", "alice"]),
+        &(secret.code_at(now).unwrap() + "\n"),
+    );
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("server time") && stdout.contains("TOTP step") && stdout.contains("confirmed"), "{stdout}");
+    assert!(stdout.contains("result       OK"), "{stdout}");
+
+    // A phone whose clock runs two minutes ahead.
+    let ahead = secret.code_at(now + 120).unwrap();
+    let (output, stdout) = run_with_stdin(palisade(dir.path()).args(["diagnose", "--totp", "alice"]), &(ahead + "\n"));
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("WRONG CLOCK") && stdout.contains("ahead of"), "{stdout}");
+
+    let (output, stdout) = run_with_stdin(palisade(dir.path()).args(["diagnose", "--totp", "alice"]), "12ab56\n");
+    assert!(!output.status.success());
+    assert!(stdout.contains("not a code"), "{stdout}");
+
+    let (output, stdout, _) = run(palisade(dir.path()).args(["user", "mfa-reset", "alice"]));
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("removed 1 second factor"), "{stdout}");
+    let (output, stdout) = run_with_stdin(palisade(dir.path()).args(["diagnose", "--totp", "alice"]), "123456\n");
+    assert!(!output.status.success());
+    assert!(stdout.contains("has no TOTP factor"), "{stdout}");
+    let (output, _, stderr) = run(palisade(dir.path()).args(["user", "mfa-reset", "nobody"]));
+    assert!(!output.status.success());
+    assert!(stderr.contains("no such user"), "{stderr}");
+}

@@ -1,0 +1,50 @@
+//! Pages the server serves itself: the passkey page (`/passkeys`) and its script and style sheet,
+//! compiled into the binary. A strict Content-Security-Policy: only this origin's script, style and
+//! API, no inline code, no framing.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+const PASSKEYS_HTML: &str = include_str!("../pages/passkeys.html");
+const PASSKEYS_JS: &str = include_str!("../pages/passkeys.js");
+const PASSKEYS_CSS: &str = include_str!("../pages/passkeys.css");
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn page(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The passkey page: sign in (password and second step, or a passkey alone), add and remove
+/// passkeys. It works on the configured WebAuthn origin (`PALISADE_WEBAUTHN_ORIGIN`).
+///
+/// **Permissions** - none (the page signs in through the API)
+#[utoipa::path(get, path = "/passkeys", tag = "pages", responses((status = 200, description = "the page", content_type = "text/html")))]
+pub(crate) async fn passkeys() -> Response {
+    page(PASSKEYS_HTML, "text/html; charset=utf-8")
+}
+
+/// The passkey page's script.
+///
+/// **Permissions** - none
+#[utoipa::path(get, path = "/passkeys.js", tag = "pages", responses((status = 200, description = "the script", content_type = "text/javascript")))]
+pub(crate) async fn passkeys_js() -> Response {
+    page(PASSKEYS_JS, "text/javascript; charset=utf-8")
+}
+
+/// The passkey page's style sheet.
+///
+/// **Permissions** - none
+#[utoipa::path(get, path = "/passkeys.css", tag = "pages", responses((status = 200, description = "the style sheet", content_type = "text/css")))]
+pub(crate) async fn passkeys_css() -> Response {
+    page(PASSKEYS_CSS, "text/css; charset=utf-8")
+}
