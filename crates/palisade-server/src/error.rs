@@ -281,6 +281,11 @@ impl From<palisade_core::auth::AuthError> for ApiError {
                 require_reauth: None,
                 errors: None,
             },
+            A::StepUpRequired => Self::refused(
+                StatusCode::UNAUTHORIZED,
+                "MFA_REQUIRED",
+                "changing second factors needs a login that passed one: log in again with your second factor",
+            ),
             A::PasskeyRejected => {
                 Self::refused(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "the passkey did not verify")
             }

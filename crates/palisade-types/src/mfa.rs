@@ -110,7 +110,8 @@ pub struct TotpSetupResponse {
     pub otpauth_uri: String,
     /// The URI as an inline SVG QR code.
     pub qr_svg: String,
-    /// A new set of single-use backup codes; any previous set is dead.
+    /// A new set of single-use backup codes when this is the user's first factor; empty when they
+    /// already have one (their set is kept; `POST /auth/mfa/backup-codes` makes a new one).
     pub backup_codes: Vec<String>,
 }
 

@@ -13,12 +13,20 @@ use crate::token::RevokeReason;
 use crate::user::{Email, User, UserId, Username};
 
 /// What proves a request to remove a second factor.
-#[derive(Debug)]
 pub enum FactorRemovalProof {
     /// The account's password.
     Password(SecretString),
     /// A fresh code of the factor itself (TOTP only).
     Code(String),
+}
+
+impl std::fmt::Debug for FactorRemovalProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Password(_) => "FactorRemovalProof::Password(<hidden>)",
+            Self::Code(_) => "FactorRemovalProof::Code(<hidden>)",
+        })
+    }
 }
 
 impl AuthService {

@@ -53,6 +53,9 @@ pub enum AuthError {
     /// No such resource (a session of the caller's, …).
     #[error("not found")]
     NotFound,
+    /// Changing second factors needs a session that passed one: log in again with it.
+    #[error("this needs a login that passed a second factor")]
+    StepUpRequired,
     /// A second-factor code is wrong, already used or expired (one answer for all).
     #[error("the code is wrong, already used or expired")]
     InvalidCode,

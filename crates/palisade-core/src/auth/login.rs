@@ -80,8 +80,10 @@ impl AuthService {
                     "the account's second factors need a message provider this server does not have".into(),
                 ));
             }
-            // Enhanced MFA asks for two distinct methods; a user with fewer passes all they have.
-            let required = self.mfa.settings().factors.clamp(1, u8::try_from(methods.usable.len()).unwrap_or(u8::MAX));
+            // Enhanced MFA asks for two distinct factors; a user with fewer passes all they have. Backup
+            // codes may stand in for a factor the user cannot use, but never add one to the count.
+            let factors = methods.usable.iter().filter(|m| **m != MfaMethod::BackupCode).count().max(1);
+            let required = self.mfa.settings().factors.clamp(1, u8::try_from(factors).unwrap_or(u8::MAX));
             let state = ChallengeState {
                 user_id: user.id,
                 password_changed_at: user.password_changed_at,

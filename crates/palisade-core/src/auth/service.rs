@@ -136,6 +136,8 @@ pub struct Principal {
     pub expires_at: Option<time::OffsetDateTime>,
     /// The API key used (`None` for an access token).
     pub api_key_id: Option<uuid::Uuid>,
+    /// How the session was authenticated (the token's `amr`; empty for an API key).
+    pub amr: Vec<String>,
 }
 
 impl Principal {
@@ -148,12 +150,18 @@ impl Principal {
             jti: None,
             expires_at: None,
             api_key_id: Some(key.key_id),
+            amr: Vec::new(),
         }
     }
 
     /// The caller's session, for operations that need a login (not an API key).
     pub(crate) fn session(&self) -> Result<SessionId, AuthError> {
         self.session_id.ok_or(AuthError::SessionRequired)
+    }
+
+    /// Whether the caller's session passed a second factor (its `amr` has `mfa`).
+    pub fn passed_mfa(&self) -> bool {
+        self.amr.iter().any(|a| a == "mfa")
     }
 
     /// Whether the caller holds `scope`.
@@ -420,6 +428,14 @@ impl AuthService {
         };
         // A session opened without a second factor, of a user who must have one, stays enrolment-only.
         let access = if !session.amr.iter().any(|a| a == "mfa") && self.mfa.is_required_for(&user) {
+            if self.mfa.login_methods(user.id).await?.enrolled {
+                // The enrolment is done: this password-only session must not go on adding factors.
+                self.sessions.end(user.id, session_id).await?;
+                self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
+                self.audit_failure(AuditKind::TokenRefreshed, None, "enrolment-only session after enrolment", meta)
+                    .await;
+                return Err(AuthError::TokenRevoked { require_reauth: true });
+            }
             Access::EnrolOnly
         } else {
             Access::Full { password_expired: self.policy.is_expired(user.password_changed_at, now) }
@@ -489,6 +505,7 @@ impl AuthService {
             jti: Some(claims.jti.to_string()),
             expires_at: Some(claims.expires_at),
             api_key_id: None,
+            amr: claims.amr,
         })
     }
 

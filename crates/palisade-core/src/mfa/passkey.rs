@@ -195,6 +195,7 @@ impl RelyingParty {
             .find(|p| p.cred_id() == result.cred_id())
             .cloned()
             .ok_or_else(|| PasskeyError::Rejected("an unknown credential signed".into()))?;
+        check_counter(&used, result.counter())?;
         used.update_credential(&result);
         Ok(used)
     }
@@ -210,10 +211,34 @@ impl RelyingParty {
             .webauthn
             .finish_discoverable_authentication_v2(assertion, state, passkey)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
+        check_counter(passkey, result.counter())?;
         let mut used = passkey.clone();
         used.update_credential(&result);
         Ok(used)
     }
+}
+
+/// The signature counter stored with a passkey (webauthn-rs keeps it private; its serialised form
+/// has it).
+fn stored_counter(passkey: &Passkey) -> Result<u64, PasskeyError> {
+    let value = serde_json::to_value(passkey).map_err(|e| PasskeyError::Corrupt(e.to_string()))?;
+    value
+        .pointer("/cred/counter")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| PasskeyError::Corrupt("a stored passkey has no counter".into()))
+}
+
+/// Refuses an answer whose signature counter is not above the one stored *now* (webauthn-rs compares
+/// with the one read when the ceremony started): a cloned authenticator used after the real one
+/// moved the counter on. Authenticators that keep no counter (always 0) pass.
+fn check_counter(stored: &Passkey, presented: u32) -> Result<(), PasskeyError> {
+    let stored = stored_counter(stored)?;
+    if (presented > 0 || stored > 0) && u64::from(presented) <= stored {
+        return Err(PasskeyError::Rejected(format!(
+            "the signature counter went from {stored} to {presented}: possibly a cloned authenticator"
+        )));
+    }
+    Ok(())
 }
 
 /// A passkey's JSON form for the store.

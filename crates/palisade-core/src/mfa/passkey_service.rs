@@ -112,7 +112,7 @@ impl MfaService {
         name: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<PasskeyRecord, AuthError> {
-        let user = Self::enrolling(principal)?;
+        let user = self.changing(principal).await?;
         let rp = self.relying_party()?;
         let name = passkey_name(name)?;
         let credential = RelyingParty::parse_registration(credential).map_err(|e| malformed(&e))?;
@@ -185,6 +185,10 @@ impl MfaService {
     ) -> Result<(), AuthError> {
         principal.require_scope(SCOPE_USER)?;
         principal.session()?;
+        // The caller has a passkey, so a second factor: removing one needs a session that passed one.
+        if !principal.passed_mfa() {
+            return Err(AuthError::StepUpRequired);
+        }
         if !self.store.delete_passkey(principal.user_id, credential_id).await? {
             return Err(AuthError::NotFound);
         }
@@ -242,10 +246,8 @@ impl MfaService {
         let passkeys = records.iter().map(passkey::decode).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
         let check = async {
             match rp.finish_authentication(&assertion, &state, &passkeys) {
-                Ok(used) => {
-                    self.save_use(&records, &used).await?;
-                    Ok(Ok(()))
-                }
+                Ok(used) if self.save_use(&records, &used).await? => Ok(Ok(())),
+                Ok(_) => Ok(Err("passkey used by a concurrent request")),
                 Err(PasskeyError::Corrupt(e)) => Err(AuthError::Internal(e)),
                 Err(e) => {
                     tracing::info!(user_id = %user, error = %e, "a passkey assertion was refused");
@@ -298,7 +300,9 @@ impl MfaService {
         let stored = passkey::decode(&record).map_err(corrupt)?;
         match rp.finish_passwordless(&assertion, state, &stored) {
             Ok(used) => {
-                self.save_use(std::slice::from_ref(&record), &used).await?;
+                if !self.save_use(std::slice::from_ref(&record), &used).await? {
+                    return Err(refuse(format!("passkey used by a concurrent request (user {user})")).await);
+                }
                 self.record(
                     AuditEvent::new(AuditKind::MfaVerified, Outcome::Success)
                         .actor(user.to_string())
@@ -314,16 +318,18 @@ impl MfaService {
         }
     }
 
-    /// Stores a passkey's moved-on counter and its last use, over the stored form it was read as.
-    async fn save_use(&self, records: &[PasskeyRecord], used: &webauthn_rs::prelude::Passkey) -> Result<(), AuthError> {
+    /// Stores a passkey's moved-on counter and its last use, over the stored form it was read as;
+    /// `false` when a concurrent use stored first (then this answer does not count: two uses cannot
+    /// both pass on one counter value).
+    async fn save_use(
+        &self,
+        records: &[PasskeyRecord],
+        used: &webauthn_rs::prelude::Passkey,
+    ) -> Result<bool, AuthError> {
         let Some(record) = records.iter().find(|r| r.credential_id.as_slice() == used.cred_id().as_slice()) else {
-            return Ok(());
+            return Ok(false);
         };
         let new = passkey::encode(used).map_err(corrupt)?;
-        if !self.store.update_passkey(&record.credential_id, &record.passkey, &new, self.clock.now()).await? {
-            // A concurrent use stored its counter first; this one's is no higher than that one's.
-            tracing::debug!(user_id = %record.user_id, "a concurrent use of a passkey updated it first");
-        }
-        Ok(())
+        Ok(self.store.update_passkey(&record.credential_id, &record.passkey, &new, self.clock.now()).await?)
     }
 }

@@ -27,6 +27,9 @@ const OTP_LABEL: &[u8] = b"palisade one-time-code hash v1";
 /// How long the last accepted TOTP step is remembered: past it, every step in the skew window is
 /// later than the remembered one anyway.
 const TOTP_REPLAY_TTL: Duration = Duration::seconds(180);
+/// What a spent one-time code is replaced with for a moment (never a valid stored code: those are
+/// 48 bytes).
+const SPENT: &[u8] = b"spent";
 /// Tries of the compare-and-set loops before giving up (only contention makes them retry).
 const CAS_TRIES: usize = 8;
 
@@ -38,7 +41,8 @@ pub struct TotpSetup {
     pub otpauth_uri: Zeroizing<String>,
     /// The URI as an inline SVG QR code.
     pub qr_svg: String,
-    /// A new set of backup codes (`xxxxx-xxxxx`); the previous set is dead.
+    /// A new set of backup codes (`xxxxx-xxxxx`) when this is the user's first factor; empty when
+    /// they already have a factor (and a set, regenerated only on purpose).
     pub backup_codes: Vec<Zeroizing<String>>,
 }
 
@@ -236,6 +240,37 @@ impl MfaService {
         }
     }
 
+    /// Whether `user` has a confirmed factor (other than of kind `except`) or a passkey.
+    pub(super) async fn has_second_factor(&self, user: UserId, except: Option<FactorKind>) -> Result<bool, AuthError> {
+        let factors = self.store.factors(user).await?;
+        if factors.iter().any(|f| f.confirmed_at.is_some() && Some(f.kind) != except) {
+            return Ok(true);
+        }
+        Ok(!self.store.passkeys(user).await?.is_empty())
+    }
+
+    /// The caller, if they may add or change second factors: [`Self::enrolling`], and — once the
+    /// user has a second factor — a session that passed one. A stolen password-only or
+    /// enrolment-only session (or a token lifted from one) cannot add its own factor to an account
+    /// that is protected by another.
+    pub(super) async fn changing(&self, principal: &Principal) -> Result<UserId, AuthError> {
+        let user = Self::enrolling(principal)?;
+        if !principal.passed_mfa() && self.has_second_factor(user, None).await? {
+            return Err(AuthError::StepUpRequired);
+        }
+        Ok(user)
+    }
+
+    /// The caller, if they may confirm their pending factor of `kind`: as [`Self::changing`], not
+    /// counting that factor itself.
+    async fn confirming(&self, principal: &Principal, kind: FactorKind) -> Result<UserId, AuthError> {
+        let user = Self::enrolling(principal)?;
+        if !principal.passed_mfa() && self.has_second_factor(user, Some(kind)).await? {
+            return Err(AuthError::StepUpRequired);
+        }
+        Ok(user)
+    }
+
     fn context(user: UserId, kind: FactorKind, id: uuid::Uuid) -> EncryptionContext {
         let mut context = EncryptionContext::new(DataClassification::Restricted, "mfa");
         context.user_id = Some(user.to_string());
@@ -312,7 +347,7 @@ impl MfaService {
     /// Sets up an authenticator app for the caller: a new secret (sealed at rest), its URI and QR
     /// code, and a new set of backup codes. The app is usable once confirmed with a right code.
     pub async fn totp_setup(&self, principal: &Principal, meta: &RequestMeta) -> Result<TotpSetup, AuthError> {
-        let user_id = Self::enrolling(principal)?;
+        let user_id = self.changing(principal).await?;
         let user = self.user(user_id).await?;
         if self.factor(user_id, FactorKind::Totp).await?.is_some_and(|f| f.confirmed_at.is_some()) {
             return Err(AuthError::AlreadyEnrolled("totp"));
@@ -335,7 +370,22 @@ impl MfaService {
         if !self.store.put_pending_factor(&factor).await? {
             return Err(AuthError::AlreadyEnrolled("totp"));
         }
-        let backup_codes = self.new_backup_codes(user_id).await?;
+        // The first factor comes with backup codes; a user who has one keeps the set they printed
+        // (an abandoned setup must not kill it), and regenerates it on purpose.
+        let backup_codes = if self.has_second_factor(user_id, Some(FactorKind::Totp)).await? {
+            Vec::new()
+        } else {
+            let codes = self.new_backup_codes(user_id).await?;
+            self.record(
+                AuditEvent::new(AuditKind::MfaBackupCodesRegenerated, Outcome::Success)
+                    .actor(user_id.to_string())
+                    .request(meta.clone())
+                    .detail("codes", codes.len())
+                    .detail("with", "totp setup"),
+            )
+            .await?;
+            codes
+        };
         self.record(
             AuditEvent::new(AuditKind::MfaEnrolled, Outcome::Success)
                 .actor(user_id.to_string())
@@ -349,7 +399,7 @@ impl MfaService {
 
     /// Confirms the caller's pending authenticator app with a right code.
     pub async fn totp_confirm(&self, principal: &Principal, code: &str, meta: &RequestMeta) -> Result<(), AuthError> {
-        let user = Self::enrolling(principal)?;
+        let user = self.confirming(principal, FactorKind::Totp).await?;
         let code = OtpCode::parse(code)?;
         let factor = match self.factor(user, FactorKind::Totp).await? {
             Some(f) if f.confirmed_at.is_none() => f,
@@ -394,7 +444,7 @@ impl MfaService {
         phone: &str,
         meta: &RequestMeta,
     ) -> Result<EnrolmentSent, AuthError> {
-        let user = Self::enrolling(principal)?;
+        let user = self.changing(principal).await?;
         let phone = PhoneNumber::parse(phone)?;
         let destination = phone.masked();
         self.enrol_destination(user, FactorKind::Sms, phone.as_str(), destination, meta).await
@@ -408,7 +458,7 @@ impl MfaService {
         email: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<EnrolmentSent, AuthError> {
-        let user_id = Self::enrolling(principal)?;
+        let user_id = self.changing(principal).await?;
         let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
             Some(text) => Email::parse(text)?,
             None => self.user(user_id).await?.email.ok_or(AuthError::Invalid(InvalidInput::new(
@@ -468,7 +518,7 @@ impl MfaService {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<(), AuthError> {
-        let user = Self::enrolling(principal)?;
+        let user = self.confirming(principal, kind).await?;
         let code = OtpCode::parse(code)?;
         let factor = match self.factor(user, kind).await? {
             Some(f) if f.confirmed_at.is_none() => f,
@@ -512,6 +562,11 @@ impl MfaService {
     ) -> Result<u64, AuthError> {
         let challenge = self.challenges.get(mfa_token).await?;
         let user = challenge.state.user_id;
+        // The same conditions as the code's check: no codes for a voided login or a locked factor.
+        let account = self.store.user_by_id(user).await?;
+        if !account.is_some_and(|u| !u.locked && u.password_changed_at == challenge.state.password_changed_at) {
+            return Err(AuthError::InvalidToken);
+        }
         if kind == FactorKind::Totp || !challenge.state.remaining().contains(&kind.method()) {
             return Err(AuthError::MethodUnavailable(format!("{} is not one of this login's methods", kind.as_str())));
         }
@@ -641,7 +696,7 @@ impl MfaService {
         code: &OtpCode,
     ) -> Result<Result<(), &'static str>, AuthError> {
         let key = HotKey::new(&user_tag(user), &format!("otp:{}", purpose.name()));
-        let Some(stored) = self.hot.get(&key).await? else {
+        let Some(stored) = self.hot.get(&key).await?.filter(|v| v.as_slice() != SPENT) else {
             return Ok(Err("no live code (expired, used or never sent)"));
         };
         let (Some(key_id), Some(mac)) = (stored.get(..16), stored.get(16..)) else {
@@ -653,9 +708,12 @@ impl MfaService {
         if !constant_time_eq(&expected, mac) {
             return Ok(Err("wrong code"));
         }
-        match self.hot.take(&key).await? {
-            Some(taken) if taken == stored => Ok(Ok(())),
-            _ => Ok(Err("code already used")),
+        // Spend exactly this code (a compare-and-set to a short "spent" marker): a newer code sent
+        // meanwhile is neither taken by nor lost to this request.
+        if self.hot.compare_and_set(&key, Some(&stored), SPENT, Duration::seconds(1)).await? {
+            Ok(Ok(()))
+        } else {
+            Ok(Err("code already used"))
         }
     }
 
@@ -698,7 +756,7 @@ impl MfaService {
         principal: &Principal,
         meta: &RequestMeta,
     ) -> Result<Vec<Zeroizing<String>>, AuthError> {
-        let user = Self::enrolling(principal)?;
+        let user = self.changing(principal).await?;
         if !self.store.factors(user).await?.iter().any(|f| f.confirmed_at.is_some())
             && self.store.passkeys(user).await?.is_empty()
         {

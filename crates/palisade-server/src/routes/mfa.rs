@@ -136,12 +136,14 @@ fn status_response(status: MfaStatus, available: Vec<String>) -> MfaStatusRespon
     }
 }
 
-/// Sets up an authenticator app: a new secret, its `otpauth://` URI and QR code, and a new set of
-/// backup codes, all shown once. The app is used for logins once confirmed.
+/// Sets up an authenticator app: a new secret, its `otpauth://` URI and QR code, and — when it is
+/// the user's first factor — a set of backup codes, all shown once. The app is used for logins once
+/// confirmed. A user who already has a second factor needs a session that passed it.
 ///
 /// **Permissions** - a login session with the `user` or `mfa:enroll` scope
 #[utoipa::path(post, path = "/auth/mfa/totp/setup", tag = "mfa", security(("bearer" = [])), responses(
     (status = 200, body = TotpSetupResponse),
+    (status = 401, description = "MFA_REQUIRED: the user has a second factor and this session did not pass it", body = Problem),
     (status = 409, description = "CONFLICT: a confirmed TOTP factor exists; remove it first", body = Problem),
 ))]
 pub(crate) async fn totp_setup(
@@ -291,7 +293,8 @@ pub(crate) async fn remove(
 /// **Permissions** - a login session with the `user` or `mfa:enroll` scope, and a confirmed factor
 #[utoipa::path(post, path = "/auth/mfa/backup-codes", tag = "mfa", security(("bearer" = [])), responses(
     (status = 200, body = BackupCodesResponse),
-    (status = 409, description = "CONFLICT: no confirmed second factor", body = Problem),
+    (status = 401, description = "MFA_REQUIRED: the session did not pass a second factor", body = Problem),
+    (status = 422, description = "VALIDATION_ERROR: no confirmed second factor", body = Problem),
 ))]
 pub(crate) async fn backup_codes(
     State(state): State<AppState>,

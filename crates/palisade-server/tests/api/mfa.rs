@@ -345,6 +345,12 @@ async fn a_user_who_must_have_mfa_gets_an_enrolment_only_login() {
     let confirm = t.post_bearer("/auth/mfa/totp/confirm", &access, Some(json!({"code": t.code(&secret, 0)}))).await;
     assert_eq!(confirm.status(), 204);
     t.next_step();
+    // The enrolment-only session has done its job: it may not add more, nor be refreshed.
+    let (status, body) = problem(t.post_bearer("/auth/mfa/backup-codes", &access, None).await).await;
+    assert_eq!((status, body["code"].as_str().unwrap()), (401, "MFA_REQUIRED"));
+    let (status, body) =
+        problem(t.post("/auth/refresh", json!({"refresh_token": refreshed["refresh_token"]})).await).await;
+    assert_eq!((status, body["code"].as_str().unwrap(), &body["require_reauth"]), (401, "TOKEN_REVOKED", &json!(true)));
     let pending = t.login("ivy").await;
     assert_eq!(pending["mfa_required"], true);
     let done: Value =
@@ -365,22 +371,18 @@ async fn mfa_required_for_the_admin_role_only() {
 }
 
 #[tokio::test]
-async fn enhanced_mfa_asks_for_two_distinct_methods() {
+async fn enhanced_mfa_counts_factors_not_backup_codes() {
     let t = spawn(&[("PALISADE_MFA_FACTORS", "2")]).await;
-    let (secret, codes, _) = t.enrolled("jack").await;
+    let (secret, _codes, _) = t.enrolled("jack").await;
+    // TOTP is jack's only factor: backup codes stand in for a factor, they never add one, so the
+    // login asks for the one he has (two distinct factors: tests/api/mfa_messages.rs, sms + email).
     let pending = t.login("jack").await;
-    assert_eq!(pending["factors_required"], 2);
+    assert_eq!(pending["factors_required"], 1, "{pending}");
+    assert_eq!(pending["methods"], json!(["totp", "backup_code"]));
     let token = pending["mfa_token"].as_str().unwrap().to_owned();
-    let step: Value = t.verify(&token, "totp", &t.code(&secret, 0)).await.json().await.unwrap();
-    assert_eq!(step["mfa_required"], true, "{step}");
-    assert_eq!(step["methods"], json!(["backup_code"]), "the same method twice does not count");
-    assert_eq!(step["factors_required"], 1);
-    assert_eq!(step["mfa_token"], token.as_str());
-    assert!(step.get("access_token").is_none());
-    let (status, _) = problem(t.verify(&token, "totp", &t.code(&secret, 1)).await).await;
-    assert_eq!(status, 422, "totp was passed already");
-    let done: Value = t.verify(&token, "backup_code", &codes[0]).await.json().await.unwrap();
+    let done: Value = t.verify(&token, "totp", &t.code(&secret, 0)).await.json().await.unwrap();
     assert!(done["access_token"].is_string(), "{done}");
+    assert_eq!(claims(done["access_token"].as_str().unwrap())["amr"], json!(["pwd", "otp", "mfa"]));
 }
 
 #[tokio::test]
@@ -401,15 +403,29 @@ async fn an_administrator_resets_a_users_factors() {
 }
 
 #[tokio::test]
-async fn setting_up_totp_twice_is_refused_once_confirmed() {
+async fn changing_factors_needs_a_session_that_passed_one() {
     let t = spawn(&[]).await;
-    let (_, _, access) = t.enrolled("liam").await;
+    let (secret, _, password_only) = t.enrolled("liam").await;
+    // The session from before TOTP (or a token stolen from it) cannot add, regenerate or replace.
+    for (path, body) in [
+        ("/auth/mfa/totp/setup", None),
+        ("/auth/mfa/backup-codes", None),
+        ("/auth/mfa/sms/setup", Some(json!({"phone": "+14155550123"}))),
+    ] {
+        let (status, body) = problem(t.post_bearer(path, &password_only, body).await).await;
+        assert_eq!((status, body["code"].as_str().unwrap()), (401, "MFA_REQUIRED"), "{path}: {body}");
+    }
+    // A login that passed TOTP may.
+    let token = t.login("liam").await["mfa_token"].as_str().unwrap().to_owned();
+    let done: Value = t.verify(&token, "totp", &t.code(&secret, 0)).await.json().await.unwrap();
+    let access = done["access_token"].as_str().unwrap().to_owned();
     let (status, body) = problem(t.post_bearer("/auth/mfa/totp/setup", &access, None).await).await;
-    assert_eq!((status, body["code"].as_str().unwrap()), (409, "CONFLICT"));
+    assert_eq!((status, body["code"].as_str().unwrap()), (409, "CONFLICT"), "one TOTP factor per user");
     let (status, _) =
         problem(t.post_bearer("/auth/mfa/totp/confirm", &access, Some(json!({"code": "123456"}))).await).await;
     assert_eq!(status, 409, "nothing pending");
-    // API keys cannot manage factors: that needs a login session.
+    let regenerated = t.post_bearer("/auth/mfa/backup-codes", &access, None).await;
+    assert_eq!(regenerated.status(), 200);
     let sms = t.post_bearer("/auth/mfa/sms/setup", &access, Some(json!({"phone": "+14155550123"}))).await;
     let (status, body) = problem(sms).await;
     assert_eq!((status, body["code"].as_str().unwrap()), (422, "VALIDATION_ERROR"), "no SMS provider: {body}");

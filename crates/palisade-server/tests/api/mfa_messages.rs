@@ -566,7 +566,7 @@ async fn sms_codes_set_up_confirm_and_pass_a_login_through_twilio() {
     assert_eq!(t.post_bearer("/auth/mfa/sms/confirm", &access, json!({"code": code})).await.status(), 204);
     assert_eq!(t.get_bearer("/auth/profile", &access).await["mfa_methods"], json!(["sms"]));
     let again = t.post_bearer("/auth/mfa/sms/setup", &access, json!({"phone": "+14155550123"})).await;
-    assert_eq!(again.status(), 409, "a confirmed number must be removed first");
+    assert_eq!(again.status(), 401, "changing factors needs a session that passed one (MFA_REQUIRED)");
 
     t.past_the_resend_interval();
     let pending = t.login("bob").await;
@@ -779,6 +779,14 @@ async fn enhanced_mfa_passes_an_sms_code_then_an_email_code() {
     let access = t.access("jack").await;
     assert_eq!(t.get_bearer("/auth/mfa", &access).await["available"], json!(["totp", "sms", "email"]));
     t.enrol_sms(&access, "+14155550123").await;
+    // Adding a second factor needs a session that passed the first: log in with the SMS code.
+    let (status, body) = problem(t.post_bearer("/auth/mfa/email/setup", &access, json!({})).await).await;
+    assert_eq!((status, body["code"].text()), (401, "MFA_REQUIRED"));
+    t.past_the_resend_interval();
+    let token = t.login("jack").await["mfa_token"].text().to_owned();
+    assert_eq!(t.send("sms", &token).await.status(), 200);
+    let access: Value = t.verify(&token, "sms", &code_in(t.twilio().last())).await.json().await.unwrap();
+    let access = access["access_token"].text().to_owned();
     t.enrol_email(&access).await;
     assert_eq!(t.get_bearer("/auth/profile", &access).await["mfa_methods"], json!(["sms", "email"]));
     t.past_the_resend_interval();

@@ -218,7 +218,10 @@ async fn bad_answers_and_unknown_ceremonies_are_refused_clearly() {
     assert_eq!(unknown.status(), 401);
 
     // A page on another origin (a compromised sibling subdomain, which the browser lets use the
-    // relying party id) does not verify: only the configured origin does.
+    // relying party id) does not verify: only the configured origin does. (A user without a passkey
+    // yet: adding a second one would need a session that passed the first.)
+    register_user(&app, "carla").await;
+    let access = login(&app, "carla").await["access_token"].as_str().unwrap().to_owned();
     let start: Value =
         post(&app, "/auth/webauthn/register/start", Some(&access), json!({})).await.json().await.unwrap();
     let options: CreationChallengeResponse = serde_json::from_value(start["options"].clone()).unwrap();
@@ -242,7 +245,7 @@ async fn bad_answers_and_unknown_ceremonies_are_refused_clearly() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list["credentials"].as_array().unwrap().len(), 1, "nothing stored from the refused answer");
+    assert_eq!(list["credentials"].as_array().unwrap().len(), 0, "nothing stored from the refused answer");
 }
 
 #[tokio::test]
@@ -250,7 +253,8 @@ async fn removing_the_last_passkey_ends_the_second_step() {
     let app = spawn_app_with(SETTINGS).await;
     register_user(&app, "dave").await;
     let access = login(&app, "dave").await["access_token"].as_str().unwrap().to_owned();
-    let id = register_passkey(&app, &access, &mut SoftPasskey::new(true), "phone").await;
+    let mut authenticator = SoftPasskey::new(true);
+    let id = register_passkey(&app, &access, &mut authenticator, "phone").await;
     let rename = app
         .http
         .patch(app.url(&format!("/auth/webauthn/credentials/{id}")))
@@ -272,6 +276,18 @@ async fn removing_the_last_passkey_ends_the_second_step() {
         .unwrap();
     assert_eq!(list["credentials"][0]["name"], "old phone");
     assert_eq!(login(&app, "dave").await["mfa_required"], true);
+    // Removing a factor needs a session that passed one: the password-only session may not.
+    let refused = app.http.delete(app.url(&format!("/auth/webauthn/credentials/{id}"))).bearer_auth(&access).send();
+    let refused = refused.await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "MFA_REQUIRED");
+    let token = login(&app, "dave").await["mfa_token"].as_str().unwrap().to_owned();
+    let start: Value =
+        post(&app, "/auth/webauthn/login/start", None, json!({"mfa_token": token})).await.json().await.unwrap();
+    let credential = sign(&start, &mut authenticator);
+    let finish = json!({"challenge_id": start["challenge_id"], "credential": credential, "mfa_token": token});
+    let tokens: Value = post(&app, "/auth/webauthn/login/finish", None, finish).await.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
     let delete = app
         .http
         .delete(app.url(&format!("/auth/webauthn/credentials/{id}")))
@@ -304,4 +320,38 @@ async fn without_a_relying_party_passkeys_are_absent() {
     assert_eq!(start.status(), 422);
     let passwordless = post(&app, "/auth/webauthn/login/start", None, json!({})).await;
     assert_eq!(passwordless.status(), 422);
+}
+
+#[tokio::test]
+async fn a_signature_counter_that_does_not_move_forward_is_refused() {
+    let app = spawn_app_with(SETTINGS).await;
+    register_user(&app, "fred").await;
+    let access = login(&app, "fred").await["access_token"].as_str().unwrap().to_owned();
+    let mut authenticator = SoftPasskey::new(true);
+    register_passkey(&app, &access, &mut authenticator, "key").await;
+    // A login starts (webauthn-rs's ceremony state holds the counter as it is now) ...
+    let token = login(&app, "fred").await["mfa_token"].as_str().unwrap().to_owned();
+    let start: Value =
+        post(&app, "/auth/webauthn/login/start", None, json!({"mfa_token": token})).await.json().await.unwrap();
+    // ... and meanwhile a clone of this key signs many times: the stored counter moves far ahead of
+    // the authenticator's next value. The check must read the counter stored now, not at the start.
+    let user = app.palisade.auth().find_user("fred").await.unwrap().unwrap().id;
+    let record = app.palisade.durable_store().passkeys(user).await.unwrap().remove(0);
+    let mut ahead: Value = serde_json::from_str(&record.passkey).unwrap();
+    ahead["cred"]["counter"] = json!(1_000_000);
+    let now = app.palisade.clock().now();
+    let stored = app.palisade.durable_store();
+    assert!(stored.update_passkey(&record.credential_id, &record.passkey, &ahead.to_string(), now).await.unwrap());
+
+    let credential = sign(&start, &mut authenticator);
+    let refused = post(
+        &app,
+        "/auth/webauthn/login/finish",
+        None,
+        json!({"challenge_id": start["challenge_id"], "credential": credential, "mfa_token": token}),
+    )
+    .await;
+    assert_eq!(refused.status(), 401);
+    let records = app.palisade.durable_store().audit_records(0, 10_000).await.unwrap();
+    assert!(records.iter().any(|r| r.kind == "mfa.failed" && r.details.contains("webauthn")));
 }
