@@ -369,7 +369,7 @@ impl AuthService {
             return Err(AuthError::InvalidToken);
         };
         let now = self.clock.now();
-        let Some(session) = self.sessions.alive(user_id, session_id).await? else {
+        let Some(amr) = self.sessions.alive_amr(user_id, session_id).await? else {
             self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
             self.audit_failure(AuditKind::TokenRefreshed, None, "session ended", meta).await;
             return Err(AuthError::TokenRevoked { require_reauth: true });
@@ -427,7 +427,7 @@ impl AuthService {
             return Err(AuthError::TokenRevoked { require_reauth: true });
         };
         // A session opened without a second factor, of a user who must have one, stays enrolment-only.
-        let access = if !session.amr.iter().any(|a| a == "mfa") && self.mfa.is_required_for(&user) {
+        let access = if !amr.iter().any(|a| a == "mfa") && self.mfa.is_required_for(&user) {
             if self.mfa.login_methods(user.id).await?.enrolled {
                 // The enrolment is done: this password-only session must not go on adding factors.
                 self.sessions.end(user.id, session_id).await?;
@@ -440,7 +440,7 @@ impl AuthService {
         } else {
             Access::Full { password_expired: self.policy.is_expired(user.password_changed_at, now) }
         };
-        let issued = self.issue_access(&user, &session, access)?;
+        let issued = self.issue_access(&user, session_id, &amr, access)?;
         self.record(
             AuditEvent::new(AuditKind::TokenRefreshed, Outcome::Success)
                 .actor(user.id.to_string())
@@ -641,7 +641,7 @@ impl AuthService {
             expires_at: now + self.settings.refresh_ttl,
         };
         self.store.insert_refresh_family(&record).await?;
-        let (access_token, expires_in) = self.issue_access(user, session, access)?;
+        let (access_token, expires_in) = self.issue_access(user, session.id, &session.amr, access)?;
         Ok(TokenPair {
             access_token,
             refresh_token: refresh,
@@ -656,7 +656,8 @@ impl AuthService {
     pub(super) fn issue_access(
         &self,
         user: &User,
-        session: &Session,
+        session: SessionId,
+        amr: &[String],
         access: Access,
     ) -> Result<(String, u64), AuthError> {
         let scopes: Vec<String> = if access == Access::EnrolOnly {
@@ -670,7 +671,7 @@ impl AuthService {
         };
         let issued = self
             .tokens
-            .issue_with_amr(&user.id.to_string(), session.id, &scopes, &session.amr)
+            .issue_with_amr(&user.id.to_string(), session, &scopes, amr)
             .map_err(|e| AuthError::Internal(format!("signing an access token: {e}")))?;
         Ok((issued.token, issued.expires_in))
     }

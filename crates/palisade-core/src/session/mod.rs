@@ -106,7 +106,8 @@ pub struct SessionService {
     hot: Arc<dyn HotStore>,
     clock: Arc<dyn Clock>,
     policy: SessionPolicy,
-    alive: Mutex<HashMap<SessionId, OffsetDateTime>>,
+    /// Sessions recently found alive: when, and their `amr`.
+    alive: Mutex<HashMap<SessionId, (OffsetDateTime, Vec<String>)>>,
 }
 
 fn session_key(user: UserId, id: SessionId) -> HotKey {
@@ -172,28 +173,34 @@ impl SessionService {
     /// Whether the session is alive, trusting a recent positive answer for `cache_ttl`; records
     /// activity at most once a minute.
     pub async fn is_alive(&self, user: UserId, id: SessionId) -> Result<bool, StoreError> {
+        Ok(self.alive_amr(user, id).await?.is_some())
+    }
+
+    /// The `amr` of the session if it is alive, trusting a recent positive answer for `cache_ttl`
+    /// (the `amr` of a session never changes); records activity at most once a minute.
+    pub async fn alive_amr(&self, user: UserId, id: SessionId) -> Result<Option<Vec<String>>, StoreError> {
         let now = self.clock.now();
         if self.policy.cache_ttl > Duration::ZERO {
             let cache = self.alive.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if cache.get(&id).is_some_and(|checked| now - *checked < self.policy.cache_ttl) {
-                return Ok(true);
+            if let Some((_, amr)) = cache.get(&id).filter(|(checked, _)| now - *checked < self.policy.cache_ttl) {
+                return Ok(Some(amr.clone()));
             }
         }
-        if self.alive(user, id).await?.is_none() {
-            return Ok(false);
-        }
+        let Some(session) = self.alive(user, id).await? else {
+            return Ok(None);
+        };
         if self.policy.cache_ttl > Duration::ZERO {
             let mut cache = self.alive.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if cache.len() >= CACHE_CAPACITY {
                 let ttl = self.policy.cache_ttl;
-                cache.retain(|_, checked| now - *checked < ttl);
+                cache.retain(|_, (checked, _)| now - *checked < ttl);
                 if cache.len() >= CACHE_CAPACITY {
                     cache.clear();
                 }
             }
-            cache.insert(id, now);
+            cache.insert(id, (now, session.amr.clone()));
         }
-        Ok(true)
+        Ok(Some(session.amr))
     }
 
     /// The live session `id` of `user`, read from the hot store (no cache); records activity at most

@@ -59,13 +59,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let app = Application::build(config(dir.path(), extra)).await.unwrap();
-    let address = format!("http://{}", app.local_addr().unwrap());
-    let palisade = app.palisade();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    TestApp { address, http: reqwest::Client::new(), palisade, stop: Some(stop), server, _dir: dir }
+    serve(app, dir)
 }
 
 /// Like [`spawn_app_with`], with the services on `clock` (a manual clock lets tests move time).
@@ -74,9 +68,22 @@ pub async fn spawn_app_with_clock(
     clock: std::sync::Arc<dyn palisade_core::clock::Clock>,
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
+    spawn_app_in(dir, extra, clock).await
+}
+
+/// Like [`spawn_app_with_clock`], over the data directory `dir`, which the app keeps.
+pub async fn spawn_app_in(
+    dir: tempfile::TempDir,
+    extra: &[(&str, &str)],
+    clock: std::sync::Arc<dyn palisade_core::clock::Clock>,
+) -> TestApp {
     let config = config(dir.path(), extra);
     let palisade = palisade_server::bootstrap(&config, clock).await.unwrap();
-    let app = Application::with_palisade(config, palisade).await.unwrap();
+    serve(Application::with_palisade(config, palisade).await.unwrap(), dir)
+}
+
+/// Runs `app` until the test stops it; `dir` lives as long as the [`TestApp`].
+pub fn serve(app: Application, dir: tempfile::TempDir) -> TestApp {
     let address = format!("http://{}", app.local_addr().unwrap());
     let palisade = app.palisade();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

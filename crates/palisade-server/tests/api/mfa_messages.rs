@@ -259,14 +259,8 @@ async fn spawn_in(dir: &Path, extra: &[(&str, &str)], clock: Arc<ManualClock>) -
     let config = crate::config(dir, extra);
     let palisade = palisade_server::bootstrap(&config, clock).await.unwrap();
     let app = Application::with_palisade(config, palisade).await.unwrap();
-    let address = format!("http://{}", app.local_addr().unwrap());
-    let palisade = app.palisade();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    let unused = tempfile::tempdir().unwrap();
-    TestApp { address, http: reqwest::Client::new(), palisade, stop: Some(stop), server, _dir: unused }
+    // The caller keeps `dir`; the app holds an empty one of its own.
+    crate::serve(app, tempfile::tempdir().unwrap())
 }
 
 struct Messages {
