@@ -662,8 +662,13 @@ impl MfaService {
             .request(meta.clone())
             .detail("method", kind.as_str())
             .detail("purpose", purpose.name());
+        // Only the kind of failure goes to the chain: a provider's message may quote the destination.
         if let Err(e) = &sent {
-            event = event.detail("reason", e.to_string());
+            let reason = match e {
+                NotifyError::Unavailable(_) => "provider unavailable",
+                NotifyError::Rejected(_) => "provider refused the message",
+            };
+            event = event.detail("reason", reason);
         }
         self.record(event).await?;
         if sent.is_err() {

@@ -49,10 +49,15 @@ pub(crate) async fn verify(
 ) -> Result<Json<LoginResponse>, ApiError> {
     let token = SecretString::from(body.mfa_token);
     let step = state.palisade.auth().verify_mfa(&token, &body.method, &body.code, &meta).await?;
-    Ok(Json(match step {
+    Ok(Json(step_response(step)))
+}
+
+/// The answer for a passed factor: the token pair, or the next step.
+pub(crate) fn step_response(step: MfaStep) -> LoginResponse {
+    match step {
         MfaStep::Done(pair) => LoginResponse::Tokens(token_response(pair)),
         MfaStep::Continue(pending) => LoginResponse::MfaRequired(mfa_required(pending)),
-    }))
+    }
 }
 
 /// Sends a login code by SMS to the user's confirmed phone (at most one live code; resends

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use palisade_core::auth::MfaStep;
 use palisade_core::mfa::PasskeyRecord;
 use palisade_core::mfa::passkey::{credential_id_text, parse_credential_id};
 use palisade_types::mfa::LoginResponse;
@@ -18,8 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated, Meta};
-use crate::routes::auth::token_response;
-use crate::routes::mfa::mfa_required;
+use crate::routes::mfa::step_response;
 
 type Problem = palisade_types::problem::Problem;
 
@@ -107,10 +105,7 @@ pub(crate) async fn login_finish(
     let token = body.mfa_token.map(SecretString::from);
     let step =
         state.palisade.auth().passkey_login_finish(&body.challenge_id, &body.credential, token.as_ref(), &meta).await?;
-    Ok(Json(match step {
-        MfaStep::Done(pair) => LoginResponse::Tokens(token_response(pair)),
-        MfaStep::Continue(pending) => LoginResponse::MfaRequired(mfa_required(pending)),
-    }))
+    Ok(Json(step_response(step)))
 }
 
 /// The caller's passkeys.
