@@ -71,6 +71,8 @@ pub enum AuditKind {
     MfaBackupCodesRegenerated,
     /// An administrator removed every second factor of a user.
     MfaReset,
+    /// A passkey was renamed by its owner.
+    PasskeyRenamed,
 }
 
 impl AuditKind {
@@ -110,6 +112,7 @@ impl AuditKind {
             Self::MfaBackupCodeUsed => "mfa.backup_code_used",
             Self::MfaBackupCodesRegenerated => "mfa.backup_codes_regenerated",
             Self::MfaReset => "mfa.reset",
+            Self::PasskeyRenamed => "mfa.passkey_renamed",
         }
     }
 }

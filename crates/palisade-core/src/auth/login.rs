@@ -14,6 +14,11 @@ use crate::session::DeviceInfo;
 use crate::token::RevokeReason;
 use crate::user::{InvalidInput, User, Username};
 
+/// Passwordless passkey logins one client address may start per [`PASSWORDLESS_WINDOW`].
+const PASSWORDLESS_STARTS: u64 = 30;
+/// The window of [`PASSWORDLESS_STARTS`].
+const PASSWORDLESS_WINDOW: time::Duration = time::Duration::minutes(1);
+
 impl AuthService {
     /// Logs in with a password.
     pub async fn login(
@@ -225,7 +230,18 @@ impl AuthService {
                 let (challenge, user) = self.open_challenge(token, MfaMethod::WebAuthn, meta).await?;
                 self.mfa.passkey_second_factor_start(&challenge, user.id).await
             }
-            None => self.mfa.passkey_passwordless_start().await,
+            None => {
+                // Each start stores a ceremony for five minutes, for anyone: bounded per address.
+                if let Some(ip) = meta.ip.as_deref() {
+                    let key = crate::store::HotKey::new(&format!("ip:{ip}"), "passkey-starts");
+                    let count = self.hot.increment(&key, PASSWORDLESS_WINDOW).await?;
+                    if count.count > PASSWORDLESS_STARTS {
+                        self.audit_failure(AuditKind::LoginFailed, None, "passkey login starts throttled", meta).await;
+                        return Err(AuthError::RateLimited { retry_after_secs: secs(count.resets_in) });
+                    }
+                }
+                self.mfa.passkey_passwordless_start().await
+            }
         }
     }
 

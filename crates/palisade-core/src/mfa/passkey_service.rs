@@ -166,14 +166,20 @@ impl MfaService {
         principal: &Principal,
         credential_id: &[u8],
         name: &str,
+        meta: &RequestMeta,
     ) -> Result<(), AuthError> {
         principal.require_scope(SCOPE_USER)?;
         let name = passkey_name(Some(name))?;
-        if self.store.rename_passkey(principal.user_id, credential_id, &name).await? {
-            Ok(())
-        } else {
-            Err(AuthError::NotFound)
+        if !self.store.rename_passkey(principal.user_id, credential_id, &name).await? {
+            return Err(AuthError::NotFound);
         }
+        self.record(
+            AuditEvent::new(AuditKind::PasskeyRenamed, Outcome::Success)
+                .actor(principal.user_id.to_string())
+                .subject(passkey::credential_id_text(credential_id))
+                .request(meta.clone()),
+        )
+        .await
     }
 
     /// Removes one of the caller's passkeys (a login session with the `user` scope).

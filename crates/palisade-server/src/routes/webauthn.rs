@@ -76,6 +76,7 @@ pub(crate) async fn register_finish(
 #[utoipa::path(post, path = "/auth/webauthn/login/start", tag = "webauthn", request_body = PasskeyLoginStartRequest, responses(
     (status = 200, body = CeremonyResponse),
     (status = 401, description = "INVALID_TOKEN or TOKEN_EXPIRED: the mfa_token", body = Problem),
+    (status = 429, description = "RATE_LIMITED: too many passwordless starts from this address (30 a minute), with Retry-After", body = Problem),
     (status = 422, description = "VALIDATION_ERROR: passkeys are not configured, or this login does not offer webauthn", body = Problem),
 ))]
 pub(crate) async fn login_start(
@@ -130,12 +131,13 @@ pub(crate) async fn credentials(
 ))]
 pub(crate) async fn rename(
     State(state): State<AppState>,
+    Meta(meta): Meta,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PasskeyRenameRequest>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_credential_id(&id).ok_or(ApiError::NotFound)?;
-    state.palisade.mfa().rename_passkey(&principal, &id, &body.name).await?;
+    state.palisade.mfa().rename_passkey(&principal, &id, &body.name, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -275,6 +275,8 @@ async fn removing_the_last_passkey_ends_the_second_step() {
         .await
         .unwrap();
     assert_eq!(list["credentials"][0]["name"], "old phone");
+    let records = app.palisade.durable_store().audit_records(0, 10_000).await.unwrap();
+    assert!(records.iter().any(|r| r.kind == "mfa.passkey_renamed"));
     assert_eq!(login(&app, "dave").await["mfa_required"], true);
     // Removing a factor needs a session that passed one: the password-only session may not.
     let refused = app.http.delete(app.url(&format!("/auth/webauthn/credentials/{id}"))).bearer_auth(&access).send();
@@ -354,4 +356,20 @@ async fn a_signature_counter_that_does_not_move_forward_is_refused() {
     assert_eq!(refused.status(), 401);
     let records = app.palisade.durable_store().audit_records(0, 10_000).await.unwrap();
     assert!(records.iter().any(|r| r.kind == "mfa.failed" && r.details.contains("webauthn")));
+}
+
+#[tokio::test]
+async fn passwordless_starts_are_bounded_per_address() {
+    let app = spawn_app_with(SETTINGS).await;
+    for i in 0..30 {
+        let start = post(&app, "/auth/webauthn/login/start", None, json!({})).await;
+        assert_eq!(start.status(), 200, "start {i}");
+        let start: Value = start.json().await.unwrap();
+        assert!(start["options"]["publicKey"]["challenge"].is_string());
+        assert!(start["options"]["publicKey"].get("allowCredentials").is_none_or(|c| c == &json!([])));
+    }
+    let refused = post(&app, "/auth/webauthn/login/start", None, json!({})).await;
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
 }
