@@ -256,6 +256,7 @@ class Bench:
                             e += 1
                             k[str(info)] += 1
 
+                started = time.time()
                 t0 = time.perf_counter()
                 tasks = [asyncio.create_task(worker()) for _ in range(c)]
                 _, pending = await asyncio.wait(tasks, timeout=self.a.verify_cap)
@@ -268,7 +269,8 @@ class Bench:
             one = summarize(list(lat), e, k, dt)
             log(f"  verify round {r + 1}: {one['ok']} ok, {one['errors']} errors in {one['elapsed_s']} s "
                 f"= {one['ok_rps']}/s, p50 {one['p50_ms']} ms, p99 {one['p99_ms']} ms")
-            rounds.append({"ok": one["ok"], "errors": one["errors"], "ok_rps": one["ok_rps"],
+            rounds.append({"start": time.strftime("%H:%M:%S", time.localtime(started)), "elapsed_s": one["elapsed_s"],
+                           "ok": one["ok"], "errors": one["errors"], "ok_rps": one["ok_rps"],
                            "p50_ms": one["p50_ms"], "p99_ms": one["p99_ms"]})
             lat_all += lat
             kinds.update(k)
