@@ -9,6 +9,7 @@ use palisade_types::auth::{
     LoginRequest, PasswordChangeRequest, Profile, RefreshRequest, RegisterRequest, RegisterResponse, SessionList,
     TokenResponse,
 };
+use palisade_types::devices::{DeviceList, DeviceRemoved, DeviceUpdateRequest, RiskAssessmentList};
 use palisade_types::health::{Health, Ready};
 use palisade_types::mfa::{
     BackupCodesResponse, CodeRequest, CodeSentResponse, EmailSetupRequest, EnrolmentResponse, FactorRemovalRequest,
@@ -264,6 +265,40 @@ impl Client {
     pub async fn end_session(&self, access_token: &str, session_id: &str) -> Result<(), ClientError> {
         let url = self.url_with_id("/auth/sessions", session_id)?;
         no_content(self.request(Method::DELETE, url, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `GET /auth/devices`: the caller's devices, most recently seen first.
+    pub async fn devices(&self, access_token: &str) -> Result<DeviceList, ClientError> {
+        decode(self.request(Method::GET, self.url("/auth/devices")?, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `PATCH /auth/devices/{id}`: renames and/or re-trusts a device; answers the device as stored.
+    pub async fn update_device(
+        &self,
+        access_token: &str,
+        device_id: &str,
+        update: &DeviceUpdateRequest,
+    ) -> Result<palisade_types::devices::Device, ClientError> {
+        let url = self.url_segments(&["auth", "devices", device_id])?;
+        decode(self.request(Method::PATCH, url, Auth::Bearer(access_token)).json(update).send().await?).await
+    }
+
+    /// `POST /auth/devices/{id}/approve`: approves a device (`204`).
+    pub async fn approve_device(&self, access_token: &str, device_id: &str) -> Result<(), ClientError> {
+        let url = self.url_segments(&["auth", "devices", device_id, "approve"])?;
+        no_content(self.request(Method::POST, url, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `DELETE /auth/devices/{id}`: forgets a device and ends the sessions opened from it.
+    pub async fn remove_device(&self, access_token: &str, device_id: &str) -> Result<DeviceRemoved, ClientError> {
+        let url = self.url_segments(&["auth", "devices", device_id])?;
+        decode(self.request(Method::DELETE, url, Auth::Bearer(access_token)).send().await?).await
+    }
+
+    /// `GET /admin/users/{id}/risk`: a user's recent risk assessments, newest first.
+    pub async fn admin_user_risk(&self, access_token: &str, user_id: &str) -> Result<RiskAssessmentList, ClientError> {
+        let url = self.url_segments(&["admin", "users", user_id, "risk"])?;
+        decode(self.request(Method::GET, url, Auth::Bearer(access_token)).send().await?).await
     }
 
     /// `POST /auth/api-keys`: makes an API key (`201`); the key is in the answer this once.

@@ -7,6 +7,8 @@
 //! - [`audit`]: the HMAC-chained audit log.
 //! - [`auth`], [`mfa`], [`session`], [`token`], [`api_key`]: accounts, login and its second factors,
 //!   sessions, tokens, API keys.
+//! - [`risk`], [`device`]: risk-based login decisions (GeoIP port, the scoring engine) and the
+//!   device registry.
 //! - [`notify`]: the ports of the SMS and e-mail senders.
 //! - [`palisade`]: the [`Palisade`] facade that wires the services, for embedding and for the server.
 //!
@@ -17,10 +19,12 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod crypto;
+pub mod device;
 pub mod mfa;
 pub mod notify;
 mod palisade;
 pub mod password;
+pub mod risk;
 pub mod session;
 pub mod store;
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Ports for messages sent to people: one-time codes by SMS and e-mail (and, later, alerts).
+//! Ports for messages sent to people: one-time codes by SMS and e-mail, security notices by e-mail
+//! and webhook (and, later, alerts).
 //!
 //! The adapters (SMTP through lettre, the Twilio Messages API) live in `palisade-server`; this module
 //! only names what a sender must do and the phone-number type they share. A deployment without a
@@ -93,6 +94,13 @@ pub trait EmailSender: Send + Sync + 'static {
 
     /// Sends a plain-text message; returns once the provider has accepted it.
     async fn send_email(&self, to: &Email, subject: &str, body: &str) -> Result<(), NotifyError>;
+}
+
+/// Posts security notices (a login from a new device, …) as JSON to an operator's endpoint.
+#[async_trait]
+pub trait WebhookSender: Send + Sync + 'static {
+    /// Posts `notice` (a JSON object with at least `event`); returns once the endpoint accepted it.
+    async fn post(&self, notice: &serde_json::Value) -> Result<(), NotifyError>;
 }
 
 #[cfg(test)]

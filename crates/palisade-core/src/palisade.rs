@@ -46,6 +46,9 @@ pub enum BuildError {
     /// The password policy is inconsistent.
     #[error("password policy: {0}")]
     PasswordPolicy(#[from] crate::password::PolicyConfigError),
+    /// The risk settings are inconsistent.
+    #[error("risk: {0}")]
+    Risk(String),
 }
 
 /// Everything tunable about the services, with the contract's defaults.
@@ -74,6 +77,10 @@ pub struct PalisadeSettings {
     pub api_keys: ApiKeySettings,
     /// Second factors: issuer, who must use them, code lifetimes and throttles.
     pub mfa: MfaSettings,
+    /// Risk-based login decisions: thresholds, weights, address lists.
+    pub risk: crate::risk::RiskSettings,
+    /// The device registry: approval, remembered devices, session binding.
+    pub devices: crate::device::service::DeviceSettings,
 }
 
 impl Default for PalisadeSettings {
@@ -91,6 +98,8 @@ impl Default for PalisadeSettings {
             hash_concurrency: None,
             api_keys: ApiKeySettings::default(),
             mfa: MfaSettings::default(),
+            risk: crate::risk::RiskSettings::default(),
+            devices: crate::device::service::DeviceSettings::default(),
         }
     }
 }
@@ -106,6 +115,8 @@ pub struct PalisadeBuilder {
     settings: Option<PalisadeSettings>,
     sms: Option<Arc<dyn SmsSender>>,
     email: Option<Arc<dyn EmailSender>>,
+    geoip: Option<Arc<dyn crate::risk::GeoIp>>,
+    webhook: Option<Arc<dyn crate::notify::WebhookSender>>,
 }
 
 impl PalisadeBuilder {
@@ -151,6 +162,18 @@ impl PalisadeBuilder {
         self
     }
 
+    /// The GeoIP databases (default: none, and the geo factors are absent).
+    pub fn geoip(mut self, geoip: Arc<dyn crate::risk::GeoIp>) -> Self {
+        self.geoip = Some(geoip);
+        self
+    }
+
+    /// Where security notices (a new device) are also posted (default: nowhere).
+    pub fn webhook_sender(mut self, sender: Arc<dyn crate::notify::WebhookSender>) -> Self {
+        self.webhook = Some(sender);
+        self
+    }
+
     /// Tunables (default: [`PalisadeSettings::default`]).
     pub fn settings(mut self, settings: PalisadeSettings) -> Self {
         self.settings = Some(settings);
@@ -177,6 +200,7 @@ impl PalisadeBuilder {
         let settings = self.settings.unwrap_or_default();
         settings.password_policy.validate()?;
         settings.mfa.validate().map_err(BuildError::Mfa)?;
+        settings.risk.validate().map_err(BuildError::Risk)?;
 
         let key_store: Arc<dyn crate::store::SigningKeyStore> = durable.clone();
         let signing_keys = Arc::new(
@@ -189,6 +213,7 @@ impl PalisadeBuilder {
             )
             .await?,
         );
+        let issuer = settings.issuer.clone();
         let mut token_settings = AccessTokenSettings::new(settings.issuer, settings.audience);
         token_settings.ttl = settings.access_ttl;
         let tokens = Arc::new(AccessTokens::new(signing_keys.clone(), clock.clone(), token_settings));
@@ -218,8 +243,27 @@ impl PalisadeBuilder {
             settings: settings.mfa,
             limits: settings.auth.limits,
             sms: self.sms,
-            email: self.email,
+            email: self.email.clone(),
         }));
+        let geo: Arc<dyn crate::risk::GeoIp> = self.geoip.unwrap_or_else(|| Arc::new(crate::risk::NoGeoIp));
+        let devices = Arc::new(crate::device::DeviceService::new(crate::device::service::DeviceParts {
+            store: durable.clone(),
+            geo: geo.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            settings: settings.devices,
+            key: keyring.stable_subkey(b"palisade/device-fingerprint/v1").await?,
+            email: self.email.clone(),
+            webhook: self.webhook,
+            issuer,
+        }));
+        let risk = Arc::new(crate::risk::RiskService::new(
+            durable.clone(),
+            hot.clone(),
+            geo.clone(),
+            clock.clone(),
+            settings.risk,
+        ));
         let auth = Arc::new(AuthService::new(crate::auth::AuthParts {
             store: durable.clone(),
             hot: hot.clone(),
@@ -231,8 +275,10 @@ impl PalisadeBuilder {
             clock: clock.clone(),
             settings: settings.auth,
             mfa: mfa.clone(),
+            devices,
+            risk,
         }));
-        Ok(Palisade { durable, hot, keyring, audit, clock, signing_keys, auth, api_keys, mfa })
+        Ok(Palisade { durable, hot, keyring, audit, clock, signing_keys, auth, api_keys, mfa, geo })
     }
 }
 
@@ -290,6 +336,7 @@ pub struct Palisade {
     auth: Arc<AuthService>,
     api_keys: Arc<ApiKeyService>,
     mfa: Arc<MfaService>,
+    geo: Arc<dyn crate::risk::GeoIp>,
 }
 
 impl Palisade {
@@ -321,6 +368,36 @@ impl Palisade {
     /// Second factors (enrolment, backup codes, sending codes).
     pub fn mfa(&self) -> &Arc<MfaService> {
         &self.mfa
+    }
+
+    /// Scores a login before the application lets anyone in (the original guide's
+    /// `analyze_authentication_risk`): the user's past logins, the device (`device` as the client
+    /// described it, and the request's headers), the address and what GeoIP says of it, and the
+    /// recent failures. Nothing is recorded; the decision is the application's to apply.
+    pub async fn assess_login_risk(
+        &self,
+        user: crate::user::UserId,
+        device: Option<&crate::session::DeviceInfo>,
+        meta: &crate::audit::RequestMeta,
+    ) -> Result<crate::risk::RiskAssessment, crate::auth::AuthError> {
+        let devices = self.auth.devices();
+        let signature = devices.signature(meta);
+        let fingerprint = devices.fingerprint(user, device, &signature);
+        let geo = devices.locate(meta.ip.as_deref());
+        let (known, familiarity) = devices.familiarity(user, &fingerprint).await?;
+        let failures = match self.durable.user_by_id(user).await? {
+            Some(u) => self.hot.count(&crate::auth::lockout::account_attempts_key(u.username.as_str())).await?,
+            None => return Err(crate::auth::AuthError::NotFound),
+        };
+        let attempt = crate::risk::LoginAttempt {
+            user,
+            ip: meta.ip.as_deref(),
+            geo: &geo,
+            device: familiarity,
+            device_id: known.map(|d| d.id),
+            account_failures: failures,
+        };
+        self.auth.risk().assess(&attempt).await
     }
 
     /// The JWT signing keys (and the JWKS).
@@ -359,7 +436,14 @@ impl Palisade {
                 ("encryption", health(encryption.is_ok())),
                 ("audit", health(audit.is_ok())),
                 ("signing_keys", health(self.signing_keys.self_test().is_ok())),
-            ],
+            ]
+            .into_iter()
+            .chain(match self.geo.status() {
+                crate::risk::GeoStatus::Off => None,
+                crate::risk::GeoStatus::Healthy => Some(("geoip", ComponentHealth::Healthy)),
+                crate::risk::GeoStatus::Degraded(_) => Some(("geoip", ComponentHealth::Degraded)),
+            })
+            .collect(),
         }
     }
 
@@ -390,6 +474,29 @@ impl Palisade {
             started,
             encryption.map(|()| "AES-256-GCM round trip, context bound".to_owned()),
         ));
+
+        let started = Instant::now();
+        match self.geo.status() {
+            crate::risk::GeoStatus::Off => {}
+            crate::risk::GeoStatus::Healthy => {
+                let caps = self.geo.capabilities();
+                let mut has = Vec::new();
+                for (on, what) in [
+                    (caps.country, "country"),
+                    (caps.location, "location"),
+                    (caps.asn, "network"),
+                    (caps.anonymizer, "anonymizer flags"),
+                ] {
+                    if on {
+                        has.push(what);
+                    }
+                }
+                checks.push(check("geoip", started, Ok::<_, String>(format!("loaded: {}", has.join(", ")))));
+            }
+            crate::risk::GeoStatus::Degraded(problem) => {
+                checks.push(check("geoip", started, Err::<String, _>(problem)))
+            }
+        }
 
         let started = Instant::now();
         let signing = self.signing_keys.self_test().map_err(|e| e.to_string()).map(|()| {

@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use palisade_core::api_key::ApiKeySettings;
 use palisade_core::audit::{AuditEvent, AuditKind, Outcome};
@@ -71,12 +71,19 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/.well-known/jwks.json", get(routes::keys::jwks))
         .route("/auth/register", post(routes::auth::register))
         .route("/auth/login", post(routes::auth::login))
+        .route("/auth/login/approval", post(routes::auth::poll_approval))
         .route("/auth/refresh", post(routes::auth::refresh))
         .route("/auth/logout", post(routes::auth::logout))
         .route("/auth/profile", get(routes::auth::profile))
         .route("/auth/password", post(routes::auth::change_password))
         .route("/auth/sessions", get(routes::auth::sessions))
         .route("/auth/sessions/{id}", delete(routes::auth::end_session))
+        .route("/auth/devices", get(routes::devices::list))
+        .route("/auth/devices/{id}", patch(routes::devices::update).delete(routes::devices::remove))
+        .route("/auth/devices/{id}/approve", post(routes::devices::approve))
+        .route("/auth/devices/approve-link", post(routes::devices::approve_link))
+        .route("/devices/approve", get(routes::pages::approve))
+        .route("/devices/approve.js", get(routes::pages::approve_js))
         .route("/auth/mfa", get(routes::mfa::status))
         .route("/auth/mfa/verify", post(routes::mfa::verify))
         .route("/auth/mfa/totp/setup", post(routes::mfa::totp_setup))
@@ -109,6 +116,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/admin/users/{id}/lock", post(routes::admin::lock))
         .route("/admin/users/{id}/unlock", post(routes::admin::unlock))
         .route("/admin/users/{id}/mfa/reset", post(routes::mfa::admin_reset))
+        .route("/admin/users/{id}/risk", get(routes::devices::user_risk))
         .route("/admin/api-keys", get(routes::admin::api_keys))
         .route("/admin/api-keys/{id}", delete(routes::admin::revoke_api_key))
         .route("/admin/tokens/revoke", post(routes::admin::revoke_token))
@@ -226,6 +234,46 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
         }
         None => tracing::info!("no SMTP server configured (smtp_server): there is no e-mail factor"),
     }
+    if let Some(webhook) = senders.webhook {
+        // The URL is a secret (its path is often the credential): the host is all that is logged.
+        let host = config
+            .notify_webhook_url
+            .as_ref()
+            .and_then(|url| url::Url::parse(url.expose_secret()).ok())
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        tracing::info!(%host, "security notices are also posted to a webhook");
+        builder = builder.webhook_sender(webhook);
+    }
+    let geoip_paths = crate::geoip::GeoIpPaths::from_config(config);
+    if geoip_paths.any() {
+        // Reading a City database is tens of megabytes of file I/O: off the async workers.
+        let geoip = tokio::task::spawn_blocking(move || crate::geoip::MaxMindGeoIp::open(geoip_paths))
+            .await
+            .context("loading the GeoIP databases")?;
+        let geoip = Arc::new(geoip);
+        for db in geoip.databases() {
+            match &db.problem {
+                None => tracing::info!(
+                    setting = db.setting,
+                    path = %db.path.display(),
+                    database_type = db.database_type.as_deref().unwrap_or_default(),
+                    build_epoch = db.build_epoch.unwrap_or_default(),
+                    "GeoIP database loaded"
+                ),
+                // Not fatal: the factors it feeds are reported absent, and /ready shows geoip DEGRADED.
+                Some(problem) => tracing::warn!("GeoIP database not loaded: {problem}"),
+            }
+        }
+        // Detached: it lives as long as the runtime (the process, for `palisade serve`).
+        crate::geoip::spawn_reload(geoip.clone(), crate::geoip::RELOAD_INTERVAL);
+        builder = builder.geoip(geoip);
+    } else if config.risk_enabled {
+        tracing::info!(
+            "no GeoIP database configured (geoip_db, geoip_asn_db, geoip_anonymous_db): the country, travel, \
+             network and anonymizer risk factors are off"
+        );
+    }
     let palisade = builder.build().await.context("opening the keyring")?;
     Ok(Arc::new(palisade))
 }
@@ -233,6 +281,8 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
 /// The services' tunables, from the configuration.
 pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
     use crate::config::{CharClass, JwtAlgorithm};
+    use palisade_core::device::service::DeviceSettings;
+    use palisade_core::risk::RiskSettings;
     let time = |d: Duration| time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
     let jwt_algorithm = match config.jwt_algorithm {
         JwtAlgorithm::EdDSA => SigningAlgorithm::EdDSA,
@@ -252,6 +302,17 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
         max_age: config.password_max_age.map(time),
         ..PasswordPolicy::default()
     };
+    let risk = RiskSettings {
+        enabled: config.risk_enabled,
+        thresholds: config.risk_thresholds,
+        weights: config.risk_weights,
+        max_travel_kmh: f64::from(config.risk_max_travel_kmh),
+        deny: config.risk_deny_cidrs.clone(),
+        allow: config.risk_allow_cidrs.clone(),
+        ..RiskSettings::default()
+    };
+    // The configuration checked each piece; this checks the whole as the engine will see it.
+    risk.validate().map_err(|problem| anyhow::anyhow!("risk settings: {problem}"))?;
     Ok(PalisadeSettings {
         issuer: config.issuer.as_str().trim_end_matches('/').to_owned(),
         audience: config.audience.clone(),
@@ -265,6 +326,8 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
             lifetime: time(config.session_lifetime),
             idle_timeout: time(config.session_idle_timeout),
             cache_ttl: time(config.session_cache),
+            max_per_user: config.max_sessions_per_user,
+            concurrent: config.concurrent_sessions,
         },
         auth: AuthSettings {
             limits: LoginLimits {
@@ -296,6 +359,13 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
                 rp_name: config.mfa_issuer.clone(),
             }),
             ..MfaSettings::default()
+        },
+        risk,
+        devices: DeviceSettings {
+            approval: config.device_approval,
+            approval_ttl: time(config.device_approval_ttl),
+            remember_ttl: time(config.remember_device_ttl),
+            binding: config.session_binding,
         },
     })
 }

@@ -47,6 +47,14 @@ pub enum ApiError {
         /// Every failed rule or field.
         errors: Option<Vec<ProblemItem>>,
     },
+    /// `RISK_BLOCKED` (403): the login's risk score and the names of its factors.
+    #[error("RISK_BLOCKED: score {score}")]
+    RiskBlocked {
+        /// The score.
+        score: f64,
+        /// The factor names.
+        factors: Vec<String>,
+    },
 }
 
 impl ApiError {
@@ -113,6 +121,8 @@ fn build_problem(
         request_id: None,
         require_reauth,
         errors,
+        risk_score: None,
+        risk_factors: None,
     };
     let mut response = (status, axum::Json(body)).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -136,6 +146,24 @@ impl IntoResponse for ApiError {
                 tracing::error!(%cause, "internal error");
                 let (code, detail) = problem_for_status(StatusCode::INTERNAL_SERVER_ERROR);
                 problem_response(StatusCode::INTERNAL_SERVER_ERROR, &code, detail)
+            }
+            Self::RiskBlocked { score, factors } => {
+                let status = StatusCode::FORBIDDEN;
+                let body = Problem {
+                    kind: "https://palisade.dev/problems/risk-blocked".to_owned(),
+                    title: status.canonical_reason().unwrap_or("Forbidden").to_owned(),
+                    status: status.as_u16(),
+                    detail: "the login was refused: its risk is too high".to_owned(),
+                    code: "RISK_BLOCKED".to_owned(),
+                    request_id: None,
+                    require_reauth: None,
+                    errors: None,
+                    risk_score: Some(score),
+                    risk_factors: Some(factors),
+                };
+                let mut response = (status, axum::Json(body)).into_response();
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+                response
             }
             Self::Refused { status, code, detail, retry_after, rate_limit, require_reauth, errors } => {
                 let mut response = build_problem(status, code, detail, require_reauth, errors);
@@ -325,6 +353,21 @@ impl From<palisade_core::auth::AuthError> for ApiError {
                 require_reauth: None,
                 errors: None,
             },
+            A::RiskBlocked { score, factors } => Self::RiskBlocked { score, factors },
+            A::SessionHijackSuspected => Self::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                code: "SESSION_HIJACK_SUSPECTED",
+                detail: "the session was used from another client and was ended; log in again".into(),
+                retry_after: None,
+                rate_limit: None,
+                require_reauth: Some(true),
+                errors: None,
+            },
+            A::SessionLimit => Self::refused(
+                StatusCode::CONFLICT,
+                "CONFLICT",
+                "another session of this account is active: log out there first (concurrent sessions are off)",
+            ),
             A::NotFound => Self::NotFound,
             A::Unavailable(cause) => Self::Unavailable(cause),
             A::Internal(cause) => Self::Internal(cause),

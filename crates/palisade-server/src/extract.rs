@@ -110,6 +110,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
             ip: ip.map(|ip| ip.to_string()),
             user_agent: header("user-agent"),
             request_id: header("x-request-id"),
+            accept_language: header("accept-language"),
         }))
     }
 }

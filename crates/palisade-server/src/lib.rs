@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod geoip;
 mod middleware;
 pub mod notify;
 pub mod openapi;

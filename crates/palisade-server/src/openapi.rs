@@ -1,6 +1,6 @@
 //! The OpenAPI description of every route, served at `/openapi.json` and rendered at `/docs`.
 
-use palisade_types::{admin, api_keys, auth, health, mfa, problem, tokens, webauthn};
+use palisade_types::{admin, api_keys, auth, devices, health, mfa, problem, tokens, webauthn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The API document.
@@ -13,12 +13,21 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::ops::metrics,
         crate::routes::auth::register,
         crate::routes::auth::login,
+        crate::routes::auth::poll_approval,
         crate::routes::auth::refresh,
         crate::routes::auth::logout,
         crate::routes::auth::profile,
         crate::routes::auth::change_password,
         crate::routes::auth::sessions,
         crate::routes::auth::end_session,
+        crate::routes::devices::list,
+        crate::routes::devices::update,
+        crate::routes::devices::approve,
+        crate::routes::devices::remove,
+        crate::routes::devices::approve_link,
+        crate::routes::pages::approve,
+        crate::routes::pages::approve_js,
+        crate::routes::devices::user_risk,
         crate::routes::mfa::status,
         crate::routes::mfa::verify,
         crate::routes::mfa::totp_setup,
@@ -71,8 +80,19 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         auth::PasswordChangeRequest,
         auth::SessionInfo,
         auth::SessionList,
+        devices::Device,
+        devices::DeviceList,
+        devices::DeviceUpdateRequest,
+        devices::DeviceRemoved,
+        devices::RiskFactorView,
+        devices::AbsentFactorView,
+        devices::RiskAssessmentView,
+        devices::RiskAssessmentList,
         mfa::LoginResponse,
         mfa::MfaRequiredResponse,
+        mfa::ApprovalRequiredResponse,
+        mfa::ApprovalPollRequest,
+        mfa::ApprovalLinkRequest,
         mfa::MfaVerifyRequest,
         mfa::MfaSendRequest,
         mfa::CodeSentResponse,

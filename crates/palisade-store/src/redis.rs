@@ -14,11 +14,16 @@
 //! an operation: callers fail closed.
 //!
 //! # Atomicity
-//! Single commands where Redis has one (`SET PX`, `SET NX PX`, `GETDEL`, `DEL`, `SREM`), Lua scripts
-//! where an operation takes several steps (compare-and-set on a value, counting in a window, counting
-//! one hit against several windows all or nothing, adding to a set and resetting its time to live). Redis expires keys by itself, with its own clock: the
-//! injected clock plays no part here and [`HotStore::purge_expired`] has nothing to do. `GETDEL`
-//! needs Redis 6.2 or later.
+//! Single commands where Redis has one (`SET PX`, `SET NX PX`, `GETDEL`, `DEL`, `SREM`, `ZREM`), Lua
+//! scripts where an operation takes several steps (compare-and-set on a value, counting in a window,
+//! counting one hit against several windows all or nothing, adding to a set and resetting its time
+//! to live, adding to a ranked set and trimming it or adding only while it has room). Redis expires
+//! keys by itself, with its own clock: the injected clock plays no part here and
+//! [`HotStore::purge_expired`] has nothing to do. `GETDEL` needs Redis 6.2 or later.
+//!
+//! Ranked sets are sorted sets, their ranks the scores. A score is a double, so ranks beyond ±2^53,
+//! which it cannot hold exactly, are refused — here and in the SQL hot store, so that every backend
+//! orders the same ranks alike.
 //!
 //! This module must never read-modify-write across two round trips: what must be atomic is one
 //! command or one script.
@@ -115,6 +120,44 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
+/// Adds `ARGV[1]` with rank `ARGV[2]` to the sorted set `KEYS[1]` (a member already there takes the
+/// new rank), (re)sets the whole set's time to live to `ARGV[3]` ms, then removes the lowest-ranked
+/// members until at most `ARGV[4]` remain and returns them, lowest first.
+const RANKED_ADD: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+if excess <= 0 then
+  return {}
+end
+local removed = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+return removed
+";
+
+/// Adds `ARGV[1]` with rank `ARGV[2]` to the sorted set `KEYS[1]` and (re)sets its time to live to
+/// `ARGV[4]` ms, only if it holds fewer than `ARGV[3]` members or holds `ARGV[1]` already; returns 1
+/// when it is a member afterwards, else 0 (and changes nothing).
+const RANKED_ADD_IF_ROOM: &str = r"
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return 1
+end
+return 0
+";
+
+/// The largest rank a sorted set holds exactly (its scores are doubles).
+const MAX_RANK: i64 = 1 << 53;
+
+/// `rank`, refused when a sorted set could not hold it exactly (the SQL hot store checks the same).
+fn exact_rank(rank: i64) -> Result<i64, StoreError> {
+    if rank.unsigned_abs() > MAX_RANK.unsigned_abs() {
+        return Err(StoreError::Other(format!("rank {rank} is outside ±2^53")));
+    }
+    Ok(rank)
+}
+
 /// One server or a cluster.
 #[derive(Clone)]
 enum Connection {
@@ -158,6 +201,8 @@ pub struct RedisHotStore {
     increment: Script,
     hit_windows: Script,
     set_add: Script,
+    ranked_add: Script,
+    ranked_add_if_room: Script,
 }
 
 impl std::fmt::Debug for RedisHotStore {
@@ -184,6 +229,8 @@ impl RedisHotStore {
             increment: Script::new(INCREMENT),
             hit_windows: Script::new(HIT_WINDOWS),
             set_add: Script::new(SET_ADD),
+            ranked_add: Script::new(RANKED_ADD),
+            ranked_add_if_room: Script::new(RANKED_ADD_IF_ROOM),
         })
     }
 
@@ -376,6 +423,80 @@ impl HotStore for RedisHotStore {
 
     async fn set_members(&self, key: &HotKey) -> Result<Vec<String>, StoreError> {
         ::redis::cmd("SMEMBERS").arg(key.as_str()).query_async(&mut self.connection()).await.map_err(error::redis)
+    }
+
+    async fn count(&self, key: &HotKey) -> Result<u64, StoreError> {
+        let raw: Option<Vec<u8>> =
+            ::redis::cmd("GET").arg(key.as_str()).query_async(&mut self.connection()).await.map_err(error::redis)?;
+        let Some(raw) = raw else { return Ok(0) };
+        // `INCR` keeps a counter as the decimal text of a signed 64-bit integer.
+        let count: i64 = std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| StoreError::Other(format!("{key} holds a value, not a counter")))?;
+        u64::try_from(count).map_err(|_| error::corrupt(format!("{key} has counter {count}")))
+    }
+
+    async fn ranked_add(
+        &self,
+        key: &HotKey,
+        member: &str,
+        rank: i64,
+        keep: u32,
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let (rank, ms) = (exact_rank(rank)?, ttl::millis(ttl)?);
+        self.ranked_add
+            .key(key.as_str())
+            .arg(member)
+            .arg(rank)
+            .arg(ms)
+            .arg(keep)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(error::redis)
+    }
+
+    async fn ranked_add_if_room(
+        &self,
+        key: &HotKey,
+        member: &str,
+        rank: i64,
+        cap: u32,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let (rank, ms) = (exact_rank(rank)?, ttl::millis(ttl)?);
+        let added: i64 = self
+            .ranked_add_if_room
+            .key(key.as_str())
+            .arg(member)
+            .arg(rank)
+            .arg(cap)
+            .arg(ms)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(error::redis)?;
+        Ok(added == 1)
+    }
+
+    async fn ranked_remove(&self, key: &HotKey, member: &str) -> Result<bool, StoreError> {
+        let removed: i64 = ::redis::cmd("ZREM")
+            .arg(key.as_str())
+            .arg(member)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(error::redis)?;
+        Ok(removed > 0)
+    }
+
+    async fn ranked_members(&self, key: &HotKey) -> Result<Vec<String>, StoreError> {
+        ::redis::cmd("ZRANGE")
+            .arg(key.as_str())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(error::redis)
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {

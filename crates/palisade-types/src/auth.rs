@@ -65,6 +65,13 @@ pub struct LoginRequest {
     /// The device, if the client describes it.
     #[serde(default)]
     pub device: Option<DeviceDescription>,
+    /// Ask for a remember-device token (`device_token` in the answer) when the login passes a
+    /// second factor; presented at later logins from this device, it lowers their risk score.
+    #[serde(default)]
+    pub remember_device: bool,
+    /// A remember-device token from an earlier login on this device.
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -73,12 +80,14 @@ impl std::fmt::Debug for LoginRequest {
             .field("username", &self.username)
             .field("password", &"<hidden>")
             .field("device", &self.device)
+            .field("remember_device", &self.remember_device)
+            .field("device_token", &self.device_token.as_ref().map(|_| "<hidden>"))
             .finish()
     }
 }
 
 /// A token pair: the answer of a login and of a refresh.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     /// The JWT access token (`Authorization: Bearer …`).
     pub access_token: String,
@@ -100,6 +109,22 @@ pub struct TokenResponse {
     /// enrolling one (`/auth/mfa/...` setup and confirm); log in again afterwards.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mfa_enrolment_required: bool,
+    /// The login's risk score (0 to 1), when logins are scored; absent on refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_score: Option<f64>,
+    /// The names of the risk factors that fired, when logins are scored; absent on refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_factors: Option<Vec<String>>,
+    /// The registered device the session was opened from (`/auth/devices`); absent on refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// A remember-device token, when the login asked for one (`remember_device`) and passed a
+    /// second factor: keep it on this device and send it as `device_token` at later logins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
+    /// Seconds the `device_token` lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_token_expires_in: Option<u64>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -177,6 +202,15 @@ pub struct SessionInfo {
     pub user_agent: Option<String>,
     /// The device described at login.
     pub device: Option<DeviceDescription>,
+    /// The registered device it was opened from (`/auth/devices`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// Country (ISO 3166 code) of the login address, when a GeoIP database knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// City of the login address, when a GeoIP database knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
     /// Whether this is the session of the token making the request.
     pub current: bool,
 }

@@ -6,13 +6,67 @@ use utoipa::ToSchema;
 use crate::auth::TokenResponse;
 
 /// What `POST /auth/login` and `POST /auth/mfa/verify` answer: the token pair, or the next step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum LoginResponse {
     /// A second factor is needed.
     MfaRequired(MfaRequiredResponse),
+    /// The device waits for approval (`PALISADE_DEVICE_APPROVAL`).
+    ApprovalRequired(ApprovalRequiredResponse),
     /// Logged in.
     Tokens(TokenResponse),
+}
+
+/// Every step passed, but the device must be approved first — from a session on another device
+/// (`POST /auth/devices/{id}/approve`) or through the link mailed to the user. Poll
+/// `POST /auth/login/approval` with the token. No token pair was issued.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalRequiredResponse {
+    /// Always `true`.
+    pub approval_required: bool,
+    /// The opaque token to poll with; single use once approved.
+    pub approval_token: String,
+    /// The device waiting (as listed by `GET /auth/devices` on the user's other sessions).
+    pub device_id: String,
+    /// Seconds the wait lasts.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for ApprovalRequiredResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApprovalRequiredResponse")
+            .field("device_id", &self.device_id)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /auth/login/approval`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPollRequest {
+    /// The `approval_token` of the login answer.
+    pub approval_token: String,
+}
+
+impl std::fmt::Debug for ApprovalPollRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApprovalPollRequest { <hidden> }")
+    }
+}
+
+/// `POST /auth/devices/approve-link`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalLinkRequest {
+    /// The token of the mailed link (after `#token=`).
+    pub token: String,
+}
+
+impl std::fmt::Debug for ApprovalLinkRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApprovalLinkRequest { <hidden> }")
+    }
 }
 
 impl LoginResponse {
@@ -20,7 +74,7 @@ impl LoginResponse {
     pub fn into_tokens(self) -> Option<TokenResponse> {
         match self {
             Self::Tokens(tokens) => Some(tokens),
-            Self::MfaRequired(_) => None,
+            Self::MfaRequired(_) | Self::ApprovalRequired(_) => None,
         }
     }
 
@@ -28,13 +82,13 @@ impl LoginResponse {
     pub fn into_mfa_required(self) -> Option<MfaRequiredResponse> {
         match self {
             Self::MfaRequired(step) => Some(step),
-            Self::Tokens(_) => None,
+            Self::Tokens(_) | Self::ApprovalRequired(_) => None,
         }
     }
 }
 
 /// The password was right; a second factor is needed. No token was issued.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MfaRequiredResponse {
     /// Always `true`.
     pub mfa_required: bool,
@@ -48,6 +102,12 @@ pub struct MfaRequiredResponse {
     pub factors_required: u8,
     /// Seconds the `mfa_token` lives.
     pub expires_in: u64,
+    /// The login's risk score (0 to 1), when logins are scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_score: Option<f64>,
+    /// The names of the risk factors that fired, when logins are scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_factors: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for MfaRequiredResponse {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// An `application/problem+json` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem.
     #[serde(rename = "type")]
@@ -26,6 +26,12 @@ pub struct Problem {
     /// `PASSWORD_POLICY` and `VALIDATION_ERROR`: every rule or field that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<ProblemItem>>,
+    /// `RISK_BLOCKED`: the login's risk score (0 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_score: Option<f64>,
+    /// `RISK_BLOCKED`: the names of the risk factors that fired (`new_country`, `denied_address` …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_factors: Option<Vec<String>>,
 }
 
 /// One failed rule or field of a problem.

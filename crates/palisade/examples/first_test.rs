@@ -44,7 +44,12 @@ async fn main() -> anyhow::Result<()> {
     println!("created user {user_id}");
 
     // Test d'authentification
-    let meta = RequestMeta { ip: Some("127.0.0.1".into()), user_agent: Some("Test Agent".into()), request_id: None };
+    let meta = RequestMeta {
+        ip: Some("127.0.0.1".into()),
+        user_agent: Some("Test Agent".into()),
+        request_id: None,
+        accept_language: None,
+    };
     let result = palisade.auth().login("test@example.com", SecretString::from("SecurePassword123!"), None, &meta).await;
     match result {
         Ok(LoginOutcome::Tokens(pair)) => {
@@ -55,6 +60,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Ok(LoginOutcome::MfaRequired(step)) => {
             println!("🔐 second factor required: one of {:?}", step.methods);
+        }
+        Ok(LoginOutcome::ApprovalRequired(wait)) => {
+            println!("📱 device {} waits for approval", wait.device_id);
         }
         Err(e) => println!("❌ Échec de l'authentification: {e}"),
     }

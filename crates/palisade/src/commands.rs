@@ -399,7 +399,12 @@ async fn audit_verify(args: SettingsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn cli_meta() -> palisade_core::audit::RequestMeta {
-    palisade_core::audit::RequestMeta { ip: None, user_agent: Some("palisade-cli".into()), request_id: None }
+    palisade_core::audit::RequestMeta {
+        ip: None,
+        user_agent: Some("palisade-cli".into()),
+        request_id: None,
+        accept_language: None,
+    }
 }
 
 fn read_new_password() -> anyhow::Result<secrecy::SecretString> {

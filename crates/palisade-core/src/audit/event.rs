@@ -73,6 +73,22 @@ pub enum AuditKind {
     MfaReset,
     /// A passkey was renamed by its owner.
     PasskeyRenamed,
+    /// A login's password was right but its risk score refused it.
+    LoginRiskBlocked,
+    /// A login came from a device the user had not used: it was registered.
+    DeviceRegistered,
+    /// A user renamed or re-trusted a device.
+    DeviceUpdated,
+    /// A login from a device waiting for approval was parked (device approval on).
+    DeviceApprovalRequested,
+    /// A device was approved.
+    DeviceApproved,
+    /// A user forgot a device (its sessions ended).
+    DeviceRemoved,
+    /// A session was used from another device or network than it was opened from: it was ended.
+    SessionHijackSuspected,
+    /// A login ended older sessions to stay within the per-user limit.
+    SessionEvicted,
 }
 
 impl AuditKind {
@@ -113,6 +129,14 @@ impl AuditKind {
             Self::MfaBackupCodesRegenerated => "mfa.backup_codes_regenerated",
             Self::MfaReset => "mfa.reset",
             Self::PasskeyRenamed => "mfa.passkey_renamed",
+            Self::LoginRiskBlocked => "auth.login_risk_blocked",
+            Self::DeviceRegistered => "device.registered",
+            Self::DeviceUpdated => "device.updated",
+            Self::DeviceApprovalRequested => "device.approval_requested",
+            Self::DeviceApproved => "device.approved",
+            Self::DeviceRemoved => "device.removed",
+            Self::SessionHijackSuspected => "session.hijack_suspected",
+            Self::SessionEvicted => "session.evicted",
         }
     }
 }
@@ -145,6 +169,8 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     /// The id the server answers with in `X-Request-Id`.
     pub request_id: Option<String>,
+    /// The client's `Accept-Language` (part of its client signature; not written to the chain).
+    pub accept_language: Option<String>,
 }
 
 /// An event to seal into the chain.

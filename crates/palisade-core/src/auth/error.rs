@@ -89,6 +89,21 @@ pub enum AuthError {
         /// Seconds until another code may be sent.
         retry_after_secs: u64,
     },
+    /// The password was right but the login's risk score is past the block threshold.
+    #[error("the login was refused: its risk is too high")]
+    RiskBlocked {
+        /// The score.
+        score: f64,
+        /// The names of the factors that fired.
+        factors: Vec<String>,
+    },
+    /// The session was used from another device or network than it was opened from; it was
+    /// ended with its refresh family: log in again.
+    #[error("the session was used from another client and was ended")]
+    SessionHijackSuspected,
+    /// Concurrent sessions are off and the user has a live one.
+    #[error("another session of this account is active: log out there first")]
+    SessionLimit,
     /// A store this needs is unreachable: fail closed.
     #[error("unavailable: {0}")]
     Unavailable(String),

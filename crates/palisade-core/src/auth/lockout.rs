@@ -56,6 +56,16 @@ fn ip_tag(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
+/// Where login attempts on an account are counted (cleared by a success).
+pub(crate) fn account_attempts_key(username: &str) -> HotKey {
+    HotKey::new(&account_tag(username), "attempts")
+}
+
+/// Where failed logins from `ip` are counted (the risk engine reads it).
+pub(crate) fn ip_failures_key(ip: &str) -> HotKey {
+    HotKey::new(&ip_tag(ip), "login-failures")
+}
+
 impl Lockout {
     pub(crate) fn new(hot: Arc<dyn HotStore>, clock: Arc<dyn Clock>, limits: LoginLimits) -> Self {
         Self { hot, clock, limits }
@@ -70,7 +80,7 @@ impl Lockout {
     /// increment), so a burst of concurrent guesses cannot all pass before the first failures are
     /// counted; and reads the address's throttle marker. A success clears the count ([`Self::clear`]).
     pub(crate) async fn gate(&self, username: &str, ip: Option<&str>) -> Result<Gate, StoreError> {
-        let account = HotKey::new(&account_tag(username), "attempts");
+        let account = account_attempts_key(username);
         let ip_key = ip.map(|ip| HotKey::new(&ip_tag(ip), "login-throttled"));
         let (attempt, throttled) = tokio::join!(self.hot.increment(&account, self.limits.window), async {
             match &ip_key {
@@ -92,7 +102,7 @@ impl Lockout {
     pub(crate) async fn count_ip_failure(&self, ip: Option<&str>) -> Result<(), StoreError> {
         let Some(ip) = ip else { return Ok(()) };
         let tag = ip_tag(ip);
-        let counted = self.hot.increment(&HotKey::new(&tag, "login-failures"), self.limits.window).await?;
+        let counted = self.hot.increment(&ip_failures_key(ip), self.limits.window).await?;
         if counted.count >= u64::from(self.limits.ip_max_failures) {
             let ttl = counted.resets_in.max(Duration::seconds(1));
             let until = (self.clock.now() + ttl).unix_timestamp();
@@ -103,7 +113,7 @@ impl Lockout {
 
     /// Clears the account's attempt count after a success.
     pub(crate) async fn clear(&self, username: &Username) -> Result<(), StoreError> {
-        self.hot.delete(&HotKey::new(&account_tag(username.as_str()), "attempts")).await?;
+        self.hot.delete(&account_attempts_key(username.as_str())).await?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! factor, or must have one — the MFA step through an `mfa_token` challenge, and finally the session
 //! and its tokens.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::error::AuthError;
 use super::lockout::Gate;
@@ -10,7 +10,8 @@ use super::service::{Access, AuthService, LoginOutcome, MfaPending, MfaStep, Tok
 use crate::audit::{AuditEvent, AuditKind, Outcome, RequestMeta};
 use crate::mfa::code::{BackupCode, OtpCode};
 use crate::mfa::{ChallengeState, MfaChallenge, MfaMethod, amr_of};
-use crate::session::DeviceInfo;
+use crate::risk::{LoginAttempt, RiskDecision, RiskSummary};
+use crate::session::{DeviceInfo, NewSession, OpenError};
 use crate::token::RevokeReason;
 use crate::user::{InvalidInput, User, Username};
 
@@ -18,6 +19,42 @@ use crate::user::{InvalidInput, User, Username};
 const PASSWORDLESS_STARTS: u64 = 30;
 /// The window of [`PASSWORDLESS_STARTS`].
 const PASSWORDLESS_WINDOW: time::Duration = time::Duration::minutes(1);
+
+/// What a login may carry besides the username and password.
+#[derive(Debug, Clone, Default)]
+pub struct LoginOptions {
+    /// The device, as the client describes it.
+    pub device: Option<DeviceInfo>,
+    /// Issue a remember-device token when the login passes a second factor.
+    pub remember_device: bool,
+    /// A remember-device token from an earlier login on this device.
+    pub device_token: Option<SecretString>,
+}
+
+/// What a login carries from its password step to the session.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(super) struct LoginCarry {
+    pub(super) device: Option<DeviceInfo>,
+    pub(super) risk: Option<RiskSummary>,
+    pub(super) remember_device: bool,
+}
+
+/// What completing a login came to.
+pub(super) enum Finished {
+    /// A session and its tokens.
+    Tokens(TokenPair),
+    /// The device waits for approval.
+    Approval(super::service::ApprovalPending),
+}
+
+impl From<Finished> for MfaStep {
+    fn from(finished: Finished) -> Self {
+        match finished {
+            Finished::Tokens(pair) => Self::Done(pair),
+            Finished::Approval(pending) => Self::ApprovalRequired(pending),
+        }
+    }
+}
 
 impl AuthService {
     /// Logs in with a password.
@@ -28,6 +65,18 @@ impl AuthService {
         device: Option<DeviceInfo>,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome, AuthError> {
+        self.login_with(username, password, LoginOptions { device, ..LoginOptions::default() }, meta).await
+    }
+
+    /// Logs in with a password and the options of [`LoginOptions`].
+    pub async fn login_with(
+        &self,
+        username: &str,
+        password: SecretString,
+        options: LoginOptions,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, AuthError> {
+        let LoginOptions { device, remember_device, device_token } = options;
         let ip = meta.ip.as_deref();
         let Ok(username) = Username::parse(username) else {
             // Not even a possible name: the same work and answer as an unknown user.
@@ -77,7 +126,14 @@ impl AuthService {
             self.rehash(&user, password).await;
         }
         let password_expired = self.policy.is_expired(user.password_changed_at, self.clock.now());
+        let risk = self.score_login(&user, device.as_ref(), device_token.as_ref(), attempt, meta).await?;
+        let risk_factors = risk.as_ref().map_or(0, |r| r.decision.factors_required());
         let methods = self.mfa.login_methods(user.id).await?;
+        if risk_factors > 0 && !methods.enrolled {
+            // A user without a second factor cannot be asked for one: the step-up is recorded (and
+            // SECURITY_MFA_REQUIRED is the setting that closes this gap).
+            tracing::info!(user_id = %user.id, "risk asked for a second factor the user does not have");
+        }
         if methods.enrolled {
             if methods.usable.is_empty() {
                 self.audit_failure(AuditKind::LoginFailed, Some(&username), "no usable second factor", meta).await;
@@ -88,7 +144,8 @@ impl AuthService {
             // Enhanced MFA asks for two distinct factors; a user with fewer passes all they have. Backup
             // codes may stand in for a factor the user cannot use, but never add one to the count.
             let factors = methods.usable.iter().filter(|m| **m != MfaMethod::BackupCode).count().max(1);
-            let required = self.mfa.settings().factors.clamp(1, u8::try_from(factors).unwrap_or(u8::MAX));
+            let required =
+                self.mfa.settings().factors.max(risk_factors).clamp(1, u8::try_from(factors).unwrap_or(u8::MAX));
             let state = ChallengeState {
                 user_id: user.id,
                 password_changed_at: user.password_changed_at,
@@ -98,6 +155,8 @@ impl AuthService {
                 device,
                 password_expired,
                 spent: false,
+                risk: risk.clone(),
+                remember_device,
             };
             let token = self.mfa.challenges().open(&state).await?;
             self.record(
@@ -105,7 +164,9 @@ impl AuthService {
                     .actor(user.id.to_string())
                     .request(meta.clone())
                     .detail("methods", methods.usable.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","))
-                    .detail("required_factors", required),
+                    .detail("required_factors", required)
+                    .detail("risk_score", risk.as_ref().map(|r| r.score))
+                    .detail("risk_factors", risk.as_ref().map(|r| r.factors.join(",")).unwrap_or_default()),
             )
             .await?;
             return Ok(LoginOutcome::MfaRequired(MfaPending {
@@ -113,12 +174,63 @@ impl AuthService {
                 methods: methods.usable,
                 factors_required: required,
                 expires_in: secs(self.mfa.challenges().ttl()),
+                risk,
             }));
         }
         let access =
             if self.mfa.is_required_for(&user) { Access::EnrolOnly } else { Access::Full { password_expired } };
-        let pair = self.finish_login(&user, true, &[], device, access, meta).await?;
-        Ok(LoginOutcome::Tokens(pair))
+        let carry = LoginCarry { device, risk, remember_device };
+        Ok(match self.finish_login(&user, true, &[], access, carry, meta).await? {
+            Finished::Tokens(pair) => LoginOutcome::Tokens(pair),
+            Finished::Approval(pending) => LoginOutcome::ApprovalRequired(pending),
+        })
+    }
+
+    /// Scores a login whose password was right; a block is recorded, audited and refused here.
+    async fn score_login(
+        &self,
+        user: &User,
+        device: Option<&DeviceInfo>,
+        device_token: Option<&SecretString>,
+        attempt: u64,
+        meta: &RequestMeta,
+    ) -> Result<Option<RiskSummary>, AuthError> {
+        if !self.risk.enabled() {
+            return Ok(None);
+        }
+        let signature = self.devices.signature(meta);
+        let fingerprint = self.devices.fingerprint(user.id, device, &signature);
+        let geo = self.devices.locate(meta.ip.as_deref());
+        let (known, mut familiarity) = self.devices.familiarity(user.id, &fingerprint).await?;
+        if let (Some(token), Some(device)) = (device_token, &known)
+            && self.devices.check_remember_token(token.expose_secret(), user.id, device.id, &fingerprint)
+        {
+            familiarity = crate::risk::DeviceFamiliarity::Trusted;
+        }
+        let attempt = LoginAttempt {
+            user: user.id,
+            ip: meta.ip.as_deref(),
+            geo: &geo,
+            device: familiarity,
+            device_id: known.map(|d| d.id),
+            account_failures: attempt.saturating_sub(1),
+        };
+        let Some(record) = self.risk.assess_and_record(&attempt).await? else { return Ok(None) };
+        let summary = RiskSummary::of(&record);
+        if record.assessment.decision == RiskDecision::Block {
+            let event = AuditEvent::new(AuditKind::LoginRiskBlocked, Outcome::Failure)
+                .actor(user.id.to_string())
+                .subject(user.username.to_string())
+                .request(meta.clone())
+                .detail("risk_score", summary.score)
+                .detail("risk_factors", summary.factors.join(","))
+                .detail("country", geo.country.clone().unwrap_or_default());
+            if let Err(e) = self.audit.append(event).await {
+                tracing::error!(error = %e, "could not audit a risk block");
+            }
+            return Err(AuthError::RiskBlocked { score: summary.score, factors: summary.factors });
+        }
+        Ok(Some(summary))
     }
 
     /// Passes one factor of a login's second step (`POST /auth/mfa/verify`). The code is parsed
@@ -210,10 +322,12 @@ impl AuthService {
                 methods: next.remaining(),
                 factors_required: next.factors_left(),
                 expires_in: secs(challenge.expires_at - self.clock.now()),
+                risk: next.risk.clone(),
             }));
         }
         let access = Access::Full { password_expired: next.password_expired };
-        Ok(MfaStep::Done(self.finish_login(user, true, &next.done, next.device, access, meta).await?))
+        let carry = LoginCarry { device: next.device, risk: next.risk, remember_device: next.remember_device };
+        Ok(self.finish_login(user, true, &next.done, access, carry, meta).await?.into())
     }
 
     /// Starts a passkey ceremony for logging in (`POST /auth/webauthn/login/start`): with an
@@ -271,28 +385,70 @@ impl AuthService {
                 let access = Access::Full {
                     password_expired: self.policy.is_expired(user.password_changed_at, self.clock.now()),
                 };
-                Ok(MfaStep::Done(self.finish_login(&user, false, &[MfaMethod::WebAuthn], None, access, meta).await?))
+                let carry = LoginCarry::default();
+                Ok(self.finish_login(&user, false, &[MfaMethod::WebAuthn], access, carry, meta).await?.into())
             }
         }
     }
 
     /// Opens the session and its refresh family for a user who passed every step, with the methods
-    /// they used. A password change or an administrative lock that ran meanwhile (while the
-    /// password was hashing, or between the steps) ended the user's sessions before this one
-    /// existed: the account is read again afterwards and the login undone if so.
-    async fn finish_login(
+    /// they used: registers the device (or updates it), binds the session to the client, ends older
+    /// sessions past the per-user limit, and settles the risk record. A password change or an
+    /// administrative lock that ran meanwhile (while the password was hashing, or between the steps)
+    /// ended the user's sessions before this one existed: the account is read again afterwards and
+    /// the login undone if so.
+    pub(super) async fn finish_login(
         &self,
         user: &User,
         password: bool,
         methods: &[MfaMethod],
-        device: Option<DeviceInfo>,
         access: Access,
+        carry: LoginCarry,
         meta: &RequestMeta,
-    ) -> Result<TokenPair, AuthError> {
+    ) -> Result<Finished, AuthError> {
+        let signature = self.devices.signature(meta);
+        let fingerprint = self.devices.fingerprint(user.id, carry.device.as_ref(), &signature);
+        let geo = self.devices.locate(meta.ip.as_deref());
+        let seen = self.devices.record_login(user, fingerprint, carry.device.as_ref(), &signature, &geo, meta).await?;
+        if !seen.device.approved {
+            // Device approval is on and this device waits: no session until it is approved.
+            let pending = self.await_approval(user, &seen.device, password, methods, access, carry, meta).await?;
+            return Ok(Finished::Approval(pending));
+        }
+        let LoginCarry { device, risk, remember_device } = carry;
         let amr = amr_of(password, methods);
-        let session =
-            self.sessions.create(user.id, meta.ip.clone(), meta.user_agent.clone(), device, amr.clone()).await?;
-        let pair = self.open_family(user, &session, access).await?;
+        let new = NewSession {
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            device,
+            amr: amr.clone(),
+            origin: self.devices.origin(&signature, meta.ip.as_deref(), &geo),
+            device_id: Some(seen.device.id),
+            country: geo.country.clone(),
+            city: geo.city.clone(),
+        };
+        let opened = match self.sessions.create(user.id, new).await {
+            Ok(opened) => opened,
+            Err(OpenError::LimitReached) => {
+                self.audit_failure(AuditKind::LoginFailed, Some(&user.username), "another session is active", meta)
+                    .await;
+                return Err(AuthError::SessionLimit);
+            }
+            Err(OpenError::Store(e)) => return Err(e.into()),
+        };
+        let session = opened.session;
+        for evicted in opened.evicted {
+            self.store.revoke_session_families(evicted, RevokeReason::SessionEnded, self.clock.now()).await?;
+            self.record(
+                AuditEvent::new(AuditKind::SessionEvicted, Outcome::Success)
+                    .actor(user.id.to_string())
+                    .subject(evicted.to_string())
+                    .request(meta.clone())
+                    .detail("limit", self.sessions.policy().max_per_user),
+            )
+            .await?;
+        }
+        let mut pair = self.open_family(user, &session, access).await?;
         let current = self.store.user_by_id(user.id).await?;
         if current.as_ref().is_none_or(|u| u.locked || u.password_changed_at != user.password_changed_at) {
             self.sessions.end(user.id, session.id).await?;
@@ -316,10 +472,24 @@ impl AuthService {
                 })
                 .detail("amr", amr.join(" "))
                 .detail("password_expired", password_expired)
-                .detail("mfa_enrolment_required", enrol_only),
+                .detail("mfa_enrolment_required", enrol_only)
+                .detail("device_id", seen.device.id.to_string())
+                .detail("new_device", seen.new)
+                .detail("country", geo.country.clone().unwrap_or_default())
+                .detail("risk_score", risk.as_ref().map(|r| r.score))
+                .detail("risk_decision", risk.as_ref().map(|r| r.decision.as_str()).unwrap_or_default())
+                .detail("risk_factors", risk.as_ref().map(|r| r.factors.join(",")).unwrap_or_default()),
         )
         .await?;
-        Ok(pair)
+        if let Some(risk) = &risk {
+            self.risk.succeeded(risk.record).await?;
+        }
+        pair.risk = risk;
+        // Remembered only after a second factor: a password alone never vouches for a device.
+        if remember_device && !methods.is_empty() {
+            pair.device_token = self.devices.remember_token(user.id, seen.device.id, &fingerprint);
+        }
+        Ok(Finished::Tokens(pair))
     }
 
     /// Verifies a password; a failure of the hashing service itself is an error, not a wrong password.

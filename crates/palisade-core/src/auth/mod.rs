@@ -5,15 +5,18 @@
 //! answers of [`AuthError`].
 
 mod account;
+mod approval;
+mod devices;
 mod error;
-mod lockout;
+pub(crate) mod lockout;
 mod login;
 mod service;
 
 pub use account::FactorRemovalProof;
 pub use error::AuthError;
 pub use lockout::LoginLimits;
+pub use login::LoginOptions;
 pub use service::{
-    AuthParts, AuthService, AuthSettings, LoginOutcome, MfaPending, MfaStep, Principal, RegisterInput, SCOPE_ADMIN,
-    SCOPE_MFA_ENROLL, SCOPE_PASSWORD_CHANGE, SCOPE_USER, TokenPair,
+    ApprovalPending, AuthParts, AuthService, AuthSettings, LoginOutcome, MfaPending, MfaStep, Principal, RegisterInput,
+    SCOPE_ADMIN, SCOPE_MFA_ENROLL, SCOPE_PASSWORD_CHANGE, SCOPE_USER, TokenPair,
 };

@@ -75,6 +75,13 @@ pub struct TokenPair {
     pub password_expired: bool,
     /// The user must have a second factor and has none: the tokens only allow enrolling one.
     pub mfa_enrolment_required: bool,
+    /// The login's risk assessment (absent on refresh, and when scoring is off).
+    pub risk: Option<crate::risk::RiskSummary>,
+    /// The registered device the session was opened from (absent on refresh).
+    pub device_id: Option<crate::device::DeviceId>,
+    /// A remember-device token and its lifetime in seconds, when the login asked for one and
+    /// passed a second factor.
+    pub device_token: Option<(SecretString, u64)>,
 }
 
 /// A login waiting for its second step.
@@ -88,6 +95,19 @@ pub struct MfaPending {
     pub factors_required: u8,
     /// Seconds the token lives.
     pub expires_in: u64,
+    /// The password step's risk assessment, when scoring is on.
+    pub risk: Option<crate::risk::RiskSummary>,
+}
+
+/// A login from a device that waits for approval (`PALISADE_DEVICE_APPROVAL`).
+#[derive(Debug)]
+pub struct ApprovalPending {
+    /// The opaque token the waiting client polls with (`POST /auth/login/approval`); shown once.
+    pub approval_token: SecretString,
+    /// The device waiting.
+    pub device_id: crate::device::DeviceId,
+    /// Seconds the wait lasts.
+    pub expires_in: u64,
 }
 
 /// What a login came to.
@@ -97,6 +117,8 @@ pub enum LoginOutcome {
     Tokens(TokenPair),
     /// The password was right; a second factor is needed (`POST /auth/mfa/verify`).
     MfaRequired(MfaPending),
+    /// Every step passed, but the device must be approved first.
+    ApprovalRequired(ApprovalPending),
 }
 
 /// What passing one factor of a login's second step came to.
@@ -106,10 +128,12 @@ pub enum MfaStep {
     Done(TokenPair),
     /// Another distinct factor is needed (enhanced MFA), with the same token.
     Continue(MfaPending),
+    /// Every step passed, but the device must be approved first.
+    ApprovalRequired(ApprovalPending),
 }
 
 /// What the tokens of a new session may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Access {
     /// Everything the user may (only a password change when it has expired).
     Full {
@@ -193,6 +217,8 @@ pub struct AuthService {
     pub(super) users: UserCache,
     pub(super) hot: Arc<dyn crate::store::HotStore>,
     pub(super) mfa: Arc<crate::mfa::MfaService>,
+    pub(super) devices: Arc<crate::device::DeviceService>,
+    pub(super) risk: Arc<crate::risk::RiskService>,
     /// Access-token ids recently found not revoked, with when. `std::sync::Mutex`: never held across
     /// an `.await`. Same time to live as the session cache (the revocation staleness bound).
     pub(super) not_revoked: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, time::OffsetDateTime>>,
@@ -260,6 +286,10 @@ pub struct AuthParts {
     pub settings: AuthSettings,
     /// Second factors.
     pub mfa: Arc<crate::mfa::MfaService>,
+    /// The device registry.
+    pub devices: Arc<crate::device::DeviceService>,
+    /// Risk scoring.
+    pub risk: Arc<crate::risk::RiskService>,
 }
 
 fn hash_refresh(token: &str) -> TokenHash {
@@ -313,6 +343,8 @@ impl AuthService {
             users,
             hot: parts.hot,
             mfa: parts.mfa,
+            devices: parts.devices,
+            risk: parts.risk,
             not_revoked: std::sync::Mutex::default(),
         }
     }
@@ -320,6 +352,16 @@ impl AuthService {
     /// The session service.
     pub fn sessions(&self) -> &Arc<SessionService> {
         &self.sessions
+    }
+
+    /// The device registry.
+    pub fn devices(&self) -> &Arc<crate::device::DeviceService> {
+        &self.devices
+    }
+
+    /// Risk scoring.
+    pub fn risk(&self) -> &Arc<crate::risk::RiskService> {
+        &self.risk
     }
 
     /// Creates an account. `actor` names who did it (`self`, `cli`, an admin's id).
@@ -369,11 +411,14 @@ impl AuthService {
             return Err(AuthError::InvalidToken);
         };
         let now = self.clock.now();
-        let Some(amr) = self.sessions.alive_amr(user_id, session_id).await? else {
+        let Some(live) = self.sessions.liveness(user_id, session_id).await? else {
             self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
             self.audit_failure(AuditKind::TokenRefreshed, None, "session ended", meta).await;
             return Err(AuthError::TokenRevoked { require_reauth: true });
         };
+        // A refresh from another client is a stolen refresh token: end it all before spending it.
+        self.check_origin(user_id, session_id, live.origin.as_ref(), meta).await?;
+        let amr = live.amr;
         let presented_hash = hash_refresh(presented.expose_secret());
         let (next, next_hash) = new_refresh_token(user_id, session_id)?;
         let rotation = self
@@ -456,20 +501,28 @@ impl AuthService {
             user_id: user.id,
             password_expired: access == (Access::Full { password_expired: true }),
             mfa_enrolment_required: access == Access::EnrolOnly,
+            risk: None,
+            device_id: None,
+            device_token: None,
         })
     }
 
     /// Checks an access token for another service (`POST /tokens/validate`): like [`Self::authenticate`],
     /// but a refusal is an answer, not an event of this caller's (it is not audited).
     pub async fn validate_token(&self, token: &str) -> Result<Principal, AuthError> {
-        self.check_bearer(token).await
+        Ok(self.check_bearer(token).await?.0)
     }
 
     /// Checks a bearer access token: signature, claims, and that its session is still alive. Refusals
     /// are audited.
     pub async fn authenticate(&self, bearer: &str, meta: &RequestMeta) -> Result<Principal, AuthError> {
         match self.check_bearer(bearer).await {
-            Ok(principal) => Ok(principal),
+            Ok((principal, origin)) => {
+                if let Some(session) = principal.session_id {
+                    self.check_origin(principal.user_id, session, origin.as_ref(), meta).await?;
+                }
+                Ok(principal)
+            }
             Err(e @ (AuthError::Unavailable(_) | AuthError::Internal(_))) => Err(e),
             Err(e) => {
                 let reason = match &e {
@@ -483,7 +536,36 @@ impl AuthService {
         }
     }
 
-    async fn check_bearer(&self, bearer: &str) -> Result<Principal, AuthError> {
+    /// Checks a request against its session's binding; a mismatch ends the session and its refresh
+    /// family, is audited, and answers `SESSION_HIJACK_SUSPECTED`.
+    pub(super) async fn check_origin(
+        &self,
+        user: UserId,
+        session: SessionId,
+        origin: Option<&crate::session::SessionOrigin>,
+        meta: &RequestMeta,
+    ) -> Result<(), AuthError> {
+        let Some(origin) = origin else { return Ok(()) };
+        let Err(reason) = self.devices.check_origin(origin, meta) else { return Ok(()) };
+        let now = self.clock.now();
+        self.sessions.end(user, session).await?;
+        self.store.revoke_session_families(session, RevokeReason::SessionEnded, now).await?;
+        let event = AuditEvent::new(AuditKind::SessionHijackSuspected, Outcome::Failure)
+            .actor(user.to_string())
+            .subject(session.to_string())
+            .request(meta.clone())
+            .detail("reason", reason)
+            .detail("login_address", origin.ip.clone().unwrap_or_default());
+        if let Err(e) = self.audit.append(event).await {
+            tracing::error!(error = %e, "could not audit a suspected session hijack");
+        }
+        Err(AuthError::SessionHijackSuspected)
+    }
+
+    async fn check_bearer(
+        &self,
+        bearer: &str,
+    ) -> Result<(Principal, Option<crate::session::SessionOrigin>), AuthError> {
         let claims = self.tokens.verify(bearer).map_err(|e| match e {
             TokenError::Expired => AuthError::TokenExpired,
             _ => AuthError::InvalidToken,
@@ -491,14 +573,14 @@ impl AuthService {
         let user_id = UserId::parse(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
         let session_id = claims.sid;
         let (alive, revoked) =
-            tokio::join!(self.sessions.is_alive(user_id, session_id), self.is_revoked(user_id, claims.jti));
-        if !alive? {
+            tokio::join!(self.sessions.liveness(user_id, session_id), self.is_revoked(user_id, claims.jti));
+        let Some(live) = alive? else {
             return Err(AuthError::TokenRevoked { require_reauth: true });
-        }
+        };
         if revoked? {
             return Err(AuthError::TokenRevoked { require_reauth: false });
         }
-        Ok(Principal {
+        let principal = Principal {
             user_id,
             session_id: Some(session_id),
             scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
@@ -506,7 +588,8 @@ impl AuthService {
             expires_at: Some(claims.expires_at),
             api_key_id: None,
             amr: claims.amr,
-        })
+        };
+        Ok((principal, live.origin))
     }
 
     /// Whether the access token `jti` of `user` was revoked, trusting a recent "no" for the session
@@ -650,6 +733,9 @@ impl AuthService {
             user_id: user.id,
             password_expired: access == (Access::Full { password_expired: true }),
             mfa_enrolment_required: access == Access::EnrolOnly,
+            risk: None,
+            device_id: session.device_id,
+            device_token: None,
         })
     }
 

@@ -152,6 +152,16 @@ impl Keyring {
         Ok((key.id, out))
     }
 
+    /// A 256-bit key for `label` that stays the same across data-key rotations: the HMAC of `label`
+    /// under the *first* data key. For identifiers that must keep matching for as long as the
+    /// records that hold them (device fingerprints), where [`Self::keyed_hash`] under the active
+    /// key would change at each rotation.
+    pub async fn stable_subkey(&self, label: &[u8]) -> Result<zeroize::Zeroizing<[u8; 32]>, CryptoError> {
+        let first = self.store.data_keys(KeyPurpose::Data).await?.into_iter().min_by_key(|k| k.version);
+        let (_, mac) = self.keyed_hash(label, first.map(|k| k.id), b"").await?;
+        Ok(zeroize::Zeroizing::new(mac))
+    }
+
     /// Makes a new version of the keys for `purpose` and makes it active; older versions keep
     /// decrypting and verifying. Returns the new version.
     pub async fn rotate(&self, purpose: KeyPurpose) -> Result<u32, CryptoError> {

@@ -29,7 +29,7 @@ use crate::store::{HotKey, HotStore};
 use crate::user::UserId;
 
 /// What a live challenge remembers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChallengeState {
     /// The user who passed the password step.
     pub user_id: UserId,
@@ -52,6 +52,12 @@ pub struct ChallengeState {
     /// The challenge was completed: the token is spent.
     #[serde(default)]
     pub spent: bool,
+    /// The password step's risk assessment.
+    #[serde(default)]
+    pub risk: Option<crate::risk::RiskSummary>,
+    /// The login asked for a remember-device token.
+    #[serde(default)]
+    pub remember_device: bool,
 }
 
 impl ChallengeState {
@@ -203,6 +209,8 @@ mod tests {
             device: None,
             password_expired: false,
             spent: false,
+            risk: None,
+            remember_device: false,
         };
         assert_eq!(state.remaining(), [MfaMethod::BackupCode, MfaMethod::Sms]);
         assert_eq!(state.factors_left(), 1);

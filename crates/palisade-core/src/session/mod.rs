@@ -7,6 +7,9 @@
 //! smaller of the idle timeout and what remains of the absolute lifetime, so the hot store itself
 //! ends idle and over-age sessions.
 //!
+//! The index is a ranked set ranked by creation time, so a per-user session limit ends the oldest
+//! ones atomically (one script or transaction), across instances.
+//!
 //! # Staleness bound
 //! [`SessionService::is_alive`] remembers a positive answer for `cache_ttl` (default 1 s). A session
 //! ended on this instance is forgotten at once; one ended on another instance stops being accepted
@@ -76,6 +79,85 @@ pub struct Session {
     /// carried into every access token of the session.
     #[serde(default)]
     pub amr: Vec<String>,
+    /// Where the session was opened, for the hijack check (`None` for sessions made before it
+    /// existed, or with binding off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<SessionOrigin>,
+    /// The registered device it was opened from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<crate::device::DeviceId>,
+    /// Country (ISO code) of the login address, if GeoIP knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// City of the login address, if GeoIP knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+}
+
+/// What a session is bound to: the keyed fingerprint of the client's stable headers (user-agent
+/// family and languages) and the network it logged in from. Never raw headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionOrigin {
+    /// Hex HMAC-SHA256 of the client's stable headers.
+    pub fingerprint: String,
+    /// The user-agent family (`Chrome/Linux`), for explanations.
+    pub ua_family: String,
+    /// The login address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// The login address's autonomous system, if GeoIP knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+}
+
+/// What a new session is opened with.
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    /// Client address.
+    pub ip: Option<String>,
+    /// User agent.
+    pub user_agent: Option<String>,
+    /// Device described by the client.
+    pub device: Option<DeviceInfo>,
+    /// Authentication methods.
+    pub amr: Vec<String>,
+    /// The binding for the hijack check.
+    pub origin: Option<SessionOrigin>,
+    /// The registered device.
+    pub device_id: Option<crate::device::DeviceId>,
+    /// Country of the login address.
+    pub country: Option<String>,
+    /// City of the login address.
+    pub city: Option<String>,
+}
+
+/// What opening a session did.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The new session.
+    pub session: Session,
+    /// Older sessions of the user it ended to stay within `max_per_user`.
+    pub evicted: Vec<SessionId>,
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Concurrent sessions are off and the user has a live one.
+    #[error("the user already has a live session")]
+    LimitReached,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A live session as the liveness check sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Liveness {
+    /// The session's `amr`.
+    pub amr: Vec<String>,
+    /// Its binding.
+    pub origin: Option<SessionOrigin>,
 }
 
 /// Lifetimes of sessions.
@@ -87,6 +169,11 @@ pub struct SessionPolicy {
     pub idle_timeout: Duration,
     /// How long a positive liveness check is trusted locally (default 1 s).
     pub cache_ttl: Duration,
+    /// Most live sessions per user; a new login ends the oldest past it (0, the default: no limit).
+    pub max_per_user: u32,
+    /// Whether a user may hold several sessions at once (default true). When false, a login is
+    /// refused while the user has a live session (log out first, or end it from another device).
+    pub concurrent: bool,
 }
 
 impl Default for SessionPolicy {
@@ -95,6 +182,8 @@ impl Default for SessionPolicy {
             lifetime: Duration::seconds(3600),
             idle_timeout: Duration::seconds(1800),
             cache_ttl: Duration::seconds(1),
+            max_per_user: 0,
+            concurrent: true,
         }
     }
 }
@@ -106,8 +195,8 @@ pub struct SessionService {
     hot: Arc<dyn HotStore>,
     clock: Arc<dyn Clock>,
     policy: SessionPolicy,
-    /// Sessions recently found alive: when, and their `amr`.
-    alive: Mutex<HashMap<SessionId, (OffsetDateTime, Vec<String>)>>,
+    /// Sessions recently found alive: when, and what the check needs of them.
+    alive: Mutex<HashMap<SessionId, (OffsetDateTime, Liveness)>>,
 }
 
 fn session_key(user: UserId, id: SessionId) -> HotKey {
@@ -115,7 +204,7 @@ fn session_key(user: UserId, id: SessionId) -> HotKey {
 }
 
 fn index_key(user: UserId) -> HotKey {
-    HotKey::new(&format!("user:{user}"), "sessions")
+    HotKey::new(&format!("user:{user}"), "sessions-by-age")
 }
 
 impl SessionService {
@@ -129,15 +218,10 @@ impl SessionService {
         self.policy
     }
 
-    /// Opens a session for `user`.
-    pub async fn create(
-        &self,
-        user: UserId,
-        ip: Option<String>,
-        user_agent: Option<String>,
-        device: Option<DeviceInfo>,
-        amr: Vec<String>,
-    ) -> Result<Session, StoreError> {
+    /// Opens a session for `user`, within the policy's limits: past `max_per_user` the oldest
+    /// sessions end (returned in [`Opened::evicted`] so their refresh families can be revoked);
+    /// with concurrent sessions off, a user with a live session is refused.
+    pub async fn create(&self, user: UserId, new: NewSession) -> Result<Opened, OpenError> {
         let now = self.clock.now();
         let session = Session {
             id: SessionId::generate(),
@@ -145,14 +229,39 @@ impl SessionService {
             created_at: now,
             expires_at: now + self.policy.lifetime,
             last_seen_at: now,
-            ip,
-            user_agent,
-            device,
-            amr,
+            ip: new.ip,
+            user_agent: new.user_agent,
+            device: new.device,
+            amr: new.amr,
+            origin: new.origin,
+            device_id: new.device_id,
+            country: new.country,
+            city: new.city,
         };
+        let member = session.id.to_string();
+        let rank = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let index = index_key(user);
+        let mut evicted = Vec::new();
+        if self.policy.concurrent {
+            let keep = if self.policy.max_per_user == 0 { u32::MAX } else { self.policy.max_per_user };
+            for gone in self.hot.ranked_add(&index, &member, rank, keep, self.policy.lifetime).await? {
+                if let Ok(id) = uuid::Uuid::try_parse(&gone).map(SessionId::from_uuid) {
+                    self.forget(id);
+                    if self.hot.delete(&session_key(user, id)).await? {
+                        evicted.push(id);
+                    }
+                }
+            }
+        } else if !self.hot.ranked_add_if_room(&index, &member, rank, 1, self.policy.lifetime).await? {
+            // The index may still name sessions that ended by themselves (idle, expired): drop those
+            // and try once more. Of two concurrent logins, the store lets one in.
+            self.list(user).await?;
+            if !self.hot.ranked_add_if_room(&index, &member, rank, 1, self.policy.lifetime).await? {
+                return Err(OpenError::LimitReached);
+            }
+        }
         self.write(&session, now).await?;
-        self.hot.set_add(&index_key(user), &session.id.to_string(), self.policy.lifetime).await?;
-        Ok(session)
+        Ok(Opened { session, evicted })
     }
 
     /// The live session `id` of `user`.
@@ -173,17 +282,17 @@ impl SessionService {
     /// Whether the session is alive, trusting a recent positive answer for `cache_ttl`; records
     /// activity at most once a minute.
     pub async fn is_alive(&self, user: UserId, id: SessionId) -> Result<bool, StoreError> {
-        Ok(self.alive_amr(user, id).await?.is_some())
+        Ok(self.liveness(user, id).await?.is_some())
     }
 
-    /// The `amr` of the session if it is alive, trusting a recent positive answer for `cache_ttl`
-    /// (the `amr` of a session never changes); records activity at most once a minute.
-    pub async fn alive_amr(&self, user: UserId, id: SessionId) -> Result<Option<Vec<String>>, StoreError> {
+    /// The `amr` and binding of the session if it is alive, trusting a recent positive answer for
+    /// `cache_ttl` (neither ever changes); records activity at most once a minute.
+    pub async fn liveness(&self, user: UserId, id: SessionId) -> Result<Option<Liveness>, StoreError> {
         let now = self.clock.now();
         if self.policy.cache_ttl > Duration::ZERO {
             let cache = self.alive.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((_, amr)) = cache.get(&id).filter(|(checked, _)| now - *checked < self.policy.cache_ttl) {
-                return Ok(Some(amr.clone()));
+            if let Some((_, live)) = cache.get(&id).filter(|(checked, _)| now - *checked < self.policy.cache_ttl) {
+                return Ok(Some(live.clone()));
             }
         }
         let Some(session) = self.alive(user, id).await? else {
@@ -198,9 +307,9 @@ impl SessionService {
                     cache.clear();
                 }
             }
-            cache.insert(id, (now, session.amr.clone()));
+            cache.insert(id, (now, Liveness { amr: session.amr.clone(), origin: session.origin.clone() }));
         }
-        Ok(Some(session.amr))
+        Ok(Some(Liveness { amr: session.amr, origin: session.origin }))
     }
 
     /// The live session `id` of `user`, read from the hot store (no cache); records activity at most
@@ -227,15 +336,15 @@ impl SessionService {
     /// The user's live sessions, newest first. Ids of ended sessions are dropped from the index.
     pub async fn list(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
         let mut sessions = Vec::new();
-        for member in self.hot.set_members(&index_key(user)).await? {
+        for member in self.hot.ranked_members(&index_key(user)).await? {
             let Ok(uuid) = uuid::Uuid::try_parse(&member) else {
-                self.hot.set_remove(&index_key(user), &member).await?;
+                self.hot.ranked_remove(&index_key(user), &member).await?;
                 continue;
             };
             match self.get(user, SessionId::from_uuid(uuid)).await? {
                 Some(session) => sessions.push(session),
                 None => {
-                    self.hot.set_remove(&index_key(user), &member).await?;
+                    self.hot.ranked_remove(&index_key(user), &member).await?;
                 }
             }
         }
@@ -247,7 +356,7 @@ impl SessionService {
     pub async fn end(&self, user: UserId, id: SessionId) -> Result<bool, StoreError> {
         self.forget(id);
         let existed = self.hot.delete(&session_key(user, id)).await?;
-        self.hot.set_remove(&index_key(user), &id.to_string()).await?;
+        self.hot.ranked_remove(&index_key(user), &id.to_string()).await?;
         Ok(existed)
     }
 

@@ -7,7 +7,9 @@ use super::StoreError;
 use crate::api_key::ApiKeyRecord;
 use crate::audit::AuditRecord;
 use crate::crypto::{KeyPurpose, WrappedDataKey};
+use crate::device::{DeviceId, DeviceRecord, DeviceSeen, DeviceUpdate};
 use crate::mfa::{BackupCodeRecord, FactorKind, FactorRecord, PasskeyRecord};
+use crate::risk::{LoginResult, PastLogin, RiskRecord};
 use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, SigningKeyRecord, TokenHash};
 use crate::user::{User, UserId, UserInsert, Username};
 
@@ -248,10 +250,76 @@ pub trait PasskeyStore: Send + Sync + 'static {
     async fn delete_passkey(&self, user: UserId, credential_id: &[u8]) -> Result<bool, StoreError>;
 }
 
+/// The device registry.
+#[async_trait]
+pub trait DeviceStore: Send + Sync + 'static {
+    /// Records a login from `device` (matched by user and fingerprint): a device not yet known is
+    /// inserted as given; a known one keeps its id, name, trust and approval and only takes the new
+    /// `last_seen_at`, `last_ip`, `last_country` and `last_city` (and the type, OS and browser
+    /// when the stored ones are empty). Atomic: two concurrent first logins from one device make
+    /// one record, and exactly one of them reports it new.
+    async fn record_device_seen(&self, device: &DeviceRecord) -> Result<DeviceSeen, StoreError>;
+
+    /// The device of `user` with `fingerprint`.
+    async fn device_by_fingerprint(
+        &self,
+        user: UserId,
+        fingerprint: &crate::device::DeviceFingerprint,
+    ) -> Result<Option<DeviceRecord>, StoreError>;
+
+    /// One device of `user`.
+    async fn device(&self, user: UserId, id: DeviceId) -> Result<Option<DeviceRecord>, StoreError>;
+
+    /// The devices of `user`, most recently seen first.
+    async fn devices(&self, user: UserId) -> Result<Vec<DeviceRecord>, StoreError>;
+
+    /// Renames and/or re-trusts a device of `user`; the device as stored after, `None` if absent.
+    async fn update_device(
+        &self,
+        user: UserId,
+        id: DeviceId,
+        update: &DeviceUpdate,
+    ) -> Result<Option<DeviceRecord>, StoreError>;
+
+    /// Marks a device of `user` approved (trust raised to at least `medium`); `false` if absent.
+    async fn approve_device(&self, user: UserId, id: DeviceId) -> Result<bool, StoreError>;
+
+    /// Forgets a device of `user`; `false` if absent.
+    async fn delete_device(&self, user: UserId, id: DeviceId) -> Result<bool, StoreError>;
+}
+
+/// Scored login attempts: the admin's view of recent risk and the login history.
+#[async_trait]
+pub trait RiskStore: Send + Sync + 'static {
+    /// Stores a new record.
+    async fn insert_risk_record(&self, record: &RiskRecord) -> Result<(), StoreError>;
+
+    /// Sets what became of an attempt, only from `pending`; `false` if absent or already settled.
+    async fn settle_risk_record(&self, id: uuid::Uuid, result: LoginResult) -> Result<bool, StoreError>;
+
+    /// The most recent records of `user`, newest first, at most `limit`.
+    async fn risk_records(&self, user: UserId, limit: u32) -> Result<Vec<RiskRecord>, StoreError>;
+
+    /// The most recent *succeeded* logins of `user`, newest first, at most `limit`.
+    async fn login_history(&self, user: UserId, limit: u32) -> Result<Vec<PastLogin>, StoreError>;
+
+    /// Deletes records older than `before`; returns how many.
+    async fn purge_risk_records(&self, before: time::OffsetDateTime) -> Result<u64, StoreError>;
+}
+
 /// The whole durable store, as the services see it.
 #[async_trait]
 pub trait DurableStore:
-    KeyStore + AuditStore + UserStore + RefreshTokenStore + SigningKeyStore + ApiKeyStore + MfaStore + PasskeyStore
+    KeyStore
+    + AuditStore
+    + UserStore
+    + RefreshTokenStore
+    + SigningKeyStore
+    + ApiKeyStore
+    + MfaStore
+    + PasskeyStore
+    + DeviceStore
+    + RiskStore
 {
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;

@@ -128,6 +128,41 @@ pub trait HotStore: Send + Sync + 'static {
     /// The members of the set at `key`, in no particular order.
     async fn set_members(&self, key: &HotKey) -> Result<Vec<String>, StoreError>;
 
+    /// The count of the live window of a counter made by [`Self::increment`], without counting a
+    /// hit; 0 when there is none.
+    async fn count(&self, key: &HotKey) -> Result<u64, StoreError>;
+
+    /// Adds `member` with `rank` to the ranked set at `key` (a member already there takes the new
+    /// rank) and (re)sets the whole set's time to live; then removes the members with the lowest
+    /// ranks until at most `keep` remain, and returns those removed, lowest rank first. Atomic: of
+    /// concurrent adds past `keep`, every survivor set has at most `keep` members.
+    async fn ranked_add(
+        &self,
+        key: &HotKey,
+        member: &str,
+        rank: i64,
+        keep: u32,
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Adds `member` with `rank` only if the ranked set at `key` has fewer than `cap` members (or
+    /// holds `member` already); `true` when it is a member afterwards. Atomic: of N concurrent adds
+    /// of distinct members into a set with room for R, exactly min(N, R) succeed.
+    async fn ranked_add_if_room(
+        &self,
+        key: &HotKey,
+        member: &str,
+        rank: i64,
+        cap: u32,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes `member` from the ranked set; `true` when it was there.
+    async fn ranked_remove(&self, key: &HotKey, member: &str) -> Result<bool, StoreError>;
+
+    /// The members of the ranked set at `key`, lowest rank first.
+    async fn ranked_members(&self, key: &HotKey) -> Result<Vec<String>, StoreError>;
+
     /// Removes expired entries; backends that expire by themselves return 0.
     async fn purge_expired(&self) -> Result<u64, StoreError>;
 }

@@ -9,7 +9,8 @@
 //! - `values`: a parser per non-numeric setting, one for every whole number (driven by the table),
 //!   and the masking of secrets for display. Checks that involve two settings (HS256 needs a
 //!   secret, refresh outlives access, idle within lifetime, the SMTP settings that go together,
-//!   what `sms_provider = twilio` needs) are in `Config::build`.
+//!   what `sms_provider = twilio` needs, `session_binding = asn` needs an ASN database) are in
+//!   `Config::build`.
 //! - `error`: [`ConfigError`], whose message names the setting, the source, the problem and the
 //!   expected form.
 //!
@@ -36,7 +37,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use lettre::message::Mailbox;
+use palisade_core::device::service::SessionBinding;
 use palisade_core::notify::PhoneNumber;
+use palisade_core::risk::{FactorName, RiskThresholds, RiskWeights};
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
@@ -123,6 +126,15 @@ pub struct Config {
     /// answered from memory, i.e. the staleness bound of revocation. 0..=10 s, default 1 s; zero
     /// means every check goes to the hot store.
     pub session_cache: Duration,
+    /// `PALISADE_MAX_SESSIONS_PER_USER` (toml `max_sessions_per_user`): most live sessions per user,
+    /// 0..=10000; a new login ends the oldest past it. Default 0: no limit.
+    pub max_sessions_per_user: u32,
+    /// `PALISADE_CONCURRENT_SESSIONS` (alias `ENABLE_CONCURRENT_SESSIONS`, toml
+    /// `enable_concurrent_sessions`): whether a user may hold several sessions at once. Default true.
+    pub concurrent_sessions: bool,
+    /// `PALISADE_SESSION_BINDING`: off, device (default), asn or address. `asn` is accepted only
+    /// with `geoip_asn_db` set.
+    pub session_binding: SessionBinding,
 
     // ---------------------------------------------------------------------- login protection
     /// `PALISADE_MAX_LOGIN_ATTEMPTS` (alias `SECURITY_MAX_LOGIN_ATTEMPTS`): failed logins before
@@ -211,12 +223,51 @@ pub struct Config {
     /// `PALISADE_TWILIO_BASE_URL`: default `https://api.twilio.com`; http or https, with a host and
     /// without credentials, query or fragment. Tests point it at a local fake.
     pub twilio_base_url: Url,
+    /// `PALISADE_NOTIFY_WEBHOOK_URL`: where security notices are also posted as JSON; http or https,
+    /// with a host, without fragment. A secret: its path or query is often the only credential.
+    /// `None` (default): no webhook.
+    pub notify_webhook_url: Option<SecretString>,
     /// `PALISADE_WEBAUTHN_RP_ID`: the relying party id of passkeys. `None` (default): the issuer's
     /// host when it is a domain name; with an IP-address issuer and no setting, passkeys are off.
     pub webauthn_rp_id: Option<String>,
     /// `PALISADE_WEBAUTHN_ORIGIN`: the origin of the passkey pages. `None` (default): the issuer's.
     /// Its host is the relying party id or a subdomain of it (checked at start).
     pub webauthn_origin: Option<Url>,
+
+    // ---------------------------------------------------------------- risk, devices, GeoIP
+    /// `PALISADE_GEOIP_DB` (alias `GEOIP_DATABASE_PATH`): a MaxMind City or Country database. Not
+    /// checked here: a missing or damaged file degrades the geo signals (and `/ready`), it does not
+    /// stop start-up. `None` (default): no country or location signals.
+    pub geoip_db: Option<PathBuf>,
+    /// `PALISADE_GEOIP_ASN_DB`: a MaxMind ASN database. `None` (default): no network signals.
+    pub geoip_asn_db: Option<PathBuf>,
+    /// `PALISADE_GEOIP_ANONYMOUS_DB`: a MaxMind Anonymous-IP database. `None` (default): no
+    /// anonymizer signals.
+    pub geoip_anonymous_db: Option<PathBuf>,
+    /// `PALISADE_RISK_ENABLED` (alias `SECURITY_RISK_ANALYSIS_ENABLED`): whether logins are
+    /// scored. Default true.
+    pub risk_enabled: bool,
+    /// `PALISADE_RISK_THRESHOLDS`: `mfa,enhanced,block`, default 0.2,0.5,0.8; checked by
+    /// `RiskSettings::validate`.
+    pub risk_thresholds: RiskThresholds,
+    /// `PALISADE_RISK_WEIGHTS`: the built-in weights with the listed ones replaced; each in 0..=1
+    /// (`denied_address` is fixed at 1 and cannot be listed).
+    pub risk_weights: RiskWeights,
+    /// `PALISADE_RISK_MAX_TRAVEL_KMH`: 100..=20000 km/h, default 900.
+    pub risk_max_travel_kmh: u32,
+    /// `PALISADE_RISK_DENY_CIDRS`: addresses whose logins are refused; parsed like
+    /// `trusted_proxies`. Default empty.
+    pub risk_deny_cidrs: Vec<IpNet>,
+    /// `PALISADE_RISK_ALLOW_CIDRS`: addresses exempt from the address factors; parsed like
+    /// `trusted_proxies`. Default empty.
+    pub risk_allow_cidrs: Vec<IpNet>,
+    /// `PALISADE_DEVICE_APPROVAL`: a login from a new device waits for approval. Default false.
+    pub device_approval: bool,
+    /// `PALISADE_DEVICE_APPROVAL_TTL`: 60 s..=24 h, default 900 s.
+    pub device_approval_ttl: Duration,
+    /// `PALISADE_REMEMBER_DEVICE_TTL`: 0..=400 days in seconds, default 30 days; zero turns
+    /// "remember this device" off.
+    pub remember_device_ttl: Duration,
 }
 
 /// How the connection to the mail server is encrypted (`smtp_tls`). In both TLS modes the server's
@@ -445,6 +496,20 @@ impl Config {
         let smtp = Smtp::read(layers)?;
         let twilio = Twilio::read(layers)?;
 
+        let geoip_asn_db = optional(layers, Setting::GeoipAsnDb, values::geoip_path)?;
+        let session_binding = required(layers, Setting::SessionBinding, values::session_binding)?;
+        if session_binding == SessionBinding::Asn && geoip_asn_db.is_none() {
+            return Err(ConfigError::missing(
+                Setting::GeoipAsnDb,
+                format!(
+                    "session_binding is asn (from {}), which ends a session whose requests come from another \
+                     network, and telling networks apart needs a GeoIP ASN database (or choose session_binding \
+                     device or address)",
+                    from_where(layers, Setting::SessionBinding)
+                ),
+            ));
+        }
+
         let config = Config {
             bind: required(layers, Setting::Bind, values::bind)?,
             issuer: required(layers, Setting::Issuer, values::issuer)?,
@@ -468,6 +533,9 @@ impl Config {
             session_lifetime: session_lifetime.value,
             session_idle_timeout,
             session_cache: duration(layers, Setting::SessionCache)?.value,
+            max_sessions_per_user: count(layers, Setting::MaxSessionsPerUser)?,
+            concurrent_sessions: required(layers, Setting::ConcurrentSessions, values::boolean)?,
+            session_binding,
             max_login_attempts: count(layers, Setting::MaxLoginAttempts)?,
             lockout_duration: duration(layers, Setting::LockoutDuration)?.value,
             ip_max_login_failures: count(layers, Setting::IpMaxLoginFailures)?,
@@ -498,8 +566,21 @@ impl Config {
             twilio_auth_token: twilio.auth_token,
             twilio_from: twilio.from,
             twilio_base_url: required(layers, Setting::TwilioBaseUrl, values::twilio_base_url)?,
+            notify_webhook_url: optional(layers, Setting::NotifyWebhookUrl, values::notify_webhook_url)?,
             webauthn_rp_id: optional(layers, Setting::WebauthnRpId, values::webauthn_rp_id)?,
             webauthn_origin: optional(layers, Setting::WebauthnOrigin, values::webauthn_origin)?,
+            geoip_db: optional(layers, Setting::GeoipDb, values::geoip_path)?,
+            geoip_asn_db,
+            geoip_anonymous_db: optional(layers, Setting::GeoipAnonymousDb, values::geoip_path)?,
+            risk_enabled: required(layers, Setting::RiskEnabled, values::boolean)?,
+            risk_thresholds: required(layers, Setting::RiskThresholds, values::risk_thresholds)?,
+            risk_weights: optional(layers, Setting::RiskWeights, values::risk_weights)?.unwrap_or_default(),
+            risk_max_travel_kmh: count(layers, Setting::RiskMaxTravelKmh)?,
+            risk_deny_cidrs: optional(layers, Setting::RiskDenyCidrs, values::cidr_list)?.unwrap_or_default(),
+            risk_allow_cidrs: optional(layers, Setting::RiskAllowCidrs, values::cidr_list)?.unwrap_or_default(),
+            device_approval: required(layers, Setting::DeviceApproval, values::boolean)?,
+            device_approval_ttl: duration(layers, Setting::DeviceApprovalTtl)?.value,
+            remember_device_ttl: duration(layers, Setting::RememberDeviceTtl)?.value,
         };
         check_webauthn(layers, &config)?;
         Ok(config)
@@ -527,13 +608,7 @@ impl Config {
                 None => format!("(unset: the development key file in {})", self.data_dir.display()),
             },
             Setting::DataDir => self.data_dir.display().to_string(),
-            Setting::TrustedProxies => {
-                if self.trusted_proxies.is_empty() {
-                    "(none)".to_owned()
-                } else {
-                    self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                }
-            }
+            Setting::TrustedProxies => nets(&self.trusted_proxies),
             Setting::LogFormat => self.log_format.to_string(),
             Setting::LogLevel => self.log_level.clone(),
             Setting::RequestTimeout => self.request_timeout.as_secs().to_string(),
@@ -554,6 +629,9 @@ impl Config {
             Setting::SessionLifetime => self.session_lifetime.as_secs().to_string(),
             Setting::SessionIdleTimeout => self.session_idle_timeout.as_secs().to_string(),
             Setting::SessionCache => self.session_cache.as_millis().to_string(),
+            Setting::MaxSessionsPerUser => self.max_sessions_per_user.to_string(),
+            Setting::ConcurrentSessions => self.concurrent_sessions.to_string(),
+            Setting::SessionBinding => self.session_binding.as_str().to_owned(),
             Setting::MaxLoginAttempts => self.max_login_attempts.to_string(),
             Setting::LockoutDuration => self.lockout_duration.as_secs().to_string(),
             Setting::IpMaxLoginFailures => self.ip_max_login_failures.to_string(),
@@ -601,10 +679,35 @@ impl Config {
             Setting::TwilioAuthToken => unset_or(setting, self.twilio_auth_token.as_ref().map(|_| "***".to_owned())),
             Setting::TwilioFrom => unset_or(setting, self.twilio_from.as_ref().map(ToString::to_string)),
             Setting::TwilioBaseUrl => self.twilio_base_url.to_string(),
+            Setting::NotifyWebhookUrl => {
+                unset_or(setting, self.notify_webhook_url.as_ref().map(|u| values::mask_webhook_url(u.expose_secret())))
+            }
             Setting::WebauthnRpId => unset_or(setting, self.webauthn_rp_id.clone()),
             Setting::WebauthnOrigin => {
                 unset_or(setting, self.webauthn_origin.as_ref().map(|o| o.origin().ascii_serialization()))
             }
+            Setting::GeoipDb => unset_or(setting, self.geoip_db.as_ref().map(|p| p.display().to_string())),
+            Setting::GeoipAsnDb => unset_or(setting, self.geoip_asn_db.as_ref().map(|p| p.display().to_string())),
+            Setting::GeoipAnonymousDb => {
+                unset_or(setting, self.geoip_anonymous_db.as_ref().map(|p| p.display().to_string()))
+            }
+            Setting::RiskEnabled => self.risk_enabled.to_string(),
+            Setting::RiskThresholds => {
+                let t = &self.risk_thresholds;
+                format!("{},{},{}", t.mfa, t.enhanced, t.block)
+            }
+            Setting::RiskWeights => FactorName::ALL
+                .into_iter()
+                .filter(|f| *f != FactorName::DeniedAddress)
+                .map(|f| format!("{}={}", f.as_str(), self.risk_weights.of(f)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Setting::RiskMaxTravelKmh => self.risk_max_travel_kmh.to_string(),
+            Setting::RiskDenyCidrs => nets(&self.risk_deny_cidrs),
+            Setting::RiskAllowCidrs => nets(&self.risk_allow_cidrs),
+            Setting::DeviceApproval => self.device_approval.to_string(),
+            Setting::DeviceApprovalTtl => self.device_approval_ttl.as_secs().to_string(),
+            Setting::RememberDeviceTtl => self.remember_device_ttl.as_secs().to_string(),
         }
     }
 
@@ -682,6 +785,38 @@ impl Config {
             (_, None) => {}
         }
         warnings.extend(self.message_warnings());
+        warnings.extend(self.risk_warnings());
+        warnings
+    }
+
+    /// The warnings about sessions, devices and risk scoring: settings that cancel each other.
+    fn risk_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !self.concurrent_sessions && self.max_sessions_per_user > 1 {
+            warnings.push(format!(
+                "max_sessions_per_user is {} but enable_concurrent_sessions is false: a user holds one session \
+                 at a time anyway",
+                self.max_sessions_per_user
+            ));
+        }
+        if let Some(net) = self.risk_allow_cidrs.iter().find(|net| net.prefix_len() == 0) {
+            warnings.push(format!(
+                "risk_allow_cidrs contains {net}: every address is exempt from the deny list, anonymizer, \
+                 address-failure and new-network factors"
+            ));
+        }
+        if !self.risk_enabled {
+            let unused = keys_of_set([
+                (Setting::RiskDenyCidrs, !self.risk_deny_cidrs.is_empty()),
+                (Setting::RiskAllowCidrs, !self.risk_allow_cidrs.is_empty()),
+            ]);
+            if !unused.is_empty() {
+                warnings.push(format!(
+                    "{} set but risk_enabled is false: logins are not scored, so the lists are not applied",
+                    unused.join(", ")
+                ));
+            }
+        }
         warnings
     }
 
@@ -732,6 +867,16 @@ impl Config {
                 "twilio_base_url {} is plain http on a non-loopback host: the Twilio auth token and every \
                  code would cross the network unencrypted; use https",
                 self.twilio_base_url
+            ));
+        }
+        if let Some(url) = self.notify_webhook_url.as_ref().and_then(|u| Url::parse(u.expose_secret()).ok())
+            && url.scheme() == "http"
+            && !url.host_str().is_some_and(is_loopback_host)
+        {
+            warnings.push(format!(
+                "notify_webhook_url {} is plain http on a non-loopback host: the notices, and the URL's \
+                 credential, would cross the network unencrypted; use https",
+                values::mask_webhook_url(url.as_str())
             ));
         }
         warnings
@@ -913,6 +1058,15 @@ fn default_database_url(data_dir: &std::path::Path) -> Result<SecretString, Conf
 /// The keys of the settings flagged as set, in order.
 fn keys_of_set<const N: usize>(settings: [(Setting, bool); N]) -> Vec<&'static str> {
     settings.into_iter().filter(|(_, set)| *set).map(|(setting, _)| setting.key()).collect()
+}
+
+/// A list of networks for describe(), `(none)` when empty.
+fn nets(list: &[IpNet]) -> String {
+    if list.is_empty() {
+        "(none)".to_owned()
+    } else {
+        list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// A setting's value for describe(), or its table default's text when unset.

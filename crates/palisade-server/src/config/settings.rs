@@ -59,6 +59,12 @@ pub enum Setting {
     SessionIdleTimeout,
     /// `session_cache_ms`: staleness bound of session and revocation checks, milliseconds.
     SessionCache,
+    /// `max_sessions_per_user`: most live sessions per user (0: no limit).
+    MaxSessionsPerUser,
+    /// `enable_concurrent_sessions`: whether a user may hold several sessions at once.
+    ConcurrentSessions,
+    /// `session_binding`: how tightly a session is bound to where it was opened.
+    SessionBinding,
     /// `max_login_attempts`: failed logins before an account is locked.
     MaxLoginAttempts,
     /// `lockout_duration`: how long an account stays locked, seconds.
@@ -117,10 +123,36 @@ pub enum Setting {
     TwilioFrom,
     /// `twilio_base_url`: where the Twilio REST API is.
     TwilioBaseUrl,
+    /// `notify_webhook_url`: where security notices are also posted as JSON (secret).
+    NotifyWebhookUrl,
     /// `webauthn_rp_id`: the WebAuthn relying party id passkeys are bound to.
     WebauthnRpId,
     /// `webauthn_origin`: the origin the passkey pages run on.
     WebauthnOrigin,
+    /// `geoip_db`: a MaxMind City or Country database.
+    GeoipDb,
+    /// `geoip_asn_db`: a MaxMind ASN database.
+    GeoipAsnDb,
+    /// `geoip_anonymous_db`: a MaxMind Anonymous-IP database.
+    GeoipAnonymousDb,
+    /// `risk_enabled`: whether logins are scored.
+    RiskEnabled,
+    /// `risk_thresholds`: the scores above which MFA, enhanced MFA and a block apply.
+    RiskThresholds,
+    /// `risk_weights`: factor weights that replace the built-in ones.
+    RiskWeights,
+    /// `risk_max_travel_kmh`: travel faster than this between two logins is impossible.
+    RiskMaxTravelKmh,
+    /// `risk_deny_cidrs`: addresses whose logins are refused.
+    RiskDenyCidrs,
+    /// `risk_allow_cidrs`: addresses exempt from the address factors.
+    RiskAllowCidrs,
+    /// `device_approval`: a login from a new device waits for approval.
+    DeviceApproval,
+    /// `device_approval_ttl`: how long an approval waits, seconds.
+    DeviceApprovalTtl,
+    /// `remember_device_ttl`: how long "remember this device" lasts, seconds.
+    RememberDeviceTtl,
 }
 
 /// The `--help` section a setting is listed under; the settings of one group are contiguous in
@@ -134,6 +166,7 @@ pub(crate) enum Group {
     Passwords,
     Hashing,
     Mfa,
+    Risk,
 }
 
 impl Group {
@@ -149,6 +182,7 @@ impl Group {
             Group::Passwords => "Settings: passwords",
             Group::Hashing => "Settings: password hashing",
             Group::Mfa => "Settings: multi-factor authentication and messages",
+            Group::Risk => "Settings: risk-based login, devices and GeoIP",
         }
     }
 }
@@ -292,7 +326,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 53] = [
+    pub const ALL: [Setting; 69] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -315,6 +349,9 @@ impl Setting {
         Setting::SessionLifetime,
         Setting::SessionIdleTimeout,
         Setting::SessionCache,
+        Setting::MaxSessionsPerUser,
+        Setting::ConcurrentSessions,
+        Setting::SessionBinding,
         Setting::MaxLoginAttempts,
         Setting::LockoutDuration,
         Setting::IpMaxLoginFailures,
@@ -344,8 +381,21 @@ impl Setting {
         Setting::TwilioAuthToken,
         Setting::TwilioFrom,
         Setting::TwilioBaseUrl,
+        Setting::NotifyWebhookUrl,
         Setting::WebauthnRpId,
         Setting::WebauthnOrigin,
+        Setting::GeoipDb,
+        Setting::GeoipAsnDb,
+        Setting::GeoipAnonymousDb,
+        Setting::RiskEnabled,
+        Setting::RiskThresholds,
+        Setting::RiskWeights,
+        Setting::RiskMaxTravelKmh,
+        Setting::RiskDenyCidrs,
+        Setting::RiskAllowCidrs,
+        Setting::DeviceApproval,
+        Setting::DeviceApprovalTtl,
+        Setting::RememberDeviceTtl,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -709,6 +759,55 @@ impl Setting {
                 expected: "a whole number of milliseconds from 0 to 10000",
                 group: Group::Sessions,
                 number: Number::of(Unit::Milliseconds, 0, 10_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::MaxSessionsPerUser => Spec {
+                key: "max_sessions_per_user",
+                flag: "max-sessions-per-user",
+                env: "PALISADE_MAX_SESSIONS_PER_USER",
+                alias: None,
+                default: DefaultValue::Text("0"),
+                secret: false,
+                value_name: "N",
+                about: "most live sessions one user may hold; a new login ends the oldest past it, which bounds \
+                        how many stolen sessions can stay alive unnoticed (0: no limit)",
+                expected: "a whole number from 0 to 10000 (0: no limit)",
+                group: Group::Sessions,
+                number: Number::count(0, 10_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::ConcurrentSessions => Spec {
+                key: "enable_concurrent_sessions",
+                flag: "enable-concurrent-sessions",
+                env: "PALISADE_CONCURRENT_SESSIONS",
+                alias: Some("ENABLE_CONCURRENT_SESSIONS"),
+                default: DefaultValue::Text("true"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether a user may hold several sessions at once; when false a login is refused while \
+                        the user has a live session, so a second party cannot sign in unnoticed alongside",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Sessions,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::SessionBinding => Spec {
+                key: "session_binding",
+                flag: "session-binding",
+                env: "PALISADE_SESSION_BINDING",
+                alias: None,
+                default: DefaultValue::Text("device"),
+                secret: false,
+                value_name: "LEVEL",
+                about: "how tightly a session is bound to where it was opened: a stolen session token used from \
+                        another device (or network, or address) ends the session",
+                expected: "off, device (same device), asn (same device and network; needs geoip_asn_db) or \
+                           address (same device and IP address)",
+                group: Group::Sessions,
+                number: None,
                 list: false,
                 boolean: false,
             },
@@ -1162,6 +1261,23 @@ impl Setting {
                 list: false,
                 boolean: false,
             },
+            Setting::NotifyWebhookUrl => Spec {
+                key: "notify_webhook_url",
+                flag: "notify-webhook-url",
+                env: "PALISADE_NOTIFY_WEBHOOK_URL",
+                alias: None,
+                default: DefaultValue::Unset("unset: security notices are not posted anywhere"),
+                secret: true,
+                value_name: "URL",
+                about: "where security notices (a login from a new device, …) are also posted as JSON, so an \
+                        operator hears of them; whoever holds the URL can post forged notices to it",
+                expected: "an absolute http:// or https:// URL without a fragment, such as \
+                           https://hooks.example.com/palisade (user:password@ in it is sent as basic auth)",
+                group: Group::Mfa,
+                number: None,
+                list: false,
+                boolean: false,
+            },
             Setting::WebauthnRpId => Spec {
                 key: "webauthn_rp_id",
                 flag: "webauthn-rp-id",
@@ -1191,6 +1307,210 @@ impl Setting {
                 expected: "an origin: https://host[:port] (http only for localhost), without path, query or fragment",
                 group: Group::Mfa,
                 number: None,
+                list: false,
+                boolean: false,
+            },
+            // ------------------------------------------------------------ risk, devices, GeoIP
+            Setting::GeoipDb => Spec {
+                key: "geoip_db",
+                flag: "geoip-db",
+                env: "PALISADE_GEOIP_DB",
+                alias: Some("GEOIP_DATABASE_PATH"),
+                default: DefaultValue::Unset("unset: no country or location signals"),
+                secret: false,
+                value_name: "FILE",
+                about: "a MaxMind City or Country database (.mmdb): logins from a new country, and impossible \
+                        travel (City only), raise the risk score; re-read within a minute when the file changes",
+                expected: "the path of a MaxMind DB file such as /var/lib/GeoIP/GeoLite2-City.mmdb (a missing or \
+                           damaged file does not stop start-up: /ready reports geoip DEGRADED)",
+                group: Group::Risk,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::GeoipAsnDb => Spec {
+                key: "geoip_asn_db",
+                flag: "geoip-asn-db",
+                env: "PALISADE_GEOIP_ASN_DB",
+                alias: None,
+                default: DefaultValue::Unset("unset: no network signals"),
+                secret: false,
+                value_name: "FILE",
+                about: "a MaxMind ASN database (.mmdb): logins from a new network raise the risk score, and \
+                        session_binding = asn can tell networks apart",
+                expected: "the path of a MaxMind DB file such as /var/lib/GeoIP/GeoLite2-ASN.mmdb",
+                group: Group::Risk,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::GeoipAnonymousDb => Spec {
+                key: "geoip_anonymous_db",
+                flag: "geoip-anonymous-db",
+                env: "PALISADE_GEOIP_ANONYMOUS_DB",
+                alias: None,
+                default: DefaultValue::Unset("unset: anonymizers are not recognised"),
+                secret: false,
+                value_name: "FILE",
+                about: "a MaxMind Anonymous-IP database (.mmdb): logins through Tor, public proxies, anonymous \
+                        VPNs and hosting networks raise the risk score",
+                expected: "the path of a MaxMind DB file such as /var/lib/GeoIP/GeoIP2-Anonymous-IP.mmdb",
+                group: Group::Risk,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::RiskEnabled => Spec {
+                key: "risk_enabled",
+                flag: "risk-enabled",
+                env: "PALISADE_RISK_ENABLED",
+                alias: Some("SECURITY_RISK_ANALYSIS_ENABLED"),
+                default: DefaultValue::Text("true"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether every login is scored for risk, so a stolen password used from an unusual \
+                        device, place or network meets a second factor or a refusal",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Risk,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::RiskThresholds => Spec {
+                key: "risk_thresholds",
+                flag: "risk-thresholds",
+                env: "PALISADE_RISK_THRESHOLDS",
+                alias: None,
+                default: DefaultValue::Text("0.2,0.5,0.8"),
+                secret: false,
+                value_name: "MFA,ENHANCED,BLOCK",
+                about: "the risk scores above which a login needs one second factor, two, or is refused",
+                expected: "three comma-separated numbers mfa,enhanced,block with 0 ≤ mfa ≤ enhanced ≤ block ≤ 1, \
+                           such as 0.2,0.5,0.8",
+                group: Group::Risk,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::RiskWeights => Spec {
+                key: "risk_weights",
+                flag: "risk-weights",
+                env: "PALISADE_RISK_WEIGHTS",
+                alias: None,
+                default: DefaultValue::Unset(
+                    "the built-in weights: new_device=0.25, new_country=0.35, new_network=0.15, \
+                     impossible_travel=0.7, account_failures=0.3, address_failures=0.35, unusual_hour=0.1, \
+                     unusual_weekday=0.05, anonymizer=0.45, trusted_device=0.5",
+                ),
+                secret: false,
+                value_name: "LIST",
+                about: "how much each risk factor weighs (trusted_device: the fraction of the score a trusted \
+                        device takes off)",
+                expected: "a comma-separated list of factor=weight, each weight from 0 to 1, such as \
+                           new_country=0.5,anonymizer=0.6; the factors are new_device, new_country, new_network, \
+                           impossible_travel, account_failures, address_failures, unusual_hour, unusual_weekday, \
+                           anonymizer and trusted_device (denied_address is fixed at 1); factors not listed keep \
+                           their built-in weight",
+                group: Group::Risk,
+                number: None,
+                list: true,
+                boolean: false,
+            },
+            Setting::RiskMaxTravelKmh => Spec {
+                key: "risk_max_travel_kmh",
+                flag: "risk-max-travel-kmh",
+                env: "PALISADE_RISK_MAX_TRAVEL_KMH",
+                alias: None,
+                default: DefaultValue::Text("900"),
+                secret: false,
+                value_name: "KMH",
+                about: "travel faster than this between two logins is impossible travel: the same account used \
+                        from two distant places by two people",
+                expected: "a whole number of km/h from 100 to 20000 (900 is an airliner)",
+                group: Group::Risk,
+                number: Number::count(100, 20_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::RiskDenyCidrs => Spec {
+                key: "risk_deny_cidrs",
+                flag: "risk-deny-cidrs",
+                env: "PALISADE_RISK_DENY_CIDRS",
+                alias: None,
+                default: DefaultValue::Unset("none"),
+                secret: false,
+                value_name: "LIST",
+                about: "addresses whose logins are always refused (risk score 1): known attack sources",
+                expected: "a comma-separated list of IP addresses or CIDR networks, such as \
+                           203.0.113.0/24, 2001:db8:bad::/48 (a bare address means /32 or /128; host bits must be \
+                           zero)",
+                group: Group::Risk,
+                number: None,
+                list: true,
+                boolean: false,
+            },
+            Setting::RiskAllowCidrs => Spec {
+                key: "risk_allow_cidrs",
+                flag: "risk-allow-cidrs",
+                env: "PALISADE_RISK_ALLOW_CIDRS",
+                alias: None,
+                default: DefaultValue::Unset("none"),
+                secret: false,
+                value_name: "LIST",
+                about: "addresses exempt from the address factors (deny list, anonymizer, address failures, new \
+                        network): an office or VPN egress you vouch for",
+                expected: "a comma-separated list of IP addresses or CIDR networks, such as \
+                           198.51.100.0/24, 2001:db8:1::/48 (a bare address means /32 or /128; host bits must be \
+                           zero)",
+                group: Group::Risk,
+                number: None,
+                list: true,
+                boolean: false,
+            },
+            Setting::DeviceApproval => Spec {
+                key: "device_approval",
+                flag: "device-approval",
+                env: "PALISADE_DEVICE_APPROVAL",
+                alias: None,
+                default: DefaultValue::Text("false"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether a login from a new device waits for approval from an existing session or a \
+                        mailed link, so a stolen password alone does not open a session on an unknown device",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Risk,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::DeviceApprovalTtl => Spec {
+                key: "device_approval_ttl",
+                flag: "device-approval-ttl",
+                env: "PALISADE_DEVICE_APPROVAL_TTL",
+                alias: None,
+                default: DefaultValue::Text("900"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "how long a new device's login waits for approval before it must start again",
+                expected: "a whole number of seconds from 60 to 86400",
+                group: Group::Risk,
+                number: Number::of(Unit::Seconds, 60, 86_400),
+                list: false,
+                boolean: false,
+            },
+            Setting::RememberDeviceTtl => Spec {
+                key: "remember_device_ttl",
+                flag: "remember-device-ttl",
+                env: "PALISADE_REMEMBER_DEVICE_TTL",
+                alias: None,
+                default: DefaultValue::Text("2592000"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "how long \"remember this device\" lowers the risk of logins from a device after a passed \
+                        second factor (30 days by default; 0 turns the option off)",
+                expected: "a whole number of seconds from 0 to 34560000 (400 days; 0: off)",
+                group: Group::Risk,
+                number: Number::of(Unit::Seconds, 0, 34_560_000),
                 list: false,
                 boolean: false,
             },
@@ -1280,7 +1600,6 @@ pub(crate) const PLANNED: &[Planned] = &[
     Planned { what: "HSM module", key: "hsm_module", names: &["PALISADE_HSM_MODULE"] },
     Planned { what: "HSM slot", key: "hsm_slot", names: &["PALISADE_HSM_SLOT", "HSM_SLOT"] },
     Planned { what: "HSM PIN", key: "hsm_pin", names: &["PALISADE_HSM_PIN", "HSM_PIN"] },
-    Planned { what: "GeoIP database", key: "geoip_db", names: &["PALISADE_GEOIP_DB", "GEOIP_DATABASE_PATH"] },
 ];
 
 /// The variable that names the configuration file (`--config` wins over it).

@@ -9,6 +9,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use clap::{Args as _, FromArgMatches as _};
+use palisade_core::device::service::SessionBinding;
+use palisade_core::risk::{RiskSettings, RiskThresholds, RiskWeights};
 use secrecy::ExposeSecret as _;
 
 use super::*;
@@ -108,6 +110,20 @@ fn defaults_match_the_contract() {
     assert_eq!(cfg.sms_provider, None);
     assert!(cfg.twilio_account_sid.is_none() && cfg.twilio_auth_token.is_none() && cfg.twilio_from.is_none());
     assert_eq!(cfg.twilio_base_url.as_str(), "https://api.twilio.com/");
+    assert!(cfg.notify_webhook_url.is_none());
+
+    assert_eq!(cfg.max_sessions_per_user, 0);
+    assert!(cfg.concurrent_sessions);
+    assert_eq!(cfg.session_binding, SessionBinding::Device);
+    assert_eq!((&cfg.geoip_db, &cfg.geoip_asn_db, &cfg.geoip_anonymous_db), (&None, &None, &None));
+    assert!(cfg.risk_enabled);
+    assert_eq!(cfg.risk_thresholds, RiskThresholds { mfa: 0.2, enhanced: 0.5, block: 0.8 });
+    assert_eq!(cfg.risk_weights, RiskWeights::default());
+    assert_eq!(cfg.risk_max_travel_kmh, 900);
+    assert!(cfg.risk_deny_cidrs.is_empty() && cfg.risk_allow_cidrs.is_empty());
+    assert!(!cfg.device_approval);
+    assert_eq!(cfg.device_approval_ttl, Duration::from_secs(15 * 60));
+    assert_eq!(cfg.remember_device_ttl, Duration::from_secs(30 * 86_400));
 }
 
 #[test]
@@ -373,7 +389,7 @@ fn a_port_variable_that_is_not_a_service_link_is_refused_with_a_hint() {
 
 #[test]
 fn contract_settings_not_built_yet_are_refused_rather_than_ignored() {
-    for name in ["HSM_SLOT", "PALISADE_HSM_SLOT", "HSM_PIN", "PALISADE_HSM_MODULE", "GEOIP_DATABASE_PATH"] {
+    for name in ["HSM_SLOT", "PALISADE_HSM_SLOT", "HSM_PIN", "PALISADE_HSM_MODULE"] {
         let message = err(env_only(&[(name, "x")]));
         assert!(message.contains(name) && message.contains("not support"), "{message}");
     }
@@ -1120,6 +1136,304 @@ fn message_warnings_flag_plain_text_and_settings_that_do_nothing() {
     assert!(!warnings.contains(SECRET_PW), "{warnings}");
 }
 
+// ---------------------------------------------------------------- risk, devices, GeoIP, session limits
+
+#[test]
+fn the_defaults_are_the_core_defaults() {
+    let cfg = ok(Sources::default());
+    let risk = RiskSettings::default();
+    assert_eq!(
+        (cfg.risk_enabled, cfg.risk_thresholds, cfg.risk_weights, f64::from(cfg.risk_max_travel_kmh)),
+        (risk.enabled, risk.thresholds, risk.weights, risk.max_travel_kmh)
+    );
+    let devices = palisade_core::device::service::DeviceSettings::default();
+    assert_eq!(cfg.device_approval, devices.approval);
+    assert_eq!(time::Duration::try_from(cfg.device_approval_ttl).unwrap(), devices.approval_ttl);
+    assert_eq!(time::Duration::try_from(cfg.remember_device_ttl).unwrap(), devices.remember_ttl);
+    assert_eq!(cfg.session_binding, devices.binding);
+    let sessions = palisade_core::session::SessionPolicy::default();
+    assert_eq!((cfg.max_sessions_per_user, cfg.concurrent_sessions), (sessions.max_per_user, sessions.concurrent));
+    // The table's text for the default weights is the engine's.
+    let text = Setting::RiskWeights.spec().default.describe();
+    let listed = text.strip_prefix("the built-in weights: ").unwrap().replace(", ", ",");
+    assert_eq!(values::risk_weights(&listed).unwrap(), RiskWeights::default());
+    assert_eq!(described(&cfg, "risk_weights").replace(", ", ","), listed);
+}
+
+#[test]
+fn the_guides_names_are_aliases() {
+    let cfg = ok(env_only(&[
+        ("GEOIP_DATABASE_PATH", "/var/lib/GeoIP/GeoLite2-City.mmdb"),
+        ("SECURITY_RISK_ANALYSIS_ENABLED", "false"),
+        ("ENABLE_CONCURRENT_SESSIONS", "no"),
+    ]));
+    assert_eq!(cfg.geoip_db, Some(PathBuf::from("/var/lib/GeoIP/GeoLite2-City.mmdb")));
+    assert!(!cfg.risk_enabled);
+    assert!(!cfg.concurrent_sessions);
+    // The PALISADE_ names win within a layer.
+    let cfg = ok(env_only(&[
+        ("GEOIP_DATABASE_PATH", "/guide.mmdb"),
+        ("PALISADE_GEOIP_DB", "/ours.mmdb"),
+        ("SECURITY_RISK_ANALYSIS_ENABLED", "false"),
+        ("PALISADE_RISK_ENABLED", "true"),
+        ("ENABLE_CONCURRENT_SESSIONS", "false"),
+        ("PALISADE_CONCURRENT_SESSIONS", "true"),
+    ]));
+    assert_eq!(cfg.geoip_db, Some(PathBuf::from("/ours.mmdb")));
+    assert!(cfg.risk_enabled && cfg.concurrent_sessions);
+    // An error under an alias names it.
+    let message = err(env_only(&[("SECURITY_RISK_ANALYSIS_ENABLED", "maybe")]));
+    assert!(message.contains("environment variable SECURITY_RISK_ANALYSIS_ENABLED"), "{message}");
+    assert!(message.contains("risk_enabled") && message.contains("true or false"), "{message}");
+}
+
+#[test]
+fn good_values_of_every_new_setting_are_read() {
+    let cfg = ok(env_only(&[
+        ("PALISADE_GEOIP_DB", "/geo/GeoIP2-City.mmdb"),
+        ("PALISADE_GEOIP_ASN_DB", "/geo/GeoLite2-ASN.mmdb"),
+        ("PALISADE_GEOIP_ANONYMOUS_DB", "/geo/GeoIP2-Anonymous-IP.mmdb"),
+        ("PALISADE_RISK_ENABLED", "on"),
+        ("PALISADE_RISK_THRESHOLDS", " 0.3, 0.6 ,0.9"),
+        ("PALISADE_RISK_WEIGHTS", "new_country=0.5, Anonymizer=1,trusted_device=0"),
+        ("PALISADE_RISK_MAX_TRAVEL_KMH", "1200"),
+        ("PALISADE_RISK_DENY_CIDRS", "203.0.113.0/24, 2001:db8:bad::/48,198.51.100.7"),
+        ("PALISADE_RISK_ALLOW_CIDRS", "192.0.2.0/24"),
+        ("PALISADE_DEVICE_APPROVAL", "yes"),
+        ("PALISADE_DEVICE_APPROVAL_TTL", "600"),
+        ("PALISADE_REMEMBER_DEVICE_TTL", "0"),
+        ("PALISADE_SESSION_BINDING", "ASN"),
+        ("PALISADE_MAX_SESSIONS_PER_USER", "5"),
+        ("PALISADE_CONCURRENT_SESSIONS", "1"),
+        ("PALISADE_NOTIFY_WEBHOOK_URL", "https://hooks.example.com/services/T0/B0/abc"),
+    ]));
+    assert_eq!(cfg.geoip_db, Some(PathBuf::from("/geo/GeoIP2-City.mmdb")));
+    assert_eq!(cfg.geoip_asn_db, Some(PathBuf::from("/geo/GeoLite2-ASN.mmdb")));
+    assert_eq!(cfg.geoip_anonymous_db, Some(PathBuf::from("/geo/GeoIP2-Anonymous-IP.mmdb")));
+    assert!(cfg.risk_enabled);
+    assert_eq!(cfg.risk_thresholds, RiskThresholds { mfa: 0.3, enhanced: 0.6, block: 0.9 });
+    let expected = RiskWeights { new_country: 0.5, anonymizer: 1.0, trusted_device: 0.0, ..RiskWeights::default() };
+    assert_eq!(cfg.risk_weights, expected);
+    assert_eq!(cfg.risk_max_travel_kmh, 1200);
+    let deny: Vec<String> = cfg.risk_deny_cidrs.iter().map(ToString::to_string).collect();
+    assert_eq!(deny, ["203.0.113.0/24", "2001:db8:bad::/48", "198.51.100.7/32"]);
+    assert_eq!(cfg.risk_allow_cidrs.len(), 1);
+    assert!(cfg.device_approval);
+    assert_eq!(cfg.device_approval_ttl, Duration::from_secs(600));
+    assert_eq!(cfg.remember_device_ttl, Duration::ZERO, "0 turns remembering off");
+    assert_eq!(cfg.session_binding, SessionBinding::Asn);
+    assert_eq!((cfg.max_sessions_per_user, cfg.concurrent_sessions), (5, true));
+    assert_eq!(
+        cfg.notify_webhook_url.as_ref().unwrap().expose_secret(),
+        "https://hooks.example.com/services/T0/B0/abc"
+    );
+    // And they reach the core's settings.
+    let settings = crate::app::settings(&cfg).unwrap();
+    assert_eq!(settings.risk.thresholds, cfg.risk_thresholds);
+    assert_eq!(settings.risk.weights, expected);
+    assert_eq!(settings.risk.max_travel_kmh, 1200.0);
+    assert_eq!(settings.risk.deny, cfg.risk_deny_cidrs);
+    assert!(settings.devices.approval);
+    assert_eq!(settings.devices.approval_ttl, time::Duration::minutes(10));
+    assert_eq!(settings.devices.remember_ttl, time::Duration::ZERO);
+    assert_eq!(settings.devices.binding, SessionBinding::Asn);
+    assert_eq!((settings.sessions.max_per_user, settings.sessions.concurrent), (5, true));
+
+    for (text, binding) in
+        [("off", SessionBinding::Off), ("Device", SessionBinding::Device), ("address", SessionBinding::Address)]
+    {
+        assert_eq!(ok(env_only(&[("PALISADE_SESSION_BINDING", text)])).session_binding, binding);
+    }
+    let cfg = ok(env_only(&[("PALISADE_RISK_ENABLED", "false"), ("PALISADE_CONCURRENT_SESSIONS", "off")]));
+    let settings = crate::app::settings(&cfg).unwrap();
+    assert!(!settings.risk.enabled && !settings.sessions.concurrent);
+}
+
+#[test]
+fn the_file_takes_the_new_keys_with_arrays_and_booleans() {
+    let (_dir, path) = toml_file(
+        "geoip_db = \"/geo/GeoLite2-Country.mmdb\"\nrisk_enabled = false\nrisk_thresholds = \"0.1,0.4,0.9\"\n\
+         risk_weights = [\"new_device=0.3\", \"unusual_hour=0\"]\nrisk_max_travel_kmh = 1000\n\
+         risk_deny_cidrs = [\"203.0.113.0/24\"]\nrisk_allow_cidrs = [\"10.0.0.0/8\", \"fd00::/8\"]\n\
+         device_approval = true\ndevice_approval_ttl = 300\nremember_device_ttl = 604800\n\
+         session_binding = \"address\"\nmax_sessions_per_user = 3\nenable_concurrent_sessions = false\n",
+    );
+    let cfg = ok(with_file(&path));
+    assert_eq!(cfg.geoip_db, Some(PathBuf::from("/geo/GeoLite2-Country.mmdb")));
+    assert!(!cfg.risk_enabled);
+    assert_eq!(cfg.risk_thresholds, RiskThresholds { mfa: 0.1, enhanced: 0.4, block: 0.9 });
+    assert_eq!(cfg.risk_weights, RiskWeights { new_device: 0.3, unusual_hour: 0.0, ..RiskWeights::default() });
+    assert_eq!(cfg.risk_max_travel_kmh, 1000);
+    assert_eq!((cfg.risk_deny_cidrs.len(), cfg.risk_allow_cidrs.len()), (1, 2));
+    assert!(cfg.device_approval);
+    assert_eq!((cfg.device_approval_ttl.as_secs(), cfg.remember_device_ttl.as_secs()), (300, 604_800));
+    assert_eq!(cfg.session_binding, SessionBinding::Address);
+    assert_eq!((cfg.max_sessions_per_user, cfg.concurrent_sessions), (3, false));
+}
+
+/// The message for `value` under `var`, which must name the setting's key and contain each of `needles`.
+fn refused(var: &str, value: &str, key: &str, needles: &[&str]) {
+    let message = err(env_only(&[(var, value)]));
+    assert!(message.starts_with(&format!("invalid {key} from environment variable {var}")), "{message}");
+    for needle in needles {
+        assert!(message.contains(needle), "{value:?}: {message} lacks {needle:?}");
+    }
+}
+
+#[test]
+fn bad_values_of_every_new_setting_are_refused_naming_the_setting() {
+    for (value, problem) in [
+        ("0.2,0.5", "2 comma-separated values instead of three"),
+        ("0.2,0.5,0.8,0.9", "4 comma-separated values"),
+        ("0.5,0.2,0.8", "0 ≤ mfa ≤ enhanced ≤ block ≤ 1"),
+        ("0.2,0.5,1.5", "0 ≤ mfa ≤ enhanced ≤ block ≤ 1"),
+        ("-0.1,0.5,0.8", "0 ≤ mfa"),
+        ("low,mid,high", "\"low\", which is not a number"),
+        ("0.2,NaN,0.8", "not a number"),
+    ] {
+        refused("PALISADE_RISK_THRESHOLDS", value, "risk_thresholds", &[problem, "such as 0.2,0.5,0.8"]);
+    }
+    for (value, problem) in [
+        (
+            "new_device=0.5,new_place=0.2",
+            "\"new_place\", which is not a risk factor (the factors are: new_device, new_country",
+        ),
+        ("denied_address=0.5", "denied_address, whose weight is fixed at 1"),
+        ("new_device=1.5", "risk weight new_device must be within 0..=1, got 1.5"),
+        ("anonymizer=-0.1", "risk weight anonymizer must be within 0..=1"),
+        ("new_device", "\"new_device\", which is not factor=weight"),
+        ("new_device=high", "\"high\", which is not a number"),
+        ("new_device=0.1,new_device=0.2", "sets new_device twice"),
+    ] {
+        refused("PALISADE_RISK_WEIGHTS", value, "risk_weights", &[problem]);
+    }
+    // An unknown factor's message lists every factor that can be weighted, and not the fixed one.
+    let message = err(env_only(&[("PALISADE_RISK_WEIGHTS", "bogus=1")]));
+    for factor in palisade_core::risk::FactorName::ALL {
+        let listed =
+            message.contains(&format!("{}, ", factor.as_str())) || message.contains(&format!("{})", factor.as_str()));
+        assert_eq!(listed, factor != palisade_core::risk::FactorName::DeniedAddress, "{factor:?}: {message}");
+    }
+
+    for value in ["99", "20001", "900.5", "fast"] {
+        refused("PALISADE_RISK_MAX_TRAVEL_KMH", value, "risk_max_travel_kmh", &["km/h from 100 to 20000"]);
+    }
+    for var in ["PALISADE_RISK_DENY_CIDRS", "PALISADE_RISK_ALLOW_CIDRS"] {
+        let key = if var.contains("DENY") { "risk_deny_cidrs" } else { "risk_allow_cidrs" };
+        refused(var, "evil.example.com", key, &["not an IP address or CIDR network", "comma-separated list"]);
+        refused(var, "10.0.0.5/8", key, &["did you mean 10.0.0.0/8 or 10.0.0.5/32"]);
+    }
+    for var in ["PALISADE_RISK_ENABLED", "PALISADE_DEVICE_APPROVAL", "PALISADE_CONCURRENT_SESSIONS"] {
+        let message = err(env_only(&[(var, "sometimes")]));
+        assert!(message.contains(var) && message.contains("is not true or false"), "{message}");
+    }
+    refused("PALISADE_DEVICE_APPROVAL_TTL", "59", "device_approval_ttl", &["below the minimum, 60 seconds"]);
+    refused("PALISADE_DEVICE_APPROVAL_TTL", "86401", "device_approval_ttl", &["seconds from 60 to 86400"]);
+    refused("PALISADE_DEVICE_APPROVAL_TTL", "15m", "device_approval_ttl", &["not a whole number of seconds"]);
+    refused("PALISADE_REMEMBER_DEVICE_TTL", "34560001", "remember_device_ttl", &["seconds from 0 to 34560000"]);
+    refused("PALISADE_REMEMBER_DEVICE_TTL", "-1", "remember_device_ttl", &["not a whole number of seconds"]);
+    refused(
+        "PALISADE_SESSION_BINDING",
+        "strict",
+        "session_binding",
+        &["is not a binding level", "off, device (same device), asn"],
+    );
+    refused("PALISADE_MAX_SESSIONS_PER_USER", "10001", "max_sessions_per_user", &["from 0 to 10000"]);
+    refused("PALISADE_MAX_SESSIONS_PER_USER", "-1", "max_sessions_per_user", &["not a whole number"]);
+    refused("PALISADE_GEOIP_DB", "/geo/\u{7}.mmdb", "geoip_db", &["control character"]);
+
+    // An empty value is refused for the settings that always have a value.
+    for var in ["PALISADE_RISK_THRESHOLDS", "PALISADE_SESSION_BINDING", "PALISADE_RISK_MAX_TRAVEL_KMH"] {
+        assert!(err(env_only(&[(var, "")])).contains("is empty"), "{var}");
+    }
+    // …and unsets the optional ones.
+    let cfg = ok(Sources {
+        dotenv: vars(&[("PALISADE_GEOIP_DB", "/a.mmdb"), ("PALISADE_RISK_WEIGHTS", "new_device=1")]),
+        env: vars(&[("PALISADE_GEOIP_DB", ""), ("PALISADE_RISK_WEIGHTS", "")]),
+        ..Sources::default()
+    });
+    assert_eq!((cfg.geoip_db, cfg.risk_weights), (None, RiskWeights::default()));
+}
+
+#[test]
+fn a_bad_webhook_url_is_refused_without_echoing_it() {
+    for (bad, problem) in [
+        (format!("ftp://hooks.example.com/{SECRET_PW}"), "not an http:// or https:// URL"),
+        (format!("hooks.example.com/{SECRET_PW}"), "not an absolute URL"),
+        (format!("https://hooks.example.com/x#{SECRET_PW}"), "fragment"),
+    ] {
+        let message = err(env_only(&[("PALISADE_NOTIFY_WEBHOOK_URL", &bad)]));
+        assert!(message.contains("notify_webhook_url") && message.contains(problem), "{message}");
+        assert!(!message.contains(SECRET_PW) && message.contains("***"), "{message}");
+    }
+}
+
+#[test]
+fn a_webhook_url_is_a_secret_shown_as_its_origin_only() {
+    let url = format!("https://palisade:{SECRET_PW}@hooks.example.com:8443/services/T0/B0/{SECRET_PW}?token=x");
+    let cfg = ok(env_only(&[("PALISADE_NOTIFY_WEBHOOK_URL", &url)]));
+    assert_eq!(described(&cfg, "notify_webhook_url"), "https://hooks.example.com:8443/***");
+    assert!(!format!("{cfg:?}").contains(SECRET_PW));
+    let cfg = ok(env_only(&[("PALISADE_NOTIFY_WEBHOOK_URL", "https://hooks.example.com")]));
+    assert_eq!(described(&cfg, "notify_webhook_url"), "https://hooks.example.com/");
+    assert!(described(&ok(Sources::default()), "notify_webhook_url").starts_with("(unset"));
+
+    let cfg = ok(env_only(&[("PALISADE_NOTIFY_WEBHOOK_URL", &format!("http://alerts.internal/hook/{SECRET_PW}"))]));
+    let warnings = cfg.warnings().join("\n");
+    assert!(warnings.contains("notify_webhook_url http://alerts.internal/*** is plain http"), "{warnings}");
+    assert!(!warnings.contains(SECRET_PW), "{warnings}");
+    let cfg = ok(env_only(&[("PALISADE_NOTIFY_WEBHOOK_URL", "http://127.0.0.1:9000/hook")]));
+    assert!(!cfg.warnings().iter().any(|w| w.contains("notify_webhook_url")));
+}
+
+#[test]
+fn asn_binding_without_an_asn_database_is_refused_naming_both_settings() {
+    let message = err(env_only(&[("PALISADE_SESSION_BINDING", "asn"), ("PALISADE_GEOIP_DB", "/geo/city.mmdb")]));
+    assert!(message.starts_with("missing geoip_asn_db: session_binding is asn"), "{message}");
+    assert!(message.contains("from environment variable PALISADE_SESSION_BINDING"), "{message}");
+    assert!(message.contains("GeoIP ASN database") && message.contains("PALISADE_GEOIP_ASN_DB"), "{message}");
+    let (_dir, path) = toml_file("session_binding = \"asn\"\n");
+    let message = err(with_file(&path));
+    assert!(message.contains("missing geoip_asn_db") && message.contains("`session_binding` in"), "{message}");
+    // With one it starts; the file need not exist yet (a missing file degrades, it does not stop).
+    let cfg = ok(env_only(&[("PALISADE_SESSION_BINDING", "asn"), ("PALISADE_GEOIP_ASN_DB", "/does/not/exist.mmdb")]));
+    assert_eq!(cfg.session_binding, SessionBinding::Asn);
+}
+
+#[test]
+fn describe_shows_the_new_settings() {
+    let cfg = ok(env_only(&[
+        ("PALISADE_GEOIP_DB", "/geo/city.mmdb"),
+        ("PALISADE_RISK_DENY_CIDRS", "203.0.113.0/24,2001:db8::1"),
+        ("PALISADE_RISK_THRESHOLDS", "0.25,0.5,0.75"),
+        ("PALISADE_SESSION_BINDING", "address"),
+    ]));
+    assert_eq!(described(&cfg, "geoip_db"), "/geo/city.mmdb");
+    assert!(described(&cfg, "geoip_asn_db").starts_with("(unset"));
+    assert_eq!(described(&cfg, "risk_deny_cidrs"), "203.0.113.0/24, 2001:db8::1/128");
+    assert_eq!(described(&cfg, "risk_allow_cidrs"), "(none)");
+    assert_eq!(described(&cfg, "risk_thresholds"), "0.25,0.5,0.75");
+    assert_eq!(described(&cfg, "session_binding"), "address");
+    assert_eq!(described(&cfg, "enable_concurrent_sessions"), "true");
+    assert_eq!(described(&cfg, "remember_device_ttl"), "2592000");
+    assert_eq!(described(&cfg, "risk_max_travel_kmh"), "900");
+}
+
+#[test]
+fn risk_warnings_flag_settings_that_cancel_each_other() {
+    let cfg = ok(env_only(&[
+        ("PALISADE_CONCURRENT_SESSIONS", "false"),
+        ("PALISADE_MAX_SESSIONS_PER_USER", "4"),
+        ("PALISADE_RISK_ENABLED", "false"),
+        ("PALISADE_RISK_DENY_CIDRS", "203.0.113.0/24"),
+        ("PALISADE_RISK_ALLOW_CIDRS", "0.0.0.0/0"),
+    ]));
+    let warnings = cfg.warnings().join("\n");
+    assert!(warnings.contains("max_sessions_per_user is 4 but enable_concurrent_sessions is false"), "{warnings}");
+    assert!(warnings.contains("risk_allow_cidrs contains 0.0.0.0/0"), "{warnings}");
+    assert!(warnings.contains("risk_deny_cidrs, risk_allow_cidrs set but risk_enabled is false"), "{warnings}");
+}
+
 // ---------------------------------------------------------------- secrets never shown
 
 fn config_full_of_secrets() -> Config {
@@ -1215,6 +1529,7 @@ fn help_lists_every_setting_with_its_flag_variables_and_default() {
         "passwords",
         "password hashing",
         "multi-factor authentication and messages",
+        "risk-based login, devices and GeoIP",
     ] {
         let heading = format!("Settings: {heading}");
         let found = help.get(at..).and_then(|rest| rest.find(&heading)).unwrap_or_else(|| panic!("{heading}: {help}"));
@@ -1338,6 +1653,10 @@ fn the_docs_example_file_loads() {
         (Some("smtp.example.com"), 587, SmtpTls::StartTls)
     );
     assert_eq!(cfg.sms_provider, None);
+    assert_eq!(cfg.geoip_db.as_deref(), Some(std::path::Path::new("/var/lib/GeoIP/GeoLite2-City.mmdb")));
+    assert_eq!((cfg.max_sessions_per_user, cfg.session_binding), (10, SessionBinding::Device));
+    assert_eq!(cfg.risk_weights, RiskWeights { new_country: 0.4, ..RiskWeights::default() });
+    assert_eq!((cfg.risk_allow_cidrs.len(), cfg.remember_device_ttl.as_secs()), (1, 1_209_600));
 }
 
 // ---------------------------------------------------------------- warnings

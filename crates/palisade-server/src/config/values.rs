@@ -5,11 +5,14 @@
 //! and must not pass on a library's message that might (base64's quotes the bad byte and offset).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use ipnet::IpNet;
 use lettre::message::{Mailbox, Mailboxes};
+use palisade_core::device::service::SessionBinding;
 use palisade_core::notify::PhoneNumber;
+use palisade_core::risk::{FactorName, RiskSettings, RiskThresholds, RiskWeights};
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
 use url::Url;
 
@@ -169,11 +172,17 @@ pub(crate) fn password_require(text: &str) -> Result<Vec<CharClass>, String> {
 }
 
 pub(crate) fn trusted_proxies(text: &str) -> Result<Vec<IpNet>, String> {
+    cidr_list(text)
+}
+
+/// Addresses and networks, comma-separated: a bare address is a /32 or /128, host bits must be
+/// zero, duplicates are dropped. Shared by `trusted_proxies` and the risk deny and allow lists.
+pub(crate) fn cidr_list(text: &str) -> Result<Vec<IpNet>, String> {
     let mut nets: Vec<IpNet> = Vec::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let net = if let Ok(net) = entry.parse::<IpNet>() {
-            // 10.0.0.5/8 is ambiguous (one host or the whole /8?), and trusting too much lets any
-            // client forge its address: make the operator say which.
+            // 10.0.0.5/8 is ambiguous (one host or the whole /8?), and trusting (or refusing, or
+            // exempting) too much is a security mistake: make the operator say which.
             if net.trunc() != net {
                 return Err(format!(
                     "contains {entry:?}, whose host bits are not zero (did you mean {} or {}?)",
@@ -385,6 +394,113 @@ pub(crate) fn webauthn_origin(text: &str) -> Result<Url, String> {
         return Err("is plain http on a host other than localhost, where browsers refuse WebAuthn".to_owned());
     }
     Ok(url)
+}
+
+/// A path to a MaxMind DB file. Whether it exists and holds a database is checked when it is
+/// loaded: a missing or damaged file degrades the GeoIP signals, it does not stop start-up.
+pub(crate) fn geoip_path(text: &str) -> Result<PathBuf, String> {
+    if text.chars().any(char::is_control) {
+        return Err("contains a control character".to_owned());
+    }
+    Ok(PathBuf::from(text))
+}
+
+/// `mfa,enhanced,block`, checked by `RiskSettings::validate`.
+pub(crate) fn risk_thresholds(text: &str) -> Result<RiskThresholds, String> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [mfa, enhanced, block] = parts.as_slice() else {
+        return Err(format!("has {} comma-separated values instead of three", parts.len()));
+    };
+    let thresholds = RiskThresholds { mfa: fraction(mfa)?, enhanced: fraction(enhanced)?, block: fraction(block)? };
+    RiskSettings { thresholds, ..RiskSettings::default() }
+        .validate()
+        .map_err(|problem| format!("is refused: {problem}"))?;
+    Ok(thresholds)
+}
+
+/// A finite number (its range is checked by `RiskSettings::validate`).
+fn fraction(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite())
+        .ok_or_else(|| format!("contains {text:?}, which is not a number such as 0.5"))
+}
+
+/// The factors whose weight can be set, for messages.
+fn weighted_factors() -> String {
+    FactorName::ALL
+        .into_iter()
+        .filter(|f| *f != FactorName::DeniedAddress)
+        .map(FactorName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `factor=weight,…` over the built-in weights; each factor at most once.
+pub(crate) fn risk_weights(text: &str) -> Result<RiskWeights, String> {
+    let mut weights = RiskWeights::default();
+    let mut seen: Vec<FactorName> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, weight)) = entry.split_once('=') else {
+            return Err(format!("contains {entry:?}, which is not factor=weight"));
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let Some(factor) = FactorName::parse(&name) else {
+            return Err(format!(
+                "contains {name:?}, which is not a risk factor (the factors are: {})",
+                weighted_factors()
+            ));
+        };
+        if seen.contains(&factor) {
+            return Err(format!("sets {name} twice"));
+        }
+        seen.push(factor);
+        let weight = fraction(weight.trim())?;
+        if !weights.set(factor, weight) {
+            return Err(format!(
+                "sets {name}, whose weight is fixed at 1: a login from an address on the deny list is always \
+                 refused (to stop refusing an address, take it off risk_deny_cidrs)"
+            ));
+        }
+    }
+    RiskSettings { weights, ..RiskSettings::default() }
+        .validate()
+        .map_err(|problem| format!("is refused: {problem}"))?;
+    Ok(weights)
+}
+
+pub(crate) fn session_binding(text: &str) -> Result<SessionBinding, String> {
+    SessionBinding::parse(&text.to_ascii_lowercase()).ok_or_else(|| "is not a binding level".to_owned())
+}
+
+/// Secret (the path or query of a webhook URL is often its only credential): the problem never
+/// quotes the input. http or https, a host, no fragment; credentials in it are sent as basic auth.
+pub(crate) fn notify_webhook_url(text: &str) -> Result<SecretString, String> {
+    let url = Url::parse(text).map_err(|e| format!("is not an absolute URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("is not an http:// or https:// URL".to_owned());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".to_owned());
+    }
+    if url.fragment().is_some() {
+        return Err("has a fragment (`#…`), which is never sent to the server".to_owned());
+    }
+    Ok(SecretString::from(text))
+}
+
+/// A webhook URL for display: scheme, host and port, the rest `***` (its path or query may be the
+/// credential, and user:password@ certainly is).
+pub(crate) fn mask_webhook_url(text: &str) -> String {
+    let Ok(url) = Url::parse(text) else {
+        return "***".to_owned();
+    };
+    let origin = url.origin().ascii_serialization();
+    if origin == "null" {
+        return "***".to_owned();
+    }
+    let hidden = !url.username().is_empty() || url.password().is_some() || url.path() != "/" || url.query().is_some();
+    if hidden { format!("{origin}/***") } else { format!("{origin}/") }
 }
 
 /// A URL with its password, and any query value whose name suggests a credential, replaced by

@@ -1,12 +1,14 @@
-//! The real message senders behind `palisade_core::notify`'s ports: e-mail over SMTP (lettre) and
-//! SMS through the Twilio Messages API (reqwest), built from the [`Config`].
+//! The real message senders behind `palisade_core::notify`'s ports: e-mail over SMTP (lettre), SMS
+//! through the Twilio Messages API and security notices to a webhook (reqwest), built from the
+//! [`Config`].
 //!
 //! # Layout
 //! - `smtp`: [`SmtpSender`], an [`EmailSender`] on lettre's pooled async SMTP transport.
 //! - `twilio`: [`TwilioSender`], an [`SmsSender`] that POSTs to `…/Accounts/{sid}/Messages.json`.
+//! - `webhook`: [`HttpWebhookSender`], a [`WebhookSender`] that POSTs each notice as JSON.
 //! - [`senders`]: the senders the configuration asks for, for `app::bootstrap`.
 //!
-//! Both adapters answer `NotifyError::Unavailable` when retrying later may work (no connection, a
+//! The adapters answer `NotifyError::Unavailable` when retrying later may work (no connection, a
 //! timeout, an SMTP 4xx, an HTTP 5xx or 429) and `NotifyError::Rejected` when it will not (an SMTP
 //! 5xx, an HTTP 4xx: a bad number or address, wrong credentials). An error's text never holds a
 //! password or token, and neither type's `Debug` shows one. Nothing here retries or logs a message
@@ -14,16 +16,18 @@
 
 mod smtp;
 mod twilio;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use palisade_core::notify::{EmailSender, SmsSender};
+use palisade_core::notify::{EmailSender, SmsSender, WebhookSender};
 
 use crate::config::{Config, SmsProvider};
 
 pub use smtp::SmtpSender;
 pub use twilio::TwilioSender;
+pub use webhook::HttpWebhookSender;
 
 /// How long a sender waits for its provider: to connect, and then for each answer.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,6 +40,8 @@ pub struct Senders {
     pub sms: Option<Arc<dyn SmsSender>>,
     /// From the `smtp_*` settings.
     pub email: Option<Arc<dyn EmailSender>>,
+    /// From `notify_webhook_url`.
+    pub webhook: Option<Arc<dyn WebhookSender>>,
 }
 
 impl std::fmt::Debug for Senders {
@@ -43,6 +49,7 @@ impl std::fmt::Debug for Senders {
         f.debug_struct("Senders")
             .field("sms", &self.sms.as_ref().map(|s| s.provider()))
             .field("email", &self.email.as_ref().map(|s| s.provider()))
+            .field("webhook", &self.webhook.is_some())
             .finish()
     }
 }
@@ -62,7 +69,8 @@ impl SetupError {
     }
 }
 
-/// Builds the senders the configuration asks for. Must run inside a Tokio runtime (the SMTP
+/// Builds the senders the configuration asks for (no SMTP server, no SMS provider, no webhook URL:
+/// `None` for that sender). Must run inside a Tokio runtime (the SMTP
 /// connection pool starts its upkeep task). `Config::build` has already checked that every setting
 /// a sender needs is present; one missing here is reported as a [`SetupError`], not a panic.
 pub fn senders(config: &Config) -> Result<Senders, SetupError> {
@@ -92,7 +100,11 @@ pub fn senders(config: &Config) -> Result<Senders, SetupError> {
         }
         None => None,
     };
-    Ok(Senders { sms, email })
+    let webhook = match &config.notify_webhook_url {
+        Some(url) => Some(Arc::new(HttpWebhookSender::new(url)?) as Arc<dyn WebhookSender>),
+        None => None,
+    };
+    Ok(Senders { sms, email, webhook })
 }
 
 /// `text` with every occurrence of `secret` replaced by `***`: a last guard for provider messages
@@ -116,7 +128,7 @@ mod tests {
     #[tokio::test]
     async fn no_sender_is_built_unless_configured() {
         let senders = senders(&config(&[])).unwrap();
-        assert!(senders.sms.is_none() && senders.email.is_none(), "{senders:?}");
+        assert!(senders.sms.is_none() && senders.email.is_none() && senders.webhook.is_none(), "{senders:?}");
     }
 
     #[tokio::test]
@@ -133,11 +145,13 @@ mod tests {
             ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
             ("TWILIO_AUTH_TOKEN", token),
             ("TWILIO_FROM_NUMBER", "+15005550006"),
+            ("PALISADE_NOTIFY_WEBHOOK_URL", "https://hooks.example.com/services/T0/B0/Hunter2-hook-token"),
         ]);
         let senders = senders(&cfg).unwrap();
         assert_eq!(senders.email.as_ref().map(|s| s.provider()), Some("smtp"));
         assert_eq!(senders.sms.as_ref().map(|s| s.provider()), Some("twilio"));
-        assert_eq!(format!("{senders:?}"), r#"Senders { sms: Some("twilio"), email: Some("smtp") }"#);
+        assert!(senders.webhook.is_some());
+        assert_eq!(format!("{senders:?}"), r#"Senders { sms: Some("twilio"), email: Some("smtp"), webhook: true }"#);
 
         let smtp = SmtpSender::new(
             "127.0.0.1",

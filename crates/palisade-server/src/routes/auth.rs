@@ -43,6 +43,9 @@ pub(crate) async fn register(
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, description = "the token pair, or `mfa_required` with an `mfa_token` when a second factor is needed", body = LoginResponse),
     (status = 401, description = "INVALID_CREDENTIALS: the same answer, in the same time, for unknown users", body = palisade_types::problem::Problem),
+    (status = 403, description = "RISK_BLOCKED: the password was right but the login's risk score is past the block threshold; `risk_score` and `risk_factors` say why", body = palisade_types::problem::Problem),
+    (status = 409, description = "CONFLICT: concurrent sessions are off and another session is active", body = palisade_types::problem::Problem),
+    (status = 422, description = "VALIDATION_ERROR: a malformed `device` (over-long or control characters)", body = palisade_types::problem::Problem),
     (status = 423, description = "ACCOUNT_LOCKED, with Retry-After", body = palisade_types::problem::Problem),
     (status = 429, description = "RATE_LIMITED (too many failures from this address), with Retry-After", body = palisade_types::problem::Problem),
 ))]
@@ -51,17 +54,47 @@ pub(crate) async fn login(
     Meta(meta): Meta,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let device = body.device.map(|d| DeviceInfo {
-        name: d.name,
-        device_type: d.device_type,
-        os: d.os,
-        browser: d.browser,
-        fingerprint: d.fingerprint,
-    });
-    let outcome = state.palisade.auth().login(&body.username, SecretString::from(body.password), device, &meta).await?;
+    let device = body
+        .device
+        .map(|d| DeviceInfo::parse(d.name, d.device_type, d.os, d.browser, d.fingerprint))
+        .transpose()
+        .map_err(palisade_core::auth::AuthError::from)?;
+    let options = palisade_core::auth::LoginOptions {
+        device,
+        remember_device: body.remember_device,
+        device_token: body.device_token.map(SecretString::from),
+    };
+    let outcome =
+        state.palisade.auth().login_with(&body.username, SecretString::from(body.password), options, &meta).await?;
     Ok(Json(match outcome {
         LoginOutcome::Tokens(pair) => LoginResponse::Tokens(token_response(pair)),
         LoginOutcome::MfaRequired(pending) => LoginResponse::MfaRequired(crate::routes::mfa::mfa_required(pending)),
+        LoginOutcome::ApprovalRequired(pending) => {
+            LoginResponse::ApprovalRequired(crate::routes::mfa::approval_required(pending))
+        }
+    }))
+}
+
+/// Polls a login whose device waits for approval: the same `approval_required` answer while it
+/// waits, the token pair once the device is approved (once: the token is then spent).
+///
+/// **Permissions** - the `approval_token` of the login answer
+#[utoipa::path(post, path = "/auth/login/approval", tag = "auth", request_body = palisade_types::mfa::ApprovalPollRequest, responses(
+    (status = 200, description = "`approval_required` again while waiting, or the token pair", body = LoginResponse),
+    (status = 401, description = "INVALID_TOKEN: unknown, expired or already used, or the device was removed", body = palisade_types::problem::Problem),
+))]
+pub(crate) async fn poll_approval(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<palisade_types::mfa::ApprovalPollRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let outcome = state.palisade.auth().poll_approval(&SecretString::from(body.approval_token), &meta).await?;
+    Ok(Json(match outcome {
+        LoginOutcome::Tokens(pair) => LoginResponse::Tokens(token_response(pair)),
+        LoginOutcome::MfaRequired(pending) => LoginResponse::MfaRequired(crate::routes::mfa::mfa_required(pending)),
+        LoginOutcome::ApprovalRequired(pending) => {
+            LoginResponse::ApprovalRequired(crate::routes::mfa::approval_required(pending))
+        }
     }))
 }
 
@@ -71,7 +104,7 @@ pub(crate) async fn login(
 /// **Permissions** - the refresh token itself
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = TokenResponse),
-    (status = 401, description = "INVALID_TOKEN, TOKEN_EXPIRED or TOKEN_REVOKED", body = palisade_types::problem::Problem),
+    (status = 401, description = "INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_REVOKED, or SESSION_HIJACK_SUSPECTED (presented by another client than the session's: the session ended)", body = palisade_types::problem::Problem),
 ))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
@@ -159,6 +192,9 @@ pub(crate) async fn sessions(
             last_seen_at: rfc3339(s.last_seen_at),
             ip: s.ip,
             user_agent: s.user_agent,
+            device_id: s.device_id.map(|d| d.to_string()),
+            country: s.country,
+            city: s.city,
             device: s.device.map(|d| DeviceDescription {
                 name: d.name,
                 device_type: d.device_type,
@@ -199,6 +235,11 @@ pub(crate) fn token_response(pair: TokenPair) -> TokenResponse {
         user_id: pair.user_id.to_string(),
         password_expired: pair.password_expired,
         mfa_enrolment_required: pair.mfa_enrolment_required,
+        risk_score: pair.risk.as_ref().map(|r| r.score),
+        risk_factors: pair.risk.map(|r| r.factors),
+        device_id: pair.device_id.map(|d| d.to_string()),
+        device_token_expires_in: pair.device_token.as_ref().map(|(_, ttl)| *ttl),
+        device_token: pair.device_token.map(|(token, _)| token.expose_secret().to_owned()),
     }
 }
 

@@ -22,6 +22,17 @@ use crate::routes::auth::token_response;
 type Problem = palisade_types::problem::Problem;
 
 /// The answer for a login waiting for a second factor.
+pub(crate) fn approval_required(
+    pending: palisade_core::auth::ApprovalPending,
+) -> palisade_types::mfa::ApprovalRequiredResponse {
+    palisade_types::mfa::ApprovalRequiredResponse {
+        approval_required: true,
+        approval_token: pending.approval_token.expose_secret().to_owned(),
+        device_id: pending.device_id.to_string(),
+        expires_in: pending.expires_in,
+    }
+}
+
 pub(crate) fn mfa_required(pending: MfaPending) -> MfaRequiredResponse {
     MfaRequiredResponse {
         mfa_required: true,
@@ -29,6 +40,8 @@ pub(crate) fn mfa_required(pending: MfaPending) -> MfaRequiredResponse {
         methods: pending.methods.iter().map(|m| m.as_str().to_owned()).collect(),
         factors_required: pending.factors_required,
         expires_in: pending.expires_in,
+        risk_score: pending.risk.as_ref().map(|r| r.score),
+        risk_factors: pending.risk.map(|r| r.factors),
     }
 }
 
@@ -57,6 +70,7 @@ pub(crate) fn step_response(step: MfaStep) -> LoginResponse {
     match step {
         MfaStep::Done(pair) => LoginResponse::Tokens(token_response(pair)),
         MfaStep::Continue(pending) => LoginResponse::MfaRequired(mfa_required(pending)),
+        MfaStep::ApprovalRequired(pending) => LoginResponse::ApprovalRequired(approval_required(pending)),
     }
 }
 

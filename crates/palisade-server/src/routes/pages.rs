@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 const PASSKEYS_HTML: &str = include_str!("../pages/passkeys.html");
 const PASSKEYS_JS: &str = include_str!("../pages/passkeys.js");
 const PASSKEYS_CSS: &str = include_str!("../pages/passkeys.css");
+const APPROVE_HTML: &str = include_str!("../pages/approve.html");
+const APPROVE_JS: &str = include_str!("../pages/approve.js");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -47,4 +49,22 @@ pub(crate) async fn passkeys_js() -> Response {
 #[utoipa::path(get, path = "/passkeys.css", tag = "pages", responses((status = 200, description = "the style sheet", content_type = "text/css")))]
 pub(crate) async fn passkeys_css() -> Response {
     page(PASSKEYS_CSS, "text/css; charset=utf-8")
+}
+
+/// The page a mailed device-approval link opens: it shows one button, which approves the device
+/// (the token stays in the URL fragment, which browsers never send, and a link scanner that
+/// fetches the page approves nothing).
+///
+/// **Permissions** - none (the button posts the link's token)
+#[utoipa::path(get, path = "/devices/approve", tag = "pages", responses((status = 200, description = "the page", content_type = "text/html")))]
+pub(crate) async fn approve() -> Response {
+    page(APPROVE_HTML, "text/html; charset=utf-8")
+}
+
+/// The approval page's script.
+///
+/// **Permissions** - none
+#[utoipa::path(get, path = "/devices/approve.js", tag = "pages", responses((status = 200, description = "the script", content_type = "text/javascript")))]
+pub(crate) async fn approve_js() -> Response {
+    page(APPROVE_JS, "text/javascript; charset=utf-8")
 }

@@ -16,7 +16,13 @@ async fn the_typed_client_drives_every_route() {
         .register(&RegisterRequest { username: "ursula".into(), password: password.clone(), email: None })
         .await
         .unwrap();
-    let login = LoginRequest { username: "ursula".into(), password: password.clone(), device: None };
+    let login = LoginRequest {
+        username: "ursula".into(),
+        password: password.clone(),
+        device: None,
+        remember_device: false,
+        device_token: None,
+    };
     let tokens = client.login(&login).await.unwrap().into_tokens().unwrap();
     assert_eq!(tokens.user_id, registered.user_id);
     assert_eq!(client.profile(&tokens.access_token).await.unwrap().username, "ursula");
@@ -75,8 +81,13 @@ async fn the_typed_client_drives_every_route() {
 
     // Administration, once the user is an administrator.
     crate::make_admin(&app, &registered.user_id).await;
-    let login =
-        LoginRequest { username: "ursula".into(), password: "another-Strong-passphrase-77".into(), device: None };
+    let login = LoginRequest {
+        username: "ursula".into(),
+        password: "another-Strong-passphrase-77".into(),
+        device: None,
+        remember_device: false,
+        device_token: None,
+    };
     let admin = client.login(&login).await.unwrap().into_tokens().unwrap();
     let other = client
         .register(&RegisterRequest {
@@ -121,7 +132,13 @@ async fn the_typed_client_drives_the_second_factor_routes() {
         .register(&RegisterRequest { username: "vera".into(), password: password.clone(), email: None })
         .await
         .unwrap();
-    let login = LoginRequest { username: "vera".into(), password: password.clone(), device: None };
+    let login = LoginRequest {
+        username: "vera".into(),
+        password: password.clone(),
+        device: None,
+        remember_device: false,
+        device_token: None,
+    };
     let access = client.login(&login).await.unwrap().into_tokens().unwrap().access_token;
 
     let status = client.mfa_status(&access).await.unwrap();

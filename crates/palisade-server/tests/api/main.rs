@@ -9,12 +9,14 @@ mod api_keys;
 mod auth;
 mod backends;
 mod client;
+mod devices;
 mod fail_closed;
 mod guard;
 mod mfa;
 mod mfa_messages;
 mod ops;
 mod passkeys;
+mod risk;
 
 use std::collections::HashMap;
 
@@ -117,4 +119,46 @@ pub async fn make_admin(app: &TestApp, user_id: &str) {
     let id = palisade_core::user::UserId::parse(user_id).unwrap();
     let meta = palisade_core::audit::RequestMeta::default();
     app.palisade.auth().set_admin(id, true, "test", &meta).await.unwrap();
+}
+
+/// The path of one of MaxMind's test databases in `tests/data/geoip` (see its README for what they
+/// hold: 81.2.69.142 is London, 89.160.20.112 Linköping …).
+pub fn geoip_test_db(name: &str) -> String {
+    format!("{}/tests/data/geoip/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Posts the login `body` with the extra request `headers` (`User-Agent`, `X-Forwarded-For` …).
+pub async fn post_login(app: &TestApp, body: &serde_json::Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app.http.post(app.url("/auth/login")).json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// Posts a login of `username` with [`PASSWORD`], the extra request `headers` and, when given, the
+/// `device` description; the response as it came.
+pub async fn login_from(
+    app: &TestApp,
+    username: &str,
+    headers: &[(&str, &str)],
+    device: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let mut body = serde_json::json!({"username": username, "password": PASSWORD});
+    if let Some(device) = device {
+        body["device"] = device;
+    }
+    post_login(app, &body, headers).await
+}
+
+/// The status and JSON body of a response.
+pub async fn status_json(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// The kinds of the audit chain's events (`auth.login`, `session.hijack_suspected` …), oldest first.
+pub async fn audit_event_kinds(app: &TestApp) -> Vec<String> {
+    let records = app.palisade.durable_store().audit_records(0, 10_000).await.unwrap();
+    records.into_iter().map(|r| r.kind).collect()
 }

@@ -4,8 +4,9 @@
 //! filters on it, and [`HotStore::purge_expired`] deletes what has passed (run it periodically).
 //! Each operation is one statement — the conditional upserts and `DELETE … RETURNING` are atomic in
 //! both dialects, so of concurrent callers exactly one takes a value or wins a compare-and-set —
-//! except `set_add`, one transaction of three statements that locks the set's row first, and
-//! `hit_windows`, one transaction over all its windows (below).
+//! except `set_add`, one transaction of three statements that locks the set's row first,
+//! `ranked_add` and `ranked_add_if_room`, likewise (below), and `hit_windows`, one transaction over
+//! all its windows (below).
 //!
 //! `hit_windows` locks every window's row in key order (so two callers never wait on each other
 //! crosswise), reads the live counts, and either rolls back (refused: nothing counted) or counts the
@@ -14,8 +15,17 @@
 //! `INCREMENT` restarts; a refusal rolls it back with the rest. SQLite's `BEGIN IMMEDIATE` takes the
 //! database's write lock for the whole transaction; PostgreSQL takes the rows' locks (`FOR UPDATE`).
 //!
-//! A key holds a value or a counter (the schema forbids both): `increment` on a live value is an
-//! error, as `INCR` on a non-number is in Redis. Sets live in their own tables.
+//! A key holds a value or a counter (the schema forbids both): `increment` and `count` on a live
+//! value are errors, as `INCR` on a non-number is in Redis. Sets live in their own tables, and ranked
+//! sets in theirs.
+//!
+//! `ranked_add` and `ranked_add_if_room` are one transaction each, shaped like `set_add`'s: an expired
+//! ranked set goes first, then the set's row is created or its expiry reset, which locks it
+//! (PostgreSQL: the upsert's row lock; SQLite: `BEGIN IMMEDIATE`), so concurrent adds to one set run
+//! one at a time and each counts the members the one before committed. `ranked_add` then trims the
+//! lowest ranks beyond `keep`; `ranked_add_if_room` counts first and, with no room, rolls back
+//! (nothing added, the time to live untouched). Members order by rank, then bytewise, as in a Redis
+//! sorted set.
 
 use std::sync::Arc;
 
@@ -78,8 +88,51 @@ const SET_REMOVE: &str = "DELETE FROM hot_set_members WHERE key = $1 AND member 
 const SET_MEMBERS: &str = "SELECT m.member FROM hot_set_members m JOIN hot_sets s ON s.key = m.key \
      WHERE m.key = $1 AND s.expires_at_ms > $2";
 
+/// The count of a live counter; a live value reads as a row with no counter.
+const COUNT: &str = "SELECT counter FROM hot_entries WHERE key = $1 AND expires_at_ms > $2";
+
+/// The ranked sets' statements, in the order `ranked_add` runs them: an expired set goes (its members
+/// with it), the set's row is created or its expiry reset (locking it), the member is added or takes
+/// its new rank, and the members beyond `$2` in rank order from the highest are removed.
+const RANKED_DROP_EXPIRED: &str = "DELETE FROM hot_ranked_sets WHERE key = $1 AND expires_at_ms <= $2";
+const RANKED_UPSERT: &str = "INSERT INTO hot_ranked_sets (key, expires_at_ms) VALUES ($1, $2) \
+     ON CONFLICT (key) DO UPDATE SET expires_at_ms = excluded.expires_at_ms";
+const RANKED_ADD_MEMBER: &str = "INSERT INTO hot_ranked_set_members (key, member, rank) VALUES ($1, $2, $3) \
+     ON CONFLICT (key, member) DO UPDATE SET rank = excluded.rank";
+const RANKED_TRIM: &str = "DELETE FROM hot_ranked_set_members WHERE key = $1 AND member IN (\
+     SELECT member FROM (\
+       SELECT member, ROW_NUMBER() OVER (ORDER BY rank DESC, member DESC) AS place \
+       FROM hot_ranked_set_members WHERE key = $1) ranked \
+     WHERE place > $2) \
+     RETURNING member, rank";
+
+/// `ranked_add_if_room`'s count, after the set's row is locked: the members, and whether `$2` is one.
+const RANKED_ROOM: &str = "SELECT COUNT(*), \
+     EXISTS (SELECT 1 FROM hot_ranked_set_members WHERE key = $1 AND member = $2) \
+     FROM hot_ranked_set_members WHERE key = $1";
+
+const RANKED_REMOVE: &str = "DELETE FROM hot_ranked_set_members WHERE key = $1 AND member = $2 \
+     AND EXISTS (SELECT 1 FROM hot_ranked_sets WHERE hot_ranked_sets.key = $1 AND hot_ranked_sets.expires_at_ms > $3)";
+
+const RANKED_MEMBERS: &str = "SELECT m.member FROM hot_ranked_set_members m \
+     JOIN hot_ranked_sets s ON s.key = m.key \
+     WHERE m.key = $1 AND s.expires_at_ms > $2 ORDER BY m.rank, m.member";
+
 const PURGE_ENTRIES: &str = "DELETE FROM hot_entries WHERE expires_at_ms <= $1";
 const PURGE_SETS: &str = "DELETE FROM hot_sets WHERE expires_at_ms <= $1";
+const PURGE_RANKED_SETS: &str = "DELETE FROM hot_ranked_sets WHERE expires_at_ms <= $1";
+
+/// The largest rank every backend holds exactly: Redis keeps scores as doubles.
+const MAX_RANK: i64 = 1 << 53;
+
+/// `rank`, refused when a Redis sorted set could not hold it exactly (`redis.rs` checks the same),
+/// so that every backend orders the same ranks the same way.
+fn exact_rank(rank: i64) -> Result<i64, StoreError> {
+    if rank.unsigned_abs() > MAX_RANK.unsigned_abs() {
+        return Err(StoreError::Other(format!("rank {rank} is outside ±2^53")));
+    }
+    Ok(rank)
+}
 
 /// The hot store over the durable store's pool. Cloning shares the pool and the clock.
 #[derive(Clone)]
@@ -285,12 +338,104 @@ impl HotStore for SqlHotStore {
         .map_err(error::sql)
     }
 
+    async fn count(&self, key: &HotKey) -> Result<u64, StoreError> {
+        let now = self.now();
+        let row: Option<Option<i64>> = on_pool!(&self.pool, |pool, _d| {
+            sqlx::query_scalar(COUNT).bind(key.as_str()).bind(now).fetch_optional(pool).await
+        })
+        .map_err(error::sql)?;
+        match row {
+            None => Ok(0),
+            Some(None) => Err(StoreError::Other(format!("{key} holds a value, not a counter"))),
+            Some(Some(count)) => u64::try_from(count).map_err(|_| error::corrupt(format!("{key} has counter {count}"))),
+        }
+    }
+
+    async fn ranked_add(
+        &self,
+        key: &HotKey,
+        member: &str,
+        rank: i64,
+        keep: u32,
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let rank = exact_rank(rank)?;
+        let now = self.now();
+        let expires = now.saturating_add(ttl::millis(ttl)?);
+        let key = key.as_str();
+        let mut removed: Vec<(String, i64)> = on_pool!(&self.pool, |pool, d| {
+            let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
+            sqlx::query(RANKED_DROP_EXPIRED).bind(key).bind(now).execute(&mut *tx).await.map_err(error::sql)?;
+            sqlx::query(RANKED_UPSERT).bind(key).bind(expires).execute(&mut *tx).await.map_err(error::sql)?;
+            let add = sqlx::query(RANKED_ADD_MEMBER).bind(key).bind(member).bind(rank);
+            add.execute(&mut *tx).await.map_err(error::sql)?;
+            let removed = sqlx::query_as(RANKED_TRIM)
+                .bind(key)
+                .bind(i64::from(keep))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(error::sql)?;
+            tx.commit().await.map_err(error::sql)?;
+            Ok::<_, StoreError>(removed)
+        })?;
+        // `RETURNING` promises no order: lowest rank first, then bytewise, as the set orders them.
+        removed.sort_by(|(a, a_rank), (b, b_rank)| a_rank.cmp(b_rank).then_with(|| a.as_bytes().cmp(b.as_bytes())));
+        Ok(removed.into_iter().map(|(member, _)| member).collect())
+    }
+
+    async fn ranked_add_if_room(
+        &self,
+        key: &HotKey,
+        member: &str,
+        rank: i64,
+        cap: u32,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let rank = exact_rank(rank)?;
+        let now = self.now();
+        let expires = now.saturating_add(ttl::millis(ttl)?);
+        let key = key.as_str();
+        on_pool!(&self.pool, |pool, d| {
+            let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
+            sqlx::query(RANKED_DROP_EXPIRED).bind(key).bind(now).execute(&mut *tx).await.map_err(error::sql)?;
+            sqlx::query(RANKED_UPSERT).bind(key).bind(expires).execute(&mut *tx).await.map_err(error::sql)?;
+            let (members, present): (i64, bool) =
+                sqlx::query_as(RANKED_ROOM).bind(key).bind(member).fetch_one(&mut *tx).await.map_err(error::sql)?;
+            if !present && members >= i64::from(cap) {
+                // No room: dropping the transaction rolls it back, and nothing changes.
+                return Ok(false);
+            }
+            let add = sqlx::query(RANKED_ADD_MEMBER).bind(key).bind(member).bind(rank);
+            add.execute(&mut *tx).await.map_err(error::sql)?;
+            tx.commit().await.map_err(error::sql)?;
+            Ok(true)
+        })
+    }
+
+    async fn ranked_remove(&self, key: &HotKey, member: &str) -> Result<bool, StoreError> {
+        let now = self.now();
+        let result = on_pool!(&self.pool, |pool, _d| {
+            let query = sqlx::query(RANKED_REMOVE).bind(key.as_str()).bind(member).bind(now);
+            query.execute(pool).await.map(|done| done.rows_affected())
+        });
+        Ok(result.map_err(error::sql)? == 1)
+    }
+
+    async fn ranked_members(&self, key: &HotKey) -> Result<Vec<String>, StoreError> {
+        let now = self.now();
+        on_pool!(&self.pool, |pool, _d| {
+            sqlx::query_scalar(RANKED_MEMBERS).bind(key.as_str()).bind(now).fetch_all(pool).await
+        })
+        .map_err(error::sql)
+    }
+
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         let now = self.now();
         on_pool!(&self.pool, |pool, _d| {
             let entries = sqlx::query(PURGE_ENTRIES).bind(now).execute(pool).await.map_err(error::sql)?;
             let sets = sqlx::query(PURGE_SETS).bind(now).execute(pool).await.map_err(error::sql)?;
-            Ok(entries.rows_affected().saturating_add(sets.rows_affected()))
+            let ranked = sqlx::query(PURGE_RANKED_SETS).bind(now).execute(pool).await.map_err(error::sql)?;
+            Ok(entries.rows_affected().saturating_add(sets.rows_affected()).saturating_add(ranked.rows_affected()))
         })
     }
 }

@@ -4,7 +4,8 @@
 //! - [`SqlStore`]: the durable store. Its queries: `durable.rs` (data keys, the audit chain),
 //!   `user.rs` (accounts, password history), `refresh_token.rs` (refresh-token families and
 //!   rotation), `signing_key.rs` (JWT signing keys), `api_key.rs` (API keys), `mfa.rs` (second
-//!   factors and backup codes), `passkey.rs` (passkeys).
+//!   factors and backup codes), `passkey.rs` (passkeys), `device.rs` (the device registry),
+//!   `risk.rs` (scored login attempts and the login history).
 //! - [`SqlHotStore`]: the hot store on the same pool, for deployments without Redis; `hot.rs`.
 //! - `sqlite.rs`, `postgres.rs`: everything that differs between the dialects, and nothing else —
 //!   opening a pool, the embedded migrations, how a transaction that will write begins, and how ids
@@ -19,6 +20,7 @@
 //! method is one statement or one transaction.
 
 mod api_key;
+mod device;
 mod durable;
 mod hot;
 mod mfa;
@@ -26,6 +28,7 @@ mod passkey;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod refresh_token;
+mod risk;
 mod signing_key;
 #[cfg(feature = "sqlite")]
 mod sqlite;

@@ -258,6 +258,7 @@ fn event(i: i64) -> AuditEvent {
             ip: Some("198.51.100.4".into()),
             user_agent: Some("conformance/1".into()),
             request_id: Some(format!("r{i}")),
+            accept_language: None,
         })
         .detail("n", i)
 }

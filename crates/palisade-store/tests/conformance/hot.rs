@@ -35,6 +35,17 @@ conformance!(
         set_ttl_covers_the_whole_set,
         purge_expired,
         keys_of_different_tags_are_distinct,
+        count_reads_a_window_without_counting,
+        count_refuses_a_value,
+        ranked_add_keeps_the_highest_ranks,
+        ranked_members_order_by_rank_then_bytes,
+        ranked_add_if_room_admits_up_to_the_cap,
+        ranked_remove_removes_one_member,
+        ranked_ttl_covers_the_whole_set,
+        ranked_arguments_are_checked,
+        purge_expired_takes_ranked_sets,
+        concurrent_ranked_adds_if_room_admit_exactly_the_cap,
+        concurrent_ranked_adds_keep_the_highest_ranks,
     ]
 );
 
@@ -489,4 +500,246 @@ pub async fn concurrent_hits_on_two_windows_allow_exactly_the_limit(h: &HotHarne
     let after = h.store.hit_windows(&windows).await.unwrap();
     assert!(!after.allowed);
     assert_eq!(counts(&after), [100, 100], "neither window counted a refused hit");
+}
+
+pub async fn count_reads_a_window_without_counting(h: &HotHarness) {
+    let window = h.short_ttl();
+    let key = h.key("failures");
+    assert_eq!(h.store.count(&key).await.unwrap(), 0, "no counter: 0");
+    for _ in 0..3 {
+        h.store.increment(&key, window).await.unwrap();
+    }
+    assert_eq!(h.store.count(&key).await.unwrap(), 3);
+    assert_eq!(h.store.count(&key).await.unwrap(), 3, "reading counts nothing");
+    assert_eq!(h.store.increment(&key, window).await.unwrap().count, 4, "and the next hit is the fourth");
+    assert_eq!(h.store.count(&key).await.unwrap(), 4);
+    assert_eq!(h.store.count(&h.key("other")).await.unwrap(), 0, "counters do not leak into each other");
+    if h.has_manual_clock() {
+        h.pass(window - Duration::milliseconds(1)).await;
+        assert_eq!(h.store.count(&key).await.unwrap(), 4, "live until the window's last millisecond");
+        h.pass(Duration::milliseconds(1)).await;
+    } else {
+        h.pass(window).await;
+    }
+    assert_eq!(h.store.count(&key).await.unwrap(), 0, "a closed window counts 0");
+    assert_eq!(h.store.increment(&key, LONG).await.unwrap().count, 1, "and the next hit opens a new one");
+    assert_eq!(h.store.count(&key).await.unwrap(), 1);
+}
+
+pub async fn count_refuses_a_value(h: &HotHarness) {
+    let key = h.key("not-a-counter");
+    h.store.put(&key, b"opaque", LONG).await.unwrap();
+    assert!(
+        matches!(h.store.count(&key).await, Err(StoreError::Other(_))),
+        "reading a value as a counter is an error, not 0"
+    );
+    assert_eq!(h.store.get(&key).await.unwrap().as_deref(), Some(&b"opaque"[..]), "and leaves the value alone");
+}
+
+pub async fn ranked_add_keeps_the_highest_ranks(h: &HotHarness) {
+    let key = h.key("sessions-by-age");
+    assert!(h.store.ranked_members(&key).await.unwrap().is_empty(), "an absent ranked set has no members");
+    for (member, rank) in [("a", 10), ("c", 30), ("b", 20)] {
+        assert!(h.store.ranked_add(&key, member, rank, 3, LONG).await.unwrap().is_empty(), "{member}: room for 3");
+    }
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["a", "b", "c"], "lowest rank first");
+
+    // Past `keep`, the lowest ranks go, the new member included when it is the lowest.
+    assert_eq!(h.store.ranked_add(&key, "d", 40, 3, LONG).await.unwrap(), ["a"]);
+    assert_eq!(h.store.ranked_add(&key, "old", 5, 3, LONG).await.unwrap(), ["old"], "the new member is the lowest");
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["b", "c", "d"]);
+    assert_eq!(h.store.ranked_add(&key, "e", 50, 2, LONG).await.unwrap(), ["b", "c"], "lowest rank first");
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["d", "e"]);
+
+    // A member added again takes its new rank and is not counted twice.
+    assert!(h.store.ranked_add(&key, "d", 60, 2, LONG).await.unwrap().is_empty());
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["e", "d"], "d moved past e");
+    assert_eq!(h.store.ranked_add(&key, "e", 70, 1, LONG).await.unwrap(), ["d"], "e now outranks d");
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["e"]);
+
+    // Negative ranks order below zero, and keep 0 empties the set.
+    assert!(h.store.ranked_add(&key, "neg", -5, 5, LONG).await.unwrap().is_empty());
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["neg", "e"]);
+    assert_eq!(h.store.ranked_add(&key, "z", 0, 0, LONG).await.unwrap(), ["neg", "z", "e"]);
+    assert!(h.store.ranked_members(&key).await.unwrap().is_empty());
+    assert!(h.store.ranked_members(&h.key("other")).await.unwrap().is_empty(), "sets do not leak into each other");
+}
+
+pub async fn ranked_members_order_by_rank_then_bytes(h: &HotHarness) {
+    let key = h.key("ties");
+    // Equal ranks order bytewise (uppercase before lowercase, ASCII before the rest), whatever the
+    // database's collation.
+    for member in ["b", "é", "a", "B", "a-1", "A"] {
+        h.store.ranked_add(&key, member, 7, 10, LONG).await.unwrap();
+    }
+    h.store.ranked_add(&key, "z", 6, 10, LONG).await.unwrap();
+    let expected = ["z", "A", "B", "a", "a-1", "b", "é"];
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), expected);
+    // Trimming takes ties in the same order.
+    assert_eq!(h.store.ranked_add(&key, "top", 8, 4, LONG).await.unwrap(), ["z", "A", "B", "a"]);
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["a-1", "b", "é", "top"]);
+}
+
+pub async fn ranked_add_if_room_admits_up_to_the_cap(h: &HotHarness) {
+    let key = h.key("concurrent-sessions");
+    assert!(h.store.ranked_add_if_room(&key, "a", 1, 2, LONG).await.unwrap());
+    assert!(h.store.ranked_add_if_room(&key, "b", 2, 2, LONG).await.unwrap());
+    assert!(!h.store.ranked_add_if_room(&key, "c", 3, 2, LONG).await.unwrap(), "no room for a third");
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["a", "b"], "and nothing was added");
+
+    // A member already there is admitted at any count, and takes its new rank.
+    assert!(h.store.ranked_add_if_room(&key, "a", 9, 2, LONG).await.unwrap(), "already a member");
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["b", "a"], "a took its new rank");
+    assert!(h.store.ranked_add_if_room(&key, "b", 0, 1, LONG).await.unwrap(), "a member, even over the cap");
+
+    // Room made by a removal is room again.
+    assert!(h.store.ranked_remove(&key, "b").await.unwrap());
+    assert!(h.store.ranked_add_if_room(&key, "c", 3, 2, LONG).await.unwrap());
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["c", "a"]);
+    assert!(!h.store.ranked_add_if_room(&h.key("none"), "x", 1, 0, LONG).await.unwrap(), "cap 0: never room");
+    assert!(h.store.ranked_members(&h.key("none")).await.unwrap().is_empty());
+}
+
+pub async fn ranked_remove_removes_one_member(h: &HotHarness) {
+    let key = h.key("ranked");
+    assert!(!h.store.ranked_remove(&key, "a").await.unwrap(), "removing from an absent set finds nothing");
+    for (member, rank) in [("a", 1), ("b", 2), ("c", 3)] {
+        h.store.ranked_add(&key, member, rank, 10, LONG).await.unwrap();
+    }
+    assert!(h.store.ranked_remove(&key, "b").await.unwrap());
+    assert!(!h.store.ranked_remove(&key, "b").await.unwrap(), "removing twice finds nothing the second time");
+    assert!(!h.store.ranked_remove(&key, "zzz").await.unwrap());
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["a", "c"]);
+    assert!(!h.store.ranked_remove(&h.key("other"), "a").await.unwrap(), "only the set named");
+    assert!(h.store.ranked_remove(&key, "a").await.unwrap());
+    assert!(h.store.ranked_remove(&key, "c").await.unwrap());
+    assert!(h.store.ranked_members(&key).await.unwrap().is_empty(), "the last member can go");
+    assert!(h.store.ranked_add_if_room(&key, "d", 4, 1, LONG).await.unwrap(), "and the emptied set has room");
+}
+
+pub async fn ranked_ttl_covers_the_whole_set(h: &HotHarness) {
+    let key = h.key("ranked-devices");
+    let refused = h.key("ranked-full");
+    if h.has_manual_clock() {
+        let ttl = Duration::seconds(60);
+        h.store.ranked_add(&key, "a", 1, 10, ttl).await.unwrap();
+        assert!(h.store.ranked_add_if_room(&refused, "a", 1, 1, ttl).await.unwrap());
+        h.pass(Duration::seconds(50)).await;
+        h.store.ranked_add(&key, "b", 2, 10, ttl).await.unwrap();
+        assert!(!h.store.ranked_add_if_room(&refused, "b", 2, 1, ttl).await.unwrap());
+        h.pass(Duration::seconds(50)).await;
+        assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["a", "b"], "adding resets the whole set's ttl");
+        assert!(
+            h.store.ranked_members(&refused).await.unwrap().is_empty(),
+            "a refused add did not reset the time to live"
+        );
+        assert!(h.store.ranked_add_if_room(&refused, "b", 2, 1, ttl).await.unwrap(), "an expired set has room");
+        h.pass(Duration::seconds(10)).await;
+    } else {
+        let ttl = Duration::milliseconds(1000);
+        h.store.ranked_add(&key, "a", 1, 10, ttl).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        h.store.ranked_add_if_room(&key, "b", 2, 10, ttl).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["a", "b"], "adding resets the whole set's ttl");
+        h.pass(ttl).await;
+    }
+    assert!(h.store.ranked_members(&key).await.unwrap().is_empty(), "the whole set expires at once");
+    assert!(!h.store.ranked_remove(&key, "a").await.unwrap(), "an expired member is not there to remove");
+    assert!(h.store.ranked_add(&key, "c", 3, 1, LONG).await.unwrap().is_empty(), "expired members are not evicted");
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["c"], "expired members do not come back");
+}
+
+pub async fn ranked_arguments_are_checked(h: &HotHarness) {
+    let key = h.key("checked");
+    for ttl in [Duration::ZERO, Duration::microseconds(500), Duration::seconds(-1)] {
+        assert!(h.store.ranked_add(&key, "m", 1, 5, ttl).await.is_err(), "ranked_add with ttl {ttl}");
+        assert!(h.store.ranked_add_if_room(&key, "m", 1, 5, ttl).await.is_err(), "ranked_add_if_room with ttl {ttl}");
+    }
+    // Ranks every backend holds exactly (Redis keeps doubles) are taken, others refused.
+    let limit = 1_i64 << 53;
+    for rank in [limit + 1, -limit - 1, i64::MAX, i64::MIN] {
+        assert!(h.store.ranked_add(&key, "m", rank, 5, LONG).await.is_err(), "ranked_add with rank {rank}");
+        assert!(h.store.ranked_add_if_room(&key, "m", rank, 5, LONG).await.is_err(), "if_room with rank {rank}");
+    }
+    assert!(h.store.ranked_members(&key).await.unwrap().is_empty(), "nothing was stored");
+    h.store.ranked_add(&key, "high", limit, 5, LONG).await.unwrap();
+    h.store.ranked_add(&key, "just-below", limit - 1, 5, LONG).await.unwrap();
+    assert!(h.store.ranked_add_if_room(&key, "low", -limit, 5, LONG).await.unwrap());
+    assert_eq!(h.store.ranked_members(&key).await.unwrap(), ["low", "just-below", "high"], "exactly ordered");
+}
+
+pub async fn purge_expired_takes_ranked_sets(h: &HotHarness) {
+    let ttl = h.short_ttl();
+    h.store.ranked_add(&h.key("short-ranked"), "a", 1, 5, ttl).await.unwrap();
+    h.store.ranked_add(&h.key("short-ranked"), "b", 2, 5, ttl).await.unwrap();
+    assert!(h.store.ranked_add_if_room(&h.key("short-capped"), "a", 1, 5, ttl).await.unwrap());
+    h.store.ranked_add(&h.key("long-ranked"), "keep", 1, 5, LONG).await.unwrap();
+    h.pass(ttl).await;
+    let purged = h.store.purge_expired().await.unwrap();
+    if h.has_manual_clock() {
+        assert_eq!(purged, 2, "two ranked sets had expired");
+        assert_eq!(h.store.purge_expired().await.unwrap(), 0, "nothing left to purge");
+    } else {
+        assert_eq!(purged, 0, "Redis expires by itself");
+    }
+    assert!(h.store.ranked_members(&h.key("short-ranked")).await.unwrap().is_empty());
+    assert_eq!(h.store.ranked_members(&h.key("long-ranked")).await.unwrap(), ["keep"], "live sets stay");
+}
+
+pub async fn concurrent_ranked_adds_if_room_admit_exactly_the_cap(h: &HotHarness) {
+    for round in 0..3 {
+        let key = h.key(&format!("capped-{round}"));
+        let barrier = Arc::new(Barrier::new(20));
+        let tasks: Vec<_> = (0..20i64)
+            .map(|i| {
+                let (store, key, barrier) = (h.store.clone(), key.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let member = format!("m{i:02}");
+                    let admitted = store.ranked_add_if_room(&key, &member, i, 3, LONG).await.unwrap();
+                    admitted.then_some(member)
+                })
+            })
+            .collect();
+        let mut admitted = Vec::new();
+        for task in tasks {
+            admitted.extend(task.await.unwrap());
+        }
+        admitted.sort();
+        assert_eq!(admitted.len(), 3, "round {round}: exactly 3 of 20 concurrent adds get in: {admitted:?}");
+        assert_eq!(h.store.ranked_members(&key).await.unwrap(), admitted, "round {round}: and only they are members");
+    }
+}
+
+pub async fn concurrent_ranked_adds_keep_the_highest_ranks(h: &HotHarness) {
+    for round in 0..3 {
+        let key = h.key(&format!("kept-{round}"));
+        let barrier = Arc::new(Barrier::new(20));
+        let tasks: Vec<_> = (0..20i64)
+            .map(|i| {
+                let (store, key, barrier) = (h.store.clone(), key.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.ranked_add(&key, &format!("m{i:02}"), i, 3, LONG).await.unwrap()
+                })
+            })
+            .collect();
+        let mut evicted = Vec::new();
+        for task in tasks {
+            let removed = task.await.unwrap();
+            let mut sorted = removed.clone();
+            sorted.sort();
+            assert_eq!(removed, sorted, "round {round}: evictions come lowest rank first");
+            evicted.extend(removed);
+        }
+        assert_eq!(
+            h.store.ranked_members(&key).await.unwrap(),
+            ["m17", "m18", "m19"],
+            "round {round}: the 3 highest ranks survive, whatever the order of arrival"
+        );
+        evicted.sort();
+        let expected: Vec<String> = (0..17).map(|i| format!("m{i:02}")).collect();
+        assert_eq!(evicted, expected, "round {round}: every other member was evicted exactly once");
+    }
 }

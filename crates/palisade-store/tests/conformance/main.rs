@@ -4,7 +4,8 @@
 //!   is set) Redis Cluster (`hot::<backend>::<test>`).
 //! - `durable`: the durable store port (data keys, the audit chain), and a real audit log, on SQLite
 //!   and PostgreSQL; `users`, `refresh_tokens`, `signing_keys`, `api_keys`, `mfa` (second factors
-//!   and backup codes) and `passkeys` (WebAuthn credentials): the rest of the durable store.
+//!   and backup codes), `passkeys` (WebAuthn credentials), `devices` (the device registry) and `risk`
+//!   (scored login attempts, the login history): the rest of the durable store.
 //! - `schema`: migrations and constraints on each SQL backend; URL handling.
 //! - `redis_failures`: Redis going away and coming back.
 //!
@@ -17,12 +18,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod api_keys;
+mod devices;
 mod durable;
 mod hot;
 mod mfa;
 mod passkeys;
 mod redis_failures;
 mod refresh_tokens;
+mod risk;
 mod schema;
 mod signing_keys;
 mod support;

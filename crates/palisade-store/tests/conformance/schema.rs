@@ -55,7 +55,18 @@ pub async fn migrate_applies_once_and_check_schema_agrees(h: &SchemaHarness) {
 
     let applied = palisade_store::migrate(h.database.url()).await.unwrap();
     let names: Vec<String> = applied.iter().map(ToString::to_string).collect();
-    assert_eq!(names, ["0001 foundation", "0002 accounts", "0003 api keys", "0004 admin", "0005 mfa", "0006 passkeys"]);
+    assert_eq!(
+        names,
+        [
+            "0001 foundation",
+            "0002 accounts",
+            "0003 api keys",
+            "0004 admin",
+            "0005 mfa",
+            "0006 passkeys",
+            "0007 devices risk"
+        ]
+    );
     assert!(palisade_store::migrate(h.database.url()).await.unwrap().is_empty(), "a second run applies nothing");
     assert!(stores.migrate().await.unwrap().is_empty());
     stores.check_schema().await.unwrap();
@@ -308,7 +319,7 @@ async fn sqlite_in_memory_holds_everything_on_one_connection() {
     let clock = Arc::new(ManualClock::fixed());
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let stores = palisade_store::connect("sqlite::memory:", None, dyn_clock, 8).await.unwrap();
-    assert_eq!(stores.migrate().await.unwrap().len(), 6);
+    assert_eq!(stores.migrate().await.unwrap().len(), 7);
     stores.check_schema().await.unwrap();
     let key = HotKey::new("memory", "k");
     stores.hot.put(&key, b"v", Duration::seconds(1)).await.unwrap();
@@ -317,7 +328,7 @@ async fn sqlite_in_memory_holds_everything_on_one_connection() {
     assert_eq!(stores.hot.get(&key).await.unwrap(), None);
     // A second in-memory store is a different database.
     let other = palisade_store::connect("sqlite::memory:", None, clock, 1).await.unwrap();
-    assert_eq!(other.migrate().await.unwrap().len(), 6);
+    assert_eq!(other.migrate().await.unwrap().len(), 7);
 }
 
 /// A local port with nothing listening on it.
