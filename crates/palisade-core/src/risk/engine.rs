@@ -508,16 +508,18 @@ pub fn assess(settings: &RiskSettings, context: &RiskContext, history: &RiskHist
         skip(FactorName::UnusualHour, &reason);
         skip(FactorName::UnusualWeekday, &reason);
     } else {
-        let hour = i32::from(context.at.hour());
+        let utc = |at: OffsetDateTime| at.to_offset(time::UtcOffset::UTC);
+        let now = utc(context.at);
+        let hour = i32::from(now.hour());
         let near = |h: u8| {
             let d = (i32::from(h) - hour).rem_euclid(24);
             d <= 1 || d >= 23
         };
-        if !history.logins.iter().any(|l| near(l.at.hour())) {
+        if !history.logins.iter().any(|l| near(utc(l.at).hour())) {
             fired.push((FactorName::UnusualHour, 1.0, format!("no past login within an hour of {hour:02}:00 UTC")));
         }
-        let day = context.at.weekday();
-        if !history.logins.iter().any(|l| l.at.weekday() == day) {
+        let day = now.weekday();
+        if !history.logins.iter().any(|l| utc(l.at).weekday() == day) {
             fired.push((FactorName::UnusualWeekday, 1.0, format!("no past login on a {day}")));
         }
     }

@@ -242,9 +242,17 @@ impl SessionService {
         let rank = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
         let index = index_key(user);
         let mut evicted = Vec::new();
+        // The session exists before the index names it, so an eviction racing this login always
+        // finds what it ends (never a session that is live but unlisted).
+        self.write(&session, now).await?;
         if self.policy.concurrent {
             let keep = if self.policy.max_per_user == 0 { u32::MAX } else { self.policy.max_per_user };
             for gone in self.hot.ranked_add(&index, &member, rank, keep, self.policy.lifetime).await? {
+                if gone == member {
+                    // Older than the sessions kept (clocks of two instances disagree): it goes.
+                    self.hot.delete(&session_key(user, session.id)).await?;
+                    return Err(OpenError::LimitReached);
+                }
                 if let Ok(id) = uuid::Uuid::try_parse(&gone).map(SessionId::from_uuid) {
                     self.forget(id);
                     if self.hot.delete(&session_key(user, id)).await? {
@@ -257,10 +265,10 @@ impl SessionService {
             // and try once more. Of two concurrent logins, the store lets one in.
             self.list(user).await?;
             if !self.hot.ranked_add_if_room(&index, &member, rank, 1, self.policy.lifetime).await? {
+                self.hot.delete(&session_key(user, session.id)).await?;
                 return Err(OpenError::LimitReached);
             }
         }
-        self.write(&session, now).await?;
         Ok(Opened { session, evicted })
     }
 
