@@ -409,7 +409,7 @@ impl AuthService {
         let signature = self.devices.signature(meta);
         let fingerprint = self.devices.fingerprint(user.id, carry.device.as_ref(), &signature);
         let geo = self.devices.locate(meta.ip.as_deref());
-        let seen = self.devices.record_login(user, fingerprint, carry.device.as_ref(), &signature, &geo, meta).await?;
+        let seen = self.devices.record_login(user, fingerprint, carry.device.as_ref(), &geo, meta).await?;
         if !seen.device.approved {
             // Device approval is on and this device waits: no session until it is approved.
             let pending = self.await_approval(user, &seen.device, password, methods, access, carry, meta).await?;

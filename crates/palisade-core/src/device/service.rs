@@ -261,7 +261,6 @@ impl DeviceService {
         user: &User,
         fingerprint: DeviceFingerprint,
         info: Option<&DeviceInfo>,
-        signature: &ClientSignature,
         geo: &GeoInfo,
         meta: &RequestMeta,
     ) -> Result<DeviceSeen, AuthError> {
@@ -273,7 +272,7 @@ impl DeviceService {
         let device_type = described(|d| d.device_type.as_ref()).or_else(|| ua.as_ref().map(|r| r.category.to_owned()));
         let name = described(|d| d.name.as_ref()).unwrap_or_else(|| match (&browser, &os) {
             (Some(b), Some(o)) => format!("{b} on {o}"),
-            _ => signature.ua_family.clone(),
+            _ => "Unknown device".to_owned(),
         });
         let name = parse_device_name(&name).unwrap_or_else(|_| "Unknown device".to_owned());
         let record = DeviceRecord {
@@ -314,7 +313,10 @@ impl DeviceService {
                         .detail("approved", seen.device.approved),
                 )
                 .await?;
-            self.notify_new_device(user, &seen.device, geo);
+            // The first device of an account is where it began: only later ones are news.
+            if self.store.devices(user.id).await?.len() > 1 {
+                self.notify_new_device(user, &seen.device, geo);
+            }
         }
         Ok(seen)
     }
