@@ -17,6 +17,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod auth;
+mod cache;
 pub mod clock;
 pub mod crypto;
 pub mod device;

@@ -244,6 +244,7 @@ impl PalisadeBuilder {
             limits: settings.auth.limits,
             sms: self.sms,
             email: self.email.clone(),
+            cache_ttl: sessions.policy().cache_ttl,
         }));
         let geo: Arc<dyn crate::risk::GeoIp> = self.geoip.unwrap_or_else(|| Arc::new(crate::risk::NoGeoIp));
         let devices = Arc::new(crate::device::DeviceService::new(crate::device::service::DeviceParts {

@@ -230,37 +230,26 @@ fn revoked_key(user: UserId, jti: uuid::Uuid) -> crate::store::HotKey {
 
 /// Users recently read by id, so bearer requests do not each read the database. An entry lives for
 /// the session cache's time to live (the same staleness bound as revocation); changes made through
-/// this instance replace it at once. `std::sync::Mutex`: never held across an `.await`.
-pub(super) struct UserCache {
-    ttl: Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<UserId, (User, time::OffsetDateTime)>>,
-}
+/// this instance replace it at once.
+pub(super) struct UserCache(crate::cache::TtlCache<UserId, User>);
 
 impl UserCache {
-    const CAPACITY: usize = 100_000;
+    pub(super) const CAPACITY: usize = 100_000;
+
+    pub(super) fn new(ttl: Duration) -> Self {
+        Self(crate::cache::TtlCache::new(ttl))
+    }
 
     pub(super) fn get(&self, id: UserId, now: time::OffsetDateTime) -> Option<User> {
-        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.get(&id).filter(|(_, at)| now - *at < self.ttl).map(|(user, _)| user.clone())
+        self.0.get(&id, now)
     }
 
     pub(super) fn put(&self, user: &User, now: time::OffsetDateTime) {
-        if self.ttl <= Duration::ZERO {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= Self::CAPACITY {
-            let ttl = self.ttl;
-            entries.retain(|_, (_, at)| now - *at < ttl);
-            if entries.len() >= Self::CAPACITY {
-                entries.clear();
-            }
-        }
-        entries.insert(user.id, (user.clone(), now));
+        self.0.put(user.id, user.clone(), now);
     }
 
     pub(super) fn forget(&self, id: UserId) {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        self.0.forget(&id);
     }
 }
 
@@ -329,7 +318,7 @@ impl AuthService {
     /// Wires the service.
     pub fn new(parts: AuthParts) -> Self {
         let lockout = Lockout::new(parts.hot.clone(), parts.clock.clone(), parts.settings.limits);
-        let users = UserCache { ttl: parts.sessions.policy().cache_ttl, entries: std::sync::Mutex::default() };
+        let users = UserCache::new(parts.sessions.policy().cache_ttl);
         Self {
             store: parts.store,
             passwords: parts.passwords,

@@ -99,7 +99,7 @@ impl Default for DeviceSettings {
 /// What a request's headers say about its client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSignature {
-    /// Browser and OS family (`Chrome/Linux`), or `unknown`.
+    /// Browser and OS family (`Chrome/Linux`), or `other` for programs.
     pub ua_family: String,
     /// The keyed hash of the family and the languages.
     pub fingerprint: [u8; 32],
@@ -195,8 +195,11 @@ impl DeviceService {
         }
         let ua_family = match self.parser.parse(ua) {
             Some(r) if r.name != "UNKNOWN" => format!("{}/{}", r.name, r.os),
-            _ if ua.is_empty() => "none".to_owned(),
-            _ => "unknown".to_owned(),
+            // A program rather than a browser: no User-Agent, or one woothee does not know. Programs
+            // set their User-Agent freely (one HTTP library logs in, another calls), so they share
+            // one family: telling them apart would end honest sessions and stop no thief, who can
+            // send any User-Agent. A browser's token used from a program still counts as moved.
+            _ => "other".to_owned(),
         };
         let mut mac = hmac::Context::with_key(&self.key);
         mac.update(b"client-signature\0");
@@ -288,7 +291,7 @@ impl DeviceService {
             last_ip: meta.ip.clone(),
             last_country: geo.country.clone(),
             last_city: geo.city.clone(),
-            // A new device starts at low trust; approval (or the next login) makes it medium.
+            // A new device starts at low trust; approval makes it medium, the user may set it.
             trust_level: TrustLevel::Low,
             approved: !self.settings.approval,
         };
@@ -313,8 +316,9 @@ impl DeviceService {
                         .detail("approved", seen.device.approved),
                 )
                 .await?;
-            // The first device of an account is where it began: only later ones are news.
-            if self.store.devices(user.id).await?.len() > 1 {
+            // The first device of an account is where it began: only later ones are news. A device
+            // still waiting for approval has not signed in: its approval request is the notice.
+            if seen.device.approved && self.store.devices(user.id).await?.len() > 1 {
                 self.notify_new_device(user, &seen.device, geo);
             }
         }

@@ -140,6 +140,7 @@ impl MfaService {
             created_at: self.clock.now(),
             last_used_at: None,
         };
+        self.statuses.forget(&record.user_id);
         if !self.store.insert_passkey(&record).await? {
             return Err(AuthError::AlreadyEnrolled("passkey"));
         }
@@ -195,6 +196,7 @@ impl MfaService {
         if !principal.passed_mfa() {
             return Err(AuthError::StepUpRequired);
         }
+        self.statuses.forget(&principal.user_id);
         if !self.store.delete_passkey(principal.user_id, credential_id).await? {
             return Err(AuthError::NotFound);
         }

@@ -95,6 +95,8 @@ pub struct MfaService {
     pub(super) email: Option<Arc<dyn EmailSender>>,
     pub(super) challenges: Challenges,
     pub(super) relying_party: Option<RelyingParty>,
+    /// Recent answers of [`MfaService::status_of`] (the profile reads it on every request).
+    pub(super) statuses: crate::cache::TtlCache<UserId, MfaStatus>,
 }
 
 /// The parts an [`MfaService`] is built from.
@@ -117,6 +119,9 @@ pub struct MfaParts {
     pub sms: Option<Arc<dyn SmsSender>>,
     /// The e-mail sender, if one is configured.
     pub email: Option<Arc<dyn EmailSender>>,
+    /// How long a user's factor list may be served from memory: changes made through another
+    /// instance show within it (the session cache's time to live).
+    pub cache_ttl: Duration,
 }
 
 pub(super) fn user_tag(user: UserId) -> String {
@@ -191,6 +196,7 @@ impl MfaService {
         });
         Self {
             relying_party,
+            statuses: crate::cache::TtlCache::new(parts.cache_ttl),
             store: parts.store,
             hot: parts.hot,
             keyring: parts.keyring,
@@ -306,6 +312,10 @@ impl MfaService {
 
     /// A user's factors and backup codes, without secrets.
     pub async fn status_of(&self, user: UserId) -> Result<MfaStatus, AuthError> {
+        let now = self.clock.now();
+        if let Some(status) = self.statuses.get(&user, now) {
+            return Ok(status);
+        }
         let (factors, codes, passkeys) =
             tokio::join!(self.store.factors(user), self.store.unused_backup_codes(user), self.store.passkeys(user));
         let mut status = MfaStatus { passkeys: passkeys?.len(), ..MfaStatus::default() };
@@ -321,6 +331,7 @@ impl MfaService {
         if !status.factors.is_empty() || status.passkeys > 0 {
             status.backup_codes_remaining = codes?.len();
         }
+        self.statuses.put(user, status.clone(), now);
         Ok(status)
     }
 
@@ -367,6 +378,7 @@ impl MfaService {
             created_at: self.clock.now(),
             confirmed_at: None,
         };
+        self.statuses.forget(&factor.user_id);
         if !self.store.put_pending_factor(&factor).await? {
             return Err(AuthError::AlreadyEnrolled("totp"));
         }
@@ -495,6 +507,7 @@ impl MfaService {
             created_at: self.clock.now(),
             confirmed_at: None,
         };
+        self.statuses.forget(&factor.user_id);
         if !self.store.put_pending_factor(&factor).await? {
             return Err(AuthError::AlreadyEnrolled(kind.as_str()));
         }
@@ -539,6 +552,7 @@ impl MfaService {
     }
 
     async fn confirm(&self, user: UserId, factor: &FactorRecord, meta: &RequestMeta) -> Result<(), AuthError> {
+        self.statuses.forget(&user);
         if !self.store.confirm_factor(user, factor.id, self.clock.now()).await? {
             // Replaced by a new setup, or removed, while the code was checked.
             return Err(AuthError::NotPending(factor.kind.as_str()));
@@ -741,6 +755,7 @@ impl MfaService {
             });
             shown.push(code.display());
         }
+        self.statuses.forget(&user);
         self.store.replace_backup_codes(user, &records).await?;
         Ok(shown)
     }
@@ -795,6 +810,7 @@ impl MfaService {
             }
         }
         let Some(record) = found else { return Ok(Err("wrong backup code")) };
+        self.statuses.forget(&user);
         if self.store.use_backup_code(user, record.index, &record.hash, self.clock.now()).await? {
             Ok(Ok(()))
         } else {
@@ -911,6 +927,7 @@ impl MfaService {
     /// Removes the user's factor of `kind` (the caller proved it: password or code). With no
     /// confirmed factor left, the backup codes go too.
     pub(crate) async fn remove(&self, user: UserId, kind: FactorKind, meta: &RequestMeta) -> Result<(), AuthError> {
+        self.statuses.forget(&user);
         if !self.store.delete_factor(user, kind).await? {
             return Err(AuthError::NotFound);
         }
@@ -926,6 +943,7 @@ impl MfaService {
     /// Removes every factor and backup code of `user`, and clears their MFA failure count, for an
     /// administrator (`palisade user mfa-reset`). Returns how many factors there were.
     pub async fn reset(&self, user: UserId, actor: &str, meta: &RequestMeta) -> Result<u64, AuthError> {
+        self.statuses.forget(&user);
         let removed = self.store.delete_all_factors(user).await?;
         self.hot.delete(&HotKey::new(&user_tag(user), "mfa-attempts")).await?;
         self.record(

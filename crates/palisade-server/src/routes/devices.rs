@@ -110,6 +110,7 @@ pub(crate) async fn remove(
 #[utoipa::path(post, path = "/auth/devices/approve-link", tag = "devices", request_body = palisade_types::mfa::ApprovalLinkRequest, responses(
     (status = 204),
     (status = 401, description = "INVALID_TOKEN: unknown, expired or already used", body = palisade_types::problem::Problem),
+    (status = 404, description = "NOT_FOUND: the device was removed while it waited (the link is spent)", body = palisade_types::problem::Problem),
 ))]
 pub(crate) async fn approve_link(
     State(state): State<AppState>,

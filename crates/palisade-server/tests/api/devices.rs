@@ -257,6 +257,24 @@ async fn a_token_used_from_another_client_ends_the_session() {
 }
 
 #[tokio::test]
+async fn programs_share_one_family_and_a_browser_token_in_a_program_is_refused() {
+    let app = spawn_app_with(&[]).await;
+    register_user(&app, "olga").await;
+    // One HTTP library logs in, another calls (no User-Agent at all): one client.
+    let library = [("user-agent", "python-requests/2.32.3")];
+    let answer = logged_in(&app, "olga", &library, None).await;
+    assert_eq!(get(&app, "/auth/profile", access(&answer), &[]).await.status(), 200);
+    assert_eq!(
+        get(&app, "/auth/profile", access(&answer), &[("user-agent", "Go-http-client/2.0")]).await.status(),
+        200
+    );
+    // A browser's token sent by a program without a User-Agent has moved.
+    let chrome = [("user-agent", CHROME)];
+    let browser = logged_in(&app, "olga", &chrome, None).await;
+    refused(get(&app, "/auth/profile", access(&browser), &[]).await, "SESSION_HIJACK_SUSPECTED").await;
+}
+
+#[tokio::test]
 async fn a_refresh_from_another_client_is_refused() {
     let app = spawn_app_with(&[]).await;
     register_user(&app, "pia").await;

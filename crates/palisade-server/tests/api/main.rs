@@ -6,6 +6,7 @@
 
 mod admin;
 mod api_keys;
+mod approval;
 mod auth;
 mod backends;
 mod client;
