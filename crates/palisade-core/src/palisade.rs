@@ -81,6 +81,8 @@ pub struct PalisadeSettings {
     pub risk: crate::risk::RiskSettings,
     /// The device registry: approval, remembered devices, session binding.
     pub devices: crate::device::service::DeviceSettings,
+    /// The encryption service's policy per classification and its limits.
+    pub encryption: crate::crypto::EncryptionPolicies,
 }
 
 impl Default for PalisadeSettings {
@@ -100,6 +102,7 @@ impl Default for PalisadeSettings {
             mfa: MfaSettings::default(),
             risk: crate::risk::RiskSettings::default(),
             devices: crate::device::service::DeviceSettings::default(),
+            encryption: crate::crypto::EncryptionPolicies::defaults(false),
         }
     }
 }
@@ -279,7 +282,9 @@ impl PalisadeBuilder {
             devices,
             risk,
         }));
-        Ok(Palisade { durable, hot, keyring, audit, clock, signing_keys, auth, api_keys, mfa, geo })
+        let crypto =
+            Arc::new(crate::crypto::CryptoService::new(keyring.clone(), audit.clone(), settings.encryption, false));
+        Ok(Palisade { durable, hot, keyring, audit, clock, signing_keys, auth, api_keys, mfa, geo, crypto })
     }
 }
 
@@ -338,6 +343,7 @@ pub struct Palisade {
     api_keys: Arc<ApiKeyService>,
     mfa: Arc<MfaService>,
     geo: Arc<dyn crate::risk::GeoIp>,
+    crypto: Arc<crate::crypto::CryptoService>,
 }
 
 impl Palisade {
@@ -369,6 +375,11 @@ impl Palisade {
     /// Second factors (enrolment, backup codes, sending codes).
     pub fn mfa(&self) -> &Arc<MfaService> {
         &self.mfa
+    }
+
+    /// The encryption service (`/crypto/*`).
+    pub fn crypto(&self) -> &Arc<crate::crypto::CryptoService> {
+        &self.crypto
     }
 
     /// Scores a login before the application lets anyone in (the original guide's

@@ -78,6 +78,11 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/auth/password", post(routes::auth::change_password))
         .route("/auth/sessions", get(routes::auth::sessions))
         .route("/auth/sessions/{id}", delete(routes::auth::end_session))
+        .route("/crypto/encrypt", post(routes::crypto::encrypt))
+        .route("/crypto/decrypt", post(routes::crypto::decrypt))
+        .route("/crypto/fields", post(routes::crypto::fields))
+        .route("/crypto/rewrap", post(routes::crypto::rewrap))
+        .route("/crypto/datakey", post(routes::crypto::datakey))
         .route("/auth/devices", get(routes::devices::list))
         .route("/auth/devices/{id}", patch(routes::devices::update).delete(routes::devices::remove))
         .route("/auth/devices/{id}/approve", post(routes::devices::approve))
@@ -367,6 +372,8 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
             remember_ttl: time(config.remember_device_ttl),
             binding: config.session_binding,
         },
+        // Built, and checked, when the configuration was loaded.
+        encryption: config.encryption.clone(),
     })
 }
 
@@ -451,6 +458,21 @@ fn spawn_background(palisade: Arc<Palisade>, rotation: Option<time::Duration>) -
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, "scheduled signing-key rotation failed"),
                 }
+            }
+            match palisade.crypto().rotate_due().await {
+                Ok(rotated) => {
+                    for (class, version) in rotated {
+                        tracing::info!(%class, version, "rotated a classification's data key on schedule");
+                        let event = AuditEvent::new(AuditKind::KeyRotated, Outcome::Success)
+                            .actor("schedule")
+                            .detail("key", format!("{class} data key"))
+                            .detail("new", version);
+                        if let Err(e) = palisade.audit().append(event).await {
+                            tracing::warn!(error = %e, "could not audit a scheduled rotation");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "scheduled data-key rotation failed"),
             }
             match palisade.hot_store().purge_expired().await {
                 Ok(0) => {}

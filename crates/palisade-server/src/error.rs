@@ -225,6 +225,22 @@ impl ApiError {
     }
 }
 
+impl From<palisade_core::crypto::CryptoServiceError> for ApiError {
+    fn from(e: palisade_core::crypto::CryptoServiceError) -> Self {
+        use palisade_core::crypto::CryptoServiceError as C;
+        match e {
+            C::Auth(e) => e.into(),
+            e @ (C::Invalid { .. } | C::TooLarge { .. }) => Self::unprocessable(e.to_string()),
+            e @ C::DecryptionFailed => {
+                Self::refused(StatusCode::UNPROCESSABLE_ENTITY, "DECRYPTION_FAILED", e.to_string())
+            }
+            e @ C::HsmRequired(_) => Self::Unavailable(e.to_string()),
+            C::Crypto(e) => e.into(),
+            C::Audit(e) => e.into(),
+        }
+    }
+}
+
 impl From<palisade_core::auth::AuthError> for ApiError {
     fn from(e: palisade_core::auth::AuthError) -> Self {
         use palisade_core::auth::AuthError as A;

@@ -20,6 +20,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::auth::change_password,
         crate::routes::auth::sessions,
         crate::routes::auth::end_session,
+        crate::routes::crypto::encrypt,
+        crate::routes::crypto::decrypt,
+        crate::routes::crypto::fields,
+        crate::routes::crypto::rewrap,
+        crate::routes::crypto::datakey,
         crate::routes::devices::list,
         crate::routes::devices::update,
         crate::routes::devices::approve,
@@ -65,6 +70,16 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::admin::revoke_token,
     ),
     components(schemas(
+        palisade_types::crypto::CryptoContext,
+        palisade_types::crypto::EnvelopeView,
+        palisade_types::crypto::EncryptRequest,
+        palisade_types::crypto::DecryptRequest,
+        palisade_types::crypto::DecryptResponse,
+        palisade_types::crypto::FieldsRequest,
+        palisade_types::crypto::FieldsResponse,
+        palisade_types::crypto::RewrapRequest,
+        palisade_types::crypto::DataKeyRequest,
+        palisade_types::crypto::DataKeyResponse,
         health::Health,
         health::Ready,
         health::HealthStatus,
@@ -134,6 +149,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "keys", description = "Public keys to verify tokens"),
         (name = "api-keys", description = "API keys and their validation"),
         (name = "admin", description = "Administration (the `admin` scope)"),
+        (name = "crypto", description = "The encryption service: field-level encryption by data classification"),
     )
 )]
 pub struct ApiDoc;

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod auth;
+pub mod crypto;
 pub mod devices;
 pub mod health;
 pub mod mfa;

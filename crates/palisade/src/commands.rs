@@ -57,8 +57,20 @@ struct KeysRotateArgs {
     /// Which key: the JWT signing key, the data-encryption key or the audit MAC key.
     #[arg(long, value_enum, default_value = "signing")]
     key: RotatedKey,
+    /// With `--key data`: rotate the encryption service's key of this data classification
+    /// (PUBLIC, INTERNAL, CONFIDENTIAL, PII, RESTRICTED, TOP_SECRET) instead of Palisade's own.
+    #[arg(long, value_name = "CLASS", value_parser = parse_class)]
+    class: Option<palisade_core::crypto::DataClassification>,
     #[command(flatten)]
     settings: SettingFlags,
+}
+
+fn parse_class(text: &str) -> Result<palisade_core::crypto::DataClassification, String> {
+    use palisade_core::crypto::DataClassification;
+    DataClassification::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = DataClassification::ALL.iter().map(|c| c.as_str()).collect();
+        format!("`{text}` is not a classification (one of {})", names.join(", "))
+    })
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -603,10 +615,10 @@ async fn keys_status(args: SettingsArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args.settings)?;
     let palisade = open(&config).await?;
     let rfc = |at: time::OffsetDateTime| at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    println!("{:<8}  {:<45}  {:<6}  {:>7}  {:<10}  created", "kind", "id", "alg", "version", "state");
+    println!("{:<18}  {:<45}  {:<6}  {:>7}  {:<10}  created", "kind", "id", "alg", "version", "state");
     for key in palisade.signing_keys().status().await? {
         println!(
-            "{:<8}  {:<45}  {:<6}  {:>7}  {:<10}  {}",
+            "{:<18}  {:<45}  {:<6}  {:>7}  {:<10}  {}",
             "signing",
             key.kid,
             key.algorithm,
@@ -617,11 +629,19 @@ async fn keys_status(args: SettingsArgs) -> anyhow::Result<ExitCode> {
     }
     for key in palisade.keyring().status().await? {
         let state = if key.active { "active" } else { "decrypting" };
+        let algorithm = match key.purpose {
+            palisade_core::crypto::KeyPurpose::Audit => "HS256",
+            palisade_core::crypto::KeyPurpose::Data => "A256GCM",
+            palisade_core::crypto::KeyPurpose::Class(class) => match palisade.crypto().policies().of(class).algorithm {
+                palisade_core::crypto::Algorithm::Aes256Gcm => "A256GCM",
+                palisade_core::crypto::Algorithm::XChaCha20Poly1305 => "XC20P",
+            },
+        };
         println!(
-            "{:<8}  {:<45}  {:<6}  {:>7}  {:<10}  {}",
+            "{:<18}  {:<45}  {:<6}  {:>7}  {:<10}  {}",
             key.purpose.as_str(),
             key.id,
-            "A256GCM",
+            algorithm,
             key.version,
             state,
             rfc(key.created_at)
@@ -634,12 +654,21 @@ async fn keys_rotate(args: KeysRotateArgs) -> anyhow::Result<ExitCode> {
     use palisade_core::crypto::KeyPurpose;
     let config = load(&args.settings)?;
     let palisade = open(&config).await?;
+    if args.class.is_some() && !matches!(args.key, RotatedKey::Data) {
+        anyhow::bail!("--class goes with --key data: it names which classification's data key to rotate");
+    }
     let (what, new) = match args.key {
         RotatedKey::Signing => {
             let key = palisade.signing_keys().rotate().await?;
             ("signing key", format!("{} (version {}), signing in 2 minutes", key.kid, key.version.unwrap_or(0)))
         }
-        RotatedKey::Data => ("data key", format!("version {}", palisade.keyring().rotate(KeyPurpose::Data).await?)),
+        RotatedKey::Data => match args.class {
+            Some(class) => {
+                let version = palisade.keyring().rotate(KeyPurpose::Class(class)).await?;
+                (class.as_str(), format!("{class} data key version {version}"))
+            }
+            None => ("data key", format!("version {}", palisade.keyring().rotate(KeyPurpose::Data).await?)),
+        },
         RotatedKey::Audit => ("audit key", format!("version {}", palisade.keyring().rotate(KeyPurpose::Audit).await?)),
     };
     let event = AuditEvent::new(AuditKind::KeyRotated, Outcome::Success)

@@ -145,6 +145,12 @@ fn bad(field: &'static str, problem: impl Into<String>) -> ApiKeyError {
     ApiKeyError::BadInput { field, problem: problem.into() }
 }
 
+/// Scopes no user can give themselves: `admin`, and the encryption service's (`crypto:…`), which
+/// decrypt data of any owner. Only an administrator (or a key holding that very scope) grants them.
+fn is_privileged_scope(scope: &str) -> bool {
+    scope == "admin" || scope.starts_with("crypto:")
+}
+
 /// Whether `scope` is an RFC 6749 scope token (printable ASCII but space, `"` and `\`).
 fn is_scope_token(scope: &str) -> bool {
     !scope.is_empty()
@@ -210,8 +216,12 @@ impl ApiKeyService {
                 format!("`{wrong}` is not a scope token (printable ASCII, no spaces or quotes)"),
             ));
         }
-        if input.scopes.iter().any(|s| s == "admin") && !owner_scopes.iter().any(|s| s == "admin") {
-            return Err(bad("scopes", "only an administrator can grant `admin`"));
+        let is_admin = owner_scopes.iter().any(|s| s == "admin");
+        if let Some(privileged) = input.scopes.iter().find(|s| is_privileged_scope(s))
+            && !is_admin
+            && !owner_scopes.contains(privileged)
+        {
+            return Err(bad("scopes", format!("only an administrator can grant `{privileged}`")));
         }
         let mut ip_allow = Vec::with_capacity(input.ip_allow.len());
         for entry in &input.ip_allow {

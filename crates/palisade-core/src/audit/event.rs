@@ -89,6 +89,9 @@ pub enum AuditKind {
     SessionHijackSuspected,
     /// A login ended older sessions to stay within the per-user limit.
     SessionEvicted,
+    /// Data of a sensitive classification (RESTRICTED, TOP_SECRET) was decrypted, or its decryption
+    /// was refused; with the caller, the class and the purpose.
+    DataDecrypted,
 }
 
 impl AuditKind {
@@ -137,6 +140,7 @@ impl AuditKind {
             Self::DeviceRemoved => "device.removed",
             Self::SessionHijackSuspected => "session.hijack_suspected",
             Self::SessionEvicted => "session.evicted",
+            Self::DataDecrypted => "crypto.decrypt",
         }
     }
 }

@@ -68,6 +68,14 @@ impl AeadKey {
         Ok(out)
     }
 
+    /// Encrypts with a fresh random nonce; returns the nonce and `ciphertext || tag` apart (one
+    /// buffer, sealed in place).
+    pub(crate) fn seal_detached(&self, plaintext: &[u8], aad: &[u8]) -> Result<(Vec<u8>, Vec<u8>), AeadError> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| AeadError::Random)?;
+        Ok((nonce.to_vec(), self.seal_with_nonce(nonce, plaintext, aad)?))
+    }
+
     /// Encrypts with the given nonce; returns `ciphertext || tag`. Only `seal` and test vectors call
     /// this: a nonce must never repeat under one key.
     pub(crate) fn seal_with_nonce(
@@ -76,7 +84,8 @@ impl AeadKey {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, AeadError> {
-        let mut buf = plaintext.to_vec();
+        let mut buf = Vec::with_capacity(plaintext.len() + AES_256_GCM.tag_len());
+        buf.extend_from_slice(plaintext);
         self.0
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
             .map_err(|_| AeadError::Seal)?;
@@ -107,6 +116,47 @@ impl AeadKey {
     }
 }
 
+/// XChaCha20-Poly1305 with a fresh random 192-bit nonce: returns `(nonce, ciphertext || tag)`.
+pub(crate) fn xchacha_seal(
+    material: &DataKeyMaterial,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), AeadError> {
+    let mut nonce = [0u8; 24];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| AeadError::Random)?;
+    let sealed = xchacha_seal_with_nonce(material, &nonce, plaintext, aad)?;
+    Ok((nonce.to_vec(), sealed))
+}
+
+/// XChaCha20-Poly1305 with the given nonce. Only [`xchacha_seal`] and test vectors call this.
+pub(crate) fn xchacha_seal_with_nonce(
+    material: &DataKeyMaterial,
+    nonce: &[u8; 24],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, AeadError> {
+    use chacha20poly1305::aead::{Aead, Payload};
+    use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
+    let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(*material.expose()));
+    cipher.encrypt(&XNonce::from(*nonce), Payload { msg: plaintext, aad }).map_err(|_| AeadError::Seal)
+}
+
+/// Decrypts XChaCha20-Poly1305 `ciphertext || tag` under `nonce`.
+pub(crate) fn xchacha_open(
+    material: &DataKeyMaterial,
+    nonce: &[u8],
+    sealed: &[u8],
+    aad: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, AeadError> {
+    use chacha20poly1305::aead::AeadInPlace;
+    use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
+    let nonce: [u8; 24] = nonce.try_into().map_err(|_| AeadError::Open)?;
+    let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(*material.expose()));
+    let mut buf = zeroize::Zeroizing::new(sealed.to_vec());
+    cipher.decrypt_in_place(&XNonce::from(nonce), aad, &mut *buf).map_err(|_| AeadError::Open)?;
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +185,39 @@ mod tests {
                 match test.result {
                     TestResult::Valid | TestResult::Acceptable => {
                         let sealed = key.seal_with_nonce(nonce, &test.pt, &test.aad).unwrap();
+                        assert_eq!(sealed, expected, "tc {} seal", test.tc_id);
+                        assert_eq!(opened.unwrap().as_slice(), test.pt.as_ref(), "tc {} open", test.tc_id);
+                    }
+                    TestResult::Invalid => assert!(opened.is_err(), "tc {} must be refused", test.tc_id),
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "only {checked} vectors ran");
+    }
+
+    /// Project Wycheproof's XChaCha20-Poly1305 vectors through [`xchacha_seal_with_nonce`] and
+    /// [`xchacha_open`].
+    #[test]
+    fn wycheproof_xchacha20_poly1305_vectors() {
+        use wycheproof::TestResult;
+        use wycheproof::aead::{TestName, TestSet};
+
+        let set = TestSet::load(TestName::XChaCha20Poly1305).unwrap();
+        let mut checked = 0;
+        for group in set.test_groups {
+            if group.key_size != 256 || group.nonce_size != 192 || group.tag_size != 128 {
+                continue;
+            }
+            for test in group.tests {
+                let material = DataKeyMaterial::from_bytes(test.key.as_ref().try_into().unwrap());
+                let nonce: [u8; 24] = test.nonce.as_ref().try_into().unwrap();
+                let mut expected = test.ct.to_vec();
+                expected.extend_from_slice(&test.tag);
+                let opened = xchacha_open(&material, &nonce, &expected, &test.aad);
+                match test.result {
+                    TestResult::Valid | TestResult::Acceptable => {
+                        let sealed = xchacha_seal_with_nonce(&material, &nonce, &test.pt, &test.aad).unwrap();
                         assert_eq!(sealed, expected, "tc {} seal", test.tc_id);
                         assert_eq!(opened.unwrap().as_slice(), test.pt.as_ref(), "tc {} open", test.tc_id);
                     }

@@ -18,17 +18,54 @@ pub enum DataClassification {
     Restricted,
     /// Personally identifiable information.
     Pii,
+    /// The most sensitive data (card numbers in the original guide).
+    TopSecret,
 }
 
 impl DataClassification {
-    fn as_str(self) -> &'static str {
+    /// Every classification, least sensitive first (PII sits with CONFIDENTIAL).
+    pub const ALL: [Self; 6] =
+        [Self::Public, Self::Internal, Self::Confidential, Self::Pii, Self::Restricted, Self::TopSecret];
+
+    /// The wire name (`TOP_SECRET`).
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Public => "PUBLIC",
             Self::Internal => "INTERNAL",
             Self::Confidential => "CONFIDENTIAL",
             Self::Restricted => "RESTRICTED",
             Self::Pii => "PII",
+            Self::TopSecret => "TOP_SECRET",
         }
+    }
+
+    /// Parses a wire name, in any letter case.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Whether decrypting data of this class is audited and its keys may demand an HSM:
+    /// RESTRICTED and TOP_SECRET.
+    pub fn is_sensitive(self) -> bool {
+        matches!(self, Self::Restricted | Self::TopSecret)
+    }
+
+    /// The name of this class's key family in the store.
+    pub(crate) fn key_family(self) -> &'static str {
+        match self {
+            Self::Public => "class:public",
+            Self::Internal => "class:internal",
+            Self::Confidential => "class:confidential",
+            Self::Restricted => "class:restricted",
+            Self::Pii => "class:pii",
+            Self::TopSecret => "class:top_secret",
+        }
+    }
+}
+
+impl std::fmt::Display for DataClassification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -46,12 +83,17 @@ pub struct EncryptionContext {
     /// The field or column, when the data is one field of a record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Compliance frameworks the data falls under (`GDPR`, `HIPAA`, …), as the original guide's
+    /// `compliance_requirements`: recorded in the audit of sensitive decryptions, never bound into
+    /// the ciphertext (a decryption need not repeat them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compliance: Vec<String>,
 }
 
 impl EncryptionContext {
     /// A context with only a classification and a purpose.
     pub fn new(data_classification: DataClassification, purpose: impl Into<String>) -> Self {
-        Self { data_classification, purpose: purpose.into(), user_id: None, field: None }
+        Self { data_classification, purpose: purpose.into(), user_id: None, field: None, compliance: Vec::new() }
     }
 
     /// Canonical, unambiguous bytes of the context and the key it is sealed under: every part is

@@ -62,6 +62,38 @@ pub(crate) struct LoadedKey {
     aead: AeadKey,
 }
 
+impl LoadedKey {
+    /// Seals with `algorithm` and a fresh random nonce: `(nonce, ciphertext || tag)`.
+    pub(crate) fn seal_with(
+        &self,
+        algorithm: super::Algorithm,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), AeadError> {
+        match algorithm {
+            super::Algorithm::Aes256Gcm => self.aead.seal_detached(plaintext, aad),
+            super::Algorithm::XChaCha20Poly1305 => super::aead::xchacha_seal(&self.material, plaintext, aad),
+        }
+    }
+
+    /// Reverses [`LoadedKey::seal_with`].
+    pub(crate) fn open_with(
+        &self,
+        algorithm: super::Algorithm,
+        nonce: &[u8],
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, AeadError> {
+        match algorithm {
+            super::Algorithm::Aes256Gcm => {
+                let nonce: [u8; super::aead::NONCE_BYTES] = nonce.try_into().map_err(|_| AeadError::Open)?;
+                self.aead.open_with_nonce(nonce, sealed, aad)
+            }
+            super::Algorithm::XChaCha20Poly1305 => super::aead::xchacha_open(&self.material, nonce, sealed, aad),
+        }
+    }
+}
+
 struct ActiveKey {
     key: Arc<LoadedKey>,
     checked_at: time::OffsetDateTime,
@@ -173,10 +205,29 @@ impl Keyring {
         }
     }
 
+    /// Rotates `purpose` when its newest version is at least `period` old: the rotation schedule.
+    /// A family with no key yet is left alone (its first use makes one). Of several instances
+    /// running the schedule at once, one makes the new version and the others see it made: the
+    /// answer is the new version, or `None` when nothing was due or another instance did it.
+    pub async fn rotate_if_older_than(
+        &self,
+        purpose: KeyPurpose,
+        period: Duration,
+    ) -> Result<Option<u32>, CryptoError> {
+        let Some(newest) = self.store.data_keys(purpose).await?.into_iter().max_by_key(|k| k.version) else {
+            return Ok(None);
+        };
+        if self.clock.now() - newest.created_at < period {
+            return Ok(None);
+        }
+        Ok(self.create(purpose, newest.version.saturating_add(1)).await?.map(|key| key.version))
+    }
+
     /// Every data key, with which one is active per purpose.
     pub async fn status(&self) -> Result<Vec<KeyInfo>, CryptoError> {
         let mut out = Vec::new();
-        for purpose in [KeyPurpose::Data, KeyPurpose::Audit] {
+        let classes = super::DataClassification::ALL.into_iter().map(KeyPurpose::Class);
+        for purpose in [KeyPurpose::Data, KeyPurpose::Audit].into_iter().chain(classes) {
             let keys = self.store.data_keys(purpose).await?;
             let top = keys.iter().map(|k| k.version).max();
             out.extend(keys.into_iter().map(|k| KeyInfo {

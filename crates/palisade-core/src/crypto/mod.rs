@@ -1,5 +1,6 @@
-//! Keys and encryption: the master key, versioned data keys wrapped by it, and AES-256-GCM
-//! envelopes whose additional authenticated data binds each ciphertext to its context.
+//! Keys and encryption: the master key, versioned data keys wrapped by it, and AEAD envelopes whose
+//! additional authenticated data binds each ciphertext to its context; the encryption service with
+//! its per-classification policies (`service`, `policy`) and its envelope format (`sealed`).
 //!
 //! Primitives come from aws-lc-rs only; nothing here implements a cipher or a MAC by hand.
 
@@ -7,31 +8,43 @@ mod aead;
 mod envelope;
 mod keyring;
 mod master;
+pub mod policy;
+mod sealed;
+pub mod service;
 
 pub use aead::{AeadError, DataKeyMaterial};
 pub use envelope::{DataClassification, EncryptionContext, Envelope, EnvelopeParseError};
 pub use keyring::{CryptoError, Keyring};
 pub use master::{KeyProvider, LocalKeyProvider, MasterKey, MasterKeyError};
+pub use policy::{Algorithm, ClassPolicy, EncryptionPolicies, PolicyError};
+pub use sealed::SealedEnvelope;
+pub use service::{CryptoService, CryptoServiceError, DataKey, SealOptions};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// What a data key is for. Keys of different purposes never mix.
+/// What a data key is for: its family. Keys of different families never mix; versions count
+/// within a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyPurpose {
-    /// Field and record encryption (AES-256-GCM).
+    /// Palisade's own secrets at rest (TOTP secrets, signing keys) and keyed hashes (AES-256-GCM,
+    /// HMAC-SHA256).
     Data,
     /// The audit chain's HMAC-SHA256 key.
     Audit,
+    /// The encryption service's data of one classification (`POST /crypto/encrypt`): one family per
+    /// class, so each class rotates, retires and is wrapped (HSM or not) on its own.
+    Class(DataClassification),
 }
 
 impl KeyPurpose {
-    /// The stable name used in the store.
+    /// The stable name used in the store (`data`, `audit`, `class:restricted`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Data => "data",
             Self::Audit => "audit",
+            Self::Class(class) => class.key_family(),
         }
     }
 
@@ -40,7 +53,7 @@ impl KeyPurpose {
         match s {
             "data" => Some(Self::Data),
             "audit" => Some(Self::Audit),
-            _ => None,
+            _ => DataClassification::ALL.into_iter().find(|c| c.key_family() == s).map(Self::Class),
         }
     }
 }

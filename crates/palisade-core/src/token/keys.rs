@@ -957,6 +957,7 @@ fn sealing_context(kid: &str) -> EncryptionContext {
         purpose: SIGNING_KEY_PURPOSE.to_owned(),
         user_id: None,
         field: Some(kid.to_owned()),
+        compliance: Vec::new(),
     }
 }
 

@@ -9,8 +9,8 @@
 //! - `values`: a parser per non-numeric setting, one for every whole number (driven by the table),
 //!   and the masking of secrets for display. Checks that involve two settings (HS256 needs a
 //!   secret, refresh outlives access, idle within lifetime, the SMTP settings that go together,
-//!   what `sms_provider = twilio` needs, `session_binding = asn` needs an ASN database) are in
-//!   `Config::build`.
+//!   what `sms_provider = twilio` needs, `session_binding = asn` needs an ASN database, the
+//!   encryption policies built from their five settings) are in `Config::build`.
 //! - `error`: [`ConfigError`], whose message names the setting, the source, the problem and the
 //!   expected form.
 //!
@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use lettre::message::Mailbox;
+use palisade_core::crypto::{Algorithm, DataClassification, EncryptionPolicies, PolicyError};
 use palisade_core::device::service::SessionBinding;
 use palisade_core::notify::PhoneNumber;
 use palisade_core::risk::{FactorName, RiskThresholds, RiskWeights};
@@ -268,6 +269,29 @@ pub struct Config {
     /// `PALISADE_REMEMBER_DEVICE_TTL`: 0..=400 days in seconds, default 30 days; zero turns
     /// "remember this device" off.
     pub remember_device_ttl: Duration,
+
+    // ------------------------------------------------------------------- encryption service
+    /// `PALISADE_ENCRYPTION_ALGORITHM`: the cipher of every classification unless
+    /// `encryption_policies` says otherwise. Default AES-256-GCM; read in any letter case, `_` for `-`.
+    pub encryption_algorithm: Algorithm,
+    /// `PALISADE_ENCRYPTION_KEY_ROTATION_DAYS`: every classification's data key is rotated by the
+    /// schedule after this many days, unless `encryption_policies` sets its own. 1..=3650, default 90.
+    pub encryption_key_rotation_days: u32,
+    /// `PALISADE_ENCRYPTION_COMPRESSION`: false forbids compression for every class (before
+    /// `encryption_policies`, which may allow it again for one); true keeps each class's policy.
+    /// Default true.
+    pub encryption_compression: bool,
+    /// `PALISADE_ENCRYPTION_MAX_PLAINTEXT`: bytes, 1..=786432 (its base64 fits the 1 MiB body
+    /// limit), default 524288 (512 KiB).
+    pub encryption_max_plaintext: usize,
+    /// `PALISADE_ENCRYPTION_POLICIES`: the operator's `CLASS.key=value` items, trimmed, in order.
+    /// Default empty: the built-in policies.
+    pub encryption_policies: Vec<String>,
+    /// The policies the five settings above describe, built by `build_encryption_policies` when the
+    /// configuration is loaded (so a bad item stops start-up, naming its setting) and handed to
+    /// the encryption service by `app::settings`. Derived like `session_idle_timeout`: changing
+    /// the `encryption_*` fields of a loaded `Config` does not rebuild it.
+    pub encryption: EncryptionPolicies,
 }
 
 /// How the connection to the mail server is encrypted (`smtp_tls`). In both TLS modes the server's
@@ -510,6 +534,8 @@ impl Config {
             ));
         }
 
+        let encryption = Encryption::read(layers)?;
+
         let config = Config {
             bind: required(layers, Setting::Bind, values::bind)?,
             issuer: required(layers, Setting::Issuer, values::issuer)?,
@@ -581,6 +607,12 @@ impl Config {
             device_approval: required(layers, Setting::DeviceApproval, values::boolean)?,
             device_approval_ttl: duration(layers, Setting::DeviceApprovalTtl)?.value,
             remember_device_ttl: duration(layers, Setting::RememberDeviceTtl)?.value,
+            encryption_algorithm: encryption.algorithm,
+            encryption_key_rotation_days: encryption.rotation_days,
+            encryption_compression: encryption.compression,
+            encryption_max_plaintext: encryption.max_plaintext,
+            encryption_policies: encryption.overrides,
+            encryption: encryption.policies,
         };
         check_webauthn(layers, &config)?;
         Ok(config)
@@ -708,6 +740,14 @@ impl Config {
             Setting::DeviceApproval => self.device_approval.to_string(),
             Setting::DeviceApprovalTtl => self.device_approval_ttl.as_secs().to_string(),
             Setting::RememberDeviceTtl => self.remember_device_ttl.as_secs().to_string(),
+            Setting::EncryptionAlgorithm => self.encryption_algorithm.to_string(),
+            Setting::EncryptionKeyRotation => self.encryption_key_rotation_days.to_string(),
+            Setting::EncryptionCompression => self.encryption_compression.to_string(),
+            Setting::EncryptionMaxPlaintext => self.encryption_max_plaintext.to_string(),
+            Setting::EncryptionPolicies => {
+                let items = (!self.encryption_policies.is_empty()).then(|| self.encryption_policies.join(", "));
+                unset_or(setting, items)
+            }
         }
     }
 
@@ -786,7 +826,25 @@ impl Config {
         }
         warnings.extend(self.message_warnings());
         warnings.extend(self.risk_warnings());
+        warnings.extend(self.encryption_warnings());
         warnings
+    }
+
+    /// A sensitive classification whose policy allows compression (only an explicit
+    /// `CLASS.compression=true` in `encryption_policies` does that).
+    fn encryption_warnings(&self) -> Vec<String> {
+        self.encryption
+            .all()
+            .into_iter()
+            .filter(|(class, policy)| class.is_sensitive() && policy.compression)
+            .map(|(class, _)| {
+                format!(
+                    "encryption_policies allows compression for {class}: the length of a compressed ciphertext \
+                     reveals its content to whoever can mix their own input into it (CRIME, BREACH); remove \
+                     {class}.compression=true unless no caller ever does"
+                )
+            })
+            .collect()
     }
 
     /// The warnings about sessions, devices and risk scoring: settings that cancel each other.
@@ -1141,6 +1199,71 @@ impl Smtp {
         }
         Ok(Smtp { server, port, username, password, tls, from })
     }
+}
+
+/// The encryption service's settings, read together and built into its policies.
+struct Encryption {
+    algorithm: Algorithm,
+    rotation_days: u32,
+    compression: bool,
+    max_plaintext: usize,
+    overrides: Vec<String>,
+    policies: EncryptionPolicies,
+}
+
+impl Encryption {
+    fn read(layers: &Layers) -> Result<Encryption, ConfigError> {
+        let algorithm = required(layers, Setting::EncryptionAlgorithm, values::encryption_algorithm)?;
+        let rotation_days = count(layers, Setting::EncryptionKeyRotation)?;
+        let compression = required(layers, Setting::EncryptionCompression, values::boolean)?;
+        let max_plaintext = count(layers, Setting::EncryptionMaxPlaintext)?;
+        let overrides = optional(layers, Setting::EncryptionPolicies, values::encryption_policies)?.unwrap_or_default();
+        let policies = build_encryption_policies(algorithm, rotation_days, compression, max_plaintext, &overrides)
+            .map_err(|(setting, PolicyError(problem))| match winning(layers, setting) {
+                Ok(Some((text, origin))) => {
+                    ConfigError::invalid(setting, origin, text, format!("is refused: {problem}"))
+                }
+                Ok(None) => table_bug(setting, &format!("is unset and refused: {problem}")),
+                Err(e) => e,
+            })?;
+        Ok(Encryption { algorithm, rotation_days, compression, max_plaintext, overrides, policies })
+    }
+}
+
+/// Whether a PKCS#11 module is configured. This build has no HSM support (`hsm_module` is refused
+/// as not built yet), so no class may require one and `CLASS.hsm=true` is refused.
+const HSM_CONFIGURED: bool = false;
+
+/// The encryption service's policies from its settings, in this order: the built-in policies; every
+/// class's rotation period; `CLASS.algorithm=…` for every class and, when `compression` is false,
+/// `CLASS.compression=false` for every class, as generated override items; the operator's own
+/// `overrides`, which therefore win over all of those; the plaintext limit. Every step is the
+/// encryption service's own check. An error says which setting it comes from.
+fn build_encryption_policies(
+    algorithm: Algorithm,
+    rotation_days: u32,
+    compression: bool,
+    max_plaintext: usize,
+    overrides: &[String],
+) -> Result<EncryptionPolicies, (Setting, PolicyError)> {
+    let every_class =
+        |item: &str| -> Vec<String> { DataClassification::ALL.into_iter().map(|c| format!("{c}.{item}")).collect() };
+    let blame = |setting: Setting| move |problem: PolicyError| (setting, problem);
+    let mut policies = EncryptionPolicies::defaults(HSM_CONFIGURED)
+        .with_rotation_days(rotation_days)
+        .map_err(blame(Setting::EncryptionKeyRotation))?
+        .with_overrides(&every_class(&format!("algorithm={algorithm}")), HSM_CONFIGURED)
+        .map_err(blame(Setting::EncryptionAlgorithm))?;
+    if !compression {
+        policies = policies
+            .with_overrides(&every_class("compression=false"), HSM_CONFIGURED)
+            .map_err(blame(Setting::EncryptionCompression))?;
+    }
+    policies
+        .with_overrides(overrides, HSM_CONFIGURED)
+        .map_err(blame(Setting::EncryptionPolicies))?
+        .with_max_plaintext(max_plaintext)
+        .map_err(blame(Setting::EncryptionMaxPlaintext))
 }
 
 /// The SMS provider and the Twilio settings, read and checked together.

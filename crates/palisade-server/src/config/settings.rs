@@ -153,6 +153,16 @@ pub enum Setting {
     DeviceApprovalTtl,
     /// `remember_device_ttl`: how long "remember this device" lasts, seconds.
     RememberDeviceTtl,
+    /// `encryption_algorithm`: the cipher of every classification unless a policy says otherwise.
+    EncryptionAlgorithm,
+    /// `encryption_key_rotation_days`: each classification's data key is rotated when it is this old, days.
+    EncryptionKeyRotation,
+    /// `encryption_compression`: whether callers may ask for compression before encryption at all.
+    EncryptionCompression,
+    /// `encryption_max_plaintext`: the largest plaintext the encryption service accepts, bytes.
+    EncryptionMaxPlaintext,
+    /// `encryption_policies`: per-classification overrides, `CLASS.key=value`.
+    EncryptionPolicies,
 }
 
 /// The `--help` section a setting is listed under; the settings of one group are contiguous in
@@ -167,6 +177,7 @@ pub(crate) enum Group {
     Hashing,
     Mfa,
     Risk,
+    Encryption,
 }
 
 impl Group {
@@ -183,6 +194,7 @@ impl Group {
             Group::Hashing => "Settings: password hashing",
             Group::Mfa => "Settings: multi-factor authentication and messages",
             Group::Risk => "Settings: risk-based login, devices and GeoIP",
+            Group::Encryption => "Settings: encryption service",
         }
     }
 }
@@ -195,6 +207,7 @@ pub(crate) enum Unit {
     Minutes,
     Days,
     Kibibytes,
+    Bytes,
 }
 
 impl Unit {
@@ -206,6 +219,7 @@ impl Unit {
             Unit::Minutes => "minutes",
             Unit::Days => "days",
             Unit::Kibibytes => "KiB",
+            Unit::Bytes => "bytes",
         }
     }
 
@@ -225,7 +239,7 @@ impl Unit {
             Unit::Seconds => Some(1_000),
             Unit::Minutes => Some(60_000),
             Unit::Days => Some(86_400_000),
-            Unit::Kibibytes => None,
+            Unit::Kibibytes | Unit::Bytes => None,
         }
     }
 
@@ -326,7 +340,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 69] = [
+    pub const ALL: [Setting; 74] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -396,6 +410,11 @@ impl Setting {
         Setting::DeviceApproval,
         Setting::DeviceApprovalTtl,
         Setting::RememberDeviceTtl,
+        Setting::EncryptionAlgorithm,
+        Setting::EncryptionKeyRotation,
+        Setting::EncryptionCompression,
+        Setting::EncryptionMaxPlaintext,
+        Setting::EncryptionPolicies,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -1512,6 +1531,99 @@ impl Setting {
                 group: Group::Risk,
                 number: Number::of(Unit::Seconds, 0, 34_560_000),
                 list: false,
+                boolean: false,
+            },
+            // ------------------------------------------------------------------ encryption service
+            Setting::EncryptionAlgorithm => Spec {
+                key: "encryption_algorithm",
+                flag: "encryption-algorithm",
+                env: "PALISADE_ENCRYPTION_ALGORITHM",
+                alias: None,
+                default: DefaultValue::Text("AES-256-GCM"),
+                secret: false,
+                value_name: "CIPHER",
+                about: "the authenticated cipher new data of every classification is sealed with, unless \
+                        encryption_policies says otherwise for a class (data already sealed keeps its cipher)",
+                expected: "AES-256-GCM or XCHACHA20-POLY1305 (any letter case; `_` for `-` too, as in AES_256_GCM)",
+                group: Group::Encryption,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::EncryptionKeyRotation => Spec {
+                key: "encryption_key_rotation_days",
+                flag: "encryption-key-rotation-days",
+                env: "PALISADE_ENCRYPTION_KEY_ROTATION_DAYS",
+                alias: None,
+                default: DefaultValue::Text("90"),
+                secret: false,
+                value_name: "DAYS",
+                about: "each classification's data key is rotated by the schedule when it is this old, which \
+                        bounds how much data one key protects and how long a leaked key opens new data",
+                expected: "a whole number of days from 1 to 3650 (encryption_policies may set a class's own, \
+                           e.g. RESTRICTED.rotation_days=30)",
+                group: Group::Encryption,
+                number: Number::of(Unit::Days, 1, 3650),
+                list: false,
+                boolean: false,
+            },
+            Setting::EncryptionCompression => Spec {
+                key: "encryption_compression",
+                flag: "encryption-compression",
+                env: "PALISADE_ENCRYPTION_COMPRESSION",
+                alias: None,
+                default: DefaultValue::Text("true"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether callers may ask for zstd compression before encryption at all: false refuses it \
+                        for every class; true leaves it to each class's policy, which refuses it for RESTRICTED \
+                        and TOP_SECRET because a ciphertext's length then leaks its content (CRIME, BREACH)",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Encryption,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::EncryptionMaxPlaintext => Spec {
+                key: "encryption_max_plaintext",
+                flag: "encryption-max-plaintext",
+                env: "PALISADE_ENCRYPTION_MAX_PLAINTEXT",
+                alias: None,
+                default: DefaultValue::Text("524288"),
+                secret: false,
+                value_name: "BYTES",
+                about: "the largest plaintext /crypto/encrypt accepts, and the most a compressed value may \
+                        expand to when it is decrypted, so one request cannot exhaust memory",
+                expected: "a whole number of bytes from 1 to 786432 (768 KiB: its base64 must fit the 1 MiB \
+                           request body limit; 524288 is 512 KiB)",
+                group: Group::Encryption,
+                number: Number::of(Unit::Bytes, 1, 786_432),
+                list: false,
+                boolean: false,
+            },
+            Setting::EncryptionPolicies => Spec {
+                key: "encryption_policies",
+                flag: "encryption-policies",
+                env: "PALISADE_ENCRYPTION_POLICIES",
+                alias: None,
+                default: DefaultValue::Unset(
+                    "the built-in policies: every class uses encryption_algorithm and \
+                     encryption_key_rotation_days, compression is refused for RESTRICTED and TOP_SECRET, and no \
+                     class needs an HSM",
+                ),
+                secret: false,
+                value_name: "LIST",
+                about: "per-classification policies that replace the built-in ones, applied after \
+                        encryption_algorithm, encryption_key_rotation_days and encryption_compression",
+                expected: "a comma-separated list of CLASS.key=value, such as \
+                           RESTRICTED.algorithm=XCHACHA20-POLY1305,RESTRICTED.rotation_days=30; the classes are \
+                           PUBLIC, INTERNAL, CONFIDENTIAL, PII, RESTRICTED and TOP_SECRET, the keys algorithm \
+                           (AES-256-GCM or XCHACHA20-POLY1305), compression (true or false), rotation_days (1 to \
+                           3650) and hsm (false only: this build has no HSM support); keys not listed keep their \
+                           value",
+                group: Group::Encryption,
+                number: None,
+                list: true,
                 boolean: false,
             },
         }

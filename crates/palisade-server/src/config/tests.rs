@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use clap::{Args as _, FromArgMatches as _};
+use palisade_core::crypto::{Algorithm, DataClassification, EncryptionPolicies};
 use palisade_core::device::service::SessionBinding;
 use palisade_core::risk::{RiskSettings, RiskThresholds, RiskWeights};
 use secrecy::ExposeSecret as _;
@@ -124,6 +125,12 @@ fn defaults_match_the_contract() {
     assert!(!cfg.device_approval);
     assert_eq!(cfg.device_approval_ttl, Duration::from_secs(15 * 60));
     assert_eq!(cfg.remember_device_ttl, Duration::from_secs(30 * 86_400));
+
+    assert_eq!(cfg.encryption_algorithm, Algorithm::Aes256Gcm);
+    assert_eq!(cfg.encryption_key_rotation_days, 90);
+    assert!(cfg.encryption_compression);
+    assert_eq!(cfg.encryption_max_plaintext, 512 * 1024);
+    assert!(cfg.encryption_policies.is_empty());
 }
 
 #[test]
@@ -1434,6 +1441,269 @@ fn risk_warnings_flag_settings_that_cancel_each_other() {
     assert!(warnings.contains("risk_deny_cidrs, risk_allow_cidrs set but risk_enabled is false"), "{warnings}");
 }
 
+// ---------------------------------------------------------------- encryption service
+
+/// The per-class (algorithm, compression, rotation days) the service will enforce.
+fn class_policies(policies: &EncryptionPolicies) -> Vec<(DataClassification, Algorithm, bool, u32)> {
+    policies.all().into_iter().map(|(c, p)| (c, p.algorithm, p.compression, p.rotation_days)).collect()
+}
+
+#[test]
+fn the_encryption_defaults_are_the_core_defaults() {
+    let cfg = ok(Sources::default());
+    let core = EncryptionPolicies::defaults(false);
+    assert_eq!(cfg.encryption, core);
+    assert_eq!(crate::app::settings(&cfg).unwrap().encryption, core);
+    assert_eq!(cfg.encryption_max_plaintext, palisade_core::crypto::policy::DEFAULT_MAX_PLAINTEXT);
+    assert_eq!(cfg.encryption_key_rotation_days, palisade_core::crypto::policy::DEFAULT_ROTATION_DAYS);
+    // Compression is refused for the sensitive classes only, and no class needs an HSM.
+    for (class, policy) in cfg.encryption.all() {
+        assert_eq!(policy.compression, !class.is_sensitive(), "{class}");
+        assert!(!policy.hsm_required, "{class}");
+    }
+    assert_eq!(described(&cfg, "encryption_algorithm"), "AES-256-GCM");
+    assert_eq!(described(&cfg, "encryption_key_rotation_days"), "90");
+    assert_eq!(described(&cfg, "encryption_compression"), "true");
+    assert_eq!(described(&cfg, "encryption_max_plaintext"), "524288");
+    assert!(described(&cfg, "encryption_policies").starts_with("(the built-in policies"));
+    assert!(!cfg.warnings().iter().any(|w| w.contains("encryption")), "{:?}", cfg.warnings());
+}
+
+#[test]
+fn encryption_settings_are_read_from_the_environment() {
+    let cfg = ok(env_only(&[
+        ("PALISADE_ENCRYPTION_ALGORITHM", "xchacha20_poly1305"),
+        ("PALISADE_ENCRYPTION_KEY_ROTATION_DAYS", "365"),
+        ("PALISADE_ENCRYPTION_COMPRESSION", "off"),
+        ("PALISADE_ENCRYPTION_MAX_PLAINTEXT", "786432"),
+        ("PALISADE_ENCRYPTION_POLICIES", " RESTRICTED.rotation_days=30, ,top_secret.hsm=false,"),
+    ]));
+    assert_eq!(cfg.encryption_algorithm, Algorithm::XChaCha20Poly1305);
+    assert_eq!(cfg.encryption_key_rotation_days, 365);
+    assert!(!cfg.encryption_compression);
+    assert_eq!(cfg.encryption_max_plaintext, 786_432);
+    assert_eq!(cfg.encryption_policies, ["RESTRICTED.rotation_days=30", "top_secret.hsm=false"]);
+    assert_eq!(described(&cfg, "encryption_algorithm"), "XCHACHA20-POLY1305", "stored canonically");
+    assert_eq!(described(&cfg, "encryption_compression"), "false");
+    assert_eq!(described(&cfg, "encryption_policies"), "RESTRICTED.rotation_days=30, top_secret.hsm=false");
+    assert_eq!(cfg.encryption.max_plaintext, 786_432);
+
+    for (text, algorithm) in [
+        ("AES-256-GCM", Algorithm::Aes256Gcm),
+        ("aes_256_gcm", Algorithm::Aes256Gcm),
+        ("AES_256_GCM", Algorithm::Aes256Gcm),
+        ("XChaCha20-Poly1305", Algorithm::XChaCha20Poly1305),
+    ] {
+        assert_eq!(ok(env_only(&[("PALISADE_ENCRYPTION_ALGORITHM", text)])).encryption_algorithm, algorithm, "{text}");
+    }
+    // The bounds are accepted; an empty list unsets a lower layer's.
+    let cfg =
+        ok(env_only(&[("PALISADE_ENCRYPTION_KEY_ROTATION_DAYS", "1"), ("PALISADE_ENCRYPTION_MAX_PLAINTEXT", "1")]));
+    assert_eq!((cfg.encryption_key_rotation_days, cfg.encryption.max_plaintext), (1, 1));
+    assert_eq!(ok(env_only(&[("PALISADE_ENCRYPTION_KEY_ROTATION_DAYS", "3650")])).encryption_key_rotation_days, 3650);
+    let cfg = ok(Sources {
+        dotenv: vars(&[("PALISADE_ENCRYPTION_POLICIES", "PUBLIC.rotation_days=7")]),
+        env: vars(&[("PALISADE_ENCRYPTION_POLICIES", "")]),
+        ..Sources::default()
+    });
+    assert!(cfg.encryption_policies.is_empty());
+    assert_eq!(cfg.encryption, EncryptionPolicies::defaults(false));
+    // A flag beats the environment, for the list too.
+    let flags = SettingFlags::default()
+        .with(Setting::EncryptionPolicies, "PII.algorithm=XCHACHA20-POLY1305")
+        .with(Setting::EncryptionCompression, "false");
+    let env =
+        vars(&[("PALISADE_ENCRYPTION_POLICIES", "PII.rotation_days=2"), ("PALISADE_ENCRYPTION_COMPRESSION", "true")]);
+    let cfg = ok(Sources { env, flags, ..Sources::default() });
+    assert_eq!(cfg.encryption_policies, ["PII.algorithm=XCHACHA20-POLY1305"]);
+    assert!(!cfg.encryption_compression);
+}
+
+#[test]
+fn encryption_settings_are_read_from_the_file_with_the_policies_as_an_array() {
+    let (_dir, path) = toml_file(
+        "encryption_algorithm = \"XCHACHA20-POLY1305\"\nencryption_key_rotation_days = 180\n\
+         encryption_compression = false\nencryption_max_plaintext = 65536\n\
+         encryption_policies = [\"RESTRICTED.algorithm=AES-256-GCM\", \"CONFIDENTIAL.rotation_days=45\"]\n",
+    );
+    let cfg = ok(with_file(&path));
+    assert_eq!(cfg.encryption_algorithm, Algorithm::XChaCha20Poly1305);
+    assert_eq!(cfg.encryption_key_rotation_days, 180);
+    assert!(!cfg.encryption_compression);
+    assert_eq!(cfg.encryption_max_plaintext, 65_536);
+    assert_eq!(cfg.encryption_policies, ["RESTRICTED.algorithm=AES-256-GCM", "CONFIDENTIAL.rotation_days=45"]);
+    assert_eq!(cfg.encryption.of(DataClassification::Restricted).algorithm, Algorithm::Aes256Gcm);
+    assert_eq!(cfg.encryption.of(DataClassification::Confidential).rotation_days, 45);
+
+    // A string works for the list and the boolean too; the environment beats the file.
+    let (_dir, path) = toml_file(
+        "encryption_policies = \"PII.rotation_days=10\"\nencryption_compression = \"no\"\n\
+         encryption_max_plaintext = 1000\n",
+    );
+    let cfg = ok(Sources { env: vars(&[("PALISADE_ENCRYPTION_MAX_PLAINTEXT", "2000")]), ..with_file(&path) });
+    assert_eq!(cfg.encryption_policies, ["PII.rotation_days=10"]);
+    assert!(!cfg.encryption_compression);
+    assert_eq!(cfg.encryption_max_plaintext, 2000);
+
+    // A wrong toml type names the setting.
+    let (_dir, path) = toml_file("encryption_max_plaintext = 512.5\n");
+    let message = err(with_file(&path));
+    assert!(message.contains("encryption_max_plaintext") && message.contains("float"), "{message}");
+    let (_dir, path) = toml_file("encryption_policies = [30]\n");
+    let message = err(with_file(&path));
+    assert!(message.contains("encryption_policies") && message.contains("array of non-strings"), "{message}");
+}
+
+#[test]
+fn bad_encryption_values_stop_start_up_naming_the_setting() {
+    for bad in ["AES-128-GCM", "ChaCha20-Poly1305", "none", "AES 256 GCM"] {
+        refused(
+            "PALISADE_ENCRYPTION_ALGORITHM",
+            bad,
+            "encryption_algorithm",
+            &["is not a supported cipher", "AES-256-GCM or XCHACHA20-POLY1305"],
+        );
+    }
+    refused(
+        "PALISADE_ENCRYPTION_KEY_ROTATION_DAYS",
+        "0",
+        "encryption_key_rotation_days",
+        &["below the minimum, 1 day"],
+    );
+    refused(
+        "PALISADE_ENCRYPTION_KEY_ROTATION_DAYS",
+        "3651",
+        "encryption_key_rotation_days",
+        &["above the maximum, 3650 days", "days from 1 to 3650"],
+    );
+    refused(
+        "PALISADE_ENCRYPTION_KEY_ROTATION_DAYS",
+        "90d",
+        "encryption_key_rotation_days",
+        &["not a whole number of days"],
+    );
+    refused("PALISADE_ENCRYPTION_MAX_PLAINTEXT", "0", "encryption_max_plaintext", &["below the minimum, 1 byte"]);
+    refused(
+        "PALISADE_ENCRYPTION_MAX_PLAINTEXT",
+        "786433",
+        "encryption_max_plaintext",
+        &["above the maximum, 786432 bytes", "1 MiB request body limit"],
+    );
+    refused("PALISADE_ENCRYPTION_MAX_PLAINTEXT", "1048576", "encryption_max_plaintext", &["above the maximum"]);
+    refused(
+        "PALISADE_ENCRYPTION_MAX_PLAINTEXT",
+        "512KiB",
+        "encryption_max_plaintext",
+        &["not a whole number of bytes"],
+    );
+    refused("PALISADE_ENCRYPTION_COMPRESSION", "sometimes", "encryption_compression", &["is not true or false"]);
+
+    // Each override is checked by the encryption service's own code, whose message follows the value.
+    for (bad, problem) in [
+        ("RESTRICTED", "`RESTRICTED`: expected CLASS.key=value"),
+        ("RESTRICTED.rotation_days", "expected CLASS.key=value"),
+        ("RESTRICTED=30", "expected CLASS.key=value"),
+        ("SECRET.rotation_days=30", "`SECRET` is not a classification (one of PUBLIC, INTERNAL"),
+        ("INTERNAL.algorithm=DES", "INTERNAL: algorithm `DES` is not AES-256-GCM or XCHACHA20-POLY1305"),
+        ("INTERNAL.compression=maybe", "compression `maybe` is not true or false"),
+        ("INTERNAL.rotation_days=0", "1 to 3650"),
+        ("INTERNAL.rotation_days=3651", "1 to 3650"),
+        ("INTERNAL.colour=blue", "unknown key `colour`"),
+        ("TOP_SECRET.hsm=true", "TOP_SECRET: hsm=true needs an HSM"),
+    ] {
+        let value = format!("PUBLIC.rotation_days=7,{bad}");
+        refused(
+            "PALISADE_ENCRYPTION_POLICIES",
+            &value,
+            "encryption_policies",
+            &["is refused: ", problem, "CLASS.key=value"],
+        );
+    }
+    // From the file, the message names the key and the file.
+    let (_dir, path) = toml_file("encryption_policies = [\"PII.hsm=true\"]\n");
+    let message = err(with_file(&path));
+    assert!(message.starts_with("invalid encryption_policies from `encryption_policies` in "), "{message}");
+    assert!(message.contains("PII: hsm=true needs an HSM"), "{message}");
+
+    // An empty value is refused for the settings that always have a value.
+    for var in [
+        "PALISADE_ENCRYPTION_ALGORITHM",
+        "PALISADE_ENCRYPTION_KEY_ROTATION_DAYS",
+        "PALISADE_ENCRYPTION_COMPRESSION",
+        "PALISADE_ENCRYPTION_MAX_PLAINTEXT",
+    ] {
+        assert!(err(env_only(&[(var, "")])).contains("is empty"), "{var}");
+    }
+}
+
+#[test]
+fn the_encryption_settings_reach_the_service_policies() {
+    use DataClassification::{Confidential, Internal, Pii, Public, Restricted, TopSecret};
+    use palisade_core::crypto::Algorithm::{Aes256Gcm, XChaCha20Poly1305};
+
+    // One cipher everywhere, RESTRICTED rotated monthly; compression stays per class.
+    let cfg = ok(env_only(&[
+        ("PALISADE_ENCRYPTION_ALGORITHM", "XCHACHA20-POLY1305"),
+        ("PALISADE_ENCRYPTION_POLICIES", "RESTRICTED.rotation_days=30"),
+    ]));
+    let policies = crate::app::settings(&cfg).unwrap().encryption;
+    assert_eq!(
+        class_policies(&policies),
+        [
+            (Public, XChaCha20Poly1305, true, 90),
+            (Internal, XChaCha20Poly1305, true, 90),
+            (Confidential, XChaCha20Poly1305, true, 90),
+            (Pii, XChaCha20Poly1305, true, 90),
+            (Restricted, XChaCha20Poly1305, false, 30),
+            (TopSecret, XChaCha20Poly1305, false, 90),
+        ]
+    );
+    assert_eq!(policies.max_plaintext, 512 * 1024);
+
+    // Compression off everywhere, a rotation period for all, and a class's own cipher and
+    // compression where the operator's items say so: they are applied last, so they win.
+    let cfg = ok(env_only(&[
+        ("PALISADE_ENCRYPTION_COMPRESSION", "false"),
+        ("PALISADE_ENCRYPTION_KEY_ROTATION_DAYS", "30"),
+        ("PALISADE_ENCRYPTION_MAX_PLAINTEXT", "4096"),
+        (
+            "PALISADE_ENCRYPTION_POLICIES",
+            "PUBLIC.compression=true,TOP_SECRET.algorithm=XCHACHA20-POLY1305,PII.rotation_days=7",
+        ),
+    ]));
+    let policies = crate::app::settings(&cfg).unwrap().encryption;
+    assert_eq!(
+        class_policies(&policies),
+        [
+            (Public, Aes256Gcm, true, 30),
+            (Internal, Aes256Gcm, false, 30),
+            (Confidential, Aes256Gcm, false, 30),
+            (Pii, Aes256Gcm, false, 7),
+            (Restricted, Aes256Gcm, false, 30),
+            (TopSecret, XChaCha20Poly1305, false, 30),
+        ]
+    );
+    assert_eq!(policies.max_plaintext, 4096);
+    assert!(policies.all().iter().all(|(_, policy)| !policy.hsm_required));
+    assert_eq!(policies, cfg.encryption, "settings() hands on what the configuration built");
+}
+
+#[test]
+fn compression_allowed_for_a_sensitive_class_is_warned_about() {
+    let cfg =
+        ok(env_only(&[("PALISADE_ENCRYPTION_POLICIES", "RESTRICTED.compression=true,INTERNAL.compression=true")]));
+    let warnings = cfg.warnings().join("\n");
+    assert!(warnings.contains("encryption_policies allows compression for RESTRICTED"), "{warnings}");
+    assert!(warnings.contains("CRIME, BREACH") && !warnings.contains("for INTERNAL"), "{warnings}");
+    // encryption_compression = false does not stop the operator's own item from allowing it again.
+    let cfg = ok(env_only(&[
+        ("PALISADE_ENCRYPTION_COMPRESSION", "false"),
+        ("PALISADE_ENCRYPTION_POLICIES", "TOP_SECRET.compression=true"),
+    ]));
+    assert!(cfg.encryption.of(DataClassification::TopSecret).compression);
+    assert!(cfg.warnings().iter().any(|w| w.contains("compression for TOP_SECRET")));
+}
+
 // ---------------------------------------------------------------- secrets never shown
 
 fn config_full_of_secrets() -> Config {
@@ -1530,6 +1800,7 @@ fn help_lists_every_setting_with_its_flag_variables_and_default() {
         "password hashing",
         "multi-factor authentication and messages",
         "risk-based login, devices and GeoIP",
+        "encryption service",
     ] {
         let heading = format!("Settings: {heading}");
         let found = help.get(at..).and_then(|rest| rest.find(&heading)).unwrap_or_else(|| panic!("{heading}: {help}"));
@@ -1657,6 +1928,23 @@ fn the_docs_example_file_loads() {
     assert_eq!((cfg.max_sessions_per_user, cfg.session_binding), (10, SessionBinding::Device));
     assert_eq!(cfg.risk_weights, RiskWeights { new_country: 0.4, ..RiskWeights::default() });
     assert_eq!((cfg.risk_allow_cidrs.len(), cfg.remember_device_ttl.as_secs()), (1, 1_209_600));
+    assert_eq!(cfg.encryption_algorithm, Algorithm::XChaCha20Poly1305);
+    let restricted = cfg.encryption.of(DataClassification::Restricted);
+    assert_eq!((restricted.algorithm, restricted.rotation_days), (Algorithm::XChaCha20Poly1305, 30));
+    assert_eq!(cfg.encryption.of(DataClassification::Internal).rotation_days, 90);
+
+    // The encryption lines of the environment example load too (the rest of it holds placeholders).
+    let start = docs.find("```sh\n").unwrap() + "```sh\n".len();
+    let end = start + docs[start..].find("```").unwrap();
+    let lines: Vec<(&str, &str)> = docs[start..end]
+        .lines()
+        .filter(|line| line.starts_with("PALISADE_ENCRYPTION_"))
+        .map(|line| line.split_once('=').unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let cfg = ok(env_only(&lines));
+    assert_eq!(cfg.encryption_algorithm, Algorithm::Aes256Gcm);
+    assert_eq!(cfg.encryption.of(DataClassification::TopSecret).rotation_days, 30);
 }
 
 // ---------------------------------------------------------------- warnings

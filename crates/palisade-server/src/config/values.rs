@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use ipnet::IpNet;
 use lettre::message::{Mailbox, Mailboxes};
+use palisade_core::crypto::Algorithm;
 use palisade_core::device::service::SessionBinding;
 use palisade_core::notify::PhoneNumber;
 use palisade_core::risk::{FactorName, RiskSettings, RiskThresholds, RiskWeights};
@@ -467,6 +468,19 @@ pub(crate) fn risk_weights(text: &str) -> Result<RiskWeights, String> {
         .validate()
         .map_err(|problem| format!("is refused: {problem}"))?;
     Ok(weights)
+}
+
+/// AES-256-GCM or XCHACHA20-POLY1305, in any letter case and with `_` for `-` (the original
+/// guide's `AES_256_GCM`); stored as the canonical [`Algorithm`].
+pub(crate) fn encryption_algorithm(text: &str) -> Result<Algorithm, String> {
+    Algorithm::parse(text).ok_or_else(|| "is not a supported cipher".to_owned())
+}
+
+/// `CLASS.key=value,…`, trimmed, empty entries dropped, in order (a later entry for the same class
+/// and key wins). Each entry is checked when the policies are built (`Config::build`), by the same
+/// code the encryption service uses, so the message is the service's own.
+pub(crate) fn encryption_policies(text: &str) -> Result<Vec<String>, String> {
+    Ok(text.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned).collect())
 }
 
 pub(crate) fn session_binding(text: &str) -> Result<SessionBinding, String> {

@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
+pub(crate) mod crypto;
 pub(crate) mod devices;
 pub(crate) mod keys;
 pub(crate) mod mfa;

@@ -10,6 +10,7 @@ mod approval;
 mod auth;
 mod backends;
 mod client;
+mod crypto;
 mod devices;
 mod fail_closed;
 mod guard;

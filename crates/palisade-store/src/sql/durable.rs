@@ -1,10 +1,15 @@
 //! The durable store's queries for wrapped data keys and the audit chain, written once for both
 //! dialects (accounts, refresh tokens and signing keys have modules of their own).
 //!
+//! A data key's `purpose` column holds its family's name (`KeyPurpose::as_str`: `data`, `audit`,
+//! `class:restricted`, …); the schema's check lists the families, and a stored name this build
+//! cannot parse reads as `StoreError::Corrupt`, never as absent.
+//!
 //! The races the ports describe are settled by the schema: `UNIQUE (purpose, version)` lets one
-//! instance create a key version, the primary key on `audit_log.seq` lets one writer take a sequence
-//! number. `ON CONFLICT (that constraint) DO NOTHING` turns losing into `false`; any other conflict
-//! (a reused key id or event id) stays an error, so a caller never retries forever on a bug.
+//! instance create a key version within its family, the primary key on `audit_log.seq` lets one
+//! writer take a sequence number. `ON CONFLICT (that constraint) DO NOTHING` turns losing into
+//! `false`; any other conflict (a reused key id or event id) stays an error, so a caller never
+//! retries forever on a bug.
 
 use async_trait::async_trait;
 use palisade_core::audit::AuditRecord;
@@ -27,6 +32,8 @@ const SELECT_DATA_KEYS: &str = "SELECT id, purpose, version, provider, wrapped, 
      WHERE purpose = $1 ORDER BY version";
 
 const SELECT_DATA_KEY: &str = "SELECT id, purpose, version, provider, wrapped, created_at FROM data_keys WHERE id = $1";
+
+const DELETE_DATA_KEYS: &str = "DELETE FROM data_keys WHERE purpose = $1";
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log \
      (seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, details, key_id, prev_mac, mac) \
@@ -58,8 +65,12 @@ where
         let id = self.id.into_domain()?;
         Ok(WrappedDataKey {
             id,
-            purpose: KeyPurpose::parse(&self.purpose)
-                .ok_or_else(|| error::corrupt(format!("data key {id} has unknown purpose {:?}", self.purpose)))?,
+            purpose: KeyPurpose::parse(&self.purpose).ok_or_else(|| {
+                error::corrupt(format!(
+                    "data key {id} belongs to key family {:?}, which this build does not know",
+                    self.purpose
+                ))
+            })?,
             version: u32::try_from(self.version)
                 .map_err(|_| error::corrupt(format!("data key {id} has version {}", self.version)))?,
             provider: self.provider,
@@ -153,6 +164,26 @@ impl KeyStore for SqlStore {
                 .map_err(error::sql)?
                 .map(DataKeyRow::into_domain)
                 .transpose()
+        })
+    }
+}
+
+impl SqlStore {
+    /// Deletes every version of one key family and returns how many keys were deleted: what
+    /// crypto-shredding a user's `user:…` family needs. One statement, so all or nothing: while any
+    /// audit record, API key or backup code still refers to one of the keys, the foreign keys
+    /// refuse it (an error) and every key stays.
+    ///
+    /// Meant to become `KeyStore::delete_data_keys` once palisade-core declares it; until then only
+    /// tests call it.
+    pub async fn delete_data_keys(&self, purpose: KeyPurpose) -> Result<u64, StoreError> {
+        on_pool!(self.pool(), |pool, _d| {
+            sqlx::query(DELETE_DATA_KEYS)
+                .bind(purpose.as_str())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(error::sql)
         })
     }
 }

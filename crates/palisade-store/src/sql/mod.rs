@@ -154,7 +154,16 @@ impl SqlStore {
             let mut conn = pool.acquire().await.map_err(error::sql)?;
             let exists = d::migrations_table_exists(&mut conn).await?;
             let before = applied_versions(&mut *conn, exists, &d::MIGRATOR).await?;
-            d::MIGRATOR.run(&mut *conn).await.map_err(error::migrate)?;
+            if let Err(e) = d::MIGRATOR.run(&mut *conn).await {
+                // A migration that runs outside sqlx's transaction (`-- no-transaction`, e.g. SQLite's
+                // 0008) may fail inside a transaction of its own, or with foreign keys switched
+                // off: close the connection rather than return it to the pool in that state.
+                // Closing rolls back whatever the migration left uncommitted.
+                if let Err(close) = conn.close().await {
+                    tracing::warn!(backend = d::BACKEND, error = %close, "closing the connection of a failed migration");
+                }
+                return Err(error::migrate(e));
+            }
             let applied: Vec<AppliedMigration> = up_migrations(&d::MIGRATOR)
                 .filter(|m| !before.contains_key(&m.version))
                 .map(|m| AppliedMigration { version: m.version, description: m.description.to_string() })

@@ -304,6 +304,22 @@ fn keys_are_listed_and_rotated_from_the_cli() {
     assert!(stdout.contains("version 2"), "{stdout}");
     let (_, stdout, _) = run(palisade(dir.path()).args(["keys", "status"]));
     assert_eq!(rows(&stdout, "data"), 2);
+
+    // A classification's key: rotating a family that has no key yet makes its version 1.
+    let (output, stdout, _) =
+        run(palisade(dir.path()).args(["keys", "rotate", "--key", "data", "--class", "restricted"]));
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("RESTRICTED data key version"), "{stdout}");
+    let (_, stdout, _) = run(palisade(dir.path()).args(["keys", "status"]));
+    assert_eq!(rows(&stdout, "class:restricted"), 1, "{stdout}");
+    assert_eq!(rows(&stdout, "data"), 2, "Palisade's own data key did not move: {stdout}");
+    let (output, _, stderr) =
+        run(palisade(dir.path()).args(["keys", "rotate", "--key", "data", "--class", "SECRETISH"]));
+    assert!(!output.status.success());
+    assert!(stderr.contains("not a classification"), "{stderr}");
+    let (output, _, stderr) = run(palisade(dir.path()).args(["keys", "rotate", "--key", "audit", "--class", "PII"]));
+    assert!(!output.status.success());
+    assert!(stderr.contains("--class goes with --key data"), "{stderr}");
     let (output, stdout, _) = run(palisade(dir.path()).args(["audit", "verify"]));
     assert!(output.status.success(), "rotations are audited and the chain holds: {stdout}");
 }

@@ -1,0 +1,150 @@
+//! The encryption service (`/crypto/*`): requests and answers. An envelope is the JSON object the
+//! service returns; store it as it is and give it back, with the same context, to decrypt.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What the data is and whose: bound into the ciphertext, so decrypting needs the same context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CryptoContext {
+    /// `PUBLIC`, `INTERNAL`, `CONFIDENTIAL`, `PII`, `RESTRICTED` or `TOP_SECRET`: picks the key family
+    /// and the policy (cipher, compression, HSM).
+    pub data_classification: String,
+    /// Why the data is kept (`billing`, `user_data_storage`, …); 1–256 bytes.
+    pub purpose: String,
+    /// Whose data it is, if one person's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Which field or column, if one field of a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Compliance frameworks the data falls under (`GDPR`, `HIPAA`, …): recorded in the audit of
+    /// sensitive decryptions, not bound into the ciphertext.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compliance_requirements: Vec<String>,
+}
+
+/// An encrypted value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeView {
+    /// Format version (2).
+    pub v: u8,
+    /// The data key's id.
+    pub key_id: String,
+    /// The data key's version within its classification's family.
+    pub key_version: u32,
+    /// `AES-256-GCM` or `XCHACHA20-POLY1305`.
+    pub algorithm: String,
+    /// The classification it was sealed as.
+    pub classification: String,
+    /// Whether the plaintext was zstd-compressed before encryption.
+    #[serde(default)]
+    pub compressed: bool,
+    /// The nonce (base64url, no padding).
+    pub nonce: String,
+    /// Ciphertext and 16-byte tag (base64url, no padding).
+    pub ciphertext: String,
+}
+
+/// `POST /crypto/encrypt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptRequest {
+    /// The data: text as it is, or bytes in base64 with `"encoding": "base64"`.
+    pub plaintext: String,
+    /// `utf8` (default) or `base64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// The context.
+    pub context: CryptoContext,
+    /// zstd-compress before encryption (refused for classes whose policy forbids it).
+    #[serde(default)]
+    pub compress: bool,
+}
+
+/// `POST /crypto/decrypt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecryptRequest {
+    /// The envelope as `encrypt` returned it.
+    pub envelope: EnvelopeView,
+    /// The same context it was encrypted with.
+    pub context: CryptoContext,
+    /// `utf8` (default: refused with 422 when the data is not UTF-8) or `base64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+}
+
+/// The answer of `POST /crypto/decrypt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DecryptResponse {
+    /// The data, in the encoding asked for.
+    pub plaintext: String,
+    /// `utf8` or `base64`.
+    pub encoding: String,
+}
+
+/// `POST /crypto/fields`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsRequest {
+    /// A JSON object.
+    #[schema(value_type = Object)]
+    pub record: serde_json::Map<String, serde_json::Value>,
+    /// Field name → classification, for the fields to encrypt.
+    pub classifications: std::collections::BTreeMap<String, String>,
+    /// Why the record is kept (bound into every field's ciphertext, with the field's name).
+    pub purpose: String,
+    /// Whose record it is, if one person's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+/// The answer of `POST /crypto/fields`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FieldsResponse {
+    /// The record, each named field that was present replaced by its envelope.
+    #[schema(value_type = Object)]
+    pub record: serde_json::Map<String, serde_json::Value>,
+    /// The fields encrypted (named ones absent or `null` are left out).
+    pub encrypted_fields: Vec<String>,
+}
+
+/// `POST /crypto/rewrap`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RewrapRequest {
+    /// The envelope.
+    pub envelope: EnvelopeView,
+    /// Its context.
+    pub context: CryptoContext,
+}
+
+/// `POST /crypto/datakey`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataKeyRequest {
+    /// The context the sealed key is bound to.
+    pub context: CryptoContext,
+    /// Return the key itself too (default true); false returns only the sealed key, to hand to
+    /// whoever will decrypt it later.
+    #[serde(default = "yes")]
+    pub include_plaintext: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The answer of `POST /crypto/datakey`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DataKeyResponse {
+    /// The 256-bit key, base64 (standard, padded), when asked for. Use it, then forget it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plaintext_key: Option<String>,
+    /// The key sealed under the classification's key: store it beside the data; `POST
+    /// /crypto/decrypt` with `"encoding": "base64"` gives the key back.
+    pub sealed_key: EnvelopeView,
+}
