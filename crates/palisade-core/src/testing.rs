@@ -13,6 +13,7 @@ use crate::store::{AuditStore, KeyStore, StoreError};
 #[derive(Default)]
 pub(crate) struct MemoryStore {
     pub(crate) keys: Mutex<Vec<WrappedDataKey>>,
+    pub(crate) min_versions: Mutex<std::collections::HashMap<KeyPurpose, u32>>,
     pub(crate) audit: Mutex<BTreeMap<i64, AuditRecord>>,
 }
 
@@ -33,6 +34,19 @@ impl KeyStore for MemoryStore {
 
     async fn data_key(&self, id: uuid::Uuid) -> Result<Option<WrappedDataKey>, StoreError> {
         Ok(self.keys.lock().unwrap().iter().find(|k| k.id == id).cloned())
+    }
+    async fn min_decryption_version(&self, purpose: KeyPurpose) -> Result<u32, StoreError> {
+        Ok(self.min_versions.lock().unwrap().get(&purpose).copied().unwrap_or(1))
+    }
+
+    async fn set_min_decryption_version(
+        &self,
+        purpose: KeyPurpose,
+        version: u32,
+        _at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.min_versions.lock().unwrap().insert(purpose, version);
+        Ok(())
     }
 }
 

@@ -201,7 +201,11 @@ impl From<palisade_core::store::StoreError> for ApiError {
 
 impl From<palisade_core::crypto::CryptoError> for ApiError {
     fn from(e: palisade_core::crypto::CryptoError) -> Self {
-        if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }
+        match e {
+            e @ palisade_core::crypto::CryptoError::VersionOutOfRange { .. } => Self::unprocessable(e.to_string()),
+            e if e.is_unavailable() => Self::Unavailable(e.to_string()),
+            e => Self::Internal(e.to_string()),
+        }
     }
 }
 
@@ -233,6 +237,9 @@ impl From<palisade_core::crypto::CryptoServiceError> for ApiError {
             e @ (C::Invalid { .. } | C::TooLarge { .. }) => Self::unprocessable(e.to_string()),
             e @ C::DecryptionFailed => {
                 Self::refused(StatusCode::UNPROCESSABLE_ENTITY, "DECRYPTION_FAILED", e.to_string())
+            }
+            e @ C::KeyVersionRetired { .. } => {
+                Self::refused(StatusCode::UNPROCESSABLE_ENTITY, "KEY_VERSION_RETIRED", e.to_string())
             }
             e @ C::HsmRequired(_) => Self::Unavailable(e.to_string()),
             C::Crypto(e) => e.into(),

@@ -148,3 +148,66 @@ pub struct DataKeyResponse {
     /// /crypto/decrypt` with `"encoding": "base64"` gives the key back.
     pub sealed_key: EnvelopeView,
 }
+
+/// One key, as `GET /admin/keys` lists it (never its material).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyView {
+    /// `signing`, `data`, `audit` or a classification's family (`class:restricted`).
+    pub family: String,
+    /// The key's id (`kid` for signing keys).
+    pub id: String,
+    /// Its version within the family.
+    pub version: u32,
+    /// Signing keys: `signing`, `published`, `verifying` or `retired`. Data keys: `active` (seals
+    /// new data), `decrypting` (opens what it sealed) or `retired` (below the family's minimum
+    /// decryption version).
+    pub state: String,
+    /// The algorithm (signing keys) or the cipher the family seals with now.
+    pub algorithm: String,
+    /// Which provider wrapped it (`local:<fingerprint>`); absent for signing keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// When it was made (RFC 3339).
+    pub created_at: String,
+}
+
+/// The answer of `GET /admin/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyList {
+    /// Every key.
+    pub keys: Vec<KeyView>,
+    /// Each data-key family's minimum decryption version (1: nothing retired).
+    pub min_decryption_versions: std::collections::BTreeMap<String, u32>,
+}
+
+/// `POST /admin/keys/rotate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotateRequest {
+    /// `signing` (the JWT signing key), `data` (Palisade's own data key, or with `class` that
+    /// classification's) or `audit` (the audit chain's MAC key).
+    pub key: String,
+    /// With `key: data`: the classification whose key to rotate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+}
+
+/// The answer of `POST /admin/keys/rotate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyRotated {
+    /// The family rotated.
+    pub family: String,
+    /// The new version.
+    pub version: u32,
+    /// The new key's id (`kid` for a signing key).
+    pub id: Option<String>,
+}
+
+/// `PATCH /admin/keys/{family}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFamilyUpdate {
+    /// Versions below this one are retired: their envelopes are refused with `KEY_VERSION_RETIRED`
+    /// (lower it again to bring them back). From 1 to the active version.
+    pub min_decryption_version: u32,
+}

@@ -9,6 +9,8 @@ pub enum AuditKind {
     SystemStarted,
     /// A data key was rotated.
     KeyRotated,
+    /// A key family's minimum decryption version was moved (versions retired or brought back).
+    KeyRetired,
     /// The security diagnostics ran.
     DiagnosticsRun,
     /// The audit chain was verified.
@@ -100,6 +102,7 @@ impl AuditKind {
         match self {
             Self::SystemStarted => "system.started",
             Self::KeyRotated => "key.rotated",
+            Self::KeyRetired => "key.retired",
             Self::DiagnosticsRun => "system.diagnostics",
             Self::AuditVerified => "audit.verified",
             Self::UserRegistered => "user.registered",

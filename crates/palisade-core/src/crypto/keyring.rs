@@ -44,6 +44,16 @@ pub enum CryptoError {
     /// The envelope's key is not a data-encryption key, or its version disagrees with the store.
     #[error("envelope does not match its key")]
     Mismatch,
+    /// A minimum decryption version outside 1 ..= the family's active version.
+    #[error("{purpose}: the minimum decryption version must be from 1 to the active version {active}, not {version}")]
+    VersionOutOfRange {
+        /// The family.
+        purpose: KeyPurpose,
+        /// The version asked for.
+        version: u32,
+        /// The active version (0: the family has no key).
+        active: u32,
+    },
 }
 
 impl CryptoError {
@@ -125,12 +135,21 @@ pub struct Keyring {
     clock: Arc<dyn Clock>,
     by_id: RwLock<HashMap<uuid::Uuid, Arc<LoadedKey>>>,
     active: RwLock<HashMap<KeyPurpose, ActiveKey>>,
+    /// Each family's minimum decryption version, with when it was read.
+    min_versions: RwLock<HashMap<KeyPurpose, (u32, time::OffsetDateTime)>>,
 }
 
 impl Keyring {
     /// A keyring over the given provider and store.
     pub fn new(provider: Arc<dyn KeyProvider>, store: Arc<dyn KeyStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { provider, store, clock, by_id: RwLock::default(), active: RwLock::default() }
+        Self {
+            provider,
+            store,
+            clock,
+            by_id: RwLock::default(),
+            active: RwLock::default(),
+            min_versions: RwLock::default(),
+        }
     }
 
     /// The provider's id (`local:<fingerprint>`).
@@ -221,6 +240,34 @@ impl Keyring {
             return Ok(None);
         }
         Ok(self.create(purpose, newest.version.saturating_add(1)).await?.map(|key| key.version))
+    }
+
+    /// The lowest version of `purpose` that may still decrypt (Vault's `min_decryption_version`),
+    /// re-read from the store at most every 60 s (the bound within which a retirement made on
+    /// another instance takes effect here).
+    pub async fn min_decryption_version(&self, purpose: KeyPurpose) -> Result<u32, CryptoError> {
+        let now = self.clock.now();
+        if let Some((version, read_at)) = read(&self.min_versions).get(&purpose)
+            && now - *read_at < ACTIVE_KEY_REFRESH
+        {
+            return Ok(*version);
+        }
+        let version = self.store.min_decryption_version(purpose).await?;
+        write(&self.min_versions).insert(purpose, (version, now));
+        Ok(version)
+    }
+
+    /// Retires the versions of `purpose` below `version` (or, lowered, brings them back). The
+    /// active version can never be retired. Takes effect here at once, elsewhere within 60 s.
+    pub async fn set_min_decryption_version(&self, purpose: KeyPurpose, version: u32) -> Result<(), CryptoError> {
+        let active = self.store.data_keys(purpose).await?.into_iter().map(|k| k.version).max().unwrap_or(0);
+        if version == 0 || version > active {
+            return Err(CryptoError::VersionOutOfRange { purpose, version, active });
+        }
+        let now = self.clock.now();
+        self.store.set_min_decryption_version(purpose, version, now).await?;
+        write(&self.min_versions).insert(purpose, (version, now));
+        Ok(())
     }
 
     /// Every data key, with which one is active per purpose.

@@ -60,6 +60,14 @@ pub enum CryptoServiceError {
     /// key is unknown. Deliberately says nothing more.
     #[error("decryption failed: the envelope was altered, belongs to another context, or its key is unknown")]
     DecryptionFailed,
+    /// The envelope's key version is retired (below its family's minimum decryption version).
+    #[error("key version {version} of {family} is retired: an administrator can move the family's minimum back")]
+    KeyVersionRetired {
+        /// The key family.
+        family: &'static str,
+        /// The version.
+        version: u32,
+    },
     /// The class's policy needs an HSM and none is available.
     #[error("{0} data needs an HSM and none is available")]
     HsmRequired(DataClassification),
@@ -353,8 +361,12 @@ impl CryptoService {
             return Err(CryptoServiceError::DecryptionFailed);
         }
         let key = self.keyring.by_id(envelope.key_id).await?;
-        if key.purpose != KeyPurpose::Class(envelope.classification) || key.version != envelope.key_version {
+        let family = KeyPurpose::Class(envelope.classification);
+        if key.purpose != family || key.version != envelope.key_version {
             return Err(CryptoServiceError::DecryptionFailed);
+        }
+        if key.version < self.keyring.min_decryption_version(family).await? {
+            return Err(CryptoServiceError::KeyVersionRetired { family: family.as_str(), version: key.version });
         }
         let opened =
             key.open_with(envelope.algorithm, &envelope.nonce, &envelope.ciphertext, &envelope.aad(context))?;

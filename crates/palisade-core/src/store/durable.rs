@@ -25,6 +25,18 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// One key by its id.
     async fn data_key(&self, id: uuid::Uuid) -> Result<Option<WrappedDataKey>, StoreError>;
+
+    /// The lowest version of `purpose` that may still decrypt; 1 when none was set.
+    async fn min_decryption_version(&self, purpose: KeyPurpose) -> Result<u32, StoreError>;
+
+    /// Sets the lowest version of `purpose` that may decrypt (raising retires older versions;
+    /// lowering brings them back). The caller checks it against the family's versions.
+    async fn set_min_decryption_version(
+        &self,
+        purpose: KeyPurpose,
+        version: u32,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// The append-only audit chain.

@@ -15,6 +15,7 @@ use palisade_core::token::keys::{SigningAlgorithm, SigningKeyError, SigningKeys}
 #[derive(Default)]
 pub struct MemoryStore {
     data_keys: Mutex<Vec<WrappedDataKey>>,
+    min_versions: Mutex<std::collections::HashMap<KeyPurpose, u32>>,
     signing_keys: Mutex<Vec<SigningKeyRecord>>,
 }
 
@@ -39,6 +40,19 @@ impl KeyStore for MemoryStore {
 
     async fn data_key(&self, id: uuid::Uuid) -> Result<Option<WrappedDataKey>, StoreError> {
         Ok(self.data_keys.lock().map_err(poisoned)?.iter().find(|k| k.id == id).cloned())
+    }
+    async fn min_decryption_version(&self, purpose: KeyPurpose) -> Result<u32, StoreError> {
+        Ok(self.min_versions.lock().map_err(poisoned)?.get(&purpose).copied().unwrap_or(1))
+    }
+
+    async fn set_min_decryption_version(
+        &self,
+        purpose: KeyPurpose,
+        version: u32,
+        _at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.min_versions.lock().map_err(poisoned)?.insert(purpose, version);
+        Ok(())
     }
 }
 

@@ -298,3 +298,96 @@ async fn an_independent_implementation_reads_the_envelope_format() {
     let verdict: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(verdict["ok"], true, "{verdict}");
 }
+
+#[tokio::test]
+async fn administrators_list_rotate_and_retire_keys() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let key = api_key(&app, &admin, &["crypto:encrypt", "crypto:decrypt"]).await;
+    let encrypt = json!({"plaintext": "pan", "context": context("RESTRICTED")});
+    let (_, v1) = call(&app, &key, "/crypto/encrypt", &encrypt).await;
+    let admin_call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = app.http.request(method, app.url(path)).bearer_auth(&admin);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let families = |list: &Value| -> Vec<(String, u64, String)> {
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["family"].as_str().unwrap().to_owned(),
+                    k["version"].as_u64().unwrap(),
+                    k["state"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+
+    // Only administrators see the keys, and never their material.
+    register_user(&app, "eve").await;
+    let eve = login_user(&app, "eve").await["access_token"].as_str().unwrap().to_owned();
+    let response = app.http.get(app.url("/admin/keys")).bearer_auth(&eve).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let (status, list) = status_json(admin_call(reqwest::Method::GET, "/admin/keys", None).await.unwrap()).await;
+    assert_eq!(status, 200, "{list}");
+    let listed = families(&list);
+    for family in ["signing", "data", "audit"] {
+        assert!(listed.iter().any(|(f, _, _)| f == family), "{family}: {list}");
+    }
+    assert!(listed.contains(&("class:restricted".into(), 1, "active".into())), "{list}");
+    assert_eq!(list["min_decryption_versions"]["class:restricted"], 1);
+    assert!(!list.to_string().contains("wrapped"), "no key material: {list}");
+
+    // Rotate the class key: new data seals under version 2, version 1 keeps decrypting.
+    let rotate = json!({"key": "data", "class": "restricted"});
+    let (status, rotated) =
+        status_json(admin_call(reqwest::Method::POST, "/admin/keys/rotate", Some(rotate)).await.unwrap()).await;
+    assert_eq!(status, 200, "{rotated}");
+    assert_eq!((rotated["family"].as_str(), rotated["version"].as_u64()), (Some("class:restricted"), Some(2)));
+    let (_, v2) = call(&app, &key, "/crypto/encrypt", &encrypt).await;
+    assert_eq!(v2["key_version"], 2);
+    let open = |envelope: &Value| json!({"envelope": envelope, "context": context("RESTRICTED")});
+    assert_eq!(call(&app, &key, "/crypto/decrypt", &open(&v1)).await.0, 200);
+
+    // Retire version 1: refused with its own code (decrypt and rewrap alike); version 2 opens.
+    let retire = |version: u32| json!({"min_decryption_version": version});
+    let response = admin_call(reqwest::Method::PATCH, "/admin/keys/class:restricted", Some(retire(2))).await.unwrap();
+    assert_eq!(response.status(), 204);
+    for path in ["/crypto/decrypt", "/crypto/rewrap"] {
+        let (status, problem) = call(&app, &key, path, &open(&v1)).await;
+        assert_eq!((status, problem["code"].as_str()), (422, Some("KEY_VERSION_RETIRED")), "{path}: {problem}");
+    }
+    assert_eq!(call(&app, &key, "/crypto/decrypt", &open(&v2)).await.0, 200);
+    let (_, list) = status_json(admin_call(reqwest::Method::GET, "/admin/keys", None).await.unwrap()).await;
+    assert!(families(&list).contains(&("class:restricted".into(), 1, "retired".into())), "{list}");
+    assert_eq!(list["min_decryption_versions"]["class:restricted"], 2);
+
+    // The active version cannot be retired; Palisade's own families cannot be; bad requests are clear.
+    for (path, body, status) in [
+        ("/admin/keys/class:restricted", retire(3), 422),
+        ("/admin/keys/class:restricted", retire(0), 422),
+        ("/admin/keys/data", retire(1), 404),
+        ("/admin/keys/class:nonsense", retire(1), 404),
+    ] {
+        let response = admin_call(reqwest::Method::PATCH, path, Some(body)).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+    }
+    for body in
+        [json!({"key": "bogus"}), json!({"key": "audit", "class": "PII"}), json!({"key": "data", "class": "SECRETISH"})]
+    {
+        let response = admin_call(reqwest::Method::POST, "/admin/keys/rotate", Some(body.clone())).await.unwrap();
+        assert_eq!(response.status(), 422, "{body}");
+    }
+
+    // Brought back in an emergency.
+    let response = admin_call(reqwest::Method::PATCH, "/admin/keys/class:restricted", Some(retire(1))).await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(call(&app, &key, "/crypto/decrypt", &open(&v1)).await.0, 200);
+    let kinds = audit_event_kinds(&app).await;
+    assert!(kinds.contains(&"key.rotated".to_owned()) && kinds.contains(&"key.retired".to_owned()), "{kinds:?}");
+}

@@ -34,6 +34,10 @@ const SELECT_DATA_KEYS: &str = "SELECT id, purpose, version, provider, wrapped, 
 const SELECT_DATA_KEY: &str = "SELECT id, purpose, version, provider, wrapped, created_at FROM data_keys WHERE id = $1";
 
 const DELETE_DATA_KEYS: &str = "DELETE FROM data_keys WHERE purpose = $1";
+const SELECT_MIN_DECRYPTION_VERSION: &str = "SELECT min_decryption_version FROM key_families WHERE purpose = $1";
+const UPSERT_MIN_DECRYPTION_VERSION: &str = "INSERT INTO key_families (purpose, min_decryption_version, updated_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (purpose) DO UPDATE SET min_decryption_version = excluded.min_decryption_version, \
+     updated_at = excluded.updated_at";
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log \
      (seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, details, key_id, prev_mac, mac) \
@@ -164,6 +168,41 @@ impl KeyStore for SqlStore {
                 .map_err(error::sql)?
                 .map(DataKeyRow::into_domain)
                 .transpose()
+        })
+    }
+
+    async fn min_decryption_version(&self, purpose: KeyPurpose) -> Result<u32, StoreError> {
+        let stored: Option<i32> = on_pool!(self.pool(), |pool, _d| {
+            sqlx::query_scalar(SELECT_MIN_DECRYPTION_VERSION)
+                .bind(purpose.as_str())
+                .fetch_optional(pool)
+                .await
+                .map_err(error::sql)
+        })?;
+        match stored {
+            None => Ok(1),
+            Some(v) => u32::try_from(v)
+                .map_err(|_| StoreError::Corrupt(format!("key family {purpose}: minimum decryption version {v}"))),
+        }
+    }
+
+    async fn set_min_decryption_version(
+        &self,
+        purpose: KeyPurpose,
+        version: u32,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let version = i32::try_from(version)
+            .map_err(|_| StoreError::Other(format!("minimum decryption version {version} is out of range")))?;
+        on_pool!(self.pool(), |pool, d| {
+            sqlx::query(UPSERT_MIN_DECRYPTION_VERSION)
+                .bind(purpose.as_str())
+                .bind(version)
+                .bind(d::instant(at)?)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(error::sql)
         })
     }
 }

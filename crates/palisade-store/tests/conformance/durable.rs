@@ -22,6 +22,7 @@ conformance!(
         duplicate_key_version_is_refused,
         concurrent_key_creation_has_one_winner,
         class_key_families_have_their_own_versions,
+        min_decryption_versions_are_per_family_and_can_move_both_ways,
         every_classification_has_a_family_that_round_trips,
         a_stored_family_this_build_does_not_know_is_corrupt,
         deleting_a_family_deletes_only_its_keys_and_never_a_referenced_one,
@@ -163,6 +164,22 @@ pub async fn class_key_families_have_their_own_versions(h: &DurableHarness) {
     assert!(h.store.data_keys(KeyPurpose::Class(DataClassification::Pii)).await.unwrap().is_empty());
     assert!(h.store.data_keys(KeyPurpose::Audit).await.unwrap().is_empty());
     assert_eq!(h.store.data_key(restricted_v1.id).await.unwrap(), Some(restricted_v1), "read back by id");
+}
+
+pub async fn min_decryption_versions_are_per_family_and_can_move_both_ways(h: &DurableHarness) {
+    let at = datetime!(2026-03-04 05:06:07.123456 UTC);
+    let restricted = KeyPurpose::Class(DataClassification::Restricted);
+    let internal = KeyPurpose::Class(DataClassification::Internal);
+    assert_eq!(h.store.min_decryption_version(restricted).await.unwrap(), 1, "nothing retired by default");
+    h.store.set_min_decryption_version(restricted, 3, at).await.unwrap();
+    assert_eq!(h.store.min_decryption_version(restricted).await.unwrap(), 3);
+    assert_eq!(h.store.min_decryption_version(internal).await.unwrap(), 1, "another family is untouched");
+    assert_eq!(h.store.min_decryption_version(KeyPurpose::Data).await.unwrap(), 1);
+    // Moved back in an emergency.
+    h.store.set_min_decryption_version(restricted, 2, at).await.unwrap();
+    assert_eq!(h.store.min_decryption_version(restricted).await.unwrap(), 2);
+    assert!(h.store.set_min_decryption_version(restricted, u32::MAX, at).await.is_err(), "out of the storable range");
+    assert_eq!(h.store.min_decryption_version(restricted).await.unwrap(), 2, "and nothing changed");
 }
 
 pub async fn every_classification_has_a_family_that_round_trips(h: &DurableHarness) {
