@@ -35,6 +35,13 @@ impl KeyStore for MemoryStore {
     async fn data_key(&self, id: uuid::Uuid) -> Result<Option<WrappedDataKey>, StoreError> {
         Ok(self.keys.lock().unwrap().iter().find(|k| k.id == id).cloned())
     }
+    async fn delete_data_keys(&self, purpose: KeyPurpose) -> Result<u64, StoreError> {
+        let mut keys = self.keys.lock().unwrap();
+        let before = keys.len();
+        keys.retain(|k| k.purpose != purpose);
+        Ok((before - keys.len()) as u64)
+    }
+
     async fn min_decryption_version(&self, purpose: KeyPurpose) -> Result<u32, StoreError> {
         Ok(self.min_versions.lock().unwrap().get(&purpose).copied().unwrap_or(1))
     }

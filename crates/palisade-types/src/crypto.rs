@@ -42,6 +42,10 @@ pub struct EnvelopeView {
     /// Whether the plaintext was zstd-compressed before encryption.
     #[serde(default)]
     pub compressed: bool,
+    /// The owner's key id, when the context named an owner (`user_id`): destroying the owner's keys
+    /// (crypto-shredding) makes the envelope unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_key: Option<String>,
     /// The nonce (base64url, no padding).
     pub nonce: String,
     /// Ciphertext and 16-byte tag (base64url, no padding).

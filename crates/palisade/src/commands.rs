@@ -631,7 +631,7 @@ async fn keys_status(args: SettingsArgs) -> anyhow::Result<ExitCode> {
         let state = if key.active { "active" } else { "decrypting" };
         let algorithm = match key.purpose {
             palisade_core::crypto::KeyPurpose::Audit => "HS256",
-            palisade_core::crypto::KeyPurpose::Data => "A256GCM",
+            palisade_core::crypto::KeyPurpose::Data | palisade_core::crypto::KeyPurpose::Owner(_) => "A256GCM",
             palisade_core::crypto::KeyPurpose::Class(class) => match palisade.crypto().policies().of(class).algorithm {
                 palisade_core::crypto::Algorithm::Aes256Gcm => "A256GCM",
                 palisade_core::crypto::Algorithm::XChaCha20Poly1305 => "XC20P",
@@ -639,7 +639,7 @@ async fn keys_status(args: SettingsArgs) -> anyhow::Result<ExitCode> {
         };
         println!(
             "{:<18}  {:<45}  {:<6}  {:>7}  {:<10}  {}",
-            key.purpose.as_str(),
+            key.purpose.name(),
             key.id,
             algorithm,
             key.version,

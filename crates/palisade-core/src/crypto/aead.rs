@@ -116,6 +116,30 @@ impl AeadKey {
     }
 }
 
+/// A key derived from two: HKDF-SHA256 with `salt` (the owner's key) over `ikm` (the class key) and
+/// `info`, so the result is lost when either is. What binds an owner's data to their own key.
+pub(crate) fn derive_key(
+    salt: &DataKeyMaterial,
+    ikm: &DataKeyMaterial,
+    info: &[u8],
+) -> Result<DataKeyMaterial, AeadError> {
+    use aws_lc_rs::hkdf;
+    struct Len32;
+    impl hkdf::KeyType for Len32 {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt.expose()).extract(ikm.expose());
+    let info = [info];
+    let okm = prk.expand(&info, Len32).map_err(|_| AeadError::Seal)?;
+    let mut out = [0u8; 32];
+    okm.fill(&mut out).map_err(|_| AeadError::Seal)?;
+    let key = DataKeyMaterial::from_bytes(out);
+    out.zeroize();
+    Ok(key)
+}
+
 /// XChaCha20-Poly1305 with a fresh random 192-bit nonce: returns `(nonce, ciphertext || tag)`.
 pub(crate) fn xchacha_seal(
     material: &DataKeyMaterial,

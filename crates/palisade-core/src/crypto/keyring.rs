@@ -72,6 +72,36 @@ pub(crate) struct LoadedKey {
     aead: AeadKey,
 }
 
+/// Seals with `algorithm` under raw `material` (a derived key) and a fresh random nonce.
+pub(crate) fn seal_under(
+    material: &DataKeyMaterial,
+    algorithm: super::Algorithm,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), AeadError> {
+    match algorithm {
+        super::Algorithm::Aes256Gcm => AeadKey::new(material)?.seal_detached(plaintext, aad),
+        super::Algorithm::XChaCha20Poly1305 => super::aead::xchacha_seal(material, plaintext, aad),
+    }
+}
+
+/// Reverses [`seal_under`].
+pub(crate) fn open_under(
+    material: &DataKeyMaterial,
+    algorithm: super::Algorithm,
+    nonce: &[u8],
+    sealed: &[u8],
+    aad: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, AeadError> {
+    match algorithm {
+        super::Algorithm::Aes256Gcm => {
+            let nonce: [u8; super::aead::NONCE_BYTES] = nonce.try_into().map_err(|_| AeadError::Open)?;
+            AeadKey::new(material)?.open_with_nonce(nonce, sealed, aad)
+        }
+        super::Algorithm::XChaCha20Poly1305 => super::aead::xchacha_open(material, nonce, sealed, aad),
+    }
+}
+
 impl LoadedKey {
     /// Seals with `algorithm` and a fresh random nonce: `(nonce, ciphertext || tag)`.
     pub(crate) fn seal_with(
@@ -137,6 +167,9 @@ pub struct Keyring {
     active: RwLock<HashMap<KeyPurpose, ActiveKey>>,
     /// Each family's minimum decryption version, with when it was read.
     min_versions: RwLock<HashMap<KeyPurpose, (u32, time::OffsetDateTime)>>,
+    /// When each cached owner key was last seen in the store: an owner's family can be deleted
+    /// (crypto-shredding) on any instance, and this one must stop using its copy within 60 s.
+    owner_checked: RwLock<HashMap<uuid::Uuid, time::OffsetDateTime>>,
 }
 
 impl Keyring {
@@ -149,6 +182,7 @@ impl Keyring {
             by_id: RwLock::default(),
             active: RwLock::default(),
             min_versions: RwLock::default(),
+            owner_checked: RwLock::default(),
         }
     }
 
@@ -270,6 +304,30 @@ impl Keyring {
         Ok(())
     }
 
+    /// Deletes every version of `purpose`'s family (crypto-shredding an owner) and forgets this
+    /// instance's copies; other instances stop using theirs within 60 s. Returns how many keys went.
+    pub async fn destroy(&self, purpose: KeyPurpose) -> Result<u64, CryptoError> {
+        let deleted = self.store.delete_data_keys(purpose).await?;
+        self.forget(purpose);
+        tracing::info!(%purpose, deleted, "destroyed a key family");
+        Ok(deleted)
+    }
+
+    /// Drops every cached key of `purpose`.
+    fn forget(&self, purpose: KeyPurpose) {
+        let gone: Vec<uuid::Uuid> =
+            read(&self.by_id).iter().filter(|(_, k)| k.purpose == purpose).map(|(id, _)| *id).collect();
+        let mut by_id = write(&self.by_id);
+        let mut checked = write(&self.owner_checked);
+        for id in gone {
+            by_id.remove(&id);
+            checked.remove(&id);
+        }
+        drop((by_id, checked));
+        write(&self.active).remove(&purpose);
+        write(&self.min_versions).remove(&purpose);
+    }
+
     /// Every data key, with which one is active per purpose.
     pub async fn status(&self) -> Result<Vec<KeyInfo>, CryptoError> {
         let mut out = Vec::new();
@@ -312,10 +370,25 @@ impl Keyring {
         Ok(key)
     }
 
-    /// A key by id, from the cache or the store.
+    /// A key by id, from the cache or the store. An owner's key cached more than 60 s ago is looked
+    /// up again: it may have been shredded on another instance.
     pub(crate) async fn by_id(&self, id: uuid::Uuid) -> Result<Arc<LoadedKey>, CryptoError> {
-        if let Some(key) = read(&self.by_id).get(&id) {
-            return Ok(key.clone());
+        let cached = read(&self.by_id).get(&id).cloned();
+        if let Some(key) = cached {
+            if !matches!(key.purpose, KeyPurpose::Owner(_)) {
+                return Ok(key);
+            }
+            let now = self.clock.now();
+            let fresh = read(&self.owner_checked).get(&id).is_some_and(|at| now - *at < ACTIVE_KEY_REFRESH);
+            if fresh {
+                return Ok(key);
+            }
+            if self.store.data_key(id).await?.is_some() {
+                write(&self.owner_checked).insert(id, now);
+                return Ok(key);
+            }
+            self.forget(key.purpose);
+            return Err(CryptoError::UnknownKey(id));
         }
         let stored = self.store.data_key(id).await?.ok_or(CryptoError::UnknownKey(id))?;
         self.load(stored).await
@@ -366,6 +439,9 @@ impl Keyring {
         let aead = AeadKey::new(&material)?;
         let key = Arc::new(LoadedKey { id, version, purpose, material, aead });
         write(&self.by_id).insert(id, key.clone());
+        if matches!(purpose, KeyPurpose::Owner(_)) {
+            write(&self.owner_checked).insert(id, self.clock.now());
+        }
         Ok(key)
     }
 }

@@ -36,15 +36,38 @@ pub enum KeyPurpose {
     /// The encryption service's data of one classification (`POST /crypto/encrypt`): one family per
     /// class, so each class rotates, retires and is wrapped (HSM or not) on its own.
     Class(DataClassification),
+    /// One data owner's key (crypto-shredding): every envelope whose context names this owner is
+    /// sealed under a key derived from the class key *and* this one, so deleting this family makes
+    /// them unreadable. The 16 bytes are the first half of SHA-256 over the owner's id.
+    Owner(OwnerKeyId),
+}
+
+/// Which owner an [`KeyPurpose::Owner`] family belongs to: the first 16 bytes of SHA-256 over the
+/// owner's id as the application names it (`context.user_id`), so any id maps to a fixed-size name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OwnerKeyId(pub [u8; 16]);
+
+impl OwnerKeyId {
+    /// The owner key id of `owner`.
+    pub fn of(owner: &str) -> Self {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, owner.as_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(digest.as_ref().get(..16).unwrap_or(&[0u8; 16]));
+        Self(id)
+    }
 }
 
 impl KeyPurpose {
-    /// The stable name used in the store (`data`, `audit`, `class:restricted`, …).
-    pub fn as_str(self) -> &'static str {
+    /// The stable name used in the store (`data`, `audit`, `class:restricted`, `user:<32 hex>`).
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
         match self {
-            Self::Data => "data",
-            Self::Audit => "audit",
-            Self::Class(class) => class.key_family(),
+            Self::Data => "data".into(),
+            Self::Audit => "audit".into(),
+            Self::Class(class) => class.key_family().into(),
+            Self::Owner(OwnerKeyId(id)) => {
+                let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                format!("user:{hex}").into()
+            }
         }
     }
 
@@ -53,14 +76,26 @@ impl KeyPurpose {
         match s {
             "data" => Some(Self::Data),
             "audit" => Some(Self::Audit),
-            _ => DataClassification::ALL.into_iter().find(|c| c.key_family() == s).map(Self::Class),
+            _ => {
+                if let Some(hex) = s.strip_prefix("user:") {
+                    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                        return None;
+                    }
+                    let mut id = [0u8; 16];
+                    for (i, byte) in id.iter_mut().enumerate() {
+                        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+                    }
+                    return Some(Self::Owner(OwnerKeyId(id)));
+                }
+                DataClassification::ALL.into_iter().find(|c| c.key_family() == s).map(Self::Class)
+            }
         }
     }
 }
 
 impl fmt::Display for KeyPurpose {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.name())
     }
 }
 

@@ -35,6 +35,11 @@ pub struct SealedEnvelope {
     /// Whether the plaintext was zstd-compressed before encryption.
     #[serde(default)]
     pub compressed: bool,
+    /// The owner's key (its id), when the context names an owner: the data key is then derived
+    /// from the class key and this one, and destroying the owner's keys makes the envelope
+    /// unreadable (crypto-shredding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_key: Option<uuid::Uuid>,
     /// The nonce, base64url without padding.
     #[serde(with = "b64")]
     pub nonce: Vec<u8>,
@@ -47,7 +52,15 @@ impl SealedEnvelope {
     /// Canonical, unambiguous AAD: a label, the envelope's header fields and the context, each part
     /// length-prefixed, optional parts with a presence byte.
     pub(crate) fn aad(&self, context: &EncryptionContext) -> Vec<u8> {
-        aad(self.key_id, self.key_version, self.algorithm, self.classification, self.compressed, context)
+        aad(
+            self.key_id,
+            self.key_version,
+            self.algorithm,
+            self.classification,
+            self.compressed,
+            self.owner_key,
+            context,
+        )
     }
 }
 
@@ -59,6 +72,7 @@ pub(crate) fn aad(
     algorithm: Algorithm,
     classification: DataClassification,
     compressed: bool,
+    owner_key: Option<uuid::Uuid>,
     context: &EncryptionContext,
 ) -> Vec<u8> {
     fn part(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -81,6 +95,13 @@ pub(crate) fn aad(
     part(&mut out, algorithm.as_str().as_bytes());
     part(&mut out, classification.as_str().as_bytes());
     out.push(u8::from(compressed));
+    match owner_key {
+        Some(id) => {
+            out.push(1);
+            part(&mut out, id.as_bytes());
+        }
+        None => out.push(0),
+    }
     part(&mut out, context.data_classification.as_str().as_bytes());
     part(&mut out, context.purpose.as_bytes());
     optional(&mut out, context.user_id.as_deref());
@@ -115,6 +136,7 @@ mod tests {
             algorithm: Algorithm::Aes256Gcm,
             classification: DataClassification::Restricted,
             compressed: false,
+            owner_key: None,
             nonce: vec![0; 12],
             ciphertext: vec![1; 20],
         }
@@ -144,6 +166,7 @@ mod tests {
             SealedEnvelope { algorithm: Algorithm::XChaCha20Poly1305, ..base.clone() },
             SealedEnvelope { classification: DataClassification::TopSecret, ..base.clone() },
             SealedEnvelope { compressed: true, ..base.clone() },
+            SealedEnvelope { owner_key: Some(uuid::Uuid::nil()), ..base.clone() },
         ];
         for v in variants {
             assert_ne!(v.aad(&ctx), reference, "{v:?}");

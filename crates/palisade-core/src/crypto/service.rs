@@ -17,11 +17,12 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
+use super::aead::derive_key;
 use super::envelope::{DataClassification, EncryptionContext};
-use super::keyring::{CryptoError, Keyring};
+use super::keyring::{CryptoError, Keyring, LoadedKey, open_under, seal_under};
 use super::policy::EncryptionPolicies;
 use super::sealed::{FORMAT, SealedEnvelope, aad};
-use super::{AeadError, DataKeyMaterial, KeyPurpose};
+use super::{AeadError, DataKeyMaterial, KeyPurpose, OwnerKeyId};
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome, RequestMeta};
 use crate::auth::{AuthError, Principal};
 
@@ -64,7 +65,7 @@ pub enum CryptoServiceError {
     #[error("key version {version} of {family} is retired: an administrator can move the family's minimum back")]
     KeyVersionRetired {
         /// The key family.
-        family: &'static str,
+        family: String,
         /// The version.
         version: u32,
     },
@@ -173,6 +174,14 @@ impl CryptoService {
     /// The policies in force.
     pub fn policies(&self) -> &EncryptionPolicies {
         &self.policies
+    }
+
+    /// Crypto-shredding: destroys every key of `owner` (the `user_id` of the contexts their data was
+    /// encrypted with), so every envelope bound to them — in Palisade's database, the
+    /// application's, or any backup — can no longer be decrypted by anyone. Irreversible. Returns how
+    /// many keys were destroyed (0 when the owner had none). Other instances stop within 60 s.
+    pub async fn shred_owner(&self, owner: &str) -> Result<u64, CryptoError> {
+        self.keyring.destroy(KeyPurpose::Owner(OwnerKeyId::of(owner))).await
     }
 
     /// The rotation schedule: rotates each classification's key that is older than its policy's
@@ -327,6 +336,10 @@ impl CryptoService {
             return Err(CryptoServiceError::HsmRequired(class));
         }
         let key = self.keyring.active(KeyPurpose::Class(class)).await?;
+        let owner = match &context.user_id {
+            Some(owner) => Some(self.keyring.active(KeyPurpose::Owner(OwnerKeyId::of(owner))).await?),
+            None => None,
+        };
         let compressed;
         let body: &[u8] = if options.compress {
             compressed = Zeroizing::new(
@@ -337,8 +350,15 @@ impl CryptoService {
         } else {
             plaintext
         };
-        let bound = aad(key.id, key.version, policy.algorithm, class, options.compress, context);
-        let (nonce, ciphertext) = key.seal_with(policy.algorithm, body, &bound)?;
+        let owner_key = owner.as_ref().map(|o| o.id);
+        let bound = aad(key.id, key.version, policy.algorithm, class, options.compress, owner_key, context);
+        let (nonce, ciphertext) = match &owner {
+            Some(owner) => {
+                let derived = owner_bound(&key, owner)?;
+                seal_under(&derived, policy.algorithm, body, &bound)?
+            }
+            None => key.seal_with(policy.algorithm, body, &bound)?,
+        };
         Ok(SealedEnvelope {
             v: FORMAT,
             key_id: key.id,
@@ -346,6 +366,7 @@ impl CryptoService {
             algorithm: policy.algorithm,
             classification: class,
             compressed: options.compress,
+            owner_key,
             nonce,
             ciphertext,
         })
@@ -366,10 +387,24 @@ impl CryptoService {
             return Err(CryptoServiceError::DecryptionFailed);
         }
         if key.version < self.keyring.min_decryption_version(family).await? {
-            return Err(CryptoServiceError::KeyVersionRetired { family: family.as_str(), version: key.version });
+            return Err(CryptoServiceError::KeyVersionRetired {
+                family: family.name().into_owned(),
+                version: key.version,
+            });
         }
-        let opened =
-            key.open_with(envelope.algorithm, &envelope.nonce, &envelope.ciphertext, &envelope.aad(context))?;
+        let bound = envelope.aad(context);
+        let opened = match (envelope.owner_key, &context.user_id) {
+            (None, _) => key.open_with(envelope.algorithm, &envelope.nonce, &envelope.ciphertext, &bound)?,
+            (Some(owner_key), Some(owner)) => {
+                let owner_key = self.keyring.by_id(owner_key).await?;
+                if owner_key.purpose != KeyPurpose::Owner(OwnerKeyId::of(owner)) {
+                    return Err(CryptoServiceError::DecryptionFailed);
+                }
+                let derived = owner_bound(&key, &owner_key)?;
+                open_under(&derived, envelope.algorithm, &envelope.nonce, &envelope.ciphertext, &bound)?
+            }
+            (Some(_), None) => return Err(CryptoServiceError::DecryptionFailed),
+        };
         if !envelope.compressed {
             return Ok(opened);
         }
@@ -412,6 +447,15 @@ impl CryptoService {
         self.audit.append(event).await?;
         Ok(())
     }
+}
+
+/// The data key of an owner's envelope: HKDF over the class key with the owner's key as salt, and
+/// both keys' ids as info. Losing either key loses it.
+fn owner_bound(class_key: &LoadedKey, owner_key: &LoadedKey) -> Result<DataKeyMaterial, CryptoServiceError> {
+    let mut info = b"palisade owner-bound key v1".to_vec();
+    info.extend_from_slice(class_key.id.as_bytes());
+    info.extend_from_slice(owner_key.id.as_bytes());
+    Ok(derive_key(&owner_key.material, &class_key.material, &info)?)
 }
 
 /// Who made a call, as the audit names them: the user, or the API key acting for them.

@@ -494,3 +494,101 @@ mod schedule {
         assert!(!status.iter().any(|k| k.purpose == KeyPurpose::Class(DataClassification::Public)));
     }
 }
+
+/// Crypto-shredding: an owner's keys destroyed make their envelopes unreadable, everywhere.
+mod shredding {
+    use std::sync::Arc;
+
+    use super::super::*;
+    use crate::audit::{AuditLog, RequestMeta};
+    use crate::auth::Principal;
+    use crate::clock::{Clock, ManualClock};
+    use crate::store::KeyStore;
+    use crate::testing::MemoryStore;
+    use crate::user::UserId;
+
+    fn caller() -> Principal {
+        Principal {
+            user_id: UserId::generate(),
+            session_id: None,
+            scopes: vec!["crypto:encrypt".into(), "crypto:decrypt".into()],
+            jti: None,
+            expires_at: None,
+            api_key_id: None,
+            amr: Vec::new(),
+        }
+    }
+
+    fn of(owner: Option<&str>) -> EncryptionContext {
+        let mut context = EncryptionContext::new(DataClassification::Pii, "profile");
+        context.user_id = owner.map(str::to_owned);
+        context
+    }
+
+    async fn seal(service: &CryptoService, who: &Principal, owner: Option<&str>, text: &[u8]) -> SealedEnvelope {
+        service.encrypt(who, text, &of(owner), SealOptions::default()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_owners_envelopes_stop_opening_on_every_instance_and_no_one_elses_do() {
+        let store = Arc::new(MemoryStore::default());
+        let clock = Arc::new(ManualClock::fixed());
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let instance = || {
+            let provider = Arc::new(LocalKeyProvider::new(&MasterKey::from_bytes([6; 32])).unwrap());
+            let keyring = Arc::new(Keyring::new(provider, store.clone(), dyn_clock.clone()));
+            let audit = Arc::new(AuditLog::new(store.clone(), keyring.clone(), dyn_clock.clone()));
+            CryptoService::new(keyring, audit, EncryptionPolicies::defaults(false), false)
+        };
+        let (a, b) = (instance(), instance());
+        let (who, meta) = (caller(), RequestMeta::default());
+        let ada = seal(&a, &who, Some("ada"), b"ada's").await;
+        let bob = seal(&a, &who, Some("bob"), b"bob's").await;
+        let nobody = seal(&a, &who, None, b"anyone's").await;
+        assert!(ada.owner_key.is_some() && bob.owner_key.is_some() && nobody.owner_key.is_none());
+        assert_ne!(ada.owner_key, bob.owner_key, "one key per owner");
+        // Instance b has ada's key cached.
+        assert_eq!(b.decrypt(&who, &ada, &of(Some("ada")), &meta).await.unwrap().as_slice(), b"ada's");
+        // Her envelope under bob's name does not open (the owner is bound, not just named).
+        assert!(matches!(
+            b.decrypt(&who, &ada, &of(Some("bob")), &meta).await,
+            Err(CryptoServiceError::DecryptionFailed)
+        ));
+
+        assert_eq!(a.shred_owner("ada").await.unwrap(), 1);
+        assert!(store.data_keys(KeyPurpose::Owner(OwnerKeyId::of("ada"))).await.unwrap().is_empty());
+        assert!(matches!(
+            a.decrypt(&who, &ada, &of(Some("ada")), &meta).await,
+            Err(CryptoServiceError::DecryptionFailed)
+        ));
+        // The other instance stops within the cache bound.
+        clock.advance(time::Duration::seconds(61));
+        assert!(matches!(
+            b.decrypt(&who, &ada, &of(Some("ada")), &meta).await,
+            Err(CryptoServiceError::DecryptionFailed)
+        ));
+        // Nobody else lost anything, and ada's new data goes under a new key.
+        assert_eq!(b.decrypt(&who, &bob, &of(Some("bob")), &meta).await.unwrap().as_slice(), b"bob's");
+        assert_eq!(b.decrypt(&who, &nobody, &of(None), &meta).await.unwrap().as_slice(), b"anyone's");
+        let again = seal(&a, &who, Some("ada"), b"new").await;
+        assert_ne!(again.owner_key, ada.owner_key);
+        assert_eq!(a.decrypt(&who, &again, &of(Some("ada")), &meta).await.unwrap().as_slice(), b"new");
+        assert_eq!(a.shred_owner("nobody-at-all").await.unwrap(), 0);
+    }
+
+    #[test]
+    fn owner_families_have_stable_fixed_size_names_that_parse_back() {
+        let purpose = KeyPurpose::Owner(OwnerKeyId::of("customer-7"));
+        let name = purpose.name();
+        assert_eq!(name.len(), 37);
+        assert!(name.starts_with("user:"));
+        assert_eq!(KeyPurpose::parse(&name), Some(purpose));
+        assert_eq!(KeyPurpose::Owner(OwnerKeyId::of("customer-7")).name(), name, "stable");
+        assert_ne!(KeyPurpose::Owner(OwnerKeyId::of("customer-8")).name(), name);
+        for bad in
+            ["user:", "user:XYZ", "user:0123456789abcdef0123456789ABCDEF", "user:0123456789abcdef0123456789abcde"]
+        {
+            assert_eq!(KeyPurpose::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -26,6 +26,11 @@ pub trait KeyStore: Send + Sync + 'static {
     /// One key by its id.
     async fn data_key(&self, id: uuid::Uuid) -> Result<Option<WrappedDataKey>, StoreError>;
 
+    /// Deletes every version of `purpose`'s family and returns how many keys went: crypto-shredding
+    /// an owner's family. All or nothing: a key something still refers to (an audit record, an API
+    /// key, a backup code) makes it an error and every key stays.
+    async fn delete_data_keys(&self, purpose: KeyPurpose) -> Result<u64, StoreError>;
+
     /// The lowest version of `purpose` that may still decrypt; 1 when none was set.
     async fn min_decryption_version(&self, purpose: KeyPurpose) -> Result<u32, StoreError>;
 

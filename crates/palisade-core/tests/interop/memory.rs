@@ -41,6 +41,13 @@ impl KeyStore for MemoryStore {
     async fn data_key(&self, id: uuid::Uuid) -> Result<Option<WrappedDataKey>, StoreError> {
         Ok(self.data_keys.lock().map_err(poisoned)?.iter().find(|k| k.id == id).cloned())
     }
+    async fn delete_data_keys(&self, purpose: KeyPurpose) -> Result<u64, StoreError> {
+        let mut keys = self.data_keys.lock().map_err(poisoned)?;
+        let before = keys.len();
+        keys.retain(|k| k.purpose != purpose);
+        Ok((before - keys.len()) as u64)
+    }
+
     async fn min_decryption_version(&self, purpose: KeyPurpose) -> Result<u32, StoreError> {
         Ok(self.min_versions.lock().map_err(poisoned)?.get(&purpose).copied().unwrap_or(1))
     }

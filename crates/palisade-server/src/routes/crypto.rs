@@ -55,6 +55,7 @@ pub(crate) fn envelope_view(e: &SealedEnvelope) -> EnvelopeView {
         algorithm: e.algorithm.as_str().to_owned(),
         classification: e.classification.as_str().to_owned(),
         compressed: e.compressed,
+        owner_key: e.owner_key.map(|k| k.to_string()),
         nonce: URL_SAFE_NO_PAD.encode(&e.nonce),
         ciphertext: URL_SAFE_NO_PAD.encode(&e.ciphertext),
     }
@@ -70,6 +71,11 @@ fn envelope(view: EnvelopeView) -> Result<SealedEnvelope, ApiError> {
             .ok_or_else(|| invalid("envelope.algorithm: expected AES-256-GCM or XCHACHA20-POLY1305"))?,
         classification: classification("envelope.classification", &view.classification)?,
         compressed: view.compressed,
+        owner_key: view
+            .owner_key
+            .as_deref()
+            .map(|k| uuid::Uuid::try_parse(k).map_err(|_| invalid("envelope.owner_key: not a key id")))
+            .transpose()?,
         nonce: bytes("envelope.nonce", &view.nonce)?,
         ciphertext: bytes("envelope.ciphertext", &view.ciphertext)?,
     })

@@ -53,17 +53,17 @@ pub(crate) async fn list(
     let keyring = state.palisade.keyring();
     let mut min_decryption_versions = std::collections::BTreeMap::new();
     for key in keyring.status().await? {
-        let min = match min_decryption_versions.get(key.purpose.as_str()) {
+        let min = match min_decryption_versions.get(key.purpose.name().as_ref()) {
             Some(min) => *min,
             None => {
                 let min = keyring.min_decryption_version(key.purpose).await?;
-                min_decryption_versions.insert(key.purpose.as_str().to_owned(), min);
+                min_decryption_versions.insert(key.purpose.name().into_owned(), min);
                 min
             }
         };
         let algorithm = match key.purpose {
             KeyPurpose::Audit => "HS256",
-            KeyPurpose::Data => "AES-256-GCM",
+            KeyPurpose::Data | KeyPurpose::Owner(_) => "AES-256-GCM",
             KeyPurpose::Class(class) => match state.palisade.crypto().policies().of(class).algorithm {
                 Algorithm::Aes256Gcm => "AES-256-GCM",
                 Algorithm::XChaCha20Poly1305 => "XCHACHA20-POLY1305",
@@ -77,7 +77,7 @@ pub(crate) async fn list(
             "decrypting"
         };
         keys.push(KeyView {
-            family: key.purpose.as_str().into(),
+            family: key.purpose.name().into_owned(),
             id: key.id.to_string(),
             version: key.version,
             state: state.into(),
@@ -137,7 +137,7 @@ pub(crate) async fn rotate(
         }
         Some(purpose) => {
             let version = state.palisade.keyring().rotate(purpose).await?;
-            palisade_types::crypto::KeyRotated { family: purpose.as_str().into(), version, id: None }
+            palisade_types::crypto::KeyRotated { family: purpose.name().into_owned(), version, id: None }
         }
     };
     let actor = match principal.api_key_id {
@@ -187,7 +187,7 @@ pub(crate) async fn update_family(
     let event = AuditEvent::new(AuditKind::KeyRetired, Outcome::Success)
         .actor(actor)
         .request(meta)
-        .detail("key", purpose.as_str())
+        .detail("key", purpose.name().into_owned())
         .detail("min_decryption_version", body.min_decryption_version);
     state.palisade.audit().append(event).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
-use palisade_core::crypto::{DataClassification, KeyPurpose};
+use palisade_core::crypto::{DataClassification, KeyPurpose, OwnerKeyId};
 use serde_json::{Value, json};
 
 use crate::{TestApp, audit_event_kinds, login_user, make_admin, register_user, spawn_app, status_json};
@@ -273,6 +273,8 @@ async fn an_independent_implementation_reads_the_envelope_format() {
     assert_eq!(status, 200);
     let (_, data_key) = call(&app, &key, "/crypto/datakey", &json!({"context": context("INTERNAL")})).await;
     let stored = app.palisade.durable_store().data_keys(KeyPurpose::Class(DataClassification::Pii)).await.unwrap();
+    let owner = app.palisade.durable_store().data_keys(KeyPurpose::Owner(OwnerKeyId::of("customer-7"))).await.unwrap();
+    assert!(envelope["owner_key"].is_string(), "an owner's envelope names the owner's key: {envelope}");
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let case = json!({
         "master_key": MASTER_KEY,
@@ -282,6 +284,8 @@ async fn an_independent_implementation_reads_the_envelope_format() {
         "context": ctx,
         "plaintext": b64(plaintext.as_bytes()),
         "client_key": data_key["plaintext_key"],
+        "owner_key_id": owner[0].id.to_string(),
+        "owner_wrapped_key": b64(&owner[0].wrapped),
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/crypto_envelope.py");
     let mut child = Command::new("python3")
@@ -390,4 +394,38 @@ async fn administrators_list_rotate_and_retire_keys() {
     assert_eq!(call(&app, &key, "/crypto/decrypt", &open(&v1)).await.0, 200);
     let kinds = audit_event_kinds(&app).await;
     assert!(kinds.contains(&"key.rotated".to_owned()) && kinds.contains(&"key.retired".to_owned()), "{kinds:?}");
+}
+
+/// Crypto-shredding over a real SQLite database: once the owner's keys are destroyed, the envelope
+/// left behind opens for no one — not through the API, not with the class key alone — and nobody
+/// else's data is touched.
+#[tokio::test]
+async fn shredding_an_owner_leaves_their_ciphertext_undecryptable() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let key = api_key(&app, &admin, &["crypto:encrypt", "crypto:decrypt"]).await;
+    let mut other = context("CONFIDENTIAL");
+    other["user_id"] = "customer-8".into();
+    let (_, mine) =
+        call(&app, &key, "/crypto/encrypt", &json!({"plaintext": "mine", "context": context("CONFIDENTIAL")})).await;
+    let (_, theirs) = call(&app, &key, "/crypto/encrypt", &json!({"plaintext": "theirs", "context": other})).await;
+    let open = |envelope: &Value, ctx: &Value| json!({"envelope": envelope, "context": ctx});
+    assert_eq!(call(&app, &key, "/crypto/decrypt", &open(&mine, &context("CONFIDENTIAL"))).await.0, 200);
+
+    let family = KeyPurpose::Owner(OwnerKeyId::of("customer-7"));
+    assert_eq!(app.palisade.durable_store().data_keys(family).await.unwrap().len(), 1);
+    assert_eq!(app.palisade.crypto().shred_owner("customer-7").await.unwrap(), 1);
+    assert!(app.palisade.durable_store().data_keys(family).await.unwrap().is_empty(), "the key rows are gone");
+
+    let (status, problem) = call(&app, &key, "/crypto/decrypt", &open(&mine, &context("CONFIDENTIAL"))).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("DECRYPTION_FAILED")), "{problem}");
+    // Without the owner's key in the AAD and the derivation, the class key alone does not open it.
+    let mut stripped = mine.clone();
+    stripped.as_object_mut().unwrap().remove("owner_key");
+    let mut anonymous = context("CONFIDENTIAL");
+    anonymous.as_object_mut().unwrap().remove("user_id");
+    let (status, _) = call(&app, &key, "/crypto/decrypt", &open(&stripped, &anonymous)).await;
+    assert_eq!(status, 422);
+    let (status, plain) = call(&app, &key, "/crypto/decrypt", &open(&theirs, &other)).await;
+    assert_eq!((status, plain["plaintext"].as_str()), (200, Some("theirs")));
 }

@@ -14,7 +14,9 @@ import sys
 import uuid
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 def b64(text):
@@ -41,6 +43,7 @@ def aad(env, ctx):
     out += part(env["algorithm"].encode())
     out += part(env["classification"].encode())
     out += b"\x01" if env.get("compressed") else b"\x00"
+    out += b"\x01" + part(uuid.UUID(env["owner_key"]).bytes) if env.get("owner_key") else b"\x00"
     out += part(ctx["data_classification"].encode())
     out += part(ctx["purpose"].encode())
     out += optional(ctx.get("user_id"))
@@ -53,15 +56,27 @@ def main():
     master = base64.b64decode(case["master_key"])
     wrapped = base64.b64decode(case["wrapped_key"])
     key_id = uuid.UUID(case["key_id"])
-    data_key = AESGCM(master).decrypt(wrapped[:12], wrapped[12:], b"palisade data key v1:" + key_id.bytes)
+    def unwrap(blob, kid):
+        return AESGCM(master).decrypt(blob[:12], blob[12:], b"palisade data key v1:" + kid.bytes)
+
+    data_key = unwrap(wrapped, key_id)
     env, ctx = case["envelope"], case["context"]
+    if env.get("owner_key"):
+        # An owner's envelope: the data key is HKDF-SHA256 over the class key, salted with the
+        # owner's key, with both keys' ids as info.
+        owner_id = uuid.UUID(case["owner_key_id"])
+        if owner_id != uuid.UUID(env["owner_key"]):
+            return {"ok": False, "why": "the envelope names another owner key"}
+        owner_key = unwrap(base64.b64decode(case["owner_wrapped_key"]), owner_id)
+        info = b"palisade owner-bound key v1" + key_id.bytes + owner_id.bytes
+        data_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=owner_key, info=info).derive(data_key)
     if env["algorithm"] != "AES-256-GCM" or env["v"] != 2:
         return {"ok": False, "why": f"unexpected envelope {env['v']} {env['algorithm']}"}
     nonce, sealed = b64(env["nonce"]), b64(env["ciphertext"])
     plain = AESGCM(data_key).decrypt(nonce, sealed, aad(env, ctx))
     if plain != base64.b64decode(case["plaintext"]):
         return {"ok": False, "why": "decrypted to other bytes"}
-    for moved in ({**ctx, "user_id": "someone-else"}, {**ctx, "purpose": ctx["purpose"] + "x"}, {**ctx, "field": None}):
+    for moved in ({**ctx, "field": "other"}, {**ctx, "purpose": ctx["purpose"] + "x"}, {**ctx, "field": None}):
         try:
             AESGCM(data_key).decrypt(nonce, sealed, aad(env, moved))
             return {"ok": False, "why": f"opened under another context {moved}"}

@@ -1,7 +1,7 @@
 //! The durable store's queries for wrapped data keys and the audit chain, written once for both
 //! dialects (accounts, refresh tokens and signing keys have modules of their own).
 //!
-//! A data key's `purpose` column holds its family's name (`KeyPurpose::as_str`: `data`, `audit`,
+//! A data key's `purpose` column holds its family's name (`KeyPurpose::name`: `data`, `audit`,
 //! `class:restricted`, …); the schema's check lists the families, and a stored name this build
 //! cannot parse reads as `StoreError::Corrupt`, never as absent.
 //!
@@ -136,7 +136,7 @@ impl KeyStore for SqlStore {
         let result = on_pool!(self.pool(), |pool, d| {
             sqlx::query(INSERT_DATA_KEY)
                 .bind(d::id(key.id))
-                .bind(key.purpose.as_str())
+                .bind(key.purpose.name().into_owned())
                 .bind(version)
                 .bind(&key.provider)
                 .bind(&key.wrapped)
@@ -151,7 +151,7 @@ impl KeyStore for SqlStore {
     async fn data_keys(&self, purpose: KeyPurpose) -> Result<Vec<WrappedDataKey>, StoreError> {
         on_pool!(self.pool(), |pool, d| {
             let rows = sqlx::query_as::<_, DataKeyRow<d::StoredId, d::StoredInstant>>(SELECT_DATA_KEYS)
-                .bind(purpose.as_str())
+                .bind(purpose.name().into_owned())
                 .fetch_all(pool)
                 .await
                 .map_err(error::sql)?;
@@ -171,10 +171,21 @@ impl KeyStore for SqlStore {
         })
     }
 
+    async fn delete_data_keys(&self, purpose: KeyPurpose) -> Result<u64, StoreError> {
+        on_pool!(self.pool(), |pool, _d| {
+            sqlx::query(DELETE_DATA_KEYS)
+                .bind(purpose.name().into_owned())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(error::sql)
+        })
+    }
+
     async fn min_decryption_version(&self, purpose: KeyPurpose) -> Result<u32, StoreError> {
         let stored: Option<i32> = on_pool!(self.pool(), |pool, _d| {
             sqlx::query_scalar(SELECT_MIN_DECRYPTION_VERSION)
-                .bind(purpose.as_str())
+                .bind(purpose.name().into_owned())
                 .fetch_optional(pool)
                 .await
                 .map_err(error::sql)
@@ -196,32 +207,12 @@ impl KeyStore for SqlStore {
             .map_err(|_| StoreError::Other(format!("minimum decryption version {version} is out of range")))?;
         on_pool!(self.pool(), |pool, d| {
             sqlx::query(UPSERT_MIN_DECRYPTION_VERSION)
-                .bind(purpose.as_str())
+                .bind(purpose.name().into_owned())
                 .bind(version)
                 .bind(d::instant(at)?)
                 .execute(pool)
                 .await
                 .map(|_| ())
-                .map_err(error::sql)
-        })
-    }
-}
-
-impl SqlStore {
-    /// Deletes every version of one key family and returns how many keys were deleted: what
-    /// crypto-shredding a user's `user:…` family needs. One statement, so all or nothing: while any
-    /// audit record, API key or backup code still refers to one of the keys, the foreign keys
-    /// refuse it (an error) and every key stays.
-    ///
-    /// Meant to become `KeyStore::delete_data_keys` once palisade-core declares it; until then only
-    /// tests call it.
-    pub async fn delete_data_keys(&self, purpose: KeyPurpose) -> Result<u64, StoreError> {
-        on_pool!(self.pool(), |pool, _d| {
-            sqlx::query(DELETE_DATA_KEYS)
-                .bind(purpose.as_str())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
                 .map_err(error::sql)
         })
     }

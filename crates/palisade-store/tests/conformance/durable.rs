@@ -23,7 +23,7 @@ conformance!(
         concurrent_key_creation_has_one_winner,
         class_key_families_have_their_own_versions,
         min_decryption_versions_are_per_family_and_can_move_both_ways,
-        every_classification_has_a_family_that_round_trips,
+        every_classification_and_owner_has_a_family_that_round_trips,
         a_stored_family_this_build_does_not_know_is_corrupt,
         deleting_a_family_deletes_only_its_keys_and_never_a_referenced_one,
         audit_append_head_and_paging,
@@ -182,16 +182,18 @@ pub async fn min_decryption_versions_are_per_family_and_can_move_both_ways(h: &D
     assert_eq!(h.store.min_decryption_version(restricted).await.unwrap(), 2, "and nothing changed");
 }
 
-pub async fn every_classification_has_a_family_that_round_trips(h: &DurableHarness) {
+pub async fn every_classification_and_owner_has_a_family_that_round_trips(h: &DurableHarness) {
     let at = datetime!(2026-03-04 05:06:07.123456 UTC);
-    let keys: Vec<WrappedDataKey> =
+    let mut keys: Vec<WrappedDataKey> =
         DataClassification::ALL.into_iter().map(|class| data_key(KeyPurpose::Class(class), 1, at)).collect();
+    // And an owner's family (crypto-shredding), named by a hash of the owner's id.
+    keys.push(data_key(KeyPurpose::Owner(palisade_core::crypto::OwnerKeyId::of("customer-7")), 1, at));
     for key in &keys {
-        assert!(h.store.insert_data_key(key).await.unwrap(), "the schema accepts {}", key.purpose.as_str());
+        assert!(h.store.insert_data_key(key).await.unwrap(), "the schema accepts {}", key.purpose.name());
     }
     for key in &keys {
         assert_eq!(h.store.data_keys(key.purpose).await.unwrap(), std::slice::from_ref(key));
-        assert_eq!(h.store.data_key(key.id).await.unwrap().as_ref(), Some(key), "{} reads back", key.purpose.as_str());
+        assert_eq!(h.store.data_key(key.id).await.unwrap().as_ref(), Some(key), "{} reads back", key.purpose.name());
     }
 }
 
@@ -229,8 +231,8 @@ pub async fn a_stored_family_this_build_does_not_know_is_corrupt(h: &DurableHarn
 }
 
 pub async fn deleting_a_family_deletes_only_its_keys_and_never_a_referenced_one(h: &DurableHarness) {
-    // The SQL behind the proposed `KeyStore::delete_data_keys` (crypto-shredding).
-    let sql = palisade_store::SqlStore::connect(h.database.url(), 1).await.unwrap();
+    // `KeyStore::delete_data_keys` (crypto-shredding).
+    let sql = &h.store;
     let restricted = KeyPurpose::Class(DataClassification::Restricted);
     let at = h.clock.now();
     let doomed = [data_key(restricted, 1, at), data_key(restricted, 2, at)];
@@ -252,7 +254,6 @@ pub async fn deleting_a_family_deletes_only_its_keys_and_never_a_referenced_one(
     // A key the audit chain refers to cannot go: an error, and the key stays.
     assert!(sql.delete_data_keys(KeyPurpose::Audit).await.is_err(), "a referenced key is never deleted");
     assert_eq!(h.store.data_key(audit_key_id).await.unwrap().map(|k| k.id), Some(audit_key_id));
-    sql.close().await;
 }
 
 pub async fn audit_append_head_and_paging(h: &DurableHarness) {

@@ -179,7 +179,7 @@ pub async fn key_families_are_exactly_the_known_ones(h: &SchemaHarness) {
     h.connect().await.migrate().await.unwrap();
     let hex32 = "0123456789abcdef0123456789abcdef";
     let mut accepted: Vec<String> = vec!["data".into(), "audit".into(), format!("user:{hex32}")];
-    accepted.extend(DataClassification::ALL.map(|class| KeyPurpose::Class(class).as_str().to_owned()));
+    accepted.extend(DataClassification::ALL.map(|class| KeyPurpose::Class(class).name().into_owned()));
     assert!(accepted.contains(&"class:top_secret".to_owned()), "{accepted:?}");
     for purpose in &accepted {
         assert_eq!(insert_raw_data_key(&h.database, purpose).await.unwrap(), 1, "the schema refuses {purpose:?}");
