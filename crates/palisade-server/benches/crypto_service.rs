@@ -4,7 +4,8 @@
 //!
 //! - `encrypt` / `decrypt`: `CryptoService::encrypt` and `decrypt` (scope check, context checks,
 //!   the class's cached key, AAD built from the context, seal with a fresh nonce, the envelope) for
-//!   64 B, 1 KiB and 1 MiB, INTERNAL data (not audited), AES-256-GCM and XChaCha20-Poly1305;
+//!   64 B, 1 KiB and 1 MiB, INTERNAL data with no owner (not audited), AES-256-GCM (`0`) and
+//!   XChaCha20-Poly1305 (`1`); `encrypt_owner_bound`: the same with an owner (a derived key);
 //! - `bare_aes_gcm`: the cipher alone, same sizes.
 //!
 //! The service runs over a SQLite file (the keys are read once, then cached); each iteration is one
@@ -81,7 +82,7 @@ fn context() -> EncryptionContext {
     EncryptionContext {
         data_classification: DataClassification::Internal,
         purpose: "bench".into(),
-        user_id: Some("customer-7".into()),
+        user_id: None,
         field: Some("notes".into()),
         compliance: Vec::new(),
     }
@@ -109,6 +110,20 @@ fn decrypt<const XCHACHA: usize>(bencher: Bencher, size: usize) {
     bencher
         .counter(BytesCount::new(size))
         .bench_local(|| f.runtime.block_on(crypto.decrypt(&who, &sealed, &ctx, &meta)));
+}
+
+/// An owner's data (`user_id` set): the data key is derived per call (HKDF-SHA256 over the class
+/// key, salted with the owner's key), so the owner's keys can be destroyed (crypto-shredding).
+#[divan::bench(args = [1024])]
+fn encrypt_owner_bound(bencher: Bencher, size: usize) {
+    let f = fixture("AES-256-GCM");
+    let (who, data) = (caller(), vec![7u8; size]);
+    let ctx = EncryptionContext { user_id: Some("customer-7".into()), ..context() };
+    let crypto = f.palisade.crypto();
+    f.runtime.block_on(crypto.encrypt(&who, &data, &ctx, SealOptions::default())).expect("warm");
+    bencher
+        .counter(BytesCount::new(size))
+        .bench_local(|| f.runtime.block_on(crypto.encrypt(&who, &data, &ctx, SealOptions::default())));
 }
 
 /// What the benches' `block_on` itself costs (a server handler has no such step).
