@@ -99,28 +99,32 @@ impl EncryptionContext {
     /// Canonical, unambiguous bytes of the context and the key it is sealed under: every part is
     /// length-prefixed and optional parts carry a presence byte.
     pub(crate) fn aad(&self, key_id: uuid::Uuid, key_version: u32) -> Vec<u8> {
-        fn part(out: &mut Vec<u8>, bytes: &[u8]) {
-            let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(bytes);
-        }
-        fn optional(out: &mut Vec<u8>, value: Option<&str>) {
-            match value {
-                Some(v) => {
-                    out.push(1);
-                    part(out, v.as_bytes());
-                }
-                None => out.push(0),
-            }
-        }
         let mut out = b"palisade envelope v1".to_vec();
         part(&mut out, key_id.as_bytes());
         out.extend_from_slice(&key_version.to_be_bytes());
         part(&mut out, self.data_classification.as_str().as_bytes());
         part(&mut out, self.purpose.as_bytes());
-        optional(&mut out, self.user_id.as_deref());
-        optional(&mut out, self.field.as_deref());
+        optional(&mut out, self.user_id.as_deref().map(str::as_bytes));
+        optional(&mut out, self.field.as_deref().map(str::as_bytes));
         out
+    }
+}
+
+/// Appends `bytes` length-prefixed (4 bytes, big-endian): one unambiguous part of an AAD.
+pub(super) fn part(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Appends an optional part: the byte 0 when absent, else 1 and the part.
+pub(super) fn optional(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        Some(v) => {
+            out.push(1);
+            part(out, v);
+        }
+        None => out.push(0),
     }
 }
 

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::envelope::{DataClassification, EncryptionContext};
+use super::envelope::{DataClassification, EncryptionContext, optional, part};
 use super::policy::Algorithm;
 
 /// The envelope format version this module writes and reads.
@@ -75,37 +75,17 @@ pub(crate) fn aad(
     owner_key: Option<uuid::Uuid>,
     context: &EncryptionContext,
 ) -> Vec<u8> {
-    fn part(out: &mut Vec<u8>, bytes: &[u8]) {
-        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(bytes);
-    }
-    fn optional(out: &mut Vec<u8>, value: Option<&str>) {
-        match value {
-            Some(v) => {
-                out.push(1);
-                part(out, v.as_bytes());
-            }
-            None => out.push(0),
-        }
-    }
     let mut out = b"palisade envelope v2".to_vec();
     part(&mut out, key_id.as_bytes());
     out.extend_from_slice(&key_version.to_be_bytes());
     part(&mut out, algorithm.as_str().as_bytes());
     part(&mut out, classification.as_str().as_bytes());
     out.push(u8::from(compressed));
-    match owner_key {
-        Some(id) => {
-            out.push(1);
-            part(&mut out, id.as_bytes());
-        }
-        None => out.push(0),
-    }
+    optional(&mut out, owner_key.as_ref().map(|id| id.as_bytes().as_slice()));
     part(&mut out, context.data_classification.as_str().as_bytes());
     part(&mut out, context.purpose.as_bytes());
-    optional(&mut out, context.user_id.as_deref());
-    optional(&mut out, context.field.as_deref());
+    optional(&mut out, context.user_id.as_deref().map(str::as_bytes));
+    optional(&mut out, context.field.as_deref().map(str::as_bytes));
     out
 }
 
