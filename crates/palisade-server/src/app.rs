@@ -200,13 +200,27 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    let master_key = match &config.master_key {
-        Some(key) => MasterKey::from_base64(key.expose_secret()).context("PALISADE_MASTER_KEY")?,
-        None => {
+    // The master key: inside the HSM when one is configured (opened before the stores, so a wrong
+    // PIN or a missing key stops start-up with its own message), else from the settings or the
+    // development key file.
+    let hsm = match crate::hsm::HsmSettings::from_config(config) {
+        Some(settings) => {
+            if let Some(provider) = &config.hsm_provider {
+                tracing::info!(%provider, "HSM provider (information only)");
+            }
+            let provider = crate::hsm::Pkcs11KeyProvider::open(settings).await.context("opening the HSM")?;
+            Some(Arc::new(provider))
+        }
+        None => None,
+    };
+    let master_key = match (&hsm, &config.master_key) {
+        (Some(_), _) => None,
+        (None, Some(key)) => Some(MasterKey::from_base64(key.expose_secret()).context("PALISADE_MASTER_KEY")?),
+        (None, None) => {
             let path = config.data_dir.join("master.key");
             let (key, created) = MasterKey::load_or_create_dev_file(&path)?;
             tracing::info!(path = %path.display(), created, "development master key file");
-            key
+            Some(key)
         }
     };
     let database_url = config.database_url.expose_secret();
@@ -224,9 +238,17 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
     let mut builder = Palisade::builder()
         .durable_store(stores.durable)
         .hot_store(stores.hot)
-        .master_key(master_key)
         .clock(clock)
         .settings(settings(config)?);
+    match (hsm, master_key) {
+        (Some(provider), _) => {
+            let provider: Arc<dyn palisade_core::crypto::KeyProvider> = provider;
+            builder = builder.key_provider(provider);
+        }
+        (None, Some(key)) => builder = builder.master_key(key),
+        // Not reached: without an HSM a master key was read or made above.
+        (None, None) => anyhow::bail!("no master key and no HSM"),
+    }
     match senders.sms {
         Some(sms) => {
             tracing::info!(provider = sms.provider(), "SMS codes are sent");

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod geoip;
+pub mod hsm;
 mod middleware;
 pub mod notify;
 pub mod openapi;

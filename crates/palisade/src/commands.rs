@@ -41,6 +41,19 @@ enum Command {
     /// Signing and encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The PKCS#11 HSM that holds the master key (hsm_module, hsm_slot, hsm_pin).
+    #[command(subcommand)]
+    Hsm(HsmCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum HsmCommand {
+    /// Generate the master key (a non-extractable AES-256 key labelled `palisade-master`) in the
+    /// configured token if it is not there yet, and print the provider id. Safe to run again.
+    Init(SettingsArgs),
+    /// Show the module, slot, token and master key, and try a wrap/unwrap round trip; exit 1 on
+    /// any failure.
+    Status(SettingsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,6 +261,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apikey(ApiKeyCommand::Revoke(args)) => apikey_revoke(args).await,
         Command::Keys(KeysCommand::Status(args)) => keys_status(args).await,
         Command::Keys(KeysCommand::Rotate(args)) => keys_rotate(args).await,
+        Command::Hsm(HsmCommand::Init(args)) => hsm_init(args).await,
+        Command::Hsm(HsmCommand::Status(args)) => hsm_status(args).await,
     }
 }
 
@@ -678,4 +693,60 @@ async fn keys_rotate(args: KeysRotateArgs) -> anyhow::Result<ExitCode> {
     palisade.audit().append(event).await.context("auditing the rotation")?;
     println!("rotated the {what}: {new}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn hsm_settings(config: &Config) -> anyhow::Result<palisade_server::hsm::HsmSettings> {
+    palisade_server::hsm::HsmSettings::from_config(config).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no HSM is configured: set hsm_module (PALISADE_HSM_MODULE, the PKCS#11 library such as \
+             /usr/lib/softhsm/libsofthsm2.so) and hsm_pin (PALISADE_HSM_PIN or HSM_PIN)"
+        )
+    })
+}
+
+async fn hsm_init(args: SettingsArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let settings = hsm_settings(&config)?;
+    let label = settings.key_label.clone();
+    let (provider, created) = palisade_server::hsm::Pkcs11KeyProvider::init(settings).await?;
+    let report = provider.report().await;
+    if created {
+        println!("generated the master key `{label}` in token `{}` (slot {})", report.token_label, report.slot);
+    } else {
+        println!("the master key `{label}` is already in token `{}` (slot {})", report.token_label, report.slot);
+    }
+    println!("provider id: {}", palisade_core::crypto::KeyProvider::id(&provider));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn hsm_status(args: SettingsArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let settings = hsm_settings(&config)?;
+    println!("{:<12}  {}", "module", settings.module.display());
+    let provider = match palisade_server::hsm::Pkcs11KeyProvider::open(settings).await {
+        Ok(provider) => provider,
+        Err(e) => {
+            println!("{:<12}  FAIL  {e}", "master key");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let report = provider.report().await;
+    println!("{:<12}  {}", "library", report.library);
+    println!("{:<12}  {}", "slot", report.slot);
+    println!("{:<12}  {}", "token", report.token_label);
+    println!("{:<12}  {}", "provider id", report.provider_id);
+    let key = match report.key_protected {
+        Some(true) => "present, sensitive and non-extractable (the token refuses to read CKA_VALUE)".to_owned(),
+        Some(false) => "present, but EXTRACTABLE or not sensitive: generate a new one with `palisade hsm init` \
+                        after removing it"
+            .to_owned(),
+        None => "absent".to_owned(),
+    };
+    println!("{:<12}  {key}", "master key");
+    let ok = report.key_present && report.key_protected == Some(true) && report.round_trip.is_ok();
+    match &report.round_trip {
+        Ok(()) => println!("{:<12}  OK  wrap and unwrap of a test key", "round trip"),
+        Err(e) => println!("{:<12}  FAIL  {e}", "round trip"),
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

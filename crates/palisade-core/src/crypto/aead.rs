@@ -47,6 +47,9 @@ pub enum AeadError {
     /// The random generator failed.
     #[error("the system random generator failed")]
     Random,
+    /// The key provider (an HSM) cannot be reached: callers answer 503 and retry later.
+    #[error("the key provider is unavailable")]
+    Unavailable,
 }
 
 /// An AES-256-GCM key ready for use.

@@ -59,7 +59,7 @@ pub enum CryptoError {
 impl CryptoError {
     /// Whether this failure is the store being unreachable.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Store(e) if e.is_unavailable())
+        matches!(self, Self::Store(e) if e.is_unavailable()) || matches!(self, Self::Aead(AeadError::Unavailable))
     }
 }
 
@@ -420,12 +420,14 @@ impl Keyring {
         if let Some(key) = read(&self.by_id).get(&stored.id) {
             return Ok(key.clone());
         }
-        let material =
-            self.provider.unwrap(stored.id, &stored.wrapped).await.map_err(|_| CryptoError::WrongMasterKey {
+        let material = self.provider.unwrap(stored.id, &stored.wrapped).await.map_err(|e| match e {
+            AeadError::Unavailable => CryptoError::Aead(e),
+            _ => CryptoError::WrongMasterKey {
                 key_id: stored.id,
                 provider: self.provider.id(),
                 wrapped_by: stored.provider.clone(),
-            })?;
+            },
+        })?;
         self.cache(stored.id, stored.version, stored.purpose, material)
     }
 

@@ -78,6 +78,20 @@ pub struct Config {
     /// `palisade_core::crypto::MasterKey::from_base64` reads it. `None`: use (or create) the
     /// development key file in `data_dir`, with a loud warning.
     pub master_key: Option<SecretString>,
+    /// `PALISADE_HSM_MODULE` (alias `HSM_MODULE`): the PKCS#11 library whose token holds the master
+    /// key. `Some` only when the HSM is on (`hsm_enabled` true or unset); then `hsm_pin` is `Some`
+    /// and `master_key` is `None`. See [`crate::hsm::HsmSettings::from_config`].
+    pub hsm_module: Option<PathBuf>,
+    /// `PALISADE_HSM_SLOT` (alias `HSM_SLOT`): a slot id or index, or a token label. `None`: the
+    /// first slot holding an initialised token.
+    pub hsm_slot: Option<crate::hsm::HsmSlot>,
+    /// `PALISADE_HSM_PIN` (alias `HSM_PIN`): the token's user PIN.
+    pub hsm_pin: Option<SecretString>,
+    /// `PALISADE_HSM_PROVIDER` (alias `HSM_PROVIDER`): a name for the logs (`SoftHSM`); it changes nothing.
+    pub hsm_provider: Option<String>,
+    /// `PALISADE_HSM_ENABLED` (alias `HSM_ENABLED`) as given: `Some(false)` turns a configured
+    /// module off. `hsm_module` already reflects it.
+    pub hsm_enabled: Option<bool>,
     /// `PALISADE_DATA_DIR`: default `./palisade-data`; relative to the working directory.
     pub data_dir: PathBuf,
     /// `PALISADE_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed; bare addresses are
@@ -535,6 +549,7 @@ impl Config {
         }
 
         let encryption = Encryption::read(layers)?;
+        let hsm = Hsm::read(layers)?;
 
         let config = Config {
             bind: required(layers, Setting::Bind, values::bind)?,
@@ -542,7 +557,12 @@ impl Config {
             database_url,
             database_max_connections: count(layers, Setting::DatabaseMaxConnections)?,
             redis_url: optional(layers, Setting::RedisUrl, values::redis_url)?,
-            master_key: optional(layers, Setting::MasterKey, values::master_key)?,
+            master_key: hsm.master_key,
+            hsm_module: hsm.module,
+            hsm_slot: hsm.slot,
+            hsm_pin: hsm.pin,
+            hsm_provider: hsm.provider,
+            hsm_enabled: hsm.enabled,
             data_dir,
             trusted_proxies: optional(layers, Setting::TrustedProxies, values::trusted_proxies)?.unwrap_or_default(),
             log_format: required(layers, Setting::LogFormat, values::log_format)?,
@@ -637,8 +657,20 @@ impl Config {
             },
             Setting::MasterKey => match &self.master_key {
                 Some(_) => "***".to_owned(),
+                None if self.hsm_module.is_some() => "(unset: the HSM holds the master key)".to_owned(),
                 None => format!("(unset: the development key file in {})", self.data_dir.display()),
             },
+            Setting::HsmEnabled => self.hsm_module.is_some().to_string(),
+            Setting::HsmModule => unset_or(setting, self.hsm_module.as_ref().map(|p| p.display().to_string())),
+            Setting::HsmSlot => unset_or(
+                setting,
+                self.hsm_slot.as_ref().map(|slot| match slot {
+                    crate::hsm::HsmSlot::Number(n) => n.to_string(),
+                    crate::hsm::HsmSlot::TokenLabel(label) => label.clone(),
+                }),
+            ),
+            Setting::HsmPin => unset_or(setting, self.hsm_pin.as_ref().map(|_| "***".to_owned())),
+            Setting::HsmProvider => unset_or(setting, self.hsm_provider.clone()),
             Setting::DataDir => self.data_dir.display().to_string(),
             Setting::TrustedProxies => nets(&self.trusted_proxies),
             Setting::LogFormat => self.log_format.to_string(),
@@ -770,7 +802,14 @@ impl Config {
     /// not set up yet while the configuration loads). Never contains a secret.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.master_key.is_none() {
+        if self.hsm_module.is_none() && self.hsm_pin.is_some() {
+            let why = if self.hsm_enabled == Some(false) { "hsm_enabled is false" } else { "hsm_module is not set" };
+            warnings.push(format!(
+                "hsm_pin is set but {why}: the HSM is not used and the master key comes from master_key or the \
+                 development key file; unset hsm_pin so an unused PIN does not sit in the configuration"
+            ));
+        }
+        if self.master_key.is_none() && self.hsm_module.is_none() {
             warnings.push(format!(
                 "no master key is configured (PALISADE_MASTER_KEY): a development key file in {} is used; \
                  it is not fit for production, and losing it loses every encrypted value",
@@ -1230,8 +1269,10 @@ impl Encryption {
     }
 }
 
-/// Whether a PKCS#11 module is configured. This build has no HSM support (`hsm_module` is refused
-/// as not built yet), so no class may require one and `CLASS.hsm=true` is refused.
+/// Whether the encryption service may require an HSM for a class. The master key can be in an HSM
+/// (`hsm_module`), but `Palisade::build` still tells the encryption service there is none, so a
+/// class requiring one could never be sealed: until core passes that on, no class requires one and
+/// `CLASS.hsm=true` is refused. (With an HSM every data key of every class is wrapped by it anyway.)
 const HSM_CONFIGURED: bool = false;
 
 /// The encryption service's policies from its settings, in this order: the built-in policies; every
@@ -1264,6 +1305,66 @@ fn build_encryption_policies(
         .map_err(blame(Setting::EncryptionPolicies))?
         .with_max_plaintext(max_plaintext)
         .map_err(blame(Setting::EncryptionMaxPlaintext))
+}
+
+/// The master key's source: `master_key`, or the HSM settings, read and checked together.
+struct Hsm {
+    enabled: Option<bool>,
+    module: Option<PathBuf>,
+    slot: Option<crate::hsm::HsmSlot>,
+    pin: Option<SecretString>,
+    provider: Option<String>,
+    master_key: Option<SecretString>,
+}
+
+impl Hsm {
+    fn read(layers: &Layers) -> Result<Hsm, ConfigError> {
+        let enabled = optional(layers, Setting::HsmEnabled, values::boolean)?;
+        let module = optional(layers, Setting::HsmModule, values::hsm_module)?;
+        let slot = optional(layers, Setting::HsmSlot, crate::hsm::HsmSlot::parse)?;
+        let pin = optional(layers, Setting::HsmPin, values::hsm_pin)?;
+        let provider = optional(layers, Setting::HsmProvider, values::hsm_provider)?;
+        let master_key = optional(layers, Setting::MasterKey, values::master_key)?;
+        if enabled == Some(false) {
+            // Turned off on purpose: the other HSM settings stay in the file but do nothing.
+            return Ok(Hsm { enabled, module: None, slot, pin, provider, master_key });
+        }
+        let Some(module) = module else {
+            if enabled == Some(true) {
+                return Err(ConfigError::missing(
+                    Setting::HsmModule,
+                    format!(
+                        "hsm_enabled is true (from {}), and the HSM is reached through its PKCS#11 library \
+                         (such as /usr/lib/softhsm/libsofthsm2.so)",
+                        from_where(layers, Setting::HsmEnabled)
+                    ),
+                ));
+            }
+            return Ok(Hsm { enabled, module: None, slot, pin, provider, master_key });
+        };
+        if pin.is_none() {
+            return Err(ConfigError::missing(
+                Setting::HsmPin,
+                format!(
+                    "hsm_module is set (from {}), and the token holding the master key is opened with its user PIN",
+                    from_where(layers, Setting::HsmModule)
+                ),
+            ));
+        }
+        if master_key.is_some() {
+            return Err(ConfigError::invalid(
+                Setting::MasterKey,
+                origin_of(layers, Setting::MasterKey),
+                "",
+                format!(
+                    "is set together with hsm_module (from {}): with an HSM the master key is the key inside the \
+                     token; unset master_key (PALISADE_MASTER_KEY, ENCRYPTION_KEY) or set hsm_enabled=false",
+                    from_where(layers, Setting::HsmModule)
+                ),
+            ));
+        }
+        Ok(Hsm { enabled, module: Some(module), slot, pin, provider, master_key })
+    }
 }
 
 /// The SMS provider and the Twilio settings, read and checked together.

@@ -27,6 +27,16 @@ pub enum Setting {
     RedisUrl,
     /// `master_key`: the key that wraps data keys (secret).
     MasterKey,
+    /// `hsm_enabled`: whether the master key is in the PKCS#11 HSM (default: when `hsm_module` is set).
+    HsmEnabled,
+    /// `hsm_module`: the PKCS#11 library of the HSM.
+    HsmModule,
+    /// `hsm_slot`: the slot (id, index or token label) of the token holding the master key.
+    HsmSlot,
+    /// `hsm_pin`: the token's user PIN (secret).
+    HsmPin,
+    /// `hsm_provider`: what the HSM is (`SoftHSM`, a vendor name), for the logs only.
+    HsmProvider,
     /// `data_dir`: where the SQLite file and the development key file live by default.
     DataDir,
     /// `trusted_proxies`: peers whose `X-Forwarded-For` is believed.
@@ -340,13 +350,18 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 74] = [
+    pub const ALL: [Setting; 79] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
         Setting::DatabaseMaxConnections,
         Setting::RedisUrl,
         Setting::MasterKey,
+        Setting::HsmEnabled,
+        Setting::HsmModule,
+        Setting::HsmSlot,
+        Setting::HsmPin,
+        Setting::HsmProvider,
         Setting::DataDir,
         Setting::TrustedProxies,
         Setting::LogFormat,
@@ -510,6 +525,82 @@ impl Setting {
                 about: "master key that wraps every data key (encryption at rest)",
                 expected: "standard base64 of exactly 32 random bytes (44 characters with `=` padding), \
                            such as the output of `openssl rand -base64 32`",
+                group: Group::Server,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::HsmEnabled => Spec {
+                key: "hsm_enabled",
+                flag: "hsm-enabled",
+                env: "PALISADE_HSM_ENABLED",
+                alias: Some("HSM_ENABLED"),
+                default: DefaultValue::Unset("unset: on when hsm_module is set"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether the master key is a non-extractable key in the PKCS#11 HSM (hsm_module)",
+                expected: "true or false (also yes/no, on/off, 1/0); true needs hsm_module and hsm_pin",
+                group: Group::Server,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::HsmModule => Spec {
+                key: "hsm_module",
+                flag: "hsm-module",
+                env: "PALISADE_HSM_MODULE",
+                alias: Some("HSM_MODULE"),
+                default: DefaultValue::Unset("unset: no HSM, the master key is master_key"),
+                secret: false,
+                value_name: "FILE",
+                about: "the PKCS#11 library of the HSM holding the master key (then master_key stays unset)",
+                expected: "the path of a PKCS#11 module, such as /usr/lib/softhsm/libsofthsm2.so",
+                group: Group::Server,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::HsmSlot => Spec {
+                key: "hsm_slot",
+                flag: "hsm-slot",
+                env: "PALISADE_HSM_SLOT",
+                alias: Some("HSM_SLOT"),
+                default: DefaultValue::Unset("unset: the first slot holding an initialised token"),
+                secret: false,
+                value_name: "SLOT",
+                about: "the HSM slot whose token holds the master key",
+                expected: "a slot id, or an index from 0 among the slots holding a token (such as 0), or a \
+                           token label of 1 to 32 bytes (such as palisade)",
+                group: Group::Server,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::HsmPin => Spec {
+                key: "hsm_pin",
+                flag: "hsm-pin",
+                env: "PALISADE_HSM_PIN",
+                alias: Some("HSM_PIN"),
+                default: DefaultValue::Unset("unset: required with hsm_module"),
+                secret: true,
+                value_name: "PIN",
+                about: "the user PIN of the HSM token",
+                expected: "the token's user PIN (4 to 255 characters, no control characters)",
+                group: Group::Server,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::HsmProvider => Spec {
+                key: "hsm_provider",
+                flag: "hsm-provider",
+                env: "PALISADE_HSM_PROVIDER",
+                alias: Some("HSM_PROVIDER"),
+                default: DefaultValue::Unset("unset"),
+                secret: false,
+                value_name: "NAME",
+                about: "what the HSM is (SoftHSM, a vendor's name): written in the logs only; hsm_module decides",
+                expected: "a short name of 1 to 64 printable characters, such as SoftHSM",
                 group: Group::Server,
                 number: None,
                 list: false,
@@ -1619,7 +1710,7 @@ impl Setting {
                            RESTRICTED.algorithm=XCHACHA20-POLY1305,RESTRICTED.rotation_days=30; the classes are \
                            PUBLIC, INTERNAL, CONFIDENTIAL, PII, RESTRICTED and TOP_SECRET, the keys algorithm \
                            (AES-256-GCM or XCHACHA20-POLY1305), compression (true or false), rotation_days (1 to \
-                           3650) and hsm (false only: this build has no HSM support); keys not listed keep their \
+                           3650) and hsm (false only for now: the encryption service is not yet told of the HSM); keys not listed keep their \
                            value",
                 group: Group::Encryption,
                 number: None,
@@ -1708,11 +1799,7 @@ pub(crate) struct Planned {
     pub(crate) names: &'static [&'static str],
 }
 
-pub(crate) const PLANNED: &[Planned] = &[
-    Planned { what: "HSM module", key: "hsm_module", names: &["PALISADE_HSM_MODULE"] },
-    Planned { what: "HSM slot", key: "hsm_slot", names: &["PALISADE_HSM_SLOT", "HSM_SLOT"] },
-    Planned { what: "HSM PIN", key: "hsm_pin", names: &["PALISADE_HSM_PIN", "HSM_PIN"] },
-];
+pub(crate) const PLANNED: &[Planned] = &[];
 
 /// The variable that names the configuration file (`--config` wins over it).
 pub(crate) const CONFIG_FILE_VAR: &str = "PALISADE_CONFIG";

@@ -255,10 +255,14 @@ fn an_unknown_file_key_is_refused_by_name_with_the_valid_keys() {
 }
 
 #[test]
-fn a_planned_file_key_says_it_is_not_supported_yet() {
-    let (_dir, path) = toml_file("hsm_slot = \"1\"\n");
-    let message = err(with_file(&path));
-    assert!(message.contains("`hsm_slot`") && message.contains("not supported"), "{message}");
+fn the_hsm_settings_are_read_from_the_file_too() {
+    let (_dir, path) = toml_file(
+        "hsm_module = \"/usr/lib/softhsm/libsofthsm2.so\"\nhsm_slot = \"1\"\nhsm_pin = \"1234\"\nhsm_enabled = true\n",
+    );
+    let cfg = ok(with_file(&path));
+    assert_eq!(cfg.hsm_module, Some(PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")));
+    assert_eq!(cfg.hsm_slot, Some(crate::hsm::HsmSlot::Number(1)));
+    assert_eq!(cfg.hsm_pin.as_ref().map(|p| p.expose_secret().to_owned()), Some("1234".to_owned()));
 }
 
 #[test]
@@ -394,16 +398,80 @@ fn a_port_variable_that_is_not_a_service_link_is_refused_with_a_hint() {
     assert!(message.contains("PALISADE_PORT") && message.contains("PALISADE_BIND"), "{message}");
 }
 
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
 #[test]
-fn contract_settings_not_built_yet_are_refused_rather_than_ignored() {
-    for name in ["HSM_SLOT", "PALISADE_HSM_SLOT", "HSM_PIN", "PALISADE_HSM_MODULE"] {
-        let message = err(env_only(&[(name, "x")]));
-        assert!(message.contains(name) && message.contains("not support"), "{message}");
-    }
-    let message = err(env_only(&[("HSM_PIN", SECRET_PW)]));
-    assert!(!message.contains(SECRET_PW), "{message}");
+fn the_hsm_settings_are_accepted_under_the_guides_names_and_the_pin_is_masked() {
+    let cfg = ok(env_only(&[
+        ("HSM_ENABLED", "true"),
+        ("PALISADE_HSM_MODULE", SOFTHSM),
+        ("HSM_SLOT", "palisade"),
+        ("HSM_PIN", SECRET_PW),
+        ("HSM_PROVIDER", "SoftHSM"),
+    ]));
+    assert_eq!(cfg.hsm_module, Some(PathBuf::from(SOFTHSM)));
+    assert_eq!(cfg.hsm_slot, Some(crate::hsm::HsmSlot::TokenLabel("palisade".to_owned())));
+    assert_eq!(cfg.hsm_provider.as_deref(), Some("SoftHSM"));
+    assert!(cfg.master_key.is_none());
+    assert_eq!(described(&cfg, "hsm_pin"), "***");
+    assert_eq!(described(&cfg, "hsm_enabled"), "true");
+    assert_eq!(described(&cfg, "master_key"), "(unset: the HSM holds the master key)");
+    assert!(!format!("{cfg:?}").contains(SECRET_PW));
+    assert!(!cfg.warnings().iter().any(|w| w.contains("development key file")), "{:?}", cfg.warnings());
+    let settings = crate::hsm::HsmSettings::from_config(&cfg).unwrap();
+    assert_eq!(settings.key_label, "palisade-master");
+    assert!(!format!("{settings:?}").contains(SECRET_PW));
+    // The PALISADE_ names and the slot as a number.
+    let cfg =
+        ok(env_only(&[("PALISADE_HSM_MODULE", SOFTHSM), ("PALISADE_HSM_PIN", "1234"), ("PALISADE_HSM_SLOT", "0")]));
+    assert_eq!(cfg.hsm_slot, Some(crate::hsm::HsmSlot::Number(0)));
+    // Unset: no HSM.
+    let cfg = ok(env_only(&[]));
+    assert!(cfg.hsm_module.is_none() && crate::hsm::HsmSettings::from_config(&cfg).is_none());
+}
+
+#[test]
+fn an_hsm_module_without_a_pin_is_refused_naming_both() {
+    let message = err(env_only(&[("PALISADE_HSM_MODULE", SOFTHSM)]));
+    assert!(message.contains("hsm_pin") && message.contains("hsm_module"), "{message}");
+    assert!(message.contains("PALISADE_HSM_PIN") && message.contains("HSM_PIN"), "{message}");
+    let message = err(env_only(&[("HSM_ENABLED", "yes"), ("HSM_PIN", "1234")]));
+    assert!(message.contains("hsm_module") && message.contains("hsm_enabled"), "{message}");
+}
+
+#[test]
+fn a_master_key_beside_an_hsm_is_refused_without_showing_either_secret() {
+    let key = key_of(9);
+    let message = err(env_only(&[("PALISADE_HSM_MODULE", SOFTHSM), ("HSM_PIN", SECRET_PW), ("ENCRYPTION_KEY", &key)]));
+    assert!(message.contains("master_key") && message.contains("hsm_module"), "{message}");
+    assert!(!message.contains(&key) && !message.contains(SECRET_PW), "{message}");
+    // hsm_enabled=false turns the HSM off: the master key is used, and the unused PIN is warned about.
+    let cfg = ok(env_only(&[
+        ("PALISADE_HSM_MODULE", SOFTHSM),
+        ("HSM_PIN", SECRET_PW),
+        ("ENCRYPTION_KEY", &key),
+        ("HSM_ENABLED", "false"),
+    ]));
+    assert!(cfg.hsm_module.is_none() && cfg.master_key.is_some());
+    assert!(
+        cfg.warnings().iter().any(|w| w.contains("hsm_pin is set but hsm_enabled is false")),
+        "{:?}",
+        cfg.warnings()
+    );
+}
+
+#[test]
+fn bad_hsm_values_are_refused_without_echoing_the_pin() {
+    let message = err(env_only(&[("PALISADE_HSM_MODULE", SOFTHSM), ("HSM_PIN", "12")]));
+    assert!(message.contains("HSM_PIN") && message.contains("4 to 255"), "{message}");
+    assert!(!message.contains("\"12\""), "{message}");
+    let message =
+        err(env_only(&[("PALISADE_HSM_MODULE", SOFTHSM), ("HSM_PIN", "1234"), ("HSM_SLOT", &"x".repeat(40))]));
+    assert!(message.contains("HSM_SLOT") && message.contains("32"), "{message}");
+    let message = err(env_only(&[("PALISADE_HSM_MODULE", SOFTHSM), ("HSM_PIN", "1234"), ("HSM_ENABLED", "maybe")]));
+    assert!(message.contains("HSM_ENABLED"), "{message}");
     // Empty means "not asking for anything": fine.
-    ok(env_only(&[("HSM_PIN", "")]));
+    ok(env_only(&[("HSM_PIN", ""), ("PALISADE_HSM_MODULE", "")]));
 }
 
 #[test]

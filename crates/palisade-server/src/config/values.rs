@@ -94,6 +94,39 @@ pub(crate) fn master_key(text: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(text))
 }
 
+/// The path of a PKCS#11 module. Not opened here: `palisade_server::hsm` loads it at start and
+/// names this setting if it cannot.
+pub(crate) fn hsm_module(text: &str) -> Result<PathBuf, String> {
+    if text.chars().any(char::is_control) {
+        return Err("contains a control character".to_owned());
+    }
+    if text.trim() != text {
+        return Err("starts or ends with white space".to_owned());
+    }
+    Ok(PathBuf::from(text))
+}
+
+/// Secret: the problem never quotes the input.
+pub(crate) fn hsm_pin(text: &str) -> Result<SecretString, String> {
+    let length = text.chars().count();
+    if !(4..=255).contains(&length) {
+        return Err(format!("is {length} characters long instead of 4 to 255"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("contains a control character".to_owned());
+    }
+    Ok(SecretString::from(text))
+}
+
+/// Information only.
+pub(crate) fn hsm_provider(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > 64 || text.chars().any(char::is_control) {
+        return Err("is not 1 to 64 printable characters".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
 /// A whole number from `min` to `max`, written in `unit` (`None`: a plain count). Every numeric
 /// setting is read with this, with the unit and range of its row in the settings table.
 pub(crate) fn whole(text: &str, (unit, min, max): (Option<Unit>, u64, u64)) -> Result<u64, String> {
