@@ -193,6 +193,15 @@ impl Principal {
         self.scopes.iter().any(|s| s == scope)
     }
 
+    /// Who the caller is in an audit record: `api_key:<id>` when an API key acts for the user,
+    /// otherwise the user's id.
+    pub fn actor(&self) -> String {
+        match &self.api_key_id {
+            Some(key) => format!("api_key:{key}"),
+            None => self.user_id.to_string(),
+        }
+    }
+
     /// Refuses with `INSUFFICIENT_SCOPE` unless the caller holds `scope`.
     pub fn require_scope(&self, scope: &'static str) -> Result<(), AuthError> {
         self.require(scope)

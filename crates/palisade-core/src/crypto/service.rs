@@ -426,7 +426,7 @@ impl CryptoService {
     ) -> Result<(), CryptoServiceError> {
         let outcome = if failure.is_some() { Outcome::Failure } else { Outcome::Success };
         let mut event = AuditEvent::new(AuditKind::DataDecrypted, outcome)
-            .actor(actor(principal))
+            .actor(principal.actor())
             .request(meta.clone())
             .detail("classification", envelope.classification.as_str())
             .detail("purpose", context.purpose.clone())
@@ -456,14 +456,6 @@ fn owner_bound(class_key: &LoadedKey, owner_key: &LoadedKey) -> Result<DataKeyMa
     info.extend_from_slice(class_key.id.as_bytes());
     info.extend_from_slice(owner_key.id.as_bytes());
     Ok(derive_key(&owner_key.material, &class_key.material, &info)?)
-}
-
-/// Who made a call, as the audit names them: the user, or the API key acting for them.
-fn actor(principal: &Principal) -> String {
-    match &principal.api_key_id {
-        Some(key) => format!("api_key:{key}"),
-        None => principal.user_id.to_string(),
-    }
 }
 
 /// Bounds on a context's free-text parts.

@@ -140,12 +140,8 @@ pub(crate) async fn rotate(
             palisade_types::crypto::KeyRotated { family: purpose.name().into_owned(), version, id: None }
         }
     };
-    let actor = match principal.api_key_id {
-        Some(key) => format!("api_key:{key}"),
-        None => principal.user_id.to_string(),
-    };
     let event = AuditEvent::new(AuditKind::KeyRotated, Outcome::Success)
-        .actor(actor)
+        .actor(principal.actor())
         .request(meta)
         .detail("key", rotated.family.clone())
         .detail("new", rotated.version);
@@ -180,12 +176,8 @@ pub(crate) async fn update_family(
         _ => return Err(ApiError::NotFound),
     };
     state.palisade.keyring().set_min_decryption_version(purpose, body.min_decryption_version).await?;
-    let actor = match principal.api_key_id {
-        Some(key) => format!("api_key:{key}"),
-        None => principal.user_id.to_string(),
-    };
     let event = AuditEvent::new(AuditKind::KeyRetired, Outcome::Success)
-        .actor(actor)
+        .actor(principal.actor())
         .request(meta)
         .detail("key", purpose.name().into_owned())
         .detail("min_decryption_version", body.min_decryption_version);
