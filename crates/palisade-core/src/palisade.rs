@@ -49,6 +49,9 @@ pub enum BuildError {
     /// The risk settings are inconsistent.
     #[error("risk: {0}")]
     Risk(String),
+    /// The re-encryption pace is out of range.
+    #[error("re-encryption: {0}")]
+    Reencryption(String),
 }
 
 /// Everything tunable about the services, with the contract's defaults.
@@ -83,6 +86,8 @@ pub struct PalisadeSettings {
     pub devices: crate::device::service::DeviceSettings,
     /// The encryption service's policy per classification and its limits.
     pub encryption: crate::crypto::EncryptionPolicies,
+    /// The pace of the background re-encryption after the data key rotates.
+    pub reencryption: crate::crypto::reencrypt::ReencryptionSettings,
 }
 
 impl Default for PalisadeSettings {
@@ -103,6 +108,7 @@ impl Default for PalisadeSettings {
             risk: crate::risk::RiskSettings::default(),
             devices: crate::device::service::DeviceSettings::default(),
             encryption: crate::crypto::EncryptionPolicies::defaults(false),
+            reencryption: crate::crypto::reencrypt::ReencryptionSettings::default(),
         }
     }
 }
@@ -204,6 +210,7 @@ impl PalisadeBuilder {
         settings.password_policy.validate()?;
         settings.mfa.validate().map_err(BuildError::Mfa)?;
         settings.risk.validate().map_err(BuildError::Risk)?;
+        settings.reencryption.validate().map_err(BuildError::Reencryption)?;
 
         let key_store: Arc<dyn crate::store::SigningKeyStore> = durable.clone();
         let signing_keys = Arc::new(
@@ -282,9 +289,33 @@ impl PalisadeBuilder {
             devices,
             risk,
         }));
-        let crypto =
-            Arc::new(crate::crypto::CryptoService::new(keyring.clone(), audit.clone(), settings.encryption, false));
-        Ok(Palisade { durable, hot, keyring, audit, clock, signing_keys, auth, api_keys, mfa, geo, crypto })
+        let crypto = Arc::new(crate::crypto::CryptoService::new(
+            keyring.clone(),
+            audit.clone(),
+            settings.encryption,
+            keyring.provider_is_hardware(),
+        ));
+        let reencryptor = crate::crypto::reencrypt::Reencryptor::new(
+            durable.clone(),
+            hot.clone(),
+            keyring.clone(),
+            clock.clone(),
+            settings.reencryption,
+        );
+        Ok(Palisade {
+            durable,
+            hot,
+            keyring,
+            audit,
+            clock,
+            signing_keys,
+            auth,
+            api_keys,
+            mfa,
+            geo,
+            crypto,
+            reencryptor,
+        })
     }
 }
 
@@ -344,6 +375,7 @@ pub struct Palisade {
     mfa: Arc<MfaService>,
     geo: Arc<dyn crate::risk::GeoIp>,
     crypto: Arc<crate::crypto::CryptoService>,
+    reencryptor: crate::crypto::reencrypt::Reencryptor,
 }
 
 impl Palisade {
@@ -380,6 +412,18 @@ impl Palisade {
     /// The encryption service (`/crypto/*`).
     pub fn crypto(&self) -> &Arc<crate::crypto::CryptoService> {
         &self.crypto
+    }
+
+    /// How often the schedule rotates Palisade's own data key: the RESTRICTED class's rotation
+    /// period, since everything sealed under it (second factors, signing keys) is RESTRICTED.
+    pub fn data_key_rotation_period(&self) -> time::Duration {
+        let days = self.crypto.policies().of(crate::crypto::DataClassification::Restricted).rotation_days;
+        time::Duration::days(i64::from(days))
+    }
+
+    /// The background re-encryption of Palisade's own sealed data.
+    pub fn reencryptor(&self) -> &crate::crypto::reencrypt::Reencryptor {
+        &self.reencryptor
     }
 
     /// Scores a login before the application lets anyone in (the original guide's
@@ -435,11 +479,17 @@ impl Palisade {
     /// Checks each component cheaply (one round trip each, no full chain walk), for `/ready`.
     pub async fn readiness(&self) -> Readiness {
         let health = |ok: bool| if ok { ComponentHealth::Healthy } else { ComponentHealth::Unhealthy };
-        let (database, cache, encryption, audit) = tokio::join!(
+        let (database, cache, encryption, audit, hsm) = tokio::join!(
             self.durable.ping(),
             self.hot.ping(),
             self.encryption_round_trip(),
             self.durable.audit_head(),
+            async {
+                match self.keyring.provider_is_hardware() {
+                    true => Some(self.keyring.provider_health().await),
+                    false => None,
+                }
+            },
         );
         Readiness {
             components: vec![
@@ -450,6 +500,12 @@ impl Palisade {
                 ("signing_keys", health(self.signing_keys.self_test().is_ok())),
             ]
             .into_iter()
+            // The HSM wraps and unwraps data keys only: with it gone, keys already unwrapped keep
+            // working and only new or uncached keys fail (503), so it degrades rather than fails.
+            .chain(hsm.map(|result| match result {
+                Ok(()) => ("hsm", ComponentHealth::Healthy),
+                Err(_) => ("hsm", ComponentHealth::Degraded),
+            }))
             .chain(match self.geo.status() {
                 crate::risk::GeoStatus::Off => None,
                 crate::risk::GeoStatus::Healthy => Some(("geoip", ComponentHealth::Healthy)),

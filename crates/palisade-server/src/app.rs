@@ -127,6 +127,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/admin/tokens/revoke", post(routes::admin::revoke_token))
         .route("/admin/keys", get(routes::keys::list))
         .route("/admin/keys/rotate", post(routes::keys::rotate))
+        .route("/admin/keys/rotation", get(routes::keys::rotation))
         .route("/admin/keys/{family}", patch(routes::keys::update_family))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)
@@ -399,6 +400,7 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
         },
         // Built, and checked, when the configuration was loaded.
         encryption: config.encryption.clone(),
+        reencryption: config.reencryption,
     })
 }
 
@@ -446,11 +448,13 @@ impl Application {
             tracing::warn!(error = %e, "could not audit the start");
         }
         let background = spawn_background(self.palisade.clone(), self.rotation);
+        let reencryption = spawn_reencryption_watch(self.palisade.clone());
         tracing::info!(%addr, "palisade is serving");
         let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         background.abort();
+        reencryption.abort();
         tracing::info!("palisade stopped");
         served
     }
@@ -499,11 +503,69 @@ fn spawn_background(palisade: Arc<Palisade>, rotation: Option<time::Duration>) -
                 }
                 Err(e) => tracing::warn!(error = %e, "scheduled data-key rotation failed"),
             }
+            match palisade.reencryptor().rotate_if_due(palisade.data_key_rotation_period()).await {
+                Ok(Some((version, job))) => {
+                    tracing::info!(version, job = %job.id, "rotated the data key on schedule; re-encrypting");
+                    let event = AuditEvent::new(AuditKind::KeyRotated, Outcome::Success)
+                        .actor("schedule")
+                        .detail("key", "data key")
+                        .detail("new", version);
+                    if let Err(e) = palisade.audit().append(event).await {
+                        tracing::warn!(error = %e, "could not audit a scheduled rotation");
+                    }
+                    spawn_reencryption(palisade.clone());
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "scheduled data-key rotation failed"),
+            }
             match palisade.hot_store().purge_expired().await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(purged = n, "purged expired hot-store entries"),
                 Err(e) => tracing::warn!(error = %e, "hot-store purge failed"),
             }
+        }
+    })
+}
+
+/// How often an instance looks for a re-encryption job to resume (one left by a restart, or by an
+/// instance that died holding the lease).
+const REENCRYPTION_WATCH: Duration = Duration::from_secs(5);
+
+/// Works on the running re-encryption job now, in the background, unless another instance (or
+/// this one) holds its lease.
+pub(crate) fn spawn_reencryption(palisade: Arc<Palisade>) {
+    tokio::spawn(async move { run_reencryption(&palisade).await });
+}
+
+async fn run_reencryption(palisade: &Palisade) {
+    use palisade_core::crypto::reencrypt::RunOutcome;
+    match palisade.reencryptor().run(&|_| {}).await {
+        Ok(RunOutcome::Finished(job)) => {
+            let outcome = if job.error.is_none() { Outcome::Success } else { Outcome::Failure };
+            let event = AuditEvent::new(AuditKind::KeyReencrypted, outcome)
+                .actor("reencryption")
+                .detail("job", job.id.to_string())
+                .detail("state", job.state.as_str())
+                .detail("target_version", job.target_version)
+                .detail("scanned", job.scanned)
+                .detail("rewritten", job.rewritten);
+            if let Err(e) = palisade.audit().append(event).await {
+                tracing::warn!(error = %e, "could not audit the end of a re-encryption");
+            }
+        }
+        Ok(RunOutcome::Idle | RunOutcome::Busy | RunOutcome::Stopped(_)) => {}
+        Err(e) => tracing::warn!(error = %e, "re-encryption paused; it resumes from its checkpoint"),
+    }
+}
+
+/// Resumes a running re-encryption job every few seconds: after a restart, or when the instance
+/// working on it died and its lease lapsed.
+fn spawn_reencryption_watch(palisade: Arc<Palisade>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REENCRYPTION_WATCH);
+        loop {
+            tick.tick().await;
+            run_reencryption(&palisade).await;
         }
     })
 }

@@ -209,6 +209,15 @@ impl From<palisade_core::crypto::CryptoError> for ApiError {
     }
 }
 
+impl From<palisade_core::crypto::reencrypt::ReencryptError> for ApiError {
+    fn from(e: palisade_core::crypto::reencrypt::ReencryptError) -> Self {
+        match e {
+            palisade_core::crypto::reencrypt::ReencryptError::Store(e) => e.into(),
+            palisade_core::crypto::reencrypt::ReencryptError::Crypto(e) => e.into(),
+        }
+    }
+}
+
 impl From<palisade_core::audit::AuditError> for ApiError {
     fn from(e: palisade_core::audit::AuditError) -> Self {
         if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }

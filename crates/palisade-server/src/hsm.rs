@@ -606,6 +606,17 @@ impl KeyProvider for Pkcs11KeyProvider {
         self.id.clone()
     }
 
+    fn is_hardware(&self) -> bool {
+        true
+    }
+
+    async fn health(&self) -> Result<(), AeadError> {
+        Pkcs11KeyProvider::health(self).await.map_err(|e| {
+            tracing::warn!(error = %e, "HSM health check failed");
+            AeadError::Unavailable
+        })
+    }
+
     async fn wrap(&self, key_id: uuid::Uuid, material: &DataKeyMaterial) -> Result<Vec<u8>, AeadError> {
         self.try_wrap(key_id, material).await.map_err(|e| {
             tracing::error!(error = %e, unavailable = e.is_unavailable(), "HSM wrap failed");

@@ -70,6 +70,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::admin::revoke_token,
         crate::routes::keys::list,
         crate::routes::keys::rotate,
+        crate::routes::keys::rotation,
         crate::routes::keys::update_family,
     ),
     components(schemas(
@@ -87,6 +88,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         palisade_types::crypto::KeyList,
         palisade_types::crypto::KeyRotateRequest,
         palisade_types::crypto::KeyRotated,
+        palisade_types::crypto::KeyRotationStatus,
+        palisade_types::crypto::ReencryptionStatus,
         palisade_types::crypto::KeyFamilyUpdate,
         health::Health,
         health::Ready,

@@ -194,10 +194,15 @@ pub struct KeyRotateRequest {
     /// With `key: data`: the classification whose key to rotate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
+    /// Whether to re-encrypt Palisade's own sealed data (second factors, signing keys) under the
+    /// new data key in the background. Only with `key: data` and no `class`, where it is the
+    /// default; follow it at `GET /admin/keys/rotation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reencrypt: Option<bool>,
 }
 
 /// The answer of `POST /admin/keys/rotate`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct KeyRotated {
     /// The family rotated.
     pub family: String,
@@ -205,6 +210,58 @@ pub struct KeyRotated {
     pub version: u32,
     /// The new key's id (`kid` for a signing key).
     pub id: Option<String>,
+    /// The background re-encryption started (or already running), when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reencryption: Option<ReencryptionStatus>,
+}
+
+/// `GET /admin/keys/rotation`: the data key's rotation schedule and the background
+/// re-encryption of Palisade's own sealed data (the original guide's `get_key_rotation_status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeyRotationStatus {
+    /// When the active data key was made (RFC 3339).
+    pub last_rotation: Option<String>,
+    /// When the schedule rotates it next (RFC 3339).
+    pub next_rotation: Option<String>,
+    /// The active data-key version.
+    pub active_version: u32,
+    /// Share of rows visited by the latest job, 0.0 to 1.0 (1.0 when there is none).
+    pub reencryption_progress: f64,
+    /// Rows the running job has still to visit (0 when none is running).
+    pub pending_tasks: u64,
+    /// When the running job should finish at its pace so far, or when the last one did (RFC 3339).
+    pub estimated_completion: Option<String>,
+    /// The latest job, if any.
+    pub job: Option<ReencryptionStatus>,
+}
+
+/// One re-encryption job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReencryptionStatus {
+    /// Its id.
+    pub id: String,
+    /// `running`, `completed` or `failed`.
+    pub state: String,
+    /// The data-key version rows are moved to.
+    pub target_version: u32,
+    /// The table being visited: `signing_keys` or `mfa_factors`.
+    pub phase: String,
+    /// Rows counted at the start.
+    pub total: u64,
+    /// Rows visited.
+    pub scanned: u64,
+    /// Rows that were under an older key and were sealed again.
+    pub rewritten: u64,
+    /// Rows visited per second since the start.
+    pub rows_per_second: Option<f64>,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it last checkpointed (RFC 3339).
+    pub updated_at: String,
+    /// When it ended (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// `PATCH /admin/keys/{family}`.

@@ -74,6 +74,11 @@ struct KeysRotateArgs {
     /// (PUBLIC, INTERNAL, CONFIDENTIAL, PII, RESTRICTED, TOP_SECRET) instead of Palisade's own.
     #[arg(long, value_name = "CLASS", value_parser = parse_class)]
     class: Option<palisade_core::crypto::DataClassification>,
+    /// With `--key data` (no `--class`): then re-encrypt Palisade's own sealed data (second
+    /// factors, signing keys) under the new key, showing progress, and wait for the end. A job
+    /// already running (after a restart, say) is resumed or followed instead of a second one.
+    #[arg(long)]
+    reencrypt: bool,
     #[command(flatten)]
     settings: SettingFlags,
 }
@@ -672,6 +677,15 @@ async fn keys_rotate(args: KeysRotateArgs) -> anyhow::Result<ExitCode> {
     if args.class.is_some() && !matches!(args.key, RotatedKey::Data) {
         anyhow::bail!("--class goes with --key data: it names which classification's data key to rotate");
     }
+    if args.reencrypt && (args.class.is_some() || !matches!(args.key, RotatedKey::Data)) {
+        anyhow::bail!(
+            "--reencrypt goes with --key data and no --class: Palisade re-encrypts only its own sealed data; \
+             applications move a classification's envelopes with POST /crypto/rewrap"
+        );
+    }
+    if args.reencrypt {
+        return rotate_and_reencrypt(&palisade).await;
+    }
     let (what, new) = match args.key {
         RotatedKey::Signing => {
             let key = palisade.signing_keys().rotate().await?;
@@ -693,6 +707,144 @@ async fn keys_rotate(args: KeysRotateArgs) -> anyhow::Result<ExitCode> {
     palisade.audit().append(event).await.context("auditing the rotation")?;
     println!("rotated the {what}: {new}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `keys rotate --key data --reencrypt`: a new data key, then the re-encryption run here with a
+/// progress bar (plain lines when not on a terminal). When another instance holds the job's lease,
+/// its progress is followed from the store instead.
+async fn rotate_and_reencrypt(palisade: &palisade_core::Palisade) -> anyhow::Result<ExitCode> {
+    use palisade_core::crypto::reencrypt::{JobState, RunOutcome};
+    let reencryptor = palisade.reencryptor();
+    let running = reencryptor.latest().await?.filter(|job| job.state == JobState::Running);
+    let job = match running {
+        Some(job) => {
+            println!("a re-encryption toward data key version {} is already running: resuming it", job.target_version);
+            job
+        }
+        None => {
+            let (version, job) = reencryptor.rotate().await?;
+            let event = AuditEvent::new(AuditKind::KeyRotated, Outcome::Success)
+                .actor("cli")
+                .detail("key", "data key")
+                .detail("new", version);
+            palisade.audit().append(event).await.context("auditing the rotation")?;
+            println!("rotated the data key: version {version}; re-encrypting {} rows", job.total);
+            job
+        }
+    };
+    let display = Progress::new(job.total);
+    display.show(&job);
+    // Run the job here; while another instance (or a run killed a moment ago, until its lease
+    // lapses) holds it, follow its progress and take it over as soon as the lease is free.
+    let mut following = false;
+    let (finished, ran_here) = loop {
+        match reencryptor.run(&|job| display.show(job)).await? {
+            RunOutcome::Finished(job) => break (job, true),
+            RunOutcome::Busy | RunOutcome::Stopped(_) => {
+                if !following {
+                    display.note("another instance is working on it; following its progress");
+                    following = true;
+                }
+            }
+            RunOutcome::Idle => {}
+        }
+        let Some(latest) = reencryptor.latest().await? else { anyhow::bail!("the re-encryption job is gone") };
+        display.show(&latest);
+        if latest.id != job.id || latest.state != JobState::Running {
+            break (latest, false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    display.finish();
+    // The run that ended the job audits it (a server that finished it has).
+    if ran_here {
+        let event = AuditEvent::new(
+            AuditKind::KeyReencrypted,
+            if finished.error.is_none() { Outcome::Success } else { Outcome::Failure },
+        )
+        .actor("cli")
+        .detail("job", finished.id.to_string())
+        .detail("state", finished.state.as_str())
+        .detail("target_version", finished.target_version)
+        .detail("scanned", finished.scanned)
+        .detail("rewritten", finished.rewritten);
+        palisade.audit().append(event).await.context("auditing the re-encryption")?;
+    }
+    let rate = finished.rows_per_second().map(|r| format!(", {r:.0} rows/s")).unwrap_or_default();
+    match finished.state {
+        JobState::Completed => {
+            println!(
+                "re-encrypted under data key version {}: {} rows visited, {} rewritten{rate}",
+                finished.target_version, finished.scanned, finished.rewritten
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        JobState::Failed => {
+            eprintln!("re-encryption failed: {}", finished.error.as_deref().unwrap_or("no reason recorded"));
+            Ok(ExitCode::FAILURE)
+        }
+        JobState::Running => {
+            println!("the re-encryption goes on in another instance ({} of {} rows)", finished.scanned, finished.total);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Progress of a long job: a bar on a terminal, otherwise a plain line at most every second.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last_line: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        use std::io::IsTerminal as _;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows ({per_sec}, ETA {eta}) {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self { bar, last_line: std::sync::Mutex::new(None) }
+    }
+
+    fn show(&self, job: &palisade_core::crypto::reencrypt::ReencryptionJob) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(job.total.max(job.scanned));
+            bar.set_position(job.scanned);
+            bar.set_message(format!("{} rewritten, {}", job.rewritten, job.phase.as_str()));
+            return;
+        }
+        let mut last = self.last_line.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1));
+        if due || job.state != palisade_core::crypto::reencrypt::JobState::Running {
+            *last = Some(std::time::Instant::now());
+            println!(
+                "re-encryption {}: {}/{} rows visited, {} rewritten ({:.0} %)",
+                job.state.as_str(),
+                job.scanned,
+                job.total,
+                job.rewritten,
+                job.progress() * 100.0
+            );
+        }
+    }
+
+    fn note(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => println!("{text}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
 }
 
 fn hsm_settings(config: &Config) -> anyhow::Result<palisade_server::hsm::HsmSettings> {

@@ -11,6 +11,9 @@ pub enum AuditKind {
     KeyRotated,
     /// A key family's minimum decryption version was moved (versions retired or brought back).
     KeyRetired,
+    /// A re-encryption of Palisade's own sealed data under the new data key ended (completed or
+    /// failed), with its counts.
+    KeyReencrypted,
     /// The security diagnostics ran.
     DiagnosticsRun,
     /// The audit chain was verified.
@@ -103,6 +106,7 @@ impl AuditKind {
             Self::SystemStarted => "system.started",
             Self::KeyRotated => "key.rotated",
             Self::KeyRetired => "key.retired",
+            Self::KeyReencrypted => "key.reencrypted",
             Self::DiagnosticsRun => "system.diagnostics",
             Self::AuditVerified => "audit.verified",
             Self::UserRegistered => "user.registered",

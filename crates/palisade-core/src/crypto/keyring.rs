@@ -191,11 +191,54 @@ impl Keyring {
         self.provider.id()
     }
 
-    /// Encrypts `plaintext` with the active data key, bound to `context`.
+    /// Whether the master key is in an HSM.
+    pub fn provider_is_hardware(&self) -> bool {
+        self.provider.is_hardware()
+    }
+
+    /// Whether the provider answers now (see [`KeyProvider::health`]).
+    pub async fn provider_health(&self) -> Result<(), AeadError> {
+        self.provider.health().await
+    }
+
+    /// Encrypts `plaintext` with the newest data key, bound to `context`.
+    ///
+    /// The newest version is read from the store at each call rather than from the 60 s cache of
+    /// [`Self::active`]: what this seals (second factors, signing keys) is rare, and a value sealed
+    /// under a version another instance has just replaced could land behind the re-encryption
+    /// job's cursor and stay on the old key.
     pub async fn encrypt(&self, plaintext: &[u8], context: &EncryptionContext) -> Result<Envelope, CryptoError> {
-        let key = self.active(KeyPurpose::Data).await?;
+        let key = self.newest(KeyPurpose::Data).await?;
+        Ok(Self::seal_data(&key, plaintext, context)?)
+    }
+
+    /// Seals with `key` as [`Self::encrypt`] does.
+    pub(crate) fn seal_data(
+        key: &LoadedKey,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Envelope, AeadError> {
         let data = key.aead.seal(plaintext, &context.aad(key.id, key.version))?;
         Ok(Envelope { v: 1, key_id: key.id, key_version: key.version, data })
+    }
+
+    /// The newest version of `purpose` as the store has it now (made, version 1, if there is none),
+    /// which also refreshes this instance's idea of the active key.
+    pub(crate) async fn newest(&self, purpose: KeyPurpose) -> Result<Arc<LoadedKey>, CryptoError> {
+        let now = self.clock.now();
+        let key = loop {
+            let newest = self.store.data_keys(purpose).await?.into_iter().max_by_key(|k| k.version);
+            match newest {
+                Some(stored) => break self.load(stored).await?,
+                None => {
+                    if let Some(made) = self.create(purpose, 1).await? {
+                        break made;
+                    }
+                }
+            }
+        };
+        write(&self.active).insert(purpose, ActiveKey { key: key.clone(), checked_at: now });
+        Ok(key)
     }
 
     /// Decrypts an envelope made by [`Keyring::encrypt`] under the same `context`.
@@ -355,19 +398,7 @@ impl Keyring {
         {
             return Ok(active.key.clone());
         }
-        let key = loop {
-            let newest = self.store.data_keys(purpose).await?.into_iter().max_by_key(|k| k.version);
-            match newest {
-                Some(stored) => break self.load(stored).await?,
-                None => {
-                    if let Some(made) = self.create(purpose, 1).await? {
-                        break made;
-                    }
-                }
-            }
-        };
-        write(&self.active).insert(purpose, ActiveKey { key: key.clone(), checked_at: now });
-        Ok(key)
+        self.newest(purpose).await
     }
 
     /// A key by id, from the cache or the store. An owner's key cached more than 60 s ago is looked

@@ -121,6 +121,17 @@ pub trait KeyProvider: Send + Sync + 'static {
 
     /// Reverses [`KeyProvider::wrap`].
     async fn unwrap(&self, key_id: uuid::Uuid, wrapped: &[u8]) -> Result<DataKeyMaterial, AeadError>;
+
+    /// Whether the master key is held by hardware (an HSM): the encryption service then honours
+    /// classes whose policy requires an HSM, and `/ready` reports an `hsm` component.
+    fn is_hardware(&self) -> bool {
+        false
+    }
+
+    /// Checks that the provider answers now (an HSM reachable and its key usable), for `/ready`.
+    async fn health(&self) -> Result<(), AeadError> {
+        Ok(())
+    }
 }
 
 /// A provider holding the master key in process memory.

@@ -9,6 +9,7 @@ mod envelope;
 mod keyring;
 mod master;
 pub mod policy;
+pub mod reencrypt;
 mod sealed;
 pub mod service;
 

@@ -33,6 +33,15 @@ use crate::user::UserId;
 
 pub use challenge::{ChallengeState, MfaChallenge};
 pub use passkey::{PasskeyRecord, PasskeySettings};
+/// What a factor's sealed secret is bound to: its user, kind and id (a secret moved to another
+/// factor or user does not decrypt).
+pub fn factor_context(user: UserId, kind: FactorKind, id: uuid::Uuid) -> crate::crypto::EncryptionContext {
+    let mut context = crate::crypto::EncryptionContext::new(crate::crypto::DataClassification::Restricted, "mfa");
+    context.user_id = Some(user.to_string());
+    context.field = Some(format!("{}:{id}", kind.as_str()));
+    context
+}
+
 pub use service::{EnrolmentSent, MfaParts, MfaService, MfaStatus, TotpDiagnosis, TotpSetup};
 
 /// A second factor a user can enrol (passkeys are kept apart, with their own credentials).

@@ -15,7 +15,7 @@ use super::{BackupCodeRecord, FactorKind, FactorRecord, MfaMethod, MfaSettings};
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome, RequestMeta};
 use crate::auth::{AuthError, LoginLimits, Principal, SCOPE_ADMIN, SCOPE_MFA_ENROLL, SCOPE_USER};
 use crate::clock::Clock;
-use crate::crypto::{DataClassification, EncryptionContext, Envelope, Keyring, constant_time_eq};
+use crate::crypto::{EncryptionContext, Envelope, Keyring, constant_time_eq};
 use crate::notify::{EmailSender, NotifyError, PhoneNumber, SmsSender};
 use crate::store::{DurableStore, HotKey, HotStore};
 use crate::user::{Email, InvalidInput, User, UserId};
@@ -278,10 +278,7 @@ impl MfaService {
     }
 
     fn context(user: UserId, kind: FactorKind, id: uuid::Uuid) -> EncryptionContext {
-        let mut context = EncryptionContext::new(DataClassification::Restricted, "mfa");
-        context.user_id = Some(user.to_string());
-        context.field = Some(format!("{}:{id}", kind.as_str()));
-        context
+        super::factor_context(user, kind, id)
     }
 
     async fn seal(&self, user: UserId, kind: FactorKind, id: uuid::Uuid, secret: &[u8]) -> Result<String, AuthError> {

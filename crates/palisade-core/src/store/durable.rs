@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::api_key::ApiKeyRecord;
 use crate::audit::AuditRecord;
+use crate::crypto::reencrypt::{ReencryptionJob, Reseal};
 use crate::crypto::{KeyPurpose, WrappedDataKey};
 use crate::device::{DeviceId, DeviceRecord, DeviceSeen, DeviceUpdate};
 use crate::mfa::{BackupCodeRecord, FactorKind, FactorRecord, PasskeyRecord};
@@ -324,6 +325,38 @@ pub trait RiskStore: Send + Sync + 'static {
     async fn purge_risk_records(&self, before: time::OffsetDateTime) -> Result<u64, StoreError>;
 }
 
+/// What the re-encryption job needs: Palisade's own sealed rows in pages, a conditional rewrite of
+/// one row, and the job's durable checkpoint.
+#[async_trait]
+pub trait ReencryptionStore: Send + Sync + 'static {
+    /// How many second factors there are (every kind, pending or confirmed).
+    async fn count_factors(&self) -> Result<u64, StoreError>;
+
+    /// Factors with an id above `after` (all when `None`), in id order, at most `limit`.
+    async fn factor_page(&self, after: Option<uuid::Uuid>, limit: u32) -> Result<Vec<FactorRecord>, StoreError>;
+
+    /// Stores a new job. `false`, storing nothing, while another job is running (one at a time,
+    /// whichever instance asks).
+    async fn insert_reencryption_job(&self, job: &ReencryptionJob) -> Result<bool, StoreError>;
+
+    /// One batch's work and its checkpoint, in one transaction: each reseal is applied only while
+    /// its row still holds `old` (a factor set up again meanwhile keeps its new text), and job
+    /// `job.id` is saved with every field but its id and start — its `rewritten` plus the number of
+    /// rows rewritten here. Only while the job is running *and* its stored checkpoint is still
+    /// `previous`'s (phase, cursor and scanned): a run whose lease lapsed cannot move back the
+    /// progress another run made. Otherwise `None`, applying nothing; else the number of rows
+    /// rewritten. A crash leaves either all of it or none.
+    async fn commit_reencryption_batch(
+        &self,
+        previous: &ReencryptionJob,
+        job: &ReencryptionJob,
+        reseals: &[Reseal],
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// The most recently started job, running or not.
+    async fn latest_reencryption_job(&self) -> Result<Option<ReencryptionJob>, StoreError>;
+}
+
 /// The whole durable store, as the services see it.
 #[async_trait]
 pub trait DurableStore:
@@ -337,6 +370,7 @@ pub trait DurableStore:
     + PasskeyStore
     + DeviceStore
     + RiskStore
+    + ReencryptionStore
 {
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;

@@ -951,7 +951,7 @@ pub struct SigningKeyStatus {
 
 /// The context a private signing key is sealed under: restricted, its purpose, and its `kid` as the
 /// field, so a sealed key cannot be passed off as another's.
-fn sealing_context(kid: &str) -> EncryptionContext {
+pub(crate) fn sealing_context(kid: &str) -> EncryptionContext {
     EncryptionContext {
         data_classification: DataClassification::Restricted,
         purpose: SIGNING_KEY_PURPOSE.to_owned(),

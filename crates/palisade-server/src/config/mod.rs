@@ -10,7 +10,8 @@
 //!   and the masking of secrets for display. Checks that involve two settings (HS256 needs a
 //!   secret, refresh outlives access, idle within lifetime, the SMTP settings that go together,
 //!   what `sms_provider = twilio` needs, `session_binding = asn` needs an ASN database, the
-//!   encryption policies built from their five settings) are in `Config::build`.
+//!   encryption policies built from their five settings, the re-encryption pacing checked by
+//!   core's own rule) are in `Config::build`.
 //! - `error`: [`ConfigError`], whose message names the setting, the source, the problem and the
 //!   expected form.
 //!
@@ -37,6 +38,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use lettre::message::Mailbox;
+use palisade_core::crypto::reencrypt::ReencryptionSettings;
 use palisade_core::crypto::{Algorithm, DataClassification, EncryptionPolicies, PolicyError};
 use palisade_core::device::service::SessionBinding;
 use palisade_core::notify::PhoneNumber;
@@ -306,6 +308,13 @@ pub struct Config {
     /// the encryption service by `app::settings`. Derived like `session_idle_timeout`: changing
     /// the `encryption_*` fields of a loaded `Config` does not rebuild it.
     pub encryption: EncryptionPolicies,
+    /// How the background re-encryption (of Palisade's own sealed data, after the data key
+    /// rotates) is paced, handed to core by `app::settings`:
+    /// - `batch_size`: `PALISADE_ENCRYPTION_REENCRYPT_BATCH_SIZE`, rows read, rewritten and
+    ///   checkpointed per batch, 1..=10000, default 500;
+    /// - `rows_per_second`: `PALISADE_ENCRYPTION_REENCRYPT_RATE`, at most this many rows per second,
+    ///   1..=1000000. `None` (default; an empty value unsets it): no limit.
+    pub reencryption: ReencryptionSettings,
 }
 
 /// How the connection to the mail server is encrypted (`smtp_tls`). In both TLS modes the server's
@@ -548,8 +557,9 @@ impl Config {
             ));
         }
 
-        let encryption = Encryption::read(layers)?;
         let hsm = Hsm::read(layers)?;
+        let encryption = Encryption::read(layers, hsm.module.is_some())?;
+        let reencryption = read_reencryption(layers)?;
 
         let config = Config {
             bind: required(layers, Setting::Bind, values::bind)?,
@@ -633,6 +643,7 @@ impl Config {
             encryption_max_plaintext: encryption.max_plaintext,
             encryption_policies: encryption.overrides,
             encryption: encryption.policies,
+            reencryption,
         };
         check_webauthn(layers, &config)?;
         Ok(config)
@@ -779,6 +790,10 @@ impl Config {
             Setting::EncryptionPolicies => {
                 let items = (!self.encryption_policies.is_empty()).then(|| self.encryption_policies.join(", "));
                 unset_or(setting, items)
+            }
+            Setting::EncryptionReencryptBatchSize => self.reencryption.batch_size.to_string(),
+            Setting::EncryptionReencryptRate => {
+                unset_or(setting, self.reencryption.rows_per_second.map(|rate| rate.to_string()))
             }
         }
     }
@@ -1251,29 +1266,43 @@ struct Encryption {
 }
 
 impl Encryption {
-    fn read(layers: &Layers) -> Result<Encryption, ConfigError> {
+    /// `hsm`: whether the master key is in an HSM (`hsm_module` set), so classes may require one.
+    fn read(layers: &Layers, hsm: bool) -> Result<Encryption, ConfigError> {
         let algorithm = required(layers, Setting::EncryptionAlgorithm, values::encryption_algorithm)?;
         let rotation_days = count(layers, Setting::EncryptionKeyRotation)?;
         let compression = required(layers, Setting::EncryptionCompression, values::boolean)?;
         let max_plaintext = count(layers, Setting::EncryptionMaxPlaintext)?;
         let overrides = optional(layers, Setting::EncryptionPolicies, values::encryption_policies)?.unwrap_or_default();
-        let policies = build_encryption_policies(algorithm, rotation_days, compression, max_plaintext, &overrides)
-            .map_err(|(setting, PolicyError(problem))| match winning(layers, setting) {
-                Ok(Some((text, origin))) => {
-                    ConfigError::invalid(setting, origin, text, format!("is refused: {problem}"))
-                }
-                Ok(None) => table_bug(setting, &format!("is unset and refused: {problem}")),
-                Err(e) => e,
-            })?;
+        let policies = build_encryption_policies(algorithm, rotation_days, compression, max_plaintext, &overrides, hsm)
+            .map_err(|(setting, PolicyError(problem))| refused_by_core(layers, setting, &problem))?;
         Ok(Encryption { algorithm, rotation_days, compression, max_plaintext, overrides, policies })
     }
 }
 
-/// Whether the encryption service may require an HSM for a class. The master key can be in an HSM
-/// (`hsm_module`), but `Palisade::build` still tells the encryption service there is none, so a
-/// class requiring one could never be sealed: until core passes that on, no class requires one and
-/// `CLASS.hsm=true` is refused. (With an HSM every data key of every class is wrapped by it anyway.)
-const HSM_CONFIGURED: bool = false;
+/// `setting`'s winning value, refused by core's own check with `problem`.
+fn refused_by_core(layers: &Layers, setting: Setting, problem: &str) -> ConfigError {
+    match winning(layers, setting) {
+        Ok(Some((text, origin))) => ConfigError::invalid(setting, origin, text, format!("is refused: {problem}")),
+        Ok(None) => table_bug(setting, &format!("is unset and refused: {problem}")),
+        Err(e) => e,
+    }
+}
+
+/// The background re-encryption's pacing. The table's ranges are core's, so they already hold;
+/// core's own check runs too (as for the encryption policies), one setting at a time so that a
+/// refusal names its setting, and fails only if the table and core drift apart.
+fn read_reencryption(layers: &Layers) -> Result<ReencryptionSettings, ConfigError> {
+    let batch_size = count(layers, Setting::EncryptionReencryptBatchSize)?;
+    let rows_per_second = number(layers, Setting::EncryptionReencryptRate, to_count)?.map(|found| found.value);
+    let core = ReencryptionSettings::default();
+    for (setting, alone) in [
+        (Setting::EncryptionReencryptBatchSize, ReencryptionSettings { batch_size, ..core }),
+        (Setting::EncryptionReencryptRate, ReencryptionSettings { rows_per_second, ..core }),
+    ] {
+        alone.validate().map_err(|problem| refused_by_core(layers, setting, &problem))?;
+    }
+    Ok(ReencryptionSettings { batch_size, rows_per_second })
+}
 
 /// The encryption service's policies from its settings, in this order: the built-in policies; every
 /// class's rotation period; `CLASS.algorithm=…` for every class and, when `compression` is false,
@@ -1286,22 +1315,23 @@ fn build_encryption_policies(
     compression: bool,
     max_plaintext: usize,
     overrides: &[String],
+    hsm_configured: bool,
 ) -> Result<EncryptionPolicies, (Setting, PolicyError)> {
     let every_class =
         |item: &str| -> Vec<String> { DataClassification::ALL.into_iter().map(|c| format!("{c}.{item}")).collect() };
     let blame = |setting: Setting| move |problem: PolicyError| (setting, problem);
-    let mut policies = EncryptionPolicies::defaults(HSM_CONFIGURED)
+    let mut policies = EncryptionPolicies::defaults(hsm_configured)
         .with_rotation_days(rotation_days)
         .map_err(blame(Setting::EncryptionKeyRotation))?
-        .with_overrides(&every_class(&format!("algorithm={algorithm}")), HSM_CONFIGURED)
+        .with_overrides(&every_class(&format!("algorithm={algorithm}")), hsm_configured)
         .map_err(blame(Setting::EncryptionAlgorithm))?;
     if !compression {
         policies = policies
-            .with_overrides(&every_class("compression=false"), HSM_CONFIGURED)
+            .with_overrides(&every_class("compression=false"), hsm_configured)
             .map_err(blame(Setting::EncryptionCompression))?;
     }
     policies
-        .with_overrides(overrides, HSM_CONFIGURED)
+        .with_overrides(overrides, hsm_configured)
         .map_err(blame(Setting::EncryptionPolicies))?
         .with_max_plaintext(max_plaintext)
         .map_err(blame(Setting::EncryptionMaxPlaintext))

@@ -173,6 +173,10 @@ pub enum Setting {
     EncryptionMaxPlaintext,
     /// `encryption_policies`: per-classification overrides, `CLASS.key=value`.
     EncryptionPolicies,
+    /// `encryption_reencrypt_batch_size`: rows per batch (and per checkpoint) of the background re-encryption.
+    EncryptionReencryptBatchSize,
+    /// `encryption_reencrypt_rate`: most rows per second of the background re-encryption.
+    EncryptionReencryptRate,
 }
 
 /// The `--help` section a setting is listed under; the settings of one group are contiguous in
@@ -350,7 +354,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 79] = [
+    pub const ALL: [Setting; 81] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -430,6 +434,8 @@ impl Setting {
         Setting::EncryptionCompression,
         Setting::EncryptionMaxPlaintext,
         Setting::EncryptionPolicies,
+        Setting::EncryptionReencryptBatchSize,
+        Setting::EncryptionReencryptRate,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -1699,8 +1705,8 @@ impl Setting {
                 alias: None,
                 default: DefaultValue::Unset(
                     "the built-in policies: every class uses encryption_algorithm and \
-                     encryption_key_rotation_days, compression is refused for RESTRICTED and TOP_SECRET, and no \
-                     class needs an HSM",
+                     encryption_key_rotation_days, compression is refused for RESTRICTED and TOP_SECRET, and \
+                     TOP_SECRET needs the HSM when one holds the master key",
                 ),
                 secret: false,
                 value_name: "LIST",
@@ -1710,11 +1716,44 @@ impl Setting {
                            RESTRICTED.algorithm=XCHACHA20-POLY1305,RESTRICTED.rotation_days=30; the classes are \
                            PUBLIC, INTERNAL, CONFIDENTIAL, PII, RESTRICTED and TOP_SECRET, the keys algorithm \
                            (AES-256-GCM or XCHACHA20-POLY1305), compression (true or false), rotation_days (1 to \
-                           3650) and hsm (false only for now: the encryption service is not yet told of the HSM); keys not listed keep their \
-                           value",
+                           3650) and hsm (true or false; true only when an HSM holds the master key, hsm_module); keys \
+                           not listed keep their value",
                 group: Group::Encryption,
                 number: None,
                 list: true,
+                boolean: false,
+            },
+            Setting::EncryptionReencryptBatchSize => Spec {
+                key: "encryption_reencrypt_batch_size",
+                flag: "encryption-reencrypt-batch-size",
+                env: "PALISADE_ENCRYPTION_REENCRYPT_BATCH_SIZE",
+                alias: None,
+                default: DefaultValue::Text("500"),
+                secret: false,
+                value_name: "ROWS",
+                about: "rows the background re-encryption (second factors and signing keys moved to the newest \
+                        data key) reads, rewrites and checkpoints per batch: larger batches finish sooner, \
+                        smaller ones hold the store for less time at once and re-read fewer rows after a restart",
+                expected: "a whole number from 1 to 10000",
+                group: Group::Encryption,
+                number: Number::count(1, 10_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::EncryptionReencryptRate => Spec {
+                key: "encryption_reencrypt_rate",
+                flag: "encryption-reencrypt-rate",
+                env: "PALISADE_ENCRYPTION_REENCRYPT_RATE",
+                alias: None,
+                default: DefaultValue::Unset("unset: no limit"),
+                secret: false,
+                value_name: "ROWS/S",
+                about: "at most this many rows per second for the background re-encryption, so it does not \
+                        starve the store of its real work",
+                expected: "a whole number from 1 to 1000000 (empty: no limit)",
+                group: Group::Encryption,
+                number: Number::count(1, 1_000_000),
+                list: false,
                 boolean: false,
             },
         }

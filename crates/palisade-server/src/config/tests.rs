@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use clap::{Args as _, FromArgMatches as _};
+use palisade_core::crypto::reencrypt::ReencryptionSettings;
 use palisade_core::crypto::{Algorithm, DataClassification, EncryptionPolicies};
 use palisade_core::device::service::SessionBinding;
 use palisade_core::risk::{RiskSettings, RiskThresholds, RiskWeights};
@@ -131,6 +132,7 @@ fn defaults_match_the_contract() {
     assert!(cfg.encryption_compression);
     assert_eq!(cfg.encryption_max_plaintext, 512 * 1024);
     assert!(cfg.encryption_policies.is_empty());
+    assert_eq!(cfg.reencryption, ReencryptionSettings { batch_size: 500, rows_per_second: None });
 }
 
 #[test]
@@ -1538,6 +1540,16 @@ fn the_encryption_defaults_are_the_core_defaults() {
 }
 
 #[test]
+fn the_reencryption_defaults_are_the_core_defaults() {
+    let cfg = ok(Sources::default());
+    assert_eq!(cfg.reencryption, ReencryptionSettings::default());
+    assert_eq!((cfg.reencryption.batch_size, cfg.reencryption.rows_per_second), (500, None));
+    assert_eq!(crate::app::settings(&cfg).unwrap().reencryption, ReencryptionSettings::default());
+    assert_eq!(described(&cfg, "encryption_reencrypt_batch_size"), "500");
+    assert_eq!(described(&cfg, "encryption_reencrypt_rate"), "(unset: no limit)");
+}
+
+#[test]
 fn encryption_settings_are_read_from_the_environment() {
     let cfg = ok(env_only(&[
         ("PALISADE_ENCRYPTION_ALGORITHM", "xchacha20_poly1305"),
@@ -1687,6 +1699,15 @@ fn bad_encryption_values_stop_start_up_naming_the_setting() {
             &["is refused: ", problem, "CLASS.key=value"],
         );
     }
+    // With the master key in an HSM, TOP_SECRET needs it by default and any class may ask for it.
+    let with_hsm = ok(env_only(&[
+        ("PALISADE_HSM_MODULE", SOFTHSM),
+        ("PALISADE_HSM_PIN", "1234"),
+        ("PALISADE_ENCRYPTION_POLICIES", "PII.hsm=true,RESTRICTED.hsm=true"),
+    ]));
+    let required: Vec<DataClassification> =
+        DataClassification::ALL.into_iter().filter(|c| with_hsm.encryption.of(*c).hsm_required).collect();
+    assert_eq!(required, [DataClassification::Pii, DataClassification::Restricted, DataClassification::TopSecret]);
     // From the file, the message names the key and the file.
     let (_dir, path) = toml_file("encryption_policies = [\"PII.hsm=true\"]\n");
     let message = err(with_file(&path));
@@ -1770,6 +1791,110 @@ fn compression_allowed_for_a_sensitive_class_is_warned_about() {
     ]));
     assert!(cfg.encryption.of(DataClassification::TopSecret).compression);
     assert!(cfg.warnings().iter().any(|w| w.contains("compression for TOP_SECRET")));
+}
+
+#[test]
+fn reencryption_settings_are_read_from_every_layer() {
+    // The file, as integers.
+    let (_dir, path) = toml_file("encryption_reencrypt_batch_size = 250\nencryption_reencrypt_rate = 1000\n");
+    let cfg = ok(with_file(&path));
+    assert_eq!(cfg.reencryption, ReencryptionSettings { batch_size: 250, rows_per_second: Some(1000) });
+    assert_eq!(described(&cfg, "encryption_reencrypt_batch_size"), "250");
+    assert_eq!(described(&cfg, "encryption_reencrypt_rate"), "1000");
+    assert_eq!(crate::app::settings(&cfg).unwrap().reencryption, cfg.reencryption, "settings() hands it on");
+
+    // The environment (and .env); the environment beats the file.
+    let cfg = ok(env_only(&[
+        ("PALISADE_ENCRYPTION_REENCRYPT_BATCH_SIZE", " 2000 "),
+        ("PALISADE_ENCRYPTION_REENCRYPT_RATE", "50"),
+    ]));
+    assert_eq!(cfg.reencryption, ReencryptionSettings { batch_size: 2000, rows_per_second: Some(50) });
+    let cfg = ok(Sources { env: vars(&[("PALISADE_ENCRYPTION_REENCRYPT_BATCH_SIZE", "100")]), ..with_file(&path) });
+    assert_eq!(cfg.reencryption, ReencryptionSettings { batch_size: 100, rows_per_second: Some(1000) });
+    let cfg = ok(Sources { dotenv: vars(&[("PALISADE_ENCRYPTION_REENCRYPT_RATE", "7")]), ..Sources::default() });
+    assert_eq!(cfg.reencryption.rows_per_second, Some(7));
+
+    // A flag beats the environment; an empty rate unsets a lower layer's (no limit again).
+    let flags = SettingFlags::default()
+        .with(Setting::EncryptionReencryptBatchSize, "10")
+        .with(Setting::EncryptionReencryptRate, "");
+    let env = vars(&[("PALISADE_ENCRYPTION_REENCRYPT_BATCH_SIZE", "20"), ("PALISADE_ENCRYPTION_REENCRYPT_RATE", "30")]);
+    let cfg = ok(Sources { env, flags, ..with_file(&path) });
+    assert_eq!(cfg.reencryption, ReencryptionSettings { batch_size: 10, rows_per_second: None });
+    assert_eq!(described(&cfg, "encryption_reencrypt_rate"), "(unset: no limit)");
+
+    // The bounds are accepted.
+    for (batch, rate) in [("1", "1"), ("10000", "1000000")] {
+        let cfg = ok(env_only(&[
+            ("PALISADE_ENCRYPTION_REENCRYPT_BATCH_SIZE", batch),
+            ("PALISADE_ENCRYPTION_REENCRYPT_RATE", rate),
+        ]));
+        let expected = ReencryptionSettings { batch_size: batch.parse().unwrap(), rows_per_second: rate.parse().ok() };
+        assert_eq!(cfg.reencryption, expected);
+        assert_eq!(cfg.reencryption.validate(), Ok(()), "core accepts what the configuration does");
+    }
+}
+
+#[test]
+fn bad_reencryption_values_stop_start_up_naming_the_setting() {
+    let batch = ("PALISADE_ENCRYPTION_REENCRYPT_BATCH_SIZE", "encryption_reencrypt_batch_size");
+    let rate = ("PALISADE_ENCRYPTION_REENCRYPT_RATE", "encryption_reencrypt_rate");
+    for ((var, key), value, problem) in [
+        (batch, "0", "below the minimum, 1"),
+        (batch, "10001", "above the maximum, 10000"),
+        (batch, "99999999999999999999999", "above the maximum, 10000"),
+        (batch, "-1", "not a whole number"),
+        (batch, "500rows", "not a whole number"),
+        (batch, "12.5", "not a whole number"),
+        (rate, "0", "below the minimum, 1"),
+        (rate, "1000001", "above the maximum, 1000000"),
+        (rate, "unlimited", "not a whole number"),
+    ] {
+        let expected = if key == batch.1 { "a whole number from 1 to 10000" } else { "from 1 to 1000000" };
+        refused(var, value, key, &[problem, expected]);
+    }
+    // The batch size always has a value: empty is refused, unlike the rate.
+    let message = err(env_only(&[("PALISADE_ENCRYPTION_REENCRYPT_BATCH_SIZE", "")]));
+    assert!(message.starts_with("invalid encryption_reencrypt_batch_size from environment variable"), "{message}");
+    assert!(message.contains("is empty"), "{message}");
+
+    // From the file and from a flag, the message names the key or the flag.
+    let (_dir, path) = toml_file("encryption_reencrypt_rate = 0\n");
+    let message = err(with_file(&path));
+    assert!(message.starts_with("invalid encryption_reencrypt_rate from `encryption_reencrypt_rate` in "), "{message}");
+    assert!(message.contains("below the minimum, 1"), "{message}");
+    let (_dir, path) = toml_file("encryption_reencrypt_batch_size = 512.5\n");
+    let message = err(with_file(&path));
+    assert!(message.contains("encryption_reencrypt_batch_size") && message.contains("float"), "{message}");
+    let flags = SettingFlags::default().with(Setting::EncryptionReencryptBatchSize, "0");
+    let message = err(Sources { flags, ..Sources::default() });
+    assert!(
+        message.starts_with("invalid encryption_reencrypt_batch_size from flag --encryption-reencrypt-batch-size"),
+        "{message}"
+    );
+    assert!(message.contains("below the minimum, 1"), "{message}");
+}
+
+#[test]
+fn the_reencryption_ranges_are_the_ones_core_accepts() {
+    // The table's bounds pass core's own check, and one step past them fails it, so the two
+    // cannot drift apart unnoticed (core has no upper bound on the rate).
+    let number = |setting: Setting| setting.spec().number.unwrap();
+    let batch = number(Setting::EncryptionReencryptBatchSize);
+    let core = ReencryptionSettings::default();
+    for n in [batch.min, batch.max] {
+        let settings = ReencryptionSettings { batch_size: u32::try_from(n).unwrap(), ..core };
+        assert_eq!(settings.validate(), Ok(()), "{n}");
+    }
+    for n in [batch.min - 1, batch.max + 1] {
+        assert!(ReencryptionSettings { batch_size: u32::try_from(n).unwrap(), ..core }.validate().is_err(), "{n}");
+    }
+    let rate = number(Setting::EncryptionReencryptRate);
+    for n in [rate.min, rate.max] {
+        let settings = ReencryptionSettings { rows_per_second: Some(u32::try_from(n).unwrap()), ..core };
+        assert_eq!(settings.validate(), Ok(()), "{n}");
+    }
+    assert!(ReencryptionSettings { rows_per_second: Some(0), ..core }.validate().is_err());
 }
 
 // ---------------------------------------------------------------- secrets never shown
@@ -2000,6 +2125,7 @@ fn the_docs_example_file_loads() {
     let restricted = cfg.encryption.of(DataClassification::Restricted);
     assert_eq!((restricted.algorithm, restricted.rotation_days), (Algorithm::XChaCha20Poly1305, 30));
     assert_eq!(cfg.encryption.of(DataClassification::Internal).rotation_days, 90);
+    assert_eq!(cfg.reencryption, ReencryptionSettings { batch_size: 500, rows_per_second: Some(200) });
 
     // The encryption lines of the environment example load too (the rest of it holds placeholders).
     let start = docs.find("```sh\n").unwrap() + "```sh\n".len();

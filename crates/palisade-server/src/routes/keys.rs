@@ -125,6 +125,16 @@ pub(crate) async fn rotate(
         }
         (other, _) => return Err(ApiError::unprocessable(format!("key: `{other}` is not signing, data or audit"))),
     };
+    let reencrypt = match (purpose, body.reencrypt) {
+        (Some(KeyPurpose::Data), reencrypt) => reencrypt.unwrap_or(true),
+        (_, Some(true)) => {
+            return Err(ApiError::unprocessable(
+                "reencrypt: only Palisade's own data key (`key: data` without `class`) re-encrypts here; \
+                 a classification's envelopes are held by applications, which move them with POST /crypto/rewrap",
+            ));
+        }
+        (_, _) => false,
+    };
     let rotated = match purpose {
         None => {
             let key =
@@ -133,11 +143,27 @@ pub(crate) async fn rotate(
                 family: "signing".into(),
                 version: key.version.unwrap_or(0),
                 id: Some(key.kid),
+                reencryption: None,
+            }
+        }
+        Some(KeyPurpose::Data) if reencrypt => {
+            let (version, job) = state.palisade.reencryptor().rotate().await?;
+            crate::app::spawn_reencryption(state.palisade.clone());
+            palisade_types::crypto::KeyRotated {
+                family: KeyPurpose::Data.name().into_owned(),
+                version,
+                id: None,
+                reencryption: Some(job_view(&job)),
             }
         }
         Some(purpose) => {
             let version = state.palisade.keyring().rotate(purpose).await?;
-            palisade_types::crypto::KeyRotated { family: purpose.name().into_owned(), version, id: None }
+            palisade_types::crypto::KeyRotated {
+                family: purpose.name().into_owned(),
+                version,
+                id: None,
+                reencryption: None,
+            }
         }
     };
     let event = AuditEvent::new(AuditKind::KeyRotated, Outcome::Success)
@@ -147,6 +173,56 @@ pub(crate) async fn rotate(
         .detail("new", rotated.version);
     state.palisade.audit().append(event).await?;
     Ok(Json(rotated))
+}
+
+/// The data key's rotation schedule and the background re-encryption of Palisade's own sealed data:
+/// progress, rows still to visit and the estimated completion.
+///
+/// **Permissions** - `admin`
+#[utoipa::path(get, path = "/admin/keys/rotation", tag = "admin", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = palisade_types::crypto::KeyRotationStatus),
+    (status = 403, description = "INSUFFICIENT_SCOPE", body = palisade_types::problem::Problem),
+))]
+pub(crate) async fn rotation(
+    State(state): State<AppState>,
+    crate::extract::Authenticated(principal): crate::extract::Authenticated,
+) -> Result<Json<palisade_types::crypto::KeyRotationStatus>, ApiError> {
+    principal.require_scope(palisade_core::auth::SCOPE_ADMIN)?;
+    let status = state.palisade.reencryptor().status(state.palisade.data_key_rotation_period()).await?;
+    let job = status.job.as_ref();
+    Ok(Json(palisade_types::crypto::KeyRotationStatus {
+        last_rotation: status.last_rotation.map(rfc3339),
+        next_rotation: status.next_rotation.map(rfc3339),
+        active_version: status.active_version,
+        reencryption_progress: job.map_or(1.0, |job| job.progress()),
+        pending_tasks: job.map_or(0, |job| job.pending()),
+        estimated_completion: job.and_then(|job| job.estimated_completion()).map(rfc3339),
+        job: job.map(job_view),
+    }))
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// A job as the API shows it.
+pub(crate) fn job_view(
+    job: &palisade_core::crypto::reencrypt::ReencryptionJob,
+) -> palisade_types::crypto::ReencryptionStatus {
+    palisade_types::crypto::ReencryptionStatus {
+        id: job.id.to_string(),
+        state: job.state.as_str().into(),
+        target_version: job.target_version,
+        phase: job.phase.as_str().into(),
+        total: job.total,
+        scanned: job.scanned,
+        rewritten: job.rewritten,
+        rows_per_second: job.rows_per_second(),
+        started_at: rfc3339(job.started_at),
+        updated_at: rfc3339(job.updated_at),
+        finished_at: job.finished_at.map(rfc3339),
+        error: job.error.clone(),
+    }
 }
 
 /// Retires a data-key family's versions below `min_decryption_version` (their envelopes are then

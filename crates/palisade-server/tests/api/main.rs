@@ -18,6 +18,7 @@ mod mfa;
 mod mfa_messages;
 mod ops;
 mod passkeys;
+mod reencryption;
 mod risk;
 
 use std::collections::HashMap;

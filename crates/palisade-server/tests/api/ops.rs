@@ -1,5 +1,9 @@
 //! The operational surface: health, readiness, metrics, OpenAPI, docs, problems and request ids.
 
+use std::sync::Arc;
+
+use secrecy::ExposeSecret as _;
+
 use crate::{TestApp, spawn_app};
 
 async fn problem(app: &TestApp, response: reqwest::Response) -> serde_json::Value {
@@ -169,11 +173,12 @@ async fn openapi_describes_the_routes_and_docs_render_it_offline() {
         "/crypto/datakey",
         "/admin/keys",
         "/admin/keys/rotate",
+        "/admin/keys/rotation",
         "/admin/keys/{family}",
     ] {
         assert!(spec["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
-    assert_eq!(spec["paths"].as_object().unwrap().len(), 60, "every route, and nothing that is not built");
+    assert_eq!(spec["paths"].as_object().unwrap().len(), 61, "every route, and nothing that is not built");
     assert!(spec["components"]["securitySchemes"].get("bearer").is_some());
     assert!(spec["components"]["securitySchemes"].get("api_key").is_some());
     let page = app.http.get(app.url("/docs/")).send().await.unwrap();
@@ -203,4 +208,141 @@ async fn graceful_shutdown_finishes_and_returns() {
     let result = tokio::time::timeout(std::time::Duration::from_secs(10), app.server).await.unwrap().unwrap();
     assert!(result.is_ok());
     assert!(reqwest::get(app.address.clone() + "/health").await.is_err(), "no longer listening");
+}
+
+/// A key provider standing in for an HSM that can be unplugged: the local provider's wrapping, and
+/// `Unavailable` from every call while `down` — what the PKCS#11 provider answers once its token
+/// stays unreachable after a reopen.
+struct UnpluggableHsm {
+    inner: palisade_core::crypto::LocalKeyProvider,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl UnpluggableHsm {
+    fn check(&self) -> Result<(), palisade_core::crypto::AeadError> {
+        match self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Err(palisade_core::crypto::AeadError::Unavailable),
+            false => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl palisade_core::crypto::KeyProvider for UnpluggableHsm {
+    fn id(&self) -> String {
+        "test-hsm".into()
+    }
+
+    async fn wrap(
+        &self,
+        key_id: uuid::Uuid,
+        material: &palisade_core::crypto::DataKeyMaterial,
+    ) -> Result<Vec<u8>, palisade_core::crypto::AeadError> {
+        self.check()?;
+        self.inner.wrap(key_id, material).await
+    }
+
+    async fn unwrap(
+        &self,
+        key_id: uuid::Uuid,
+        wrapped: &[u8],
+    ) -> Result<palisade_core::crypto::DataKeyMaterial, palisade_core::crypto::AeadError> {
+        self.check()?;
+        self.inner.unwrap(key_id, wrapped).await
+    }
+
+    fn is_hardware(&self) -> bool {
+        true
+    }
+
+    async fn health(&self) -> Result<(), palisade_core::crypto::AeadError> {
+        self.check()
+    }
+}
+
+#[tokio::test]
+async fn an_hsm_that_goes_away_degrades_ready_refuses_new_keys_with_503_and_recovers_without_restart() {
+    use palisade_core::crypto::KeyProvider as _;
+    use std::sync::atomic::Ordering;
+    let hsm = Arc::new(UnpluggableHsm {
+        inner: palisade_core::crypto::LocalKeyProvider::new(&palisade_core::crypto::MasterKey::from_bytes([7; 32]))
+            .unwrap(),
+        down: false.into(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::config(dir.path(), &[]);
+    let clock: Arc<dyn palisade_core::clock::Clock> = Arc::new(palisade_core::clock::SystemClock);
+    let stores = palisade_store::connect(config.database_url.expose_secret(), None, clock.clone(), 4).await.unwrap();
+    stores.migrate().await.unwrap();
+    // The policies as start-up builds them when `hsm_module` is set: TOP_SECRET requires the HSM.
+    let mut settings = palisade_server::app::settings(&config).unwrap();
+    settings.encryption = palisade_core::crypto::EncryptionPolicies::defaults(true);
+    assert!(settings.encryption.of(palisade_core::crypto::DataClassification::TopSecret).hsm_required);
+    let palisade = palisade_core::Palisade::builder()
+        .durable_store(stores.durable)
+        .hot_store(stores.hot)
+        .clock(clock)
+        .key_provider(hsm.clone())
+        .settings(settings)
+        .build()
+        .await
+        .unwrap();
+    assert!(hsm.is_hardware());
+    let app = crate::serve(palisade_server::Application::with_palisade(config, Arc::new(palisade)).await.unwrap(), dir);
+    let ready = || async {
+        let response = app.http.get(app.url("/ready")).send().await.unwrap();
+        (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, body) = ready().await;
+    assert_eq!(
+        (status, body["components"]["hsm"].as_str(), body["overall"].as_str()),
+        (200, Some("HEALTHY"), Some("HEALTHY")),
+        "{body}"
+    );
+
+    // With the master key in an HSM, TOP_SECRET needs it (the default policy) and is served.
+    let root = crate::register_user(&app, "root").await;
+    crate::make_admin(&app, &root).await;
+    let admin = crate::login_user(&app, "root").await["access_token"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({"name": "app", "scopes": ["crypto:encrypt", "crypto:decrypt"]});
+    let created: serde_json::Value = app
+        .http
+        .post(app.url("/auth/api-keys"))
+        .bearer_auth(&admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let encrypt = |class: &'static str| {
+        let body = serde_json::json!({"plaintext": "x", "context": {"data_classification": class, "purpose": "test"}});
+        app.http.post(app.url("/crypto/encrypt")).header("x-api-key", key.clone()).json(&body).send()
+    };
+    assert_eq!(encrypt("TOP_SECRET").await.unwrap().status(), 200);
+
+    hsm.down.store(true, Ordering::SeqCst);
+    let (status, body) = ready().await;
+    assert_eq!(
+        (status, body["components"]["hsm"].as_str(), body["overall"].as_str()),
+        (200, Some("DEGRADED"), Some("DEGRADED")),
+        "{body}"
+    );
+    // A key already unwrapped keeps working; a class whose key must be made now cannot be, and says so.
+    assert_eq!(encrypt("TOP_SECRET").await.unwrap().status(), 200);
+    let refused = encrypt("CONFIDENTIAL").await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.json::<serde_json::Value>().await.unwrap()["code"], "SERVICE_UNAVAILABLE");
+
+    // Plugged back in: no restart needed.
+    hsm.down.store(false, Ordering::SeqCst);
+    let (status, body) = ready().await;
+    assert_eq!(
+        (status, body["components"]["hsm"].as_str(), body["overall"].as_str()),
+        (200, Some("HEALTHY"), Some("HEALTHY")),
+        "{body}"
+    );
+    assert_eq!(encrypt("CONFIDENTIAL").await.unwrap().status(), 200);
 }

@@ -76,7 +76,7 @@ const USE_CODE: &str = "UPDATE mfa_backup_codes SET used_at = $4 \
 
 /// An `mfa_factors` row, generic over how the dialect stores ids and instants.
 #[derive(sqlx::FromRow)]
-struct FactorRow<Id, At> {
+pub(super) struct FactorRow<Id, At> {
     id: Id,
     user_id: Id,
     kind: String,
@@ -90,7 +90,7 @@ where
     Id: Stored<Output = uuid::Uuid>,
     At: Stored<Output = time::OffsetDateTime>,
 {
-    fn into_domain(self) -> Result<FactorRecord, StoreError> {
+    pub(super) fn into_domain(self) -> Result<FactorRecord, StoreError> {
         let id = self.id.into_domain()?;
         Ok(FactorRecord {
             id,

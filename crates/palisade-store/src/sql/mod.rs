@@ -5,7 +5,8 @@
 //!   `user.rs` (accounts, password history), `refresh_token.rs` (refresh-token families and
 //!   rotation), `signing_key.rs` (JWT signing keys), `api_key.rs` (API keys), `mfa.rs` (second
 //!   factors and backup codes), `passkey.rs` (passkeys), `device.rs` (the device registry),
-//!   `risk.rs` (scored login attempts and the login history).
+//!   `risk.rs` (scored login attempts and the login history), `reencryption.rs` (the
+//!   re-encryption job: pages of sealed rows, batches committed with their checkpoint).
 //! - [`SqlHotStore`]: the hot store on the same pool, for deployments without Redis; `hot.rs`.
 //! - `sqlite.rs`, `postgres.rs`: everything that differs between the dialects, and nothing else —
 //!   opening a pool, the embedded migrations, how a transaction that will write begins, and how ids
@@ -27,6 +28,7 @@ mod mfa;
 mod passkey;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod reencryption;
 mod refresh_token;
 mod risk;
 mod signing_key;

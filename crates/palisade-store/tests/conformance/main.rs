@@ -5,7 +5,8 @@
 //! - `durable`: the durable store port (data keys, the audit chain), and a real audit log, on SQLite
 //!   and PostgreSQL; `users`, `refresh_tokens`, `signing_keys`, `api_keys`, `mfa` (second factors
 //!   and backup codes), `passkeys` (WebAuthn credentials), `devices` (the device registry) and `risk`
-//!   (scored login attempts, the login history): the rest of the durable store.
+//!   (scored login attempts, the login history) and `reencryption` (the re-encryption job's
+//!   checkpoint and its batches of rewrites): the rest of the durable store.
 //! - `schema`: migrations and constraints on each SQL backend; URL handling.
 //! - `redis_failures`: Redis going away and coming back.
 //!
@@ -24,6 +25,7 @@ mod hot;
 mod mfa;
 mod passkeys;
 mod redis_failures;
+mod reencryption;
 mod refresh_tokens;
 mod risk;
 mod schema;

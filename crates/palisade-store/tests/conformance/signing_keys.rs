@@ -22,7 +22,8 @@ conformance!(
 
 const T0: OffsetDateTime = datetime!(2026-05-01 12:00:00 UTC);
 
-fn key(algorithm: &str, version: u32, created_at: OffsetDateTime) -> SigningKeyRecord {
+/// A well-formed key of `algorithm` and `version` with a fresh kid; its sealed text names the version.
+pub fn key(algorithm: &str, version: u32, created_at: OffsetDateTime) -> SigningKeyRecord {
     let kid = format!("{algorithm}-{version}-{}", uuid::Uuid::new_v4().simple());
     SigningKeyRecord {
         public_jwk: (algorithm != "HS256")
