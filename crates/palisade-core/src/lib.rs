@@ -22,6 +22,7 @@ pub mod clock;
 pub mod crypto;
 pub mod device;
 pub mod mfa;
+pub mod monitoring;
 pub mod notify;
 mod palisade;
 pub mod password;

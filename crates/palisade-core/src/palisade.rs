@@ -302,6 +302,8 @@ impl PalisadeBuilder {
             clock.clone(),
             settings.reencryption,
         );
+        let audit_store: Arc<dyn crate::store::AuditStore> = durable.clone();
+        let monitoring = Arc::new(crate::monitoring::Monitoring::new(audit.clone(), audit_store));
         Ok(Palisade {
             durable,
             hot,
@@ -315,6 +317,7 @@ impl PalisadeBuilder {
             geo,
             crypto,
             reencryptor,
+            monitoring,
         })
     }
 }
@@ -376,6 +379,7 @@ pub struct Palisade {
     geo: Arc<dyn crate::risk::GeoIp>,
     crypto: Arc<crate::crypto::CryptoService>,
     reencryptor: crate::crypto::reencrypt::Reencryptor,
+    monitoring: Arc<crate::monitoring::Monitoring>,
 }
 
 impl Palisade {
@@ -419,6 +423,11 @@ impl Palisade {
     pub fn data_key_rotation_period(&self) -> time::Duration {
         let days = self.crypto.policies().of(crate::crypto::DataClassification::Restricted).rotation_days;
         time::Duration::days(i64::from(days))
+    }
+
+    /// Security monitoring: applications' reports and the event query.
+    pub fn monitoring(&self) -> &Arc<crate::monitoring::Monitoring> {
+        &self.monitoring
     }
 
     /// The background re-encryption of Palisade's own sealed data.

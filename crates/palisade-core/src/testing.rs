@@ -86,4 +86,18 @@ impl AuditStore for MemoryStore {
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
         Ok(self.audit.lock().unwrap().range(after + 1..).take(limit as usize).map(|(_, r)| r.clone()).collect())
     }
+
+    async fn audit_search(&self, filter: &crate::audit::AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let audit = self.audit.lock().unwrap();
+        Ok(audit
+            .values()
+            .rev()
+            .filter(|r| filter.before.is_none_or(|b| r.seq < b))
+            .filter(|r| filter.subject.is_none() || r.subject == filter.subject)
+            .filter(|r| filter.kinds.is_empty() || filter.kinds.contains(&r.kind))
+            .filter(|r| filter.since.is_none_or(|at| r.at >= at) && filter.until.is_none_or(|at| r.at < at))
+            .take(filter.limit as usize)
+            .cloned()
+            .collect())
+    }
 }

@@ -128,6 +128,8 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/admin/keys", get(routes::keys::list))
         .route("/admin/keys/rotate", post(routes::keys::rotate))
         .route("/admin/keys/rotation", get(routes::keys::rotation))
+        .route("/monitoring/events", get(routes::monitoring::events).post(routes::monitoring::report))
+        .route("/monitoring/event-types", get(routes::monitoring::event_types))
         .route("/admin/keys/{family}", patch(routes::keys::update_family))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)

@@ -218,6 +218,27 @@ impl From<palisade_core::crypto::reencrypt::ReencryptError> for ApiError {
     }
 }
 
+impl From<palisade_core::monitoring::MonitoringError> for ApiError {
+    fn from(e: palisade_core::monitoring::MonitoringError) -> Self {
+        use palisade_core::monitoring::MonitoringError as M;
+        match e {
+            M::Auth(e) => e.into(),
+            e @ M::Invalid { .. } => Self::unprocessable(e.to_string()),
+            e @ M::TooLarge { .. } => Self::Refused {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "PAYLOAD_TOO_LARGE",
+                detail: e.to_string(),
+                retry_after: None,
+                rate_limit: None,
+                require_reauth: None,
+                errors: None,
+            },
+            M::Store(e) => e.into(),
+            M::Audit(e) => e.into(),
+        }
+    }
+}
+
 impl From<palisade_core::audit::AuditError> for ApiError {
     fn from(e: palisade_core::audit::AuditError) -> Self {
         if e.is_unavailable() { Self::Unavailable(e.to_string()) } else { Self::Internal(e.to_string()) }

@@ -71,6 +71,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::keys::list,
         crate::routes::keys::rotate,
         crate::routes::keys::rotation,
+        crate::routes::monitoring::report,
+        crate::routes::monitoring::events,
+        crate::routes::monitoring::event_types,
         crate::routes::keys::update_family,
     ),
     components(schemas(
@@ -90,6 +93,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         palisade_types::crypto::KeyRotated,
         palisade_types::crypto::KeyRotationStatus,
         palisade_types::crypto::ReencryptionStatus,
+        palisade_types::monitoring::ReportEventRequest,
+        palisade_types::monitoring::SecurityEventView,
+        palisade_types::monitoring::EventPage,
+        palisade_types::monitoring::EventTypeView,
         palisade_types::crypto::KeyFamilyUpdate,
         health::Health,
         health::Ready,
@@ -161,6 +168,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "api-keys", description = "API keys and their validation"),
         (name = "admin", description = "Administration (the `admin` scope)"),
         (name = "crypto", description = "The encryption service: field-level encryption by data classification"),
+        (name = "monitoring", description = "Security events: applications' reports and the query over everything audited"),
     )
 )]
 pub struct ApiDoc;

@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod devices;
 pub mod health;
 pub mod mfa;
+pub mod monitoring;
 pub mod problem;
 pub mod tokens;
 pub mod webauthn;

@@ -145,10 +145,12 @@ fn bad(field: &'static str, problem: impl Into<String>) -> ApiKeyError {
     ApiKeyError::BadInput { field, problem: problem.into() }
 }
 
-/// Scopes no user can give themselves: `admin`, and the encryption service's (`crypto:…`), which
-/// decrypt data of any owner. Only an administrator (or a key holding that very scope) grants them.
+/// Scopes no user can give themselves: `admin`; the encryption service's (`crypto:…`), which
+/// decrypt data of any owner; and monitoring's (`monitoring:…`), which read everyone's security
+/// events and write events about any user. Only an administrator (or a key holding that very scope)
+/// grants them.
 fn is_privileged_scope(scope: &str) -> bool {
-    scope == "admin" || scope.starts_with("crypto:")
+    scope == "admin" || scope.starts_with("crypto:") || scope.starts_with("monitoring:")
 }
 
 /// Whether `scope` is an RFC 6749 scope token (printable ASCII but space, `"` and `\`).

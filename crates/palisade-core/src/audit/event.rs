@@ -97,6 +97,9 @@ pub enum AuditKind {
     /// Data of a sensitive classification (RESTRICTED, TOP_SECRET) was decrypted, or its decryption
     /// was refused; with the caller, the class and the purpose.
     DataDecrypted,
+    /// A security event an application reported (`POST /monitoring/events`), under its type's
+    /// `event.<type>` kind — never under the kind Palisade writes for its own events of that type.
+    Reported(crate::monitoring::EventType),
 }
 
 impl AuditKind {
@@ -148,6 +151,7 @@ impl AuditKind {
             Self::SessionHijackSuspected => "session.hijack_suspected",
             Self::SessionEvicted => "session.evicted",
             Self::DataDecrypted => "crypto.decrypt",
+            Self::Reported(event_type) => event_type.reported_kind(),
         }
     }
 }
@@ -231,6 +235,12 @@ impl AuditEvent {
         if let Value::Object(map) = &mut self.details {
             map.insert(key.to_owned(), value.into());
         }
+        self
+    }
+
+    /// Replaces the details with `details`.
+    pub fn details(mut self, details: Map<String, Value>) -> Self {
+        self.details = Value::Object(details);
         self
     }
 }

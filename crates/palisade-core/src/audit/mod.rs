@@ -38,6 +38,23 @@ const MAX_APPEND_ATTEMPTS: u32 = 64;
 /// Most records sealed and stored in one commit.
 pub const MAX_BATCH: usize = 256;
 
+/// Which records [`AuditStore::audit_search`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only records of this subject.
+    pub subject: Option<String>,
+    /// Only records of these kinds (none: any). At most two.
+    pub kinds: Vec<String>,
+    /// Only records at or after this instant.
+    pub since: Option<time::OffsetDateTime>,
+    /// Only records before this instant.
+    pub until: Option<time::OffsetDateTime>,
+    /// Only records with a smaller sequence number (the cursor of the page before).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
 /// One sealed record of the chain, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {

@@ -10,6 +10,7 @@ use crate::crypto::reencrypt::{ReencryptionJob, Reseal};
 use crate::crypto::{KeyPurpose, WrappedDataKey};
 use crate::device::{DeviceId, DeviceRecord, DeviceSeen, DeviceUpdate};
 use crate::mfa::{BackupCodeRecord, FactorKind, FactorRecord, PasskeyRecord};
+use crate::monitoring::{Incident, IncidentFilter, IncidentRaise, IncidentState};
 use crate::risk::{LoginResult, PastLogin, RiskRecord};
 use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, SigningKeyRecord, TokenHash};
 use crate::user::{User, UserId, UserInsert, Username};
@@ -63,6 +64,11 @@ pub trait AuditStore: Send + Sync + 'static {
 
     /// Records with `seq > after`, in order, at most `limit`.
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Records matching `filter`, newest first: those with `seq < filter.before` (all when `None`),
+    /// of subject `filter.subject`, of one of `filter.kinds` (any when empty, at most two), at or
+    /// after `since` and before `until`, at most `limit`.
+    async fn audit_search(&self, filter: &crate::audit::AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
 /// Accounts and their password history.
@@ -355,6 +361,35 @@ pub trait ReencryptionStore: Send + Sync + 'static {
 
     /// The most recently started job, running or not.
     async fn latest_reencryption_job(&self) -> Result<Option<ReencryptionJob>, StoreError>;
+}
+
+/// Incidents raised by the monitoring detectors.
+#[async_trait]
+pub trait IncidentStore: Send + Sync + 'static {
+    /// Opens an incident for `(raise.cause, raise.subject)`, or — when one is open or acknowledged —
+    /// attaches to it: `occurrences` + 1, `last_seen_at` = `raise.at`, the severity raised to
+    /// `raise.severity` if higher, `raise.events` appended (the oldest dropped beyond
+    /// [`crate::monitoring::MAX_ATTACHED_EVENTS`]); its id, title, details and state stay. One
+    /// statement or transaction: of concurrent raises for one cause and subject, one opens and the
+    /// others attach. Returns the incident as stored and whether it was opened now.
+    async fn raise_incident(&self, raise: &IncidentRaise) -> Result<(Incident, bool), StoreError>;
+
+    /// One incident by id.
+    async fn incident(&self, id: uuid::Uuid) -> Result<Option<Incident>, StoreError>;
+
+    /// Incidents matching `filter`, newest first.
+    async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
+
+    /// Moves incident `id` from `from` to `to` (recording `by` and `at`) only while it is in `from`;
+    /// the incident as stored after, or `None` when it is absent or no longer in `from`.
+    async fn set_incident_state(
+        &self,
+        id: uuid::Uuid,
+        from: IncidentState,
+        to: IncidentState,
+        by: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<Option<Incident>, StoreError>;
 }
 
 /// The whole durable store, as the services see it.

@@ -8,8 +8,8 @@ mod durable;
 mod hot;
 
 pub use durable::{
-    ApiKeyStore, AuditStore, DeviceStore, DurableStore, KeyStore, MfaStore, PasskeyStore, ReencryptionStore,
-    RefreshTokenStore, RiskStore, SigningKeyStore, UserStore,
+    ApiKeyStore, AuditStore, DeviceStore, DurableStore, IncidentStore, KeyStore, MfaStore, PasskeyStore,
+    ReencryptionStore, RefreshTokenStore, RiskStore, SigningKeyStore, UserStore,
 };
 pub use hot::{HotKey, HotStore, RateDecision, RateWindow, WindowCount};
 

@@ -7,6 +7,7 @@ pub(crate) mod crypto;
 pub(crate) mod devices;
 pub(crate) mod keys;
 pub(crate) mod mfa;
+pub(crate) mod monitoring;
 pub(crate) mod ops;
 pub(crate) mod pages;
 pub(crate) mod tokens;

@@ -16,6 +16,7 @@ mod fail_closed;
 mod guard;
 mod mfa;
 mod mfa_messages;
+mod monitoring;
 mod ops;
 mod passkeys;
 mod reencryption;

@@ -1,0 +1,266 @@
+//! Security monitoring: the event model ([`EventType`]), applications' reports of security events
+//! (the original guide's `process_security_event`) and the query over every event.
+//!
+//! # Layout
+//! - `event.rs`: the documented event types and the audit kinds that hold them.
+//! - this file: [`Monitoring`], which records reports into the audit chain and searches it.
+//!
+//! Events are stored once, in the audit chain: Palisade's own as it audits them, reports under
+//! `event.<type>` kinds with the reporting key as actor. Nothing here may write outside the chain.
+
+pub mod detect;
+mod event;
+mod incident;
+
+pub use event::{EVENT_TYPES, EventType, EventTypeSpec};
+pub use incident::{Incident, IncidentFilter, IncidentRaise, IncidentState, MAX_ATTACHED_EVENTS, Severity};
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::audit::{AuditError, AuditEvent, AuditFilter, AuditKind, AuditLog, AuditRecord, Outcome, RequestMeta};
+use crate::auth::{AuthError, Principal, SCOPE_ADMIN};
+use crate::store::{AuditStore, StoreError};
+
+/// The scope that lets a caller report events.
+pub const SCOPE_WRITE: &str = "monitoring:write";
+/// The scope that lets a caller read every event (as `admin` does).
+pub const SCOPE_READ: &str = "monitoring:read";
+/// The largest `details` object accepted, serialized, in bytes.
+pub const MAX_DETAILS: usize = 16 * 1024;
+/// The longest text field (user id, source, user agent), in bytes.
+const MAX_TEXT: usize = 512;
+/// The most events one page returns.
+pub const MAX_PAGE: u32 = 500;
+
+/// Why a monitoring call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitoringError {
+    /// The caller may not do this.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A field is wrong; `message` says how.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// `details` is larger than [`MAX_DETAILS`].
+    #[error("details are {size} bytes; at most {max} are accepted")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The audit chain could not take the event.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> MonitoringError {
+    MonitoringError::Invalid { field, message: message.into() }
+}
+
+/// A security event as an application reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportedEvent {
+    /// What happened.
+    pub event_type: EventType,
+    /// The user it concerns, as the application names them.
+    pub user_id: Option<String>,
+    /// The address of the client it concerns (not the reporter's).
+    pub ip_address: Option<std::net::IpAddr>,
+    /// The user agent of the client it concerns.
+    pub user_agent: Option<String>,
+    /// Anything else, as a JSON object of at most [`MAX_DETAILS`] bytes.
+    pub details: Map<String, Value>,
+    /// Which part of the application saw it (`web_application`).
+    pub source: String,
+}
+
+/// One security event, read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityEvent {
+    /// Its position in the audit chain: the cursor of the next page.
+    pub seq: i64,
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// When it was recorded.
+    pub at: OffsetDateTime,
+    /// Its type, when the record is one of the documented types.
+    pub event_type: Option<EventType>,
+    /// The audit kind it is stored under.
+    pub kind: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// Whether an application reported it (rather than Palisade seeing it).
+    pub reported: bool,
+    /// Who acted, or reported it.
+    pub actor: Option<String>,
+    /// Whom it concerns.
+    pub user_id: Option<String>,
+    /// The client's address.
+    pub ip_address: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// The details (for a report, with its `source`).
+    pub details: Value,
+}
+
+impl SecurityEvent {
+    fn from_record(record: AuditRecord) -> Self {
+        let event_type = EventType::of_kind(&record.kind);
+        let reported = record.kind.starts_with("event.");
+        Self {
+            seq: record.seq,
+            id: record.id,
+            at: record.at,
+            event_type,
+            reported,
+            outcome: record.outcome,
+            actor: record.actor,
+            user_id: record.subject,
+            ip_address: record.ip,
+            user_agent: record.user_agent,
+            details: serde_json::from_str(&record.details).unwrap_or(Value::Null),
+            kind: record.kind,
+        }
+    }
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events concerning this user.
+    pub user_id: Option<String>,
+    /// Only events of this type (Palisade's own and applications' reports).
+    pub event_type: Option<EventType>,
+    /// Only events at or after this instant.
+    pub since: Option<OffsetDateTime>,
+    /// Only events before this instant.
+    pub until: Option<OffsetDateTime>,
+    /// The cursor: only events older than the one with this sequence number.
+    pub before: Option<i64>,
+    /// At most this many (1 to [`MAX_PAGE`]).
+    pub limit: u32,
+}
+
+/// One page of events, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    /// The events.
+    pub events: Vec<SecurityEvent>,
+    /// The cursor of the next (older) page, when there may be one.
+    pub next: Option<i64>,
+}
+
+/// Records applications' security events and reads every event back.
+pub struct Monitoring {
+    audit: Arc<AuditLog>,
+    store: Arc<dyn AuditStore>,
+}
+
+impl Monitoring {
+    /// The service over the audit chain and its store.
+    pub fn new(audit: Arc<AuditLog>, store: Arc<dyn AuditStore>) -> Self {
+        Self { audit, store }
+    }
+
+    /// Records a reported event into the audit chain (the original guide's
+    /// `process_security_event`) and returns it as stored.
+    ///
+    /// **Scope** `monitoring:write`. The reporting key is the record's actor; the request's own
+    /// address and request id are kept in the details as `reporter_ip` and `request_id`.
+    pub async fn report(
+        &self,
+        principal: &Principal,
+        event: ReportedEvent,
+        reporter: &RequestMeta,
+    ) -> Result<SecurityEvent, MonitoringError> {
+        principal.require_scope(SCOPE_WRITE)?;
+        check_text("user_id", event.user_id.as_deref())?;
+        check_text("user_agent", event.user_agent.as_deref())?;
+        let source = event.source.trim();
+        if source.is_empty() {
+            return Err(invalid("source", "names what saw the event, e.g. `web_application`"));
+        }
+        check_text("source", Some(source))?;
+        let size = serde_json::to_vec(&event.details).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+        if size > MAX_DETAILS {
+            return Err(MonitoringError::TooLarge { size, max: MAX_DETAILS });
+        }
+        let mut details = event.details;
+        details.insert("source".into(), source.into());
+        if let Some(ip) = &reporter.ip {
+            details.insert("reporter_ip".into(), ip.clone().into());
+        }
+        let client = RequestMeta {
+            ip: event.ip_address.map(|ip| ip.to_string()),
+            user_agent: event.user_agent,
+            request_id: reporter.request_id.clone(),
+            accept_language: None,
+        };
+        let mut audited = AuditEvent::new(AuditKind::Reported(event.event_type), Outcome::Success)
+            .actor(principal.actor())
+            .request(client)
+            .details(details);
+        if let Some(user) = event.user_id {
+            audited = audited.subject(user);
+        }
+        let record = self.audit.append(audited).await?;
+        Ok(SecurityEvent::from_record(record))
+    }
+
+    /// Events matching `query`, newest first.
+    ///
+    /// **Scope** `admin` or `monitoring:read`.
+    pub async fn events(&self, principal: &Principal, query: &EventQuery) -> Result<EventPage, MonitoringError> {
+        if !principal.has_scope(SCOPE_ADMIN) && !principal.has_scope(SCOPE_READ) {
+            return Err(AuthError::InsufficientScope(SCOPE_READ).into());
+        }
+        if !(1..=MAX_PAGE).contains(&query.limit) {
+            return Err(invalid("limit", format!("from 1 to {MAX_PAGE}")));
+        }
+        if let (Some(since), Some(until)) = (query.since, query.until)
+            && since >= until
+        {
+            return Err(invalid("until", "must be after since"));
+        }
+        check_text("user_id", query.user_id.as_deref())?;
+        let kinds = match query.event_type.map(EventType::kinds) {
+            None => Vec::new(),
+            Some((native, reported)) => native.into_iter().chain([reported]).map(str::to_owned).collect(),
+        };
+        let filter = AuditFilter {
+            subject: query.user_id.clone(),
+            kinds,
+            since: query.since,
+            until: query.until,
+            before: query.before,
+            limit: query.limit,
+        };
+        let records = self.store.audit_search(&filter).await?;
+        let full = records.len() == query.limit as usize;
+        let events: Vec<SecurityEvent> = records.into_iter().map(SecurityEvent::from_record).collect();
+        let next = if full { events.last().map(|e| e.seq) } else { None };
+        Ok(EventPage { events, next })
+    }
+}
+
+fn check_text(field: &'static str, text: Option<&str>) -> Result<(), MonitoringError> {
+    match text {
+        Some(text) if text.is_empty() || text.len() > MAX_TEXT => {
+            Err(invalid(field, format!("1 to {MAX_TEXT} bytes when given")))
+        }
+        Some(text) if text.chars().any(char::is_control) => Err(invalid(field, "control characters are not allowed")),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,156 @@
+//! Security monitoring over HTTP (`/monitoring/*`): parse, call one `Monitoring` method, shape the
+//! answer.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use palisade_core::monitoring::{EVENT_TYPES, EventQuery, EventType, ReportedEvent, SecurityEvent};
+use palisade_types::monitoring::{EventPage, EventTypeView, ReportEventRequest, SecurityEventView};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Authenticated, Meta};
+
+fn event_type(text: &str) -> Result<EventType, ApiError> {
+    EventType::parse(text).ok_or_else(|| {
+        ApiError::unprocessable(format!(
+            "event_type: `{text}` is not an event type (one of {})",
+            EventType::names().join(", ")
+        ))
+    })
+}
+
+fn view(event: SecurityEvent) -> SecurityEventView {
+    SecurityEventView {
+        event_id: event.id.to_string(),
+        seq: event.seq,
+        timestamp: event.at.format(&Rfc3339).unwrap_or_default(),
+        event_type: event.event_type.map(|t| t.name().to_owned()),
+        kind: event.kind,
+        outcome: event.outcome,
+        reported: event.reported,
+        actor: event.actor,
+        user_id: event.user_id,
+        ip_address: event.ip_address,
+        user_agent: event.user_agent,
+        details: event.details,
+    }
+}
+
+/// Records a security event an application saw (the original guide's `process_security_event`)
+/// into the audit chain, under its type's `event.<type>` kind with the reporting key as actor.
+/// `details` over 16 KiB is refused with 413.
+///
+/// **Permissions** - `monitoring:write` (an API key only an administrator can make)
+#[utoipa::path(post, path = "/monitoring/events", tag = "monitoring", security(("api_key" = []), ("bearer" = [])), request_body = ReportEventRequest, responses(
+    (status = 201, body = SecurityEventView),
+    (status = 403, description = "INSUFFICIENT_SCOPE", body = palisade_types::problem::Problem),
+    (status = 413, description = "PAYLOAD_TOO_LARGE: details over 16 KiB", body = palisade_types::problem::Problem),
+    (status = 422, description = "VALIDATION_ERROR: an unknown event type (the valid ones listed) or a bad field", body = palisade_types::problem::Problem),
+))]
+pub(crate) async fn report(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(principal): Authenticated,
+    ApiJson(body): ApiJson<ReportEventRequest>,
+) -> Result<(StatusCode, Json<SecurityEventView>), ApiError> {
+    let ip_address = body
+        .ip_address
+        .as_deref()
+        .map(|ip| {
+            ip.trim().parse().map_err(|_| ApiError::unprocessable(format!("ip_address: `{ip}` is not an IP address")))
+        })
+        .transpose()?;
+    let event = ReportedEvent {
+        event_type: event_type(&body.event_type)?,
+        user_id: body.user_id,
+        ip_address,
+        user_agent: body.user_agent,
+        details: body.details,
+        source: body.source,
+    };
+    let stored = state.palisade.monitoring().report(&principal, event, &meta).await?;
+    Ok((StatusCode::CREATED, Json(view(stored))))
+}
+
+/// Which events `GET /monitoring/events` returns.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventsParams {
+    /// Only events concerning this user: the audit record's subject, which is the user's id — or,
+    /// for a failed login, the username tried (an unknown user has no id).
+    user_id: Option<String>,
+    /// Only events of this type: Palisade's own and applications' reports.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// Only events at or after this instant (RFC 3339).
+    since: Option<String>,
+    /// Only events before this instant (RFC 3339).
+    until: Option<String>,
+    /// The `next_cursor` of the page before.
+    before: Option<String>,
+    /// At most this many (1–500, default 100).
+    limit: Option<u32>,
+}
+
+fn instant(field: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+    text.map(|t| {
+        OffsetDateTime::parse(t.trim(), &Rfc3339)
+            .map_err(|_| ApiError::unprocessable(format!("{field}: `{t}` is not an RFC 3339 instant")))
+    })
+    .transpose()
+}
+
+/// Security events, newest first: everything Palisade audits and what applications reported,
+/// filtered by user, type and time, a page at a time.
+///
+/// **Permissions** - `admin` or `monitoring:read`
+#[utoipa::path(get, path = "/monitoring/events", tag = "monitoring", security(("bearer" = []), ("api_key" = [])), params(EventsParams), responses(
+    (status = 200, body = EventPage),
+    (status = 403, description = "INSUFFICIENT_SCOPE", body = palisade_types::problem::Problem),
+    (status = 422, description = "VALIDATION_ERROR", body = palisade_types::problem::Problem),
+))]
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Query(params): Query<EventsParams>,
+) -> Result<Json<EventPage>, ApiError> {
+    let query = EventQuery {
+        user_id: params.user_id,
+        event_type: params.event_type.as_deref().map(event_type).transpose()?,
+        since: instant("since", params.since.as_deref())?,
+        until: instant("until", params.until.as_deref())?,
+        before: params
+            .before
+            .as_deref()
+            .map(|b| b.trim().parse::<i64>().map_err(|_| ApiError::unprocessable("before: not a cursor")))
+            .transpose()?,
+        limit: params.limit.unwrap_or(100),
+    };
+    let page = state.palisade.monitoring().events(&principal, &query).await?;
+    Ok(Json(EventPage {
+        events: page.events.into_iter().map(view).collect(),
+        next_cursor: page.next.map(|seq| seq.to_string()),
+    }))
+}
+
+/// The documented event types: what each means and the audit kinds that hold it.
+///
+/// **Permissions** - none
+#[utoipa::path(get, path = "/monitoring/event-types", tag = "monitoring", responses((status = 200, body = Vec<EventTypeView>)))]
+pub(crate) async fn event_types() -> Json<Vec<EventTypeView>> {
+    Json(
+        EVENT_TYPES
+            .iter()
+            .map(|t| EventTypeView {
+                name: t.name.to_owned(),
+                description: t.about.to_owned(),
+                audited_as: t.native.map(|k| k.as_str().to_owned()),
+                reported_as: t.reported.to_owned(),
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,189 @@
+//! Security events over HTTP: applications report events with a `monitoring:write` key
+//! (`POST /monitoring/events`, the guide's `process_security_event`), and administrators read every
+//! event — Palisade's own audited ones and the reports — filtered and paged
+//! (`GET /monitoring/events`).
+
+use serde_json::{Value, json};
+
+use crate::{TestApp, login_user, make_admin, register_user, spawn_app, status_json};
+
+async fn admin_token(app: &TestApp) -> String {
+    let id = register_user(app, "root").await;
+    make_admin(app, &id).await;
+    login_user(app, "root").await["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn api_key(app: &TestApp, bearer: &str, scopes: &[&str]) -> (u16, Value) {
+    let body = json!({"name": "app", "scopes": scopes});
+    status_json(app.http.post(app.url("/auth/api-keys")).bearer_auth(bearer).json(&body).send().await.unwrap()).await
+}
+
+async fn report(app: &TestApp, key: &str, body: &Value) -> (u16, Value) {
+    status_json(app.http.post(app.url("/monitoring/events")).header("x-api-key", key).json(body).send().await.unwrap())
+        .await
+}
+
+async fn events(app: &TestApp, bearer: &str, query: &str) -> (u16, Value) {
+    let url = app.url(&format!("/monitoring/events{query}"));
+    status_json(app.http.get(url).bearer_auth(bearer).send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn an_application_reports_events_and_an_administrator_reads_them_with_palisades_own() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (status, created) = api_key(&app, &admin, &["monitoring:write"]).await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let key_id = created["api_key_id"].as_str().unwrap().to_owned();
+
+    // A failed login Palisade sees itself…
+    register_user(&app, "alice").await;
+    // A failed login's subject is the username tried (an unknown user has no id).
+    let alice = "alice".to_owned();
+    let wrong = json!({"username": "alice", "password": "not-the-password-at-all"});
+    assert_eq!(app.http.post(app.url("/auth/login")).json(&wrong).send().await.unwrap().status(), 401);
+
+    // …and one the application saw on its own login form, reported.
+    let body = json!({
+        "event_type": "login_failure",
+        "user_id": alice,
+        "ip_address": "203.0.113.9",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+        "details": {"reason": "wrong password", "attempt": 3},
+        "source": "web_application",
+    });
+    let (status, stored) = report(&app, &key, &body).await;
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(stored["event_type"], "LOGIN_FAILURE");
+    assert_eq!(stored["kind"], "event.login_failure", "a report never takes Palisade's own kind");
+    assert_eq!(stored["reported"], true);
+    assert_eq!(stored["actor"], format!("api_key:{key_id}"));
+    assert_eq!(
+        (stored["user_id"].as_str(), stored["ip_address"].as_str()),
+        (Some(alice.as_str()), Some("203.0.113.9"))
+    );
+    assert_eq!(stored["details"]["attempt"], 3);
+    assert_eq!(stored["details"]["source"], "web_application");
+    assert_eq!(stored["details"]["reporter_ip"], "127.0.0.1");
+    let (status, test_event) =
+        report(&app, &key, &json!({"event_type": "SYSTEM_TEST", "source": "health-check"})).await;
+    assert_eq!((status, test_event["event_type"].as_str()), (201, Some("SYSTEM_TEST")), "{test_event}");
+
+    // LOGIN_FAILURE for alice: both, newest first, told apart by `reported`.
+    let (status, page) = events(&app, &admin, &format!("?user_id={alice}&type=LOGIN_FAILURE")).await;
+    assert_eq!(status, 200, "{page}");
+    let list = page["events"].as_array().unwrap();
+    let kinds: Vec<&str> = list.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["event.login_failure", "auth.login_failed"], "{page}");
+    assert_eq!((list[0]["reported"].as_bool(), list[1]["reported"].as_bool()), (Some(true), Some(false)));
+    assert!(list.iter().all(|e| e["event_type"] == "LOGIN_FAILURE" && e["user_id"] == alice.as_str()));
+    assert!(page["next_cursor"].is_null(), "a short page is the last: {page}");
+
+    // The chain still verifies with the reports in it.
+    assert!(app.palisade.audit().verify().await.unwrap().broken.is_none());
+
+    // Time filters: nothing before the epoch's year 2000, everything since.
+    let (_, none) = events(&app, &admin, "?until=2000-01-01T00:00:00Z").await;
+    assert_eq!(none["events"].as_array().unwrap().len(), 0, "{none}");
+    let (_, since) = events(&app, &admin, "?since=2000-01-01T00:00:00Z&type=SYSTEM_TEST").await;
+    assert_eq!(since["events"].as_array().unwrap().len(), 1, "{since}");
+}
+
+#[tokio::test]
+async fn pages_follow_the_cursor_without_gaps_or_repeats() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let key = api_key(&app, &admin, &["monitoring:write"]).await.1["api_key"].as_str().unwrap().to_owned();
+    for n in 0..7 {
+        let body = json!({"event_type": "DATA_ACCESS", "user_id": "u-1", "details": {"n": n}, "source": "batch"});
+        assert_eq!(report(&app, &key, &body).await.0, 201);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = events(&app, &admin, &format!("?type=DATA_ACCESS&limit=3{cursor}")).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(page["events"].as_array().unwrap().iter().map(|e| e["details"]["n"].as_i64().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [6, 5, 4, 3, 2, 1, 0]);
+}
+
+#[tokio::test]
+async fn bad_reports_get_clear_refusals_and_only_the_right_callers_get_in() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let key = api_key(&app, &admin, &["monitoring:write"]).await.1["api_key"].as_str().unwrap().to_owned();
+
+    let (status, problem) = report(&app, &key, &json!({"event_type": "LOGIN_EXPLODED", "source": "web"})).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("VALIDATION_ERROR")), "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("LOGIN_EXPLODED") && detail.contains("LOGIN_FAILURE") && detail.contains("SYSTEM_TEST"));
+
+    let big = "x".repeat(17 * 1024);
+    let (status, problem) =
+        report(&app, &key, &json!({"event_type": "SYSTEM_TEST", "source": "web", "details": {"blob": big}})).await;
+    assert_eq!((status, problem["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")), "{problem}");
+
+    for (body, field) in [
+        (json!({"event_type": "SYSTEM_TEST", "source": "  "}), "source"),
+        (json!({"event_type": "SYSTEM_TEST", "source": "web", "ip_address": "300.1.1.1"}), "ip_address"),
+        (json!({"event_type": "SYSTEM_TEST", "source": "web", "user_id": "a\nb"}), "user_id"),
+    ] {
+        let (status, problem) = report(&app, &key, &body).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert!(problem["detail"].as_str().unwrap().starts_with(field), "{problem}");
+    }
+    let (status, _) = report(&app, &key, &json!({"event_type": "SYSTEM_TEST", "source": "web", "extra": 1})).await;
+    assert_eq!(status, 422, "unknown fields are refused");
+    // None of the refusals was recorded.
+    let (_, page) = events(&app, &admin, "?type=SYSTEM_TEST").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 0, "{page}");
+
+    // A plain user can neither mint a monitoring key nor read events.
+    register_user(&app, "bob").await;
+    let bob = login_user(&app, "bob").await["access_token"].as_str().unwrap().to_owned();
+    let (status, problem) = api_key(&app, &bob, &["monitoring:write"]).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("only an administrator"), "{problem}");
+    let (status, problem) = events(&app, &bob, "").await;
+    assert_eq!((status, problem["code"].as_str()), (403, Some("INSUFFICIENT_SCOPE")), "{problem}");
+    // A reader key reads but does not write.
+    let reader = api_key(&app, &admin, &["monitoring:read"]).await.1["api_key"].as_str().unwrap().to_owned();
+    let url = app.url("/monitoring/events?limit=1");
+    let (status, page) = status_json(app.http.get(url).header("x-api-key", &reader).send().await.unwrap()).await;
+    assert_eq!((status, page["events"].as_array().map(Vec::len)), (200, Some(1)), "{page}");
+    let (status, _) = report(&app, &reader, &json!({"event_type": "SYSTEM_TEST", "source": "web"})).await;
+    assert_eq!(status, 403);
+
+    for query in [
+        "?limit=0",
+        "?limit=501",
+        "?type=NOPE",
+        "?since=yesterday",
+        "?before=abc",
+        "?since=2030-01-01T00:00:00Z&until=2020-01-01T00:00:00Z",
+    ] {
+        let (status, problem) = events(&app, &admin, query).await;
+        assert_eq!(status, 422, "{query}: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn the_event_types_are_listed_with_their_audit_kinds() {
+    let app = spawn_app().await;
+    let (status, list) = status_json(app.http.get(app.url("/monitoring/event-types")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    let list = list.as_array().unwrap();
+    let failure = list.iter().find(|t| t["name"] == "LOGIN_FAILURE").unwrap();
+    assert_eq!(
+        (failure["audited_as"].as_str(), failure["reported_as"].as_str()),
+        (Some("auth.login_failed"), Some("event.login_failure"))
+    );
+    let test = list.iter().find(|t| t["name"] == "SYSTEM_TEST").unwrap();
+    assert!(test["audited_as"].is_null());
+}
