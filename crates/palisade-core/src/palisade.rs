@@ -88,6 +88,8 @@ pub struct PalisadeSettings {
     pub encryption: crate::crypto::EncryptionPolicies,
     /// The pace of the background re-encryption after the data key rotates.
     pub reencryption: crate::crypto::reencrypt::ReencryptionSettings,
+    /// The monitoring detectors' thresholds.
+    pub monitoring: crate::monitoring::detect::Thresholds,
 }
 
 impl Default for PalisadeSettings {
@@ -109,6 +111,7 @@ impl Default for PalisadeSettings {
             devices: crate::device::service::DeviceSettings::default(),
             encryption: crate::crypto::EncryptionPolicies::defaults(false),
             reencryption: crate::crypto::reencrypt::ReencryptionSettings::default(),
+            monitoring: crate::monitoring::detect::Thresholds::default(),
         }
     }
 }
@@ -303,7 +306,23 @@ impl PalisadeBuilder {
             settings.reencryption,
         );
         let audit_store: Arc<dyn crate::store::AuditStore> = durable.clone();
-        let monitoring = Arc::new(crate::monitoring::Monitoring::new(audit.clone(), audit_store));
+        let incident_store: Arc<dyn crate::store::IncidentStore> = durable.clone();
+        let monitoring = Arc::new(crate::monitoring::Monitoring::new(
+            audit.clone(),
+            audit_store,
+            incident_store.clone(),
+            clock.clone(),
+        ));
+        // Every record stored from now on goes past the detectors, on a task of their own.
+        let (detection, feed, queue) = crate::monitoring::watch::Detection::new(
+            hot.clone(),
+            incident_store,
+            audit.clone(),
+            clock.clone(),
+            settings.monitoring,
+        );
+        audit.observe_with(feed);
+        tokio::spawn(detection.run(queue));
         Ok(Palisade {
             durable,
             hot,

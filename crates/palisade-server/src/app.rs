@@ -130,6 +130,8 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/admin/keys/rotation", get(routes::keys::rotation))
         .route("/monitoring/events", get(routes::monitoring::events).post(routes::monitoring::report))
         .route("/monitoring/event-types", get(routes::monitoring::event_types))
+        .route("/monitoring/incidents", get(routes::monitoring::incidents))
+        .route("/monitoring/incidents/{id}", patch(routes::monitoring::update_incident))
         .route("/admin/keys/{family}", patch(routes::keys::update_family))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)
@@ -403,6 +405,8 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
         // Built, and checked, when the configuration was loaded.
         encryption: config.encryption.clone(),
         reencryption: config.reencryption,
+        // The detectors' thresholds are not configurable yet: the documented defaults.
+        monitoring: palisade_core::monitoring::detect::Thresholds::default(),
     })
 }
 

@@ -235,6 +235,16 @@ impl From<palisade_core::monitoring::MonitoringError> for ApiError {
             },
             M::Store(e) => e.into(),
             M::Audit(e) => e.into(),
+            M::NotFound => Self::NotFound,
+            M::Conflict(detail) => Self::Refused {
+                status: StatusCode::CONFLICT,
+                code: "CONFLICT",
+                detail,
+                retry_after: None,
+                rate_limit: None,
+                require_reauth: None,
+                errors: None,
+            },
         }
     }
 }

@@ -74,6 +74,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::monitoring::report,
         crate::routes::monitoring::events,
         crate::routes::monitoring::event_types,
+        crate::routes::monitoring::incidents,
+        crate::routes::monitoring::update_incident,
         crate::routes::keys::update_family,
     ),
     components(schemas(
@@ -97,6 +99,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         palisade_types::monitoring::SecurityEventView,
         palisade_types::monitoring::EventPage,
         palisade_types::monitoring::EventTypeView,
+        palisade_types::monitoring::IncidentView,
+        palisade_types::monitoring::IncidentList,
+        palisade_types::monitoring::IncidentUpdate,
         palisade_types::crypto::KeyFamilyUpdate,
         health::Health,
         health::Ready,

@@ -79,3 +79,53 @@ pub struct EventTypeView {
     /// The audit kind applications' reports of this type are stored under.
     pub reported_as: String,
 }
+
+/// An incident a detector raised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IncidentView {
+    /// Its id.
+    pub id: String,
+    /// The detector that raised it (`brute_force`, `password_spraying`, `credential_stuffing`,
+    /// `token_reuse`, `session_hijack`, `api_key_abuse`).
+    pub cause: String,
+    /// What it is about (`user:alice`, `ip:203.0.113.9`, `global`).
+    pub subject: String,
+    /// `LOW`, `MEDIUM`, `HIGH` or `CRITICAL`: the highest it was raised with.
+    pub severity: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub state: String,
+    /// One line for a human.
+    pub title: String,
+    /// What the detector saw (counts, threshold, window).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    /// The audit records (`seq`) that raised it, oldest first, at most 100.
+    pub events: Vec<i64>,
+    /// How many times it was raised.
+    pub occurrences: u64,
+    /// When it was opened (RFC 3339).
+    pub opened_at: String,
+    /// When it was last raised (RFC 3339).
+    pub last_seen_at: String,
+    /// When its state last changed (RFC 3339).
+    pub updated_at: String,
+    /// Who last changed its state.
+    pub updated_by: Option<String>,
+}
+
+/// `GET /monitoring/incidents`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IncidentList {
+    /// The incidents.
+    pub incidents: Vec<IncidentView>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `PATCH /monitoring/incidents/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentUpdate {
+    /// `acknowledged` or `resolved` (forward only).
+    pub state: String,
+}

@@ -100,6 +100,10 @@ pub enum AuditKind {
     /// A security event an application reported (`POST /monitoring/events`), under its type's
     /// `event.<type>` kind — never under the kind Palisade writes for its own events of that type.
     Reported(crate::monitoring::EventType),
+    /// A detector opened an incident.
+    IncidentOpened,
+    /// An administrator moved an incident along its lifecycle.
+    IncidentUpdated,
 }
 
 impl AuditKind {
@@ -152,6 +156,8 @@ impl AuditKind {
             Self::SessionEvicted => "session.evicted",
             Self::DataDecrypted => "crypto.decrypt",
             Self::Reported(event_type) => event_type.reported_kind(),
+            Self::IncidentOpened => "incident.opened",
+            Self::IncidentUpdated => "incident.updated",
         }
     }
 }

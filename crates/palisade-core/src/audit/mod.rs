@@ -188,6 +188,15 @@ struct Writer {
     queue: std::sync::Mutex<Vec<Pending>>,
     /// Whether a task is (or is about to be) writing the queue: one task at a time, not one per event.
     flushing: std::sync::atomic::AtomicBool,
+    /// Told of every record once it is stored (the monitoring detectors); set once.
+    observer: std::sync::OnceLock<Arc<dyn AuditObserver>>,
+}
+
+/// Sees every record once it is stored. Called on the writer's task: it must not block or wait
+/// (hand the records to a bounded queue and return).
+pub trait AuditObserver: Send + Sync + 'static {
+    /// `records` were just stored, in chain order.
+    fn observe(&self, records: &[AuditRecord]);
 }
 
 /// An event waiting to be sealed, and where to send its record.
@@ -206,6 +215,7 @@ impl AuditLog {
             head: tokio::sync::Mutex::new(None),
             queue: std::sync::Mutex::default(),
             flushing: std::sync::atomic::AtomicBool::new(false),
+            observer: std::sync::OnceLock::new(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -224,6 +234,11 @@ impl AuditLog {
             tokio::spawn(async move { writer.flush().await });
         }
         result.await.unwrap_or(Err(AuditError::Contended(0)))
+    }
+
+    /// Tells `observer` of every record stored from now on. Only the first call has an effect.
+    pub fn observe_with(&self, observer: Arc<dyn AuditObserver>) {
+        let _ = self.inner.observer.set(observer);
     }
 
     /// Walks the whole chain and reports the first record whose link or MAC does not hold.
@@ -288,6 +303,9 @@ impl Writer {
             }
             match self.write(&mut head, batch.iter().map(|p| &p.event).collect()).await {
                 Ok(records) => {
+                    if let Some(observer) = self.observer.get() {
+                        observer.observe(&records);
+                    }
                     for (pending, record) in batch.into_iter().zip(records) {
                         let _ = pending.done.send(Ok(record));
                     }

@@ -31,8 +31,10 @@ pub struct Observed {
 pub enum Count {
     /// Hits of `key`.
     Hits,
-    /// Distinct `member`s.
+    /// Distinct `member`s (the set's life restarts at each add: a sliding window).
     Distinct(String),
+    /// The current count of `key`'s hits, without counting one.
+    Peek,
 }
 
 /// One window a detector needs counted for an event.
@@ -166,12 +168,14 @@ impl Detector {
                 }
                 let mut windows =
                     vec![hits(if failure { "failures".into() } else { "successes".into() }, t.stuffing_window)];
-                if let (true, Some(ip)) = (failure, &event.ip) {
+                if failure {
+                    let ip = event.ip.clone().unwrap_or_else(|| "unknown".into());
                     windows.push(Window {
                         key: "addresses".into(),
-                        count: Count::Distinct(ip.clone()),
+                        count: Count::Distinct(ip),
                         length: t.stuffing_window,
                     });
+                    windows.push(Window { key: "successes".into(), count: Count::Peek, length: t.stuffing_window });
                 }
                 windows
             }
@@ -183,9 +187,7 @@ impl Detector {
         }
     }
 
-    /// Decides on `event` given the counts of [`Self::windows`], in the same order (for
-    /// `CredentialStuffing` on a failure, also the current count of successes, appended by the
-    /// pipeline as a last value).
+    /// Decides on `event` given the counts of [`Self::windows`], in the same order.
     pub fn judge(self, event: &Observed, counts: &[u64], t: &Thresholds) -> Option<Finding> {
         let name = event.event_type.name();
         let subject = event.subject.as_deref().unwrap_or("unknown");
@@ -343,7 +345,10 @@ mod tests {
         let spraying = &Detector::PasswordSpraying.windows(&failure, &t)[0];
         assert_eq!((spraying.key.as_str(), &spraying.count), ("ip:203.0.113.9", &Count::Distinct("alice".into())));
         let stuffing = Detector::CredentialStuffing.windows(&failure, &t);
-        assert_eq!(stuffing.len(), 2);
+        assert_eq!(
+            stuffing.iter().map(|w| w.count.clone()).collect::<Vec<_>>(),
+            [Count::Hits, Count::Distinct("203.0.113.9".into()), Count::Peek]
+        );
         assert!(Detector::BruteForce.windows(&event("LOGIN_FAILURE", None, None), &t).is_empty());
         assert!(Detector::TokenReuse.windows(&failure, &t).is_empty());
         let found = Detector::BruteForce.judge(&failure, &[10], &t).unwrap();

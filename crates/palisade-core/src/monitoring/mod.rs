@@ -11,6 +11,7 @@
 pub mod detect;
 mod event;
 mod incident;
+pub mod watch;
 
 pub use event::{EVENT_TYPES, EventType, EventTypeSpec};
 pub use incident::{Incident, IncidentFilter, IncidentRaise, IncidentState, MAX_ATTACHED_EVENTS, Severity};
@@ -22,7 +23,7 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditError, AuditEvent, AuditFilter, AuditKind, AuditLog, AuditRecord, Outcome, RequestMeta};
 use crate::auth::{AuthError, Principal, SCOPE_ADMIN};
-use crate::store::{AuditStore, StoreError};
+use crate::store::{AuditStore, IncidentStore, StoreError};
 
 /// The scope that lets a caller report events.
 pub const SCOPE_WRITE: &str = "monitoring:write";
@@ -63,6 +64,20 @@ pub enum MonitoringError {
     /// The audit chain could not take the event.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// No such incident.
+    #[error("no such incident")]
+    NotFound,
+    /// The incident is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+fn require_reader(principal: &Principal) -> Result<(), MonitoringError> {
+    if principal.has_scope(SCOPE_ADMIN) || principal.has_scope(SCOPE_READ) {
+        Ok(())
+    } else {
+        Err(AuthError::InsufficientScope(SCOPE_READ).into())
+    }
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> MonitoringError {
@@ -162,16 +177,75 @@ pub struct EventPage {
     pub next: Option<i64>,
 }
 
-/// Records applications' security events and reads every event back.
+/// Records applications' security events, reads every event back, and keeps the incidents.
 pub struct Monitoring {
     audit: Arc<AuditLog>,
     store: Arc<dyn AuditStore>,
+    incidents: Arc<dyn IncidentStore>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl Monitoring {
-    /// The service over the audit chain and its store.
-    pub fn new(audit: Arc<AuditLog>, store: Arc<dyn AuditStore>) -> Self {
-        Self { audit, store }
+    /// The service over the audit chain and the incident store.
+    pub fn new(
+        audit: Arc<AuditLog>,
+        store: Arc<dyn AuditStore>,
+        incidents: Arc<dyn IncidentStore>,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Self {
+        Self { audit, store, incidents, clock }
+    }
+
+    /// Incidents matching `filter`, newest first.
+    ///
+    /// **Scope** `admin` or `monitoring:read`.
+    pub async fn incidents(
+        &self,
+        principal: &Principal,
+        filter: &IncidentFilter,
+    ) -> Result<Vec<Incident>, MonitoringError> {
+        require_reader(principal)?;
+        if !(1..=MAX_PAGE).contains(&filter.limit) {
+            return Err(invalid("limit", format!("from 1 to {MAX_PAGE}")));
+        }
+        Ok(self.incidents.incidents(filter).await?)
+    }
+
+    /// Moves an incident along its lifecycle (open → acknowledged → resolved, or open → resolved).
+    /// Audited as `incident.updated`.
+    ///
+    /// **Scope** `admin`.
+    pub async fn set_incident_state(
+        &self,
+        principal: &Principal,
+        id: uuid::Uuid,
+        to: IncidentState,
+        meta: &RequestMeta,
+    ) -> Result<Incident, MonitoringError> {
+        principal.require_scope(SCOPE_ADMIN)?;
+        let current = self.incidents.incident(id).await?.ok_or(MonitoringError::NotFound)?;
+        if !current.state.may_become(to) {
+            return Err(MonitoringError::Conflict(format!(
+                "incident {id} is {} and cannot become {}",
+                current.state.as_str(),
+                to.as_str()
+            )));
+        }
+        let by = principal.actor();
+        let updated = self
+            .incidents
+            .set_incident_state(id, current.state, to, &by, self.clock.now())
+            .await?
+            .ok_or_else(|| MonitoringError::Conflict(format!("incident {id} changed meanwhile; read it again")))?;
+        let event = AuditEvent::new(AuditKind::IncidentUpdated, Outcome::Success)
+            .actor(by)
+            .subject(updated.subject.clone())
+            .request(meta.clone())
+            .detail("incident", id.to_string())
+            .detail("from", current.state.as_str())
+            .detail("to", to.as_str());
+        self.audit.append(event).await?;
+        Ok(updated)
     }
 
     /// Records a reported event into the audit chain (the original guide's
@@ -223,9 +297,7 @@ impl Monitoring {
     ///
     /// **Scope** `admin` or `monitoring:read`.
     pub async fn events(&self, principal: &Principal, query: &EventQuery) -> Result<EventPage, MonitoringError> {
-        if !principal.has_scope(SCOPE_ADMIN) && !principal.has_scope(SCOPE_READ) {
-            return Err(AuthError::InsufficientScope(SCOPE_READ).into());
-        }
+        require_reader(principal)?;
         if !(1..=MAX_PAGE).contains(&query.limit) {
             return Err(invalid("limit", format!("from 1 to {MAX_PAGE}")));
         }

@@ -367,7 +367,7 @@ pub trait ReencryptionStore: Send + Sync + 'static {
 #[async_trait]
 pub trait IncidentStore: Send + Sync + 'static {
     /// Opens an incident for `(raise.cause, raise.subject)`, or — when one is open or acknowledged —
-    /// attaches to it: `occurrences` + 1, `last_seen_at` = `raise.at`, the severity raised to
+    /// attaches to it: `occurrences` + 1, `last_seen_at` the later of it and `raise.at`, the severity raised to
     /// `raise.severity` if higher, `raise.events` appended (the oldest dropped beyond
     /// [`crate::monitoring::MAX_ATTACHED_EVENTS`]); its id, title, details and state stay. One
     /// statement or transaction: of concurrent raises for one cause and subject, one opens and the
@@ -406,6 +406,7 @@ pub trait DurableStore:
     + DeviceStore
     + RiskStore
     + ReencryptionStore
+    + IncidentStore
 {
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;

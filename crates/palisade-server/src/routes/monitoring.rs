@@ -4,8 +4,12 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use palisade_core::monitoring::{EVENT_TYPES, EventQuery, EventType, ReportedEvent, SecurityEvent};
-use palisade_types::monitoring::{EventPage, EventTypeView, ReportEventRequest, SecurityEventView};
+use palisade_core::monitoring::{
+    EVENT_TYPES, EventQuery, EventType, Incident, IncidentFilter, IncidentState, ReportedEvent, SecurityEvent, Severity,
+};
+use palisade_types::monitoring::{
+    EventPage, EventTypeView, IncidentList, IncidentUpdate, IncidentView, ReportEventRequest, SecurityEventView,
+};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -153,4 +157,106 @@ pub(crate) async fn event_types() -> Json<Vec<EventTypeView>> {
             })
             .collect(),
     )
+}
+
+fn incident_view(i: Incident) -> IncidentView {
+    IncidentView {
+        id: i.id.to_string(),
+        cause: i.cause,
+        subject: i.subject,
+        severity: i.severity.as_str().into(),
+        state: i.state.as_str().into(),
+        title: i.title,
+        details: i.details,
+        events: i.events,
+        occurrences: i.occurrences,
+        opened_at: i.opened_at.format(&Rfc3339).unwrap_or_default(),
+        last_seen_at: i.last_seen_at.format(&Rfc3339).unwrap_or_default(),
+        updated_at: i.updated_at.format(&Rfc3339).unwrap_or_default(),
+        updated_by: i.updated_by,
+    }
+}
+
+/// Which incidents `GET /monitoring/incidents` returns.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IncidentParams {
+    /// `open`, `acknowledged` or `resolved`.
+    state: Option<String>,
+    /// Only at least this severe: `LOW`, `MEDIUM`, `HIGH` or `CRITICAL`.
+    severity: Option<String>,
+    /// The `next_cursor` of the page before.
+    before: Option<String>,
+    /// At most this many (1–500, default 100).
+    limit: Option<u32>,
+}
+
+/// Incidents the detectors raised, newest first.
+///
+/// **Permissions** - `admin` or `monitoring:read`
+#[utoipa::path(get, path = "/monitoring/incidents", tag = "monitoring", security(("bearer" = []), ("api_key" = [])), params(IncidentParams), responses(
+    (status = 200, body = IncidentList),
+    (status = 403, description = "INSUFFICIENT_SCOPE", body = palisade_types::problem::Problem),
+    (status = 422, description = "VALIDATION_ERROR", body = palisade_types::problem::Problem),
+))]
+pub(crate) async fn incidents(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Query(params): Query<IncidentParams>,
+) -> Result<Json<IncidentList>, ApiError> {
+    let filter = IncidentFilter {
+        state: params
+            .state
+            .as_deref()
+            .map(|s| {
+                IncidentState::parse(s).ok_or_else(|| {
+                    ApiError::unprocessable(format!("state: `{s}` is not open, acknowledged or resolved"))
+                })
+            })
+            .transpose()?,
+        min_severity: params
+            .severity
+            .as_deref()
+            .map(|s| {
+                Severity::parse(s).ok_or_else(|| {
+                    ApiError::unprocessable(format!("severity: `{s}` is not LOW, MEDIUM, HIGH or CRITICAL"))
+                })
+            })
+            .transpose()?,
+        before: params
+            .before
+            .as_deref()
+            .map(|b| uuid::Uuid::parse_str(b.trim()).map_err(|_| ApiError::unprocessable("before: not a cursor")))
+            .transpose()?,
+        limit: params.limit.unwrap_or(100),
+    };
+    let list = state.palisade.monitoring().incidents(&principal, &filter).await?;
+    let next_cursor = (list.len() == filter.limit as usize).then(|| list.last().map(|i| i.id.to_string())).flatten();
+    Ok(Json(IncidentList { incidents: list.into_iter().map(incident_view).collect(), next_cursor }))
+}
+
+/// Moves an incident along its lifecycle: open → acknowledged → resolved (or open → resolved).
+/// Audited as `incident.updated`.
+///
+/// **Permissions** - `admin`
+#[utoipa::path(patch, path = "/monitoring/incidents/{id}", tag = "monitoring", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)), request_body = IncidentUpdate, responses(
+    (status = 200, body = IncidentView),
+    (status = 403, description = "INSUFFICIENT_SCOPE", body = palisade_types::problem::Problem),
+    (status = 404, description = "NOT_FOUND", body = palisade_types::problem::Problem),
+    (status = 409, description = "CONFLICT: not a forward move from its state", body = palisade_types::problem::Problem),
+    (status = 422, description = "VALIDATION_ERROR", body = palisade_types::problem::Problem),
+))]
+pub(crate) async fn update_incident(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(principal): Authenticated,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    ApiJson(body): ApiJson<IncidentUpdate>,
+) -> Result<Json<IncidentView>, ApiError> {
+    let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| ApiError::NotFound)?;
+    let to = IncidentState::parse(&body.state)
+        .filter(|s| *s != IncidentState::Open)
+        .ok_or_else(|| ApiError::unprocessable(format!("state: `{}` is not acknowledged or resolved", body.state)))?;
+    let updated = state.palisade.monitoring().set_incident_state(&principal, id, to, &meta).await?;
+    Ok(Json(incident_view(updated)))
 }

@@ -187,3 +187,133 @@ async fn the_event_types_are_listed_with_their_audit_kinds() {
     let test = list.iter().find(|t| t["name"] == "SYSTEM_TEST").unwrap();
     assert!(test["audited_as"].is_null());
 }
+
+/// Polls the incidents until one of `cause` shows up (the detectors run on their own task).
+async fn incident_of(app: &TestApp, bearer: &str, cause: &str) -> Value {
+    for _ in 0..200 {
+        let (status, list) =
+            status_json(app.http.get(app.url("/monitoring/incidents")).bearer_auth(bearer).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{list}");
+        if let Some(found) = list["incidents"].as_array().unwrap().iter().find(|i| i["cause"] == cause) {
+            return found.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no {cause} incident after 5 s");
+}
+
+#[tokio::test]
+async fn detectors_open_one_incident_per_cause_and_subject_and_administrators_close_them() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let key = api_key(&app, &admin, &["monitoring:write"]).await.1["api_key"].as_str().unwrap().to_owned();
+    let failure = |user: &str, ip: &str| json!({"event_type": "LOGIN_FAILURE", "user_id": user, "ip_address": ip, "source": "web_application"});
+    // Nine failures on one account: below the brute-force threshold (10 per 5 minutes).
+    for _ in 0..9 {
+        assert_eq!(report(&app, &key, &failure("victim", "198.51.100.1")).await.0, 201);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, none) =
+        status_json(app.http.get(app.url("/monitoring/incidents")).bearer_auth(&admin).send().await.unwrap()).await;
+    assert_eq!(none["incidents"].as_array().unwrap().len(), 0, "{none}");
+    // The tenth opens it.
+    assert_eq!(report(&app, &key, &failure("victim", "198.51.100.1")).await.0, 201);
+    let incident = incident_of(&app, &admin, "brute_force").await;
+    assert_eq!((incident["subject"].as_str(), incident["severity"].as_str()), (Some("user:victim"), Some("HIGH")));
+    assert_eq!((incident["state"].as_str(), incident["occurrences"].as_u64()), (Some("open"), Some(1)));
+    assert_eq!(incident["details"]["failures"], 10);
+    assert_eq!(incident["events"].as_array().unwrap().len(), 1);
+
+    // Ten more: the same incident, attached to (deduplicated), not a second one.
+    for _ in 0..10 {
+        assert_eq!(report(&app, &key, &failure("victim", "198.51.100.1")).await.0, 201);
+    }
+    let mut attached = Value::Null;
+    for _ in 0..200 {
+        let (_, list) = status_json(
+            app.http.get(app.url("/monitoring/incidents?state=open")).bearer_auth(&admin).send().await.unwrap(),
+        )
+        .await;
+        let brute: Vec<&Value> =
+            list["incidents"].as_array().unwrap().iter().filter(|i| i["cause"] == "brute_force").collect();
+        assert_eq!(brute.len(), 1, "one open incident per cause and subject: {list}");
+        if brute[0]["occurrences"] == 2 {
+            attached = brute[0].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(attached["id"], incident["id"], "{attached}");
+    assert_eq!(attached["events"].as_array().unwrap().len(), 2);
+
+    // One address failing on ten accounts: password spraying, about the address.
+    for n in 0..10 {
+        assert_eq!(report(&app, &key, &failure(&format!("user-{n}"), "203.0.113.66")).await.0, 201);
+    }
+    let spraying = incident_of(&app, &admin, "password_spraying").await;
+    assert_eq!(spraying["subject"], "ip:203.0.113.66");
+
+    // The lifecycle: forward only, audited.
+    let id = incident["id"].as_str().unwrap();
+    let patch = |state: &str| {
+        app.http
+            .patch(app.url(&format!("/monitoring/incidents/{id}")))
+            .bearer_auth(&admin)
+            .json(&json!({"state": state}))
+            .send()
+    };
+    let (status, acked) = status_json(patch("acknowledged").await.unwrap()).await;
+    assert_eq!((status, acked["state"].as_str()), (200, Some("acknowledged")), "{acked}");
+    assert!(acked["updated_by"].as_str().is_some());
+    let (status, problem) = status_json(patch("acknowledged").await.unwrap()).await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("CONFLICT")), "{problem}");
+    let (status, resolved) = status_json(patch("resolved").await.unwrap()).await;
+    assert_eq!((status, resolved["state"].as_str()), (200, Some("resolved")));
+    let (status, _) = status_json(patch("open").await.unwrap()).await;
+    assert_eq!(status, 422);
+    let missing = app
+        .http
+        .patch(app.url(&format!("/monitoring/incidents/{}", uuid::Uuid::now_v7())))
+        .bearer_auth(&admin)
+        .json(&json!({"state": "resolved"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let (_, opened) = events(&app, &admin, "").await;
+    let kinds: Vec<&str> = opened["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"incident.opened") && kinds.contains(&"incident.updated"), "{kinds:?}");
+
+    // Resolved is closed for good: the next firing opens a new incident.
+    for _ in 0..10 {
+        assert_eq!(report(&app, &key, &failure("victim", "198.51.100.1")).await.0, 201);
+    }
+    let mut reopened = Value::Null;
+    for _ in 0..200 {
+        let (_, list) = status_json(
+            app.http.get(app.url("/monitoring/incidents?state=open")).bearer_auth(&admin).send().await.unwrap(),
+        )
+        .await;
+        if let Some(found) = list["incidents"].as_array().unwrap().iter().find(|i| i["cause"] == "brute_force") {
+            reopened = found.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(reopened["id"].is_string() && reopened["id"] != incident["id"], "{reopened}");
+
+    // A plain user cannot read or move incidents.
+    register_user(&app, "mallory").await;
+    let user = login_user(&app, "mallory").await["access_token"].as_str().unwrap().to_owned();
+    let response = app.http.get(app.url("/monitoring/incidents")).bearer_auth(&user).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let response = app
+        .http
+        .patch(app.url(&format!("/monitoring/incidents/{}", spraying["id"].as_str().unwrap())))
+        .bearer_auth(&user)
+        .json(&json!({"state": "resolved"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}

@@ -349,10 +349,10 @@ impl AuditStore for SqlStore {
                 }
             }
             if let Some(since) = filter.since {
-                query.push(" AND at >= ").push_bind(d::instant(since)?);
+                query.push(" AND at >= ").push_bind(d::instant(up_to_a_microsecond(since))?);
             }
             if let Some(until) = filter.until {
-                query.push(" AND at < ").push_bind(d::instant(until)?);
+                query.push(" AND at < ").push_bind(d::instant(up_to_a_microsecond(until))?);
             }
             query.push(" ORDER BY seq DESC LIMIT ").push_bind(i64::from(filter.limit));
             let rows = query
@@ -362,6 +362,18 @@ impl AuditStore for SqlStore {
                 .map_err(error::sql)?;
             rows.into_iter().map(AuditRow::into_domain).collect()
         })
+    }
+}
+
+/// `at` rounded up to a whole microsecond, for a bound on stored instants. Those are whole
+/// microseconds, so for every stored `t`, `t >= at` exactly when `t >= up_to_a_microsecond(at)`, and
+/// `t < at` exactly when `t < up_to_a_microsecond(at)`. Truncating (as `d::instant` does, for the
+/// instants it stores) would take in a record just before `since` and leave out one just before
+/// `until`.
+fn up_to_a_microsecond(at: time::OffsetDateTime) -> time::OffsetDateTime {
+    match at.nanosecond() % 1000 {
+        0 => at,
+        below => at.checked_add(time::Duration::nanoseconds(i64::from(1000 - below))).unwrap_or(at), // the end of time
     }
 }
 

@@ -24,6 +24,7 @@ mod api_key;
 mod device;
 mod durable;
 mod hot;
+mod incident;
 mod mfa;
 mod passkey;
 #[cfg(feature = "postgres")]

@@ -19,6 +19,12 @@ pub(crate) const BACKEND: &str = "postgres";
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// Read committed: every multi-statement operation is written so that row locks serialize it.
+/// Reads the unresolved incident of cause `$1` and subject `$2` inside `raise_incident`'s
+/// transaction. PostgreSQL locks the row, so concurrent attachers take turns and none loses another's events.
+pub(crate) const OPEN_INCIDENT: &str = "SELECT id, cause, subject, severity, state, title, details, events, \
+     occurrences, opened_at, last_seen_at, updated_at, updated_by FROM incidents \
+     WHERE cause = $1 AND subject = $2 AND state <> 'resolved' FOR UPDATE";
+
 pub(crate) const BEGIN_WRITE: &str = "BEGIN";
 
 /// What a unique violation (`error::unique_violation`) names when a username is taken.

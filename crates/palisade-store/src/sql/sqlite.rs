@@ -38,6 +38,12 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migr
 
 /// Takes the write lock at once: a deferred transaction that reads before it writes can fail with
 /// SQLITE_BUSY without waiting out the busy timeout when another connection writes first.
+/// Reads the unresolved incident of cause `$1` and subject `$2` inside `raise_incident`'s
+/// transaction. SQLite needs no row lock: `BEGIN IMMEDIATE` already holds the database's write lock.
+pub(crate) const OPEN_INCIDENT: &str = "SELECT id, cause, subject, severity, state, title, details, events, \
+     occurrences, opened_at, last_seen_at, updated_at, updated_by FROM incidents \
+     WHERE cause = $1 AND subject = $2 AND state <> 'resolved'";
+
 pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// What a unique violation (`error::unique_violation`) names when a username is taken.

@@ -362,14 +362,16 @@ fn micros_record(r: &AuditRecord) -> AuditRecord {
     AuditRecord { at: micros(r.at), ..r.clone() }
 }
 
-fn keyring(h: &DurableHarness) -> Arc<Keyring> {
+/// A keyring over the harness's store under a fresh master key, as a server instance has.
+pub(crate) fn keyring(h: &DurableHarness) -> Arc<Keyring> {
     let master = MasterKey::generate().unwrap();
     let provider = Arc::new(LocalKeyProvider::new(&master).unwrap());
     let store: Arc<dyn KeyStore> = h.store.clone();
     Arc::new(Keyring::new(provider, store, h.clock.clone()))
 }
 
-fn audit_log(h: &DurableHarness, keyring: Arc<Keyring>) -> AuditLog {
+/// An audit log over the harness's store and clock.
+pub(crate) fn audit_log(h: &DurableHarness, keyring: Arc<Keyring>) -> AuditLog {
     let store: Arc<dyn AuditStore> = h.store.clone();
     AuditLog::new(store, keyring, h.clock.clone())
 }

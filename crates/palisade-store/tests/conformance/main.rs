@@ -4,9 +4,11 @@
 //!   is set) Redis Cluster (`hot::<backend>::<test>`).
 //! - `durable`: the durable store port (data keys, the audit chain), and a real audit log, on SQLite
 //!   and PostgreSQL; `users`, `refresh_tokens`, `signing_keys`, `api_keys`, `mfa` (second factors
-//!   and backup codes), `passkeys` (WebAuthn credentials), `devices` (the device registry) and `risk`
-//!   (scored login attempts, the login history) and `reencryption` (the re-encryption job's
-//!   checkpoint and its batches of rewrites): the rest of the durable store.
+//!   and backup codes), `passkeys` (WebAuthn credentials), `devices` (the device registry), `risk`
+//!   (scored login attempts, the login history), `reencryption` (the re-encryption job's
+//!   checkpoint and its batches of rewrites) and `incidents` (what the monitoring detectors raise):
+//!   the rest of the durable store. `audit_search`: searching the audit chain (the security events),
+//!   on SQLite and PostgreSQL.
 //! - `schema`: migrations and constraints on each SQL backend; URL handling.
 //! - `redis_failures`: Redis going away and coming back.
 //!
@@ -19,9 +21,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod api_keys;
+mod audit_search;
 mod devices;
 mod durable;
 mod hot;
+mod incidents;
 mod mfa;
 mod passkeys;
 mod redis_failures;

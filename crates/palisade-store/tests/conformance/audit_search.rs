@@ -1,0 +1,479 @@
+//! `AuditStore::audit_search`, what `GET /monitoring/events` reads, identical on SQLite and
+//! PostgreSQL: newest first, `limit`, the `before` cursor, each filter alone and all of them
+//! together, records that come back whole; and the indexes of migration 0011 that serve it.
+//!
+//! The records are written by real `AuditLog`s, so they chain (the chain is verified once written).
+//! Two instances append to the one chain and one's clock runs ten minutes slow, as a skewed server's
+//! would: `at` is then not in `seq` order, and a search that ordered or paged by time fails here.
+//! Every search is compared field for field with `model` (the port's contract written as a filter
+//! over the appended records), and the tests spell out the seqs they expect besides, so a wrong
+//! model cannot hide a wrong store.
+
+use std::sync::Arc;
+
+use palisade_core::audit::{AuditEvent, AuditFilter, AuditKind, AuditLog, AuditRecord, Outcome, RequestMeta};
+use palisade_core::clock::{Clock, ManualClock};
+use palisade_core::store::{AuditStore, StoreError};
+use time::macros::offset;
+use time::{Duration, OffsetDateTime};
+
+use crate::durable::{audit_log, keyring};
+use crate::support::{DurableHarness, conformance};
+
+conformance!(
+    DurableHarness,
+    [sqlite, postgres],
+    [
+        an_empty_result_is_empty_not_an_error,
+        newest_first_by_seq_and_at_most_limit,
+        before_pages_through_everything_without_gaps_or_repeats,
+        subject_matches_exactly,
+        one_kind_matches_exactly,
+        two_kinds_match_either_and_never_a_third,
+        more_than_two_kinds_is_an_error,
+        since_is_inclusive_and_until_exclusive_to_the_microsecond,
+        bounds_between_two_microseconds_are_not_truncated,
+        all_filters_combine_and_each_one_counts,
+        records_come_back_whole,
+        the_search_indexes_exist_on_every_backend,
+    ]
+);
+
+/// Which server instance appends.
+#[derive(Clone, Copy)]
+enum Instance {
+    /// Keeps the harness's time (`t0` is its start).
+    OnTime,
+    /// Starts at `t0 - 10 min`.
+    Slow,
+}
+
+use Instance::{OnTime, Slow};
+
+/// The chain the search tests read, by seq: who appends, how far that instance's clock moves first
+/// (µs), what happened and to whom. Kinds: `auth.login`, `auth.login_failed`, `auth.logout`,
+/// `token.refresh_reuse`, `user.locked`.
+const SCRIPT: [(i64, Instance, i64, AuditKind, Option<&str>); 16] = [
+    (1, OnTime, 0, AuditKind::LoginSucceeded, Some("alice")), // t0
+    (2, OnTime, 1_000_000, AuditKind::LoginFailed, Some("bob")), // t0 + 1 s
+    (3, OnTime, 1, AuditKind::LoginFailed, Some("alice")),    // t0 + 1.000001 s
+    (4, OnTime, 1, AuditKind::LoginSucceeded, Some("alice-2")), // t0 + 1.000002 s
+    (5, OnTime, 0, AuditKind::Logout, Some("alice")),         // the same instant as 4
+    (6, Slow, 0, AuditKind::LoginFailed, Some("alice")),      // t0 - 600 s
+    (7, OnTime, 250_000, AuditKind::RefreshTokenReused, Some("Alice")), // t0 + 1.250002 s
+    (8, OnTime, 1, AuditKind::LoginSucceeded, None),          // t0 + 1.250003 s
+    (9, Slow, 3_000_000, AuditKind::LoginSucceeded, Some("bob")), // t0 - 597 s
+    (10, OnTime, 2_000_000, AuditKind::LoginFailed, Some("alice")), // t0 + 3.250003 s
+    (11, OnTime, 999_999, AuditKind::Logout, Some("bob")),    // t0 + 4.250002 s
+    (12, OnTime, 1, AuditKind::LoginFailed, Some("alice")),   // t0 + 4.250003 s
+    (13, OnTime, 0, AuditKind::UserLocked, Some("alice")),    // the same instant as 12
+    (14, Slow, 1, AuditKind::Logout, Some("alice")),          // t0 - 596.999999 s
+    (15, OnTime, 60_000_000, AuditKind::LoginSucceeded, Some("alice")), // t0 + 64.250003 s
+    (16, OnTime, 1, AuditKind::LoginFailed, Some("zoë ✓")),   // t0 + 64.250004 s
+];
+
+/// No records (a typed empty list to compare with).
+const NONE: [i64; 0] = [];
+
+const LOGIN: &str = "auth.login";
+const LOGIN_FAILED: &str = "auth.login_failed";
+const LOGOUT: &str = "auth.logout";
+
+/// The records of `SCRIPT`, as `AuditLog::append` returned them.
+struct Chain {
+    /// In seq order: `records[0]` is seq 1.
+    records: Vec<AuditRecord>,
+}
+
+impl Chain {
+    fn at(&self, seq: i64) -> OffsetDateTime {
+        self.records[usize::try_from(seq - 1).unwrap()].at
+    }
+}
+
+/// An event of `SCRIPT`; its optional fields are set on some records and not on others, and its
+/// details are text that must come back byte for byte.
+fn event(seq: i64, kind: AuditKind, subject: Option<&str>) -> AuditEvent {
+    let outcome = match kind {
+        AuditKind::LoginFailed | AuditKind::RefreshTokenReused => Outcome::Failure,
+        _ => Outcome::Success,
+    };
+    let request = RequestMeta {
+        ip: match seq % 3 {
+            0 => None,
+            1 => Some("203.0.113.7".into()),
+            _ => Some("2001:db8::17".into()),
+        },
+        user_agent: (seq % 2 == 0).then(|| format!("agent/{seq} (ünïcode; \"quoted\")")),
+        request_id: (seq % 4 != 3).then(|| format!("req-{seq}")),
+        accept_language: None,
+    };
+    let mut event =
+        AuditEvent::new(kind, outcome).request(request).detail("n", seq).detail("note", "línea\n\"two\"\t✓");
+    if seq % 5 != 0 {
+        event = event.actor(format!("actor-{seq}"));
+    }
+    if let Some(subject) = subject {
+        event = event.subject(subject);
+    }
+    event
+}
+
+/// Appends `SCRIPT` through two audit logs over the harness's store, one of them slow.
+async fn chain(h: &DurableHarness) -> Chain {
+    let keyring = keyring(h);
+    let on_time = audit_log(h, keyring.clone());
+    let slow_clock = Arc::new(ManualClock::new(h.clock.now() - Duration::minutes(10)));
+    let store: Arc<dyn AuditStore> = h.store.clone();
+    let slow = AuditLog::new(store, keyring, slow_clock.clone());
+    let mut records = Vec::new();
+    for (seq, instance, advance, kind, subject) in SCRIPT {
+        let (log, clock) = match instance {
+            OnTime => (&on_time, &h.clock),
+            Slow => (&slow, &slow_clock),
+        };
+        clock.advance(Duration::microseconds(advance));
+        let record = log.append(event(seq, kind, subject)).await.unwrap();
+        assert_eq!(record.seq, seq, "the script numbers the chain");
+        records.push(record);
+    }
+    let report = on_time.verify().await.unwrap();
+    assert_eq!((report.verified, report.broken), (16, None), "the records chain");
+    Chain { records }
+}
+
+/// What the port promises for `filter` over `records` (in seq order).
+fn model(records: &[AuditRecord], filter: &AuditFilter) -> Vec<AuditRecord> {
+    records
+        .iter()
+        .rev()
+        .filter(|r| filter.before.is_none_or(|before| r.seq < before))
+        .filter(|r| filter.subject.is_none() || r.subject == filter.subject)
+        .filter(|r| filter.kinds.is_empty() || filter.kinds.contains(&r.kind))
+        .filter(|r| filter.since.is_none_or(|since| r.at >= since))
+        .filter(|r| filter.until.is_none_or(|until| r.at < until))
+        .take(usize::try_from(filter.limit).unwrap())
+        .cloned()
+        .collect()
+}
+
+fn seqs(records: &[AuditRecord]) -> Vec<i64> {
+    records.iter().map(|r| r.seq).collect()
+}
+
+/// Searches, checks the answer against the model field for field, and returns its seqs.
+async fn search(h: &DurableHarness, chain: &Chain, filter: &AuditFilter) -> Vec<i64> {
+    let found = h.store.audit_search(filter).await.unwrap();
+    let expected = model(&chain.records, filter);
+    assert_eq!(seqs(&found), seqs(&expected), "{filter:?}");
+    assert_eq!(found, expected, "every field as appended: {filter:?}");
+    seqs(&found)
+}
+
+fn all(limit: u32) -> AuditFilter {
+    AuditFilter { limit, ..AuditFilter::default() }
+}
+
+fn of_subject(subject: &str) -> AuditFilter {
+    AuditFilter { subject: Some(subject.into()), ..all(100) }
+}
+
+fn of_kinds(kinds: &[&str]) -> AuditFilter {
+    AuditFilter { kinds: kinds.iter().map(|&kind| kind.to_owned()).collect(), ..all(100) }
+}
+
+fn between(since: Option<OffsetDateTime>, until: Option<OffsetDateTime>) -> AuditFilter {
+    AuditFilter { since, until, ..all(100) }
+}
+
+/// Follows the cursor as `GET /monitoring/events` does (after a full page, the next is `before`
+/// its last seq) and returns every record seen.
+async fn page_through(h: &DurableHarness, filter: &AuditFilter) -> Vec<AuditRecord> {
+    assert!(filter.limit > 0, "a page of 0 never moves the cursor");
+    let mut seen = Vec::new();
+    let mut before = filter.before;
+    loop {
+        let page = h.store.audit_search(&AuditFilter { before, ..filter.clone() }).await.unwrap();
+        assert!(page.len() <= filter.limit as usize, "a page holds at most `limit`: {filter:?}");
+        let full = page.len() == filter.limit as usize;
+        before = page.last().map(|r| r.seq);
+        seen.extend(page);
+        assert!(seen.len() <= SCRIPT.len(), "the cursor does not move: {filter:?}");
+        if !full {
+            return seen;
+        }
+    }
+}
+
+pub async fn an_empty_result_is_empty_not_an_error(h: &DurableHarness) {
+    let now = h.clock.now();
+    let everything = AuditFilter {
+        subject: Some("alice".into()),
+        kinds: vec![LOGIN.into(), LOGOUT.into()],
+        since: Some(now - Duration::days(1)),
+        until: Some(now + Duration::days(1)),
+        before: Some(100),
+        limit: 100,
+    };
+    assert!(h.store.audit_search(&all(100)).await.unwrap().is_empty(), "an empty chain: nothing, and no error");
+    assert!(h.store.audit_search(&everything).await.unwrap().is_empty());
+
+    let chain = chain(h).await;
+    let nothing = [
+        of_subject("nobody"),
+        of_kinds(&["auth.lockout"]),
+        between(Some(chain.at(16) + Duration::microseconds(1)), None),
+        between(None, Some(chain.at(6))),
+        AuditFilter { before: Some(1), ..all(100) },
+        AuditFilter { before: Some(0), ..all(100) },
+        AuditFilter { before: Some(-5), ..all(100) },
+        AuditFilter { subject: Some("bob".into()), kinds: vec![LOGIN_FAILED.into()], before: Some(2), ..all(100) },
+    ];
+    for filter in &nothing {
+        assert_eq!(search(h, &chain, filter).await, NONE, "{filter:?}");
+    }
+}
+
+pub async fn newest_first_by_seq_and_at_most_limit(h: &DurableHarness) {
+    let chain = chain(h).await;
+    assert_eq!(
+        search(h, &chain, &all(100)).await,
+        (1..=16).rev().collect::<Vec<i64>>(),
+        "newest first by seq, though the slow instance's records are older by `at`"
+    );
+    assert_eq!(search(h, &chain, &all(16)).await.len(), 16);
+    assert_eq!(search(h, &chain, &all(5)).await, [16, 15, 14, 13, 12]);
+    assert_eq!(search(h, &chain, &all(1)).await, [16]);
+    assert_eq!(search(h, &chain, &all(0)).await, NONE, "a limit of 0 returns nothing");
+    assert_eq!(search(h, &chain, &all(u32::MAX)).await.len(), 16, "the largest limit is not an error");
+    // The limit counts matches, not records read: bob's two newest lie beyond the chain's newest five.
+    assert_eq!(search(h, &chain, &AuditFilter { limit: 2, ..of_subject("bob") }).await, [11, 9]);
+    assert_eq!(search(h, &chain, &AuditFilter { limit: 3, ..of_kinds(&[LOGIN]) }).await, [15, 9, 8]);
+}
+
+pub async fn before_pages_through_everything_without_gaps_or_repeats(h: &DurableHarness) {
+    let chain = chain(h).await;
+    assert_eq!(search(h, &chain, &AuditFilter { before: Some(9), ..all(3) }).await, [8, 7, 6], "only seqs below");
+    assert_eq!(search(h, &chain, &AuditFilter { before: Some(2), ..all(3) }).await, [1]);
+    assert_eq!(search(h, &chain, &AuditFilter { before: Some(17), ..all(100) }).await.len(), 16);
+    assert_eq!(search(h, &chain, &AuditFilter { before: Some(i64::MAX), ..all(100) }).await.len(), 16);
+
+    let newest_first: Vec<AuditRecord> = chain.records.iter().rev().cloned().collect();
+    for limit in 1..=17 {
+        let seen = page_through(h, &all(limit)).await;
+        assert_eq!(seqs(&seen), seqs(&newest_first), "pages of {limit}: every record once, newest first");
+        assert_eq!(seen, newest_first, "pages of {limit}: every field as appended");
+    }
+    // A filtered view pages the same way; the window below takes in records of both instances, whose
+    // instants interleave out of seq order.
+    let views = [
+        (AuditFilter { limit: 2, ..of_subject("alice") }, vec![15, 14, 13, 12, 10, 6, 5, 3, 1]),
+        (AuditFilter { limit: 4, ..of_kinds(&[LOGIN_FAILED, LOGOUT]) }, vec![16, 14, 12, 11, 10, 6, 5, 3, 2]),
+        (AuditFilter { limit: 2, ..between(Some(chain.at(9)), Some(chain.at(4))) }, vec![14, 9, 3, 2, 1]),
+        (AuditFilter { before: Some(13), limit: 3, ..of_subject("alice") }, vec![12, 10, 6, 5, 3, 1]),
+    ];
+    for (view, expected) in &views {
+        let seen = page_through(h, view).await;
+        assert_eq!(seqs(&seen), *expected, "{view:?}");
+        assert_eq!(seen, model(&chain.records, &AuditFilter { limit: 100, ..view.clone() }), "{view:?}");
+    }
+}
+
+pub async fn subject_matches_exactly(h: &DurableHarness) {
+    let chain = chain(h).await;
+    assert_eq!(
+        search(h, &chain, &of_subject("alice")).await,
+        [15, 14, 13, 12, 10, 6, 5, 3, 1],
+        "alice's, of both instances; not alice-2's nor Alice's"
+    );
+    assert_eq!(search(h, &chain, &of_subject("bob")).await, [11, 9, 2]);
+    assert_eq!(search(h, &chain, &of_subject("Alice")).await, [7]);
+    assert_eq!(search(h, &chain, &of_subject("alice-2")).await, [4]);
+    assert_eq!(search(h, &chain, &of_subject("zoë ✓")).await, [16]);
+    // Equality, never a pattern, a prefix or a case-folded match; a record without a subject is
+    // nobody's.
+    for nobody in ["alic", "alice ", "ALICE", "%", "alice%", "_lice", "zoe ✓", ""] {
+        assert_eq!(search(h, &chain, &of_subject(nobody)).await, NONE, "{nobody:?}");
+    }
+}
+
+pub async fn one_kind_matches_exactly(h: &DurableHarness) {
+    let chain = chain(h).await;
+    assert_eq!(
+        search(h, &chain, &of_kinds(&[LOGIN])).await,
+        [15, 9, 8, 4, 1],
+        "not auth.login_failed, which it prefixes"
+    );
+    assert_eq!(search(h, &chain, &of_kinds(&[LOGIN_FAILED])).await, [16, 12, 10, 6, 3, 2]);
+    assert_eq!(search(h, &chain, &of_kinds(&[LOGOUT])).await, [14, 11, 5]);
+    assert_eq!(search(h, &chain, &of_kinds(&["user.locked"])).await, [13]);
+    for none in ["auth.lockout", "auth.%", "auth.login%", "auth.login_", "AUTH.LOGIN", "auth"] {
+        assert_eq!(search(h, &chain, &of_kinds(&[none])).await, NONE, "{none:?}");
+    }
+}
+
+pub async fn two_kinds_match_either_and_never_a_third(h: &DurableHarness) {
+    let chain = chain(h).await;
+    let either = [16, 14, 12, 11, 10, 6, 5, 3, 2];
+    assert_eq!(search(h, &chain, &of_kinds(&[LOGIN_FAILED, LOGOUT])).await, either, "neither auth.login nor the rest");
+    assert_eq!(search(h, &chain, &of_kinds(&[LOGOUT, LOGIN_FAILED])).await, either, "in either order");
+    assert_eq!(search(h, &chain, &of_kinds(&["user.locked", "token.refresh_reuse"])).await, [13, 7]);
+    assert_eq!(search(h, &chain, &of_kinds(&[LOGOUT, "auth.lockout"])).await, [14, 11, 5], "a kind without records");
+    assert_eq!(search(h, &chain, &of_kinds(&["auth.lockout", LOGOUT])).await, [14, 11, 5], "second or first");
+    assert_eq!(search(h, &chain, &of_kinds(&[LOGIN, LOGIN])).await, [15, 9, 8, 4, 1], "a kind given twice");
+    let with_subject = AuditFilter { subject: Some("bob".into()), ..of_kinds(&[LOGIN, LOGOUT]) };
+    assert_eq!(search(h, &chain, &with_subject).await, [11, 9], "both kinds, still only bob's");
+}
+
+pub async fn more_than_two_kinds_is_an_error(h: &DurableHarness) {
+    let refused = [
+        of_kinds(&[LOGIN_FAILED, LOGOUT, LOGIN]),
+        of_kinds(&[LOGIN_FAILED, LOGOUT, "user.locked", "token.refresh_reuse", LOGIN]),
+        AuditFilter { before: Some(1), ..of_kinds(&[LOGIN_FAILED, LOGOUT, LOGIN]) },
+    ];
+    // Refused whether or not anything would match: on an empty chain too.
+    assert!(matches!(h.store.audit_search(&refused[0]).await, Err(StoreError::Other(_))), "on an empty chain");
+    let chain = chain(h).await;
+    for filter in &refused {
+        match h.store.audit_search(filter).await {
+            Err(e) => assert!(!e.is_unavailable(), "a bad search, not an unreachable store: {e}"),
+            Ok(found) => panic!("{} kinds must be refused, not searched: {:?}", filter.kinds.len(), seqs(&found)),
+        }
+    }
+    // And the store answers the next search as before.
+    assert_eq!(search(h, &chain, &of_kinds(&[LOGIN_FAILED, LOGOUT])).await.len(), 9);
+}
+
+pub async fn since_is_inclusive_and_until_exclusive_to_the_microsecond(h: &DurableHarness) {
+    let chain = chain(h).await;
+    let (t3, t4) = (chain.at(3), chain.at(4));
+    assert_eq!((t4 - t3, chain.at(5)), (Duration::microseconds(1), t4), "the script's instants");
+    let us = Duration::microseconds(1);
+
+    assert_eq!(
+        search(h, &chain, &between(Some(t4), None)).await,
+        [16, 15, 13, 12, 11, 10, 8, 7, 5, 4],
+        "at or after: 4 and 5, not 3 one microsecond before, nor the slow instance's"
+    );
+    assert_eq!(search(h, &chain, &between(None, Some(t4))).await, [14, 9, 6, 3, 2, 1], "before: 3, not 4 and 5");
+    assert_eq!(search(h, &chain, &between(Some(t3), Some(t4))).await, [3]);
+    assert_eq!(search(h, &chain, &between(Some(t4), Some(t4 + us))).await, [5, 4], "both records of one instant");
+    assert_eq!(search(h, &chain, &between(Some(t3), Some(t3 + us))).await, [3]);
+    assert_eq!(search(h, &chain, &between(Some(t4), Some(t4))).await, NONE, "an empty window");
+    // An offset names the same instant.
+    let (east, west) = (t3.to_offset(offset!(+05:30)), t4.to_offset(offset!(-08:00)));
+    assert_eq!(search(h, &chain, &between(Some(east), Some(west))).await, [3]);
+    // The slow instance's records are found by their own instants, wherever they sit in the chain.
+    assert_eq!(search(h, &chain, &between(Some(chain.at(6)), Some(chain.at(1)))).await, [14, 9, 6]);
+    assert_eq!(search(h, &chain, &between(Some(chain.at(6) + us), Some(chain.at(14)))).await, [9]);
+    assert_eq!(search(h, &chain, &between(None, Some(chain.at(14)))).await, [9, 6]);
+    assert_eq!(search(h, &chain, &between(Some(chain.at(14)), None)).await.len(), 14, "all but 6 and 9");
+}
+
+pub async fn bounds_between_two_microseconds_are_not_truncated(h: &DurableHarness) {
+    // Stored instants are whole microseconds, but a bound may be finer (the API parses RFC 3339 to the
+    // nanosecond). A record at t is before t + 1 ns and not at or after it: truncating the bound to t
+    // would both take in a record before `since` and leave out one before `until`.
+    let chain = chain(h).await;
+    let (t3, t4) = (chain.at(3), chain.at(4));
+    let ns = Duration::nanoseconds;
+    assert_eq!(search(h, &chain, &between(Some(t3 + ns(1)), Some(t4 + ns(1)))).await, [5, 4]);
+    assert_eq!(search(h, &chain, &between(Some(t3 - ns(999)), Some(t3 + ns(1)))).await, [3]);
+    assert_eq!(search(h, &chain, &between(Some(t3), Some(t4 - ns(1)))).await, [3]);
+    assert_eq!(search(h, &chain, &between(Some(t4 - ns(1)), Some(t4 + ns(999)))).await, [5, 4]);
+    assert_eq!(search(h, &chain, &between(Some(t3 + ns(1)), Some(t4 - ns(1)))).await, NONE, "between 3 and 4: nothing");
+    assert_eq!(search(h, &chain, &between(Some(t3 + ns(500)), None)).await.len(), 10, "from 4 on");
+    assert_eq!(search(h, &chain, &between(None, Some(t3 + ns(500)))).await, [14, 9, 6, 3, 2, 1], "up to 3");
+}
+
+pub async fn all_filters_combine_and_each_one_counts(h: &DurableHarness) {
+    let chain = chain(h).await;
+    // alice's failed logins and logouts from the slow instance's second record up to seq 10's instant,
+    // below seq 14: each condition alone leaves out a record the others let through.
+    let combined = AuditFilter {
+        subject: Some("alice".into()),
+        kinds: vec![LOGIN_FAILED.into(), LOGOUT.into()],
+        since: Some(chain.at(9)),
+        until: Some(chain.at(10)),
+        before: Some(14),
+        limit: 100,
+    };
+    assert_eq!(search(h, &chain, &combined).await, [5, 3]);
+    assert_eq!(search(h, &chain, &AuditFilter { limit: 1, ..combined.clone() }).await, [5], "limit");
+    assert_eq!(search(h, &chain, &AuditFilter { before: Some(5), ..combined.clone() }).await, [3], "the next page");
+    let without = [
+        ("subject", AuditFilter { subject: None, ..combined.clone() }, vec![5, 3, 2]),
+        ("kinds", AuditFilter { kinds: Vec::new(), ..combined.clone() }, vec![5, 3, 1]),
+        ("since", AuditFilter { since: None, ..combined.clone() }, vec![6, 5, 3]),
+        ("until", AuditFilter { until: None, ..combined.clone() }, vec![12, 10, 5, 3]),
+        ("before", AuditFilter { before: None, ..combined.clone() }, vec![14, 5, 3]),
+    ];
+    for (dropped, filter, expected) in &without {
+        assert_eq!(search(h, &chain, filter).await, *expected, "without {dropped}");
+    }
+    // Every combination of the six, each checked against the model.
+    for mask in 0_u8..64 {
+        let on = |bit: u8| mask & (1 << bit) != 0;
+        let filter = AuditFilter {
+            subject: combined.subject.clone().filter(|_| on(0)),
+            kinds: if on(1) { combined.kinds.clone() } else { Vec::new() },
+            since: combined.since.filter(|_| on(2)),
+            until: combined.until.filter(|_| on(3)),
+            before: combined.before.filter(|_| on(4)),
+            limit: if on(5) { 2 } else { 100 },
+        };
+        search(h, &chain, &filter).await;
+    }
+}
+
+pub async fn records_come_back_whole(h: &DurableHarness) {
+    let chain = chain(h).await;
+    let newest_first: Vec<AuditRecord> = chain.records.iter().rev().cloned().collect();
+    assert_eq!(h.store.audit_search(&all(100)).await.unwrap(), newest_first, "every field as appended");
+    assert_eq!(h.store.audit_records(0, 100).await.unwrap(), chain.records, "as the chain reads them");
+
+    // One record field by field, with every optional field set, and one with none.
+    let found = h.store.audit_search(&of_subject("zoë ✓")).await.unwrap();
+    let [full] = found.as_slice() else { panic!("one record of zoë ✓: {:?}", seqs(&found)) };
+    let appended = &chain.records[15];
+    assert_eq!(full.seq, 16);
+    assert_eq!(full.id, appended.id);
+    assert_eq!(full.at, h.clock.now(), "the on-time clock's last reading, to the microsecond");
+    assert_eq!((full.kind.as_str(), full.outcome.as_str()), (LOGIN_FAILED, "failure"));
+    assert_eq!(full.actor.as_deref(), Some("actor-16"));
+    assert_eq!(full.subject.as_deref(), Some("zoë ✓"));
+    assert_eq!(full.ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(full.user_agent.as_deref(), Some("agent/16 (ünïcode; \"quoted\")"));
+    assert_eq!(full.request_id.as_deref(), Some("req-16"));
+    assert_eq!(full.details, appended.details);
+    assert!(full.details.contains("línea") && full.details.contains("✓"), "{}", full.details);
+    assert_eq!(full.key_id, appended.key_id);
+    assert_eq!(full.prev_mac, chain.records[14].mac, "linked to seq 15");
+    assert_eq!(full.mac, appended.mac);
+    assert_eq!(full.mac.len(), 32);
+
+    let found = h.store.audit_search(&AuditFilter { before: Some(16), ..all(1) }).await.unwrap();
+    let [bare] = found.as_slice() else { panic!("seq 15: {:?}", seqs(&found)) };
+    assert_eq!(bare.seq, 15);
+    assert_eq!((&bare.actor, &bare.ip, &bare.user_agent, &bare.request_id), (&None, &None, &None, &None));
+    assert_eq!(bare, &chain.records[14]);
+}
+
+pub async fn the_search_indexes_exist_on_every_backend(h: &DurableHarness) {
+    // Migration 0011's indexes, by name and columns, the same in both dialects: subject and kind
+    // lead to the newest records by seq, `at` serves the time window.
+    const SQLITE: &str = "SELECT name || ':' || group_concat(col, ',') FROM ( \
+         SELECT il.name AS name, ii.name AS col FROM pragma_index_list('audit_log') AS il, \
+         pragma_index_info(il.name) AS ii WHERE il.origin = 'c' ORDER BY il.name, ii.seqno) \
+         GROUP BY name ORDER BY name";
+    const POSTGRES: &str = "SELECT i.relname::text || ':' || string_agg(a.attname::text, ',' ORDER BY k.n) \
+         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
+         CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
+         WHERE t.relname = 'audit_log' AND NOT x.indisunique GROUP BY i.relname ORDER BY i.relname";
+    let sql = if h.database.sqlite_path().is_some() { SQLITE } else { POSTGRES };
+    assert_eq!(
+        h.database.fetch_texts(sql).await.unwrap(),
+        ["audit_log_at:at", "audit_log_kind:kind,seq", "audit_log_subject:subject,seq"]
+    );
+}
