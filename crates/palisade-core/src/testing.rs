@@ -88,6 +88,12 @@ impl AuditStore for MemoryStore {
     }
 
     async fn audit_search(&self, filter: &crate::audit::AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        if filter.kinds.len() > 2 {
+            return Err(StoreError::Other(format!(
+                "an audit search takes at most two kinds, not {}",
+                filter.kinds.len()
+            )));
+        }
         let audit = self.audit.lock().unwrap();
         Ok(audit
             .values()
