@@ -88,8 +88,8 @@ pub struct PalisadeSettings {
     pub encryption: crate::crypto::EncryptionPolicies,
     /// The pace of the background re-encryption after the data key rotates.
     pub reencryption: crate::crypto::reencrypt::ReencryptionSettings,
-    /// The monitoring detectors' thresholds.
-    pub monitoring: crate::monitoring::detect::Thresholds,
+    /// Security monitoring: whether the detectors run, and their thresholds.
+    pub monitoring: crate::monitoring::MonitoringSettings,
 }
 
 impl Default for PalisadeSettings {
@@ -111,7 +111,7 @@ impl Default for PalisadeSettings {
             devices: crate::device::service::DeviceSettings::default(),
             encryption: crate::crypto::EncryptionPolicies::defaults(false),
             reencryption: crate::crypto::reencrypt::ReencryptionSettings::default(),
-            monitoring: crate::monitoring::detect::Thresholds::default(),
+            monitoring: crate::monitoring::MonitoringSettings::default(),
         }
     }
 }
@@ -307,22 +307,44 @@ impl PalisadeBuilder {
         );
         let audit_store: Arc<dyn crate::store::AuditStore> = durable.clone();
         let incident_store: Arc<dyn crate::store::IncidentStore> = durable.clone();
-        let monitoring = Arc::new(crate::monitoring::Monitoring::new(
+        let blocks = Arc::new(crate::monitoring::respond::IpBlocks::new(durable.clone(), clock.clone()));
+        if let Err(e) = blocks.refresh().await {
+            tracing::warn!(error = %e, "could not read the blocked addresses; retrying every second");
+        }
+        let responder =
+            Arc::new(crate::monitoring::respond::Responder::new(crate::monitoring::respond::ResponderParts {
+                rules: settings.monitoring.responses.clone(),
+                store: durable.clone(),
+                auth: auth.clone(),
+                api_keys: api_keys.clone(),
+                blocks: blocks.clone(),
+                audit: audit.clone(),
+                clock: clock.clone(),
+            }));
+        tokio::spawn(crate::monitoring::respond::keep_current(responder.clone()));
+        let mut monitoring = crate::monitoring::Monitoring::new(
             audit.clone(),
             audit_store,
             incident_store.clone(),
             clock.clone(),
-        ));
-        // Every record stored from now on goes past the detectors, on a task of their own.
-        let (detection, feed, queue) = crate::monitoring::watch::Detection::new(
-            hot.clone(),
-            incident_store,
-            audit.clone(),
-            clock.clone(),
-            settings.monitoring,
+            responder.clone(),
         );
-        audit.observe_with(feed);
-        tokio::spawn(detection.run(queue));
+        // Every record stored from now on goes past the detectors, on a task of their own.
+        if settings.monitoring.detectors {
+            let responds = !settings.monitoring.responses.is_empty();
+            let (detection, feed, queue) = crate::monitoring::watch::Detection::new(
+                hot.clone(),
+                incident_store,
+                audit.clone(),
+                clock.clone(),
+                settings.monitoring.thresholds,
+                responds.then_some(responder),
+            );
+            audit.observe_with(feed.clone());
+            monitoring = monitoring.with_backpressure(feed);
+            tokio::spawn(detection.run(queue));
+        }
+        let monitoring = Arc::new(monitoring);
         Ok(Palisade {
             durable,
             hot,

@@ -64,6 +64,7 @@ pub struct RouterOptions {
 /// `into_make_service_with_connect_info::<SocketAddr>()` so client addresses are known.
 pub fn router(state: AppState, options: &RouterOptions) -> Router {
     let trusted = Arc::new(options.trusted_proxies.clone());
+    let blocks = state.palisade.monitoring().blocks().clone();
     Router::new()
         .route("/health", get(routes::ops::health))
         .route("/ready", get(routes::ops::ready))
@@ -131,7 +132,11 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/monitoring/events", get(routes::monitoring::events).post(routes::monitoring::report))
         .route("/monitoring/event-types", get(routes::monitoring::event_types))
         .route("/monitoring/incidents", get(routes::monitoring::incidents))
-        .route("/monitoring/incidents/{id}", patch(routes::monitoring::update_incident))
+        .route(
+            "/monitoring/incidents/{id}",
+            get(routes::monitoring::incident).patch(routes::monitoring::update_incident),
+        )
+        .route("/monitoring/incidents/{id}/actions/{action}/revert", post(routes::monitoring::revert_action))
         .route("/admin/keys/{family}", patch(routes::keys::update_family))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)
@@ -146,6 +151,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
             let (code, detail) = problem_for_status(StatusCode::INTERNAL_SERVER_ERROR);
             problem_response(StatusCode::INTERNAL_SERVER_ERROR, &code, detail)
         }))
+        .layer(from_fn_with_state(blocks, middleware::refuse_blocked))
         .layer(from_fn_with_state(trusted, middleware::client_ip))
         .layer(from_fn(middleware::problems))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -405,8 +411,27 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
         // Built, and checked, when the configuration was loaded.
         encryption: config.encryption.clone(),
         reencryption: config.reencryption,
-        // The detectors' thresholds are not configurable yet: the documented defaults.
-        monitoring: palisade_core::monitoring::detect::Thresholds::default(),
+        // The monitoring_* settings; the automatic responses are core's defaults.
+        monitoring: palisade_core::monitoring::MonitoringSettings {
+            detectors: config.monitoring_detectors,
+            thresholds: palisade_core::monitoring::detect::Thresholds {
+                brute_force_failures: config.monitoring_brute_force_failures,
+                brute_force_window: time(config.monitoring_brute_force_window),
+                spraying_accounts: config.monitoring_spraying_accounts,
+                spraying_window: time(config.monitoring_spraying_window),
+                stuffing_failures: config.monitoring_stuffing_failures,
+                stuffing_addresses: config.monitoring_stuffing_addresses,
+                stuffing_failure_percent: config.monitoring_stuffing_failure_percent,
+                stuffing_window: time(config.monitoring_stuffing_window),
+                api_key_refusals: config.monitoring_api_key_refusals,
+                api_key_window: time(config.monitoring_api_key_window),
+            },
+            responses: if config.monitoring_incident_auto_response {
+                config.monitoring_responses.clone()
+            } else {
+                palisade_core::monitoring::ResponseRules::none()
+            },
+        },
     })
 }
 

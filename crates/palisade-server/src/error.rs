@@ -245,6 +245,15 @@ impl From<palisade_core::monitoring::MonitoringError> for ApiError {
                 require_reauth: None,
                 errors: None,
             },
+            e @ M::Overloaded => Self::Refused {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "SERVICE_UNAVAILABLE",
+                detail: e.to_string(),
+                retry_after: Some(1),
+                rate_limit: None,
+                require_reauth: None,
+                errors: None,
+            },
         }
     }
 }

@@ -23,6 +23,33 @@ pub(crate) async fn client_ip(State(trusted): State<Arc<Vec<IpNet>>>, mut req: R
     next.run(req).await
 }
 
+/// Refuses every request from an address an automatic response blocked (403 `FORBIDDEN_IP`, with
+/// `Retry-After` until the block lapses), before any handler runs. The probes (`/health`, `/ready`,
+/// `/metrics`) stay open: they come from the infrastructure. The check reads memory only.
+pub(crate) async fn refuse_blocked(
+    State(blocks): State<Arc<palisade_core::monitoring::respond::IpBlocks>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let probe = matches!(req.uri().path(), "/health" | "/ready" | "/metrics");
+    let left = req.extensions().get::<ClientIp>().and_then(|ip| blocks.blocked_for(ip.0));
+    match left {
+        Some(left) if !probe => {
+            let mut response = problem_response(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN_IP",
+                "requests from this address are blocked for a while after suspicious activity".into(),
+            );
+            let seconds = left.whole_seconds().max(1);
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        _ => next.run(req).await,
+    }
+}
+
 /// Counts requests and records their latency by route template (never the raw path, which would let
 /// a scanner explode the label set), method and status.
 pub(crate) async fn metrics(req: Request, next: Next) -> Response {

@@ -76,6 +76,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::monitoring::event_types,
         crate::routes::monitoring::incidents,
         crate::routes::monitoring::update_incident,
+        crate::routes::monitoring::incident,
+        crate::routes::monitoring::revert_action,
         crate::routes::keys::update_family,
     ),
     components(schemas(
@@ -102,6 +104,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         palisade_types::monitoring::IncidentView,
         palisade_types::monitoring::IncidentList,
         palisade_types::monitoring::IncidentUpdate,
+        palisade_types::monitoring::IncidentActionView,
         palisade_types::crypto::KeyFamilyUpdate,
         health::Health,
         health::Ready,

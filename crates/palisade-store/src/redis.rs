@@ -17,9 +17,9 @@
 //! Single commands where Redis has one (`SET PX`, `SET NX PX`, `GETDEL`, `DEL`, `SREM`, `ZREM`), Lua
 //! scripts where an operation takes several steps (compare-and-set on a value, counting in a window,
 //! counting one hit against several windows all or nothing, adding to a set and resetting its time
-//! to live, adding to a ranked set and trimming it or adding only while it has room). Redis expires
-//! keys by itself, with its own clock: the injected clock plays no part here and
-//! [`HotStore::purge_expired`] has nothing to do. `GETDEL` needs Redis 6.2 or later.
+//! to live, adding to a ranked set and trimming it or adding only while it has room, a detector
+//! batch's counts in `tally`). Redis expires keys by itself, with its own clock: the injected clock
+//! plays no part here and [`HotStore::purge_expired`] has nothing to do. `GETDEL` needs Redis 6.2 or later.
 //!
 //! Ranked sets are sorted sets, their ranks the scores. A score is a double, so ranks beyond ±2^53,
 //! which it cannot hold exactly, are refused — here and in the SQL hot store, so that every backend
@@ -35,7 +35,7 @@ use ::redis::cluster::ClusterClientBuilder;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use async_trait::async_trait;
-use palisade_core::store::{HotKey, HotStore, RateDecision, RateWindow, StoreError, WindowCount};
+use palisade_core::store::{HotKey, HotStore, RateDecision, RateWindow, StoreError, Tally, WindowCount, one_tag};
 use time::Duration;
 
 use crate::{error, ttl};
@@ -147,6 +147,40 @@ end
 return 0
 ";
 
+/// `tally`: step i is `KEYS[i]` with `ARGV[3i-2]` its operation (`h` a hit in a window of
+/// `ARGV[3i-1]` ms, as `INCREMENT`; `a` adding member `ARGV[3i]` to a set and resetting its time to
+/// live to `ARGV[3i-1]` ms, answering its size; `p` reading a counter, 0 when absent). Answers one
+/// number per step.
+const TALLY: &str = r"
+local out = {}
+for i = 1, #KEYS do
+  local op = ARGV[3 * i - 2]
+  local ms = ARGV[3 * i - 1]
+  if op == 'h' then
+    local count = redis.call('INCR', KEYS[i])
+    if count == 1 or redis.call('PTTL', KEYS[i]) < 0 then
+      redis.call('PEXPIRE', KEYS[i], ms)
+    end
+    out[i] = count
+  elseif op == 'a' then
+    redis.call('SADD', KEYS[i], ARGV[3 * i])
+    redis.call('PEXPIRE', KEYS[i], ms)
+    out[i] = redis.call('SCARD', KEYS[i])
+  else
+    local raw = redis.call('GET', KEYS[i])
+    local count = 0
+    if raw then
+      count = tonumber(raw)
+      if count == nil then
+        return redis.error_reply(KEYS[i] .. ' holds a value, not a counter')
+      end
+    end
+    out[i] = count
+  end
+end
+return out
+";
+
 /// The largest rank a sorted set holds exactly (its scores are doubles).
 const MAX_RANK: i64 = 1 << 53;
 
@@ -203,6 +237,7 @@ pub struct RedisHotStore {
     set_add: Script,
     ranked_add: Script,
     ranked_add_if_room: Script,
+    tally: Script,
 }
 
 impl std::fmt::Debug for RedisHotStore {
@@ -231,6 +266,7 @@ impl RedisHotStore {
             set_add: Script::new(SET_ADD),
             ranked_add: Script::new(RANKED_ADD),
             ranked_add_if_room: Script::new(RANKED_ADD_IF_ROOM),
+            tally: Script::new(TALLY),
         })
     }
 
@@ -497,6 +533,34 @@ impl HotStore for RedisHotStore {
             .query_async(&mut self.connection())
             .await
             .map_err(error::redis)
+    }
+
+    async fn tally(&self, steps: &[Tally]) -> Result<Vec<u64>, StoreError> {
+        if one_tag(steps)?.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.tally.prepare_invoke();
+        for step in steps {
+            match step {
+                Tally::Hit { key, window } => invocation.key(key.as_str()).arg("h").arg(ttl::millis(*window)?).arg(""),
+                Tally::Add { key, member, ttl } => {
+                    invocation.key(key.as_str()).arg("a").arg(ttl::millis(*ttl)?).arg(member.as_str())
+                }
+                Tally::Peek { key } => invocation.key(key.as_str()).arg("p").arg(0).arg(""),
+            };
+        }
+        let answer: Vec<i64> = invocation.invoke_async(&mut self.connection()).await.map_err(error::redis)?;
+        if answer.len() != steps.len() {
+            return Err(error::corrupt(format!(
+                "the tally script answered {} numbers for {} steps",
+                answer.len(),
+                steps.len()
+            )));
+        }
+        answer
+            .into_iter()
+            .map(|count| u64::try_from(count).map_err(|_| error::corrupt(format!("the tally script answered {count}"))))
+            .collect()
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {

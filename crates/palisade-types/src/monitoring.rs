@@ -111,6 +111,32 @@ pub struct IncidentView {
     pub updated_at: String,
     /// Who last changed its state.
     pub updated_by: Option<String>,
+    /// The automatic responses taken for it, oldest first (`GET /monitoring/incidents/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<IncidentActionView>>,
+}
+
+/// An automatic response taken for an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IncidentActionView {
+    /// Its id.
+    pub id: String,
+    /// The incident it answers.
+    pub incident_id: String,
+    /// `block_ip`, `lock_account`, `end_sessions` or `revoke_api_key`.
+    pub kind: String,
+    /// What it acted on: an address, a user id or an API key id.
+    pub target: String,
+    /// When it was taken (RFC 3339).
+    pub taken_at: String,
+    /// When a timed action (`block_ip`, `lock_account`) lapses by itself (RFC 3339).
+    pub expires_at: Option<String>,
+    /// When it was reverted (RFC 3339).
+    pub reverted_at: Option<String>,
+    /// Who reverted it (`expiry` when it lapsed).
+    pub reverted_by: Option<String>,
+    /// Whether it is in force now.
+    pub live: bool,
 }
 
 /// `GET /monitoring/incidents`: newest first.

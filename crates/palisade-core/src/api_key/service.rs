@@ -339,6 +339,27 @@ impl ApiKeyService {
         Ok(())
     }
 
+    /// Lifts the revocation of key `id` (an automatic response reverted by `actor`). Conditional on
+    /// the revocation read here still being the one in place, so a concurrent change is not undone.
+    pub async fn restore(&self, id: uuid::Uuid, actor: &str, meta: &RequestMeta) -> Result<(), ApiKeyError> {
+        let record = self.store.api_key(id).await?.ok_or(ApiKeyError::NotFound)?;
+        let revoked_at = record.revoked_at.ok_or(ApiKeyError::NotFound)?;
+        if !self.store.restore_api_key(id, revoked_at).await? {
+            return Err(ApiKeyError::NotFound);
+        }
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        self.audit
+            .append(
+                AuditEvent::new(AuditKind::ApiKeyRestored, Outcome::Success)
+                    .actor(actor)
+                    .subject(id.to_string())
+                    .request(meta.clone()),
+            )
+            .await
+            .map_err(|e| ApiKeyError::Unavailable(e.to_string()))?;
+        Ok(())
+    }
+
     /// Checks a key presented by a caller at `ip`: format and checksum (no lookup), the keyed hash
     /// (constant time), revocation and expiry, the allow-list, `required` scopes, and finally the rate
     /// limits — all windows counted in one atomic hot-store round trip. Refusals are audited.
@@ -359,9 +380,18 @@ impl ApiKeyService {
                     ApiKeyError::RateLimited { .. } => "rate limited".to_owned(),
                     _ => "invalid, unknown, revoked or expired key".to_owned(),
                 };
-                let event = AuditEvent::new(AuditKind::ApiKeyRejected, Outcome::Failure)
+                let mut event = AuditEvent::new(AuditKind::ApiKeyRejected, Outcome::Failure)
                     .request(meta.clone())
                     .detail("reason", reason);
+                // These refusals come after the secret matched: the key is proven, so name it (an
+                // automatic response may revoke it). A wrong secret names nothing.
+                if matches!(
+                    e,
+                    ApiKeyError::ForbiddenIp | ApiKeyError::InsufficientScope(_) | ApiKeyError::RateLimited { .. }
+                ) && let Ok(parsed) = ApiKeyText::parse(&self.settings.prefix, text)
+                {
+                    event = event.subject(parsed.id.to_string());
+                }
                 if let Err(audit) = self.audit.append(event).await {
                     tracing::error!(error = %audit, "could not audit an API-key refusal");
                 }

@@ -48,6 +48,8 @@ pub enum AuditKind {
     ApiKeyRevoked,
     /// An API key was refused (invalid, revoked, expired, wrong address, missing scope, rate limited).
     ApiKeyRejected,
+    /// A revoked API key was restored (an automatic response reverted).
+    ApiKeyRestored,
     /// A user was made an administrator.
     AdminGranted,
     /// A user's administrator role was withdrawn.
@@ -104,6 +106,10 @@ pub enum AuditKind {
     IncidentOpened,
     /// An administrator moved an incident along its lifecycle.
     IncidentUpdated,
+    /// An automatic response was taken for an incident.
+    IncidentResponse,
+    /// An automatic response was reverted (by an administrator, or as it lapsed).
+    IncidentResponseReverted,
 }
 
 impl AuditKind {
@@ -131,6 +137,7 @@ impl AuditKind {
             Self::ApiKeyCreated => "apikey.created",
             Self::ApiKeyRevoked => "apikey.revoked",
             Self::ApiKeyRejected => "apikey.rejected",
+            Self::ApiKeyRestored => "apikey.restored",
             Self::AdminGranted => "user.admin_granted",
             Self::AdminRevoked => "user.admin_revoked",
             Self::AccessTokenRevoked => "token.revoked",
@@ -158,6 +165,8 @@ impl AuditKind {
             Self::Reported(event_type) => event_type.reported_kind(),
             Self::IncidentOpened => "incident.opened",
             Self::IncidentUpdated => "incident.updated",
+            Self::IncidentResponse => "incident.response",
+            Self::IncidentResponseReverted => "incident.response_reverted",
         }
     }
 }

@@ -201,6 +201,22 @@ impl AuthService {
         Ok(self.store.user_by_username(&Username::parse(username)?).await?)
     }
 
+    /// Ends every session and refresh family of `id` (an automatic response to a stolen token or a
+    /// hijacked session), audited as `session.ended` with the number ended.
+    pub async fn end_all_sessions(&self, id: UserId, actor: &str, meta: &RequestMeta) -> Result<(), AuthError> {
+        let ended = self.sessions.end_all_except(id, None).await?;
+        self.store.revoke_user_families(id, None, RevokeReason::SessionEnded, self.clock.now()).await?;
+        self.record(
+            AuditEvent::new(AuditKind::SessionEnded, Outcome::Success)
+                .actor(actor)
+                .subject(id.to_string())
+                .request(meta.clone())
+                .detail("sessions", ended.len().to_string())
+                .detail("reason", "all sessions ended"),
+        )
+        .await
+    }
+
     /// Locks or unlocks an account by administrative decision; locking ends its sessions.
     pub async fn set_locked(&self, id: UserId, locked: bool, actor: &str, meta: &RequestMeta) -> Result<(), AuthError> {
         self.users.forget(id);

@@ -6,7 +6,7 @@
 //! exercise.
 //!
 //! Windows are fixed windows of the hot store's `increment` (a count of hits) or distinct-member
-//! sets (`set_add` + `count`), started by their first hit: a burst straddling two windows can be
+//! sets (a `Tally::Add` answering the set's size), started by their first hit: a burst straddling two windows can be
 //! seen as two halves, so thresholds should be read as "about N per window".
 
 use time::Duration;
@@ -22,6 +22,10 @@ pub struct Observed {
     pub event_type: EventType,
     /// Whom it concerns (a user id, or the username a failed login tried).
     pub subject: Option<String>,
+    /// Who acted, for Palisade's own records (`None` for applications' reports, whose actor is the
+    /// reporting key). On a refresh-token reuse and a hijack suspicion the subject is the session and
+    /// the actor its user.
+    pub actor: Option<String>,
     /// The client's address.
     pub ip: Option<String>,
 }
@@ -267,13 +271,15 @@ impl Detector {
                 })
             }
             Self::TokenReuse => (name == "TOKEN_REUSE").then(|| Finding {
-                subject: format!("user:{subject}"),
+                // Palisade's own record names the session as subject and its user as actor; a
+                // report names the user as subject.
+                subject: format!("user:{}", event.actor.as_deref().unwrap_or(subject)),
                 severity: Severity::High,
                 title: format!("a spent refresh token of {subject} was used again; its family was revoked"),
                 details: serde_json::json!({}),
             }),
             Self::SessionHijack => (name == "SESSION_HIJACK_SUSPECTED").then(|| Finding {
-                subject: format!("user:{subject}"),
+                subject: format!("user:{}", event.actor.as_deref().unwrap_or(subject)),
                 severity: Severity::Medium,
                 title: format!("a session of {subject} was used from a client that does not match it"),
                 details: serde_json::json!({ "ip": event.ip }),
@@ -294,9 +300,25 @@ mod tests {
     fn event(name: &str, subject: Option<&str>, ip: Option<&str>) -> Observed {
         Observed {
             seq: 1,
+            actor: None,
             event_type: EventType::parse(name).unwrap(),
             subject: subject.map(str::to_owned),
             ip: ip.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn reuse_and_hijack_are_about_the_acting_user_not_the_session() {
+        let t = Thresholds::default();
+        for (name, detector) in
+            [("TOKEN_REUSE", Detector::TokenReuse), ("SESSION_HIJACK_SUSPECTED", Detector::SessionHijack)]
+        {
+            // Palisade's own record: the session as subject, its user as actor.
+            let own = Observed { actor: Some("user-id-7".into()), ..event(name, Some("session-id-3"), None) };
+            assert_eq!(detector.judge(&own, &[], &t).unwrap().subject, "user:user-id-7", "{name}");
+            // A report: the user as subject, no actor.
+            let reported = event(name, Some("bob"), None);
+            assert_eq!(detector.judge(&reported, &[], &t).unwrap().subject, "user:bob", "{name}");
         }
     }
 

@@ -11,10 +11,12 @@
 pub mod detect;
 mod event;
 mod incident;
+pub mod respond;
 pub mod watch;
 
 pub use event::{EVENT_TYPES, EventType, EventTypeSpec};
 pub use incident::{Incident, IncidentFilter, IncidentRaise, IncidentState, MAX_ATTACHED_EVENTS, Severity};
+pub use respond::{IncidentAction, ResponseKind, ResponseRule, ResponseRules};
 
 use std::sync::Arc;
 
@@ -35,6 +37,24 @@ pub const MAX_DETAILS: usize = 16 * 1024;
 const MAX_TEXT: usize = 512;
 /// The most events one page returns.
 pub const MAX_PAGE: u32 = 500;
+
+/// How monitoring runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitoringSettings {
+    /// Whether the detectors watch the audit chain. Off, nothing is examined and no incident is
+    /// raised; reports are still stored and every query still answers.
+    pub detectors: bool,
+    /// The detectors' thresholds.
+    pub thresholds: detect::Thresholds,
+    /// What is done automatically when an incident opens ([`ResponseRules::none`]: nothing).
+    pub responses: ResponseRules,
+}
+
+impl Default for MonitoringSettings {
+    fn default() -> Self {
+        Self { detectors: true, thresholds: detect::Thresholds::default(), responses: ResponseRules::defaults() }
+    }
+}
 
 /// Why a monitoring call failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +90,9 @@ pub enum MonitoringError {
     /// The incident is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// The detectors' queue is full: the report was not stored; send it again shortly.
+    #[error("the detectors are behind; the event was not recorded, send it again in a second")]
+    Overloaded,
 }
 
 fn require_reader(principal: &Principal) -> Result<(), MonitoringError> {
@@ -183,6 +206,8 @@ pub struct Monitoring {
     store: Arc<dyn AuditStore>,
     incidents: Arc<dyn IncidentStore>,
     clock: Arc<dyn crate::clock::Clock>,
+    responder: Arc<respond::Responder>,
+    feed: Option<Arc<watch::Feed>>,
 }
 
 impl Monitoring {
@@ -192,8 +217,51 @@ impl Monitoring {
         store: Arc<dyn AuditStore>,
         incidents: Arc<dyn IncidentStore>,
         clock: Arc<dyn crate::clock::Clock>,
+        responder: Arc<respond::Responder>,
     ) -> Self {
-        Self { audit, store, incidents, clock }
+        Self { audit, store, incidents, clock, responder, feed: None }
+    }
+
+    /// The addresses blocked by automatic responses, for the check on every request.
+    pub fn blocks(&self) -> &Arc<respond::IpBlocks> {
+        self.responder.blocks()
+    }
+
+    /// One incident and the actions taken for it.
+    ///
+    /// **Scope** `admin` or `monitoring:read`.
+    pub async fn incident(
+        &self,
+        principal: &Principal,
+        id: uuid::Uuid,
+    ) -> Result<(Incident, Vec<IncidentAction>), MonitoringError> {
+        require_reader(principal)?;
+        let incident = self.incidents.incident(id).await?.ok_or(MonitoringError::NotFound)?;
+        let actions = self.incidents.incident_actions(id).await?;
+        Ok((incident, actions))
+    }
+
+    /// Reverts an automatic response: unblocks the address, unlocks the account or restores the API
+    /// key (ended sessions cannot be reverted: 409). Audited as `incident.response_reverted`.
+    ///
+    /// **Scope** `admin`.
+    pub async fn revert_action(
+        &self,
+        principal: &Principal,
+        incident: uuid::Uuid,
+        action: uuid::Uuid,
+        meta: &RequestMeta,
+    ) -> Result<IncidentAction, MonitoringError> {
+        principal.require_scope(SCOPE_ADMIN)?;
+        self.responder.revert(incident, action, &principal.actor(), meta).await
+    }
+
+    /// Refuses reports (with [`MonitoringError::Overloaded`]) while `feed`, the detectors' queue, is
+    /// full, rather than storing events nobody examines. Palisade's own events are never refused.
+    #[must_use]
+    pub fn with_backpressure(mut self, feed: Arc<watch::Feed>) -> Self {
+        self.feed = Some(feed);
+        self
     }
 
     /// Incidents matching `filter`, newest first.
@@ -270,6 +338,12 @@ impl Monitoring {
         let size = serde_json::to_vec(&event.details).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
         if size > MAX_DETAILS {
             return Err(MonitoringError::TooLarge { size, max: MAX_DETAILS });
+        }
+        if let Some(feed) = &self.feed
+            && !feed.has_room()
+        {
+            feed.refused();
+            return Err(MonitoringError::Overloaded);
         }
         let mut details = event.details;
         details.insert("source".into(), source.into());

@@ -10,7 +10,7 @@ use crate::crypto::reencrypt::{ReencryptionJob, Reseal};
 use crate::crypto::{KeyPurpose, WrappedDataKey};
 use crate::device::{DeviceId, DeviceRecord, DeviceSeen, DeviceUpdate};
 use crate::mfa::{BackupCodeRecord, FactorKind, FactorRecord, PasskeyRecord};
-use crate::monitoring::{Incident, IncidentFilter, IncidentRaise, IncidentState};
+use crate::monitoring::{Incident, IncidentAction, IncidentFilter, IncidentRaise, IncidentState, ResponseKind};
 use crate::risk::{LoginResult, PastLogin, RiskRecord};
 use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, SigningKeyRecord, TokenHash};
 use crate::user::{User, UserId, UserInsert, Username};
@@ -198,6 +198,10 @@ pub trait ApiKeyStore: Send + Sync + 'static {
         owner: Option<UserId>,
         at: time::OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    /// Lifts the revocation made at exactly `revoked_at` (an automatic response being reverted); `false`
+    /// when the key is absent, not revoked, or was revoked at another time (by its owner, say).
+    async fn restore_api_key(&self, id: uuid::Uuid, revoked_at: time::OffsetDateTime) -> Result<bool, StoreError>;
 
     /// Records a use at `at` (only moves `last_used_at` forward).
     async fn touch_api_key(&self, id: uuid::Uuid, at: time::OffsetDateTime) -> Result<(), StoreError>;
@@ -390,6 +394,39 @@ pub trait IncidentStore: Send + Sync + 'static {
         by: &str,
         at: time::OffsetDateTime,
     ) -> Result<Option<Incident>, StoreError>;
+
+    /// Records an action taken on an incident's behalf.
+    async fn record_incident_action(&self, action: &IncidentAction) -> Result<(), StoreError>;
+
+    /// One action by id.
+    async fn incident_action(&self, id: uuid::Uuid) -> Result<Option<IncidentAction>, StoreError>;
+
+    /// The actions taken for `incident`, oldest first.
+    async fn incident_actions(&self, incident: uuid::Uuid) -> Result<Vec<IncidentAction>, StoreError>;
+
+    /// Marks action `id` reverted by `by` at `at`, only while it is not reverted yet: of concurrent
+    /// reverts one gets the action as stored after, the others `None` (also when it is absent).
+    async fn revert_incident_action(
+        &self,
+        id: uuid::Uuid,
+        by: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<Option<IncidentAction>, StoreError>;
+
+    /// The actions of `kind` in force at `now`: not reverted, and without an expiry or expiring after `now`.
+    async fn live_incident_actions(
+        &self,
+        kind: ResponseKind,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<IncidentAction>, StoreError>;
+
+    /// Timed actions whose expiry is at or before `now` and that are not reverted, oldest expiry
+    /// first, at most `limit`.
+    async fn lapsed_incident_actions(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<IncidentAction>, StoreError>;
 }
 
 /// The whole durable store, as the services see it.

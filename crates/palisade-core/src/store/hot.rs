@@ -30,6 +30,12 @@ impl HotKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The entity tag it was made with (braces already removed).
+    pub fn tag(&self) -> &str {
+        let inner = self.0.strip_prefix("pal:{").unwrap_or(&self.0);
+        inner.split_once('}').map_or(inner, |(tag, _)| tag)
+    }
 }
 
 impl fmt::Debug for HotKey {
@@ -72,6 +78,53 @@ pub struct RateDecision {
     /// Each window's count after the call (this hit included when allowed) and time to reset, in the
     /// order given.
     pub windows: Vec<WindowCount>,
+}
+
+/// One step of [`HotStore::tally`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tally {
+    /// Counts a hit in the fixed window at `key`, as [`HotStore::increment`]; answers the count.
+    Hit {
+        /// The counter.
+        key: HotKey,
+        /// The window's length.
+        window: Duration,
+    },
+    /// Adds `member` to the set at `key` and (re)sets its time to live, as [`HotStore::set_add`];
+    /// answers how many members the set has afterwards.
+    Add {
+        /// The set.
+        key: HotKey,
+        /// The member.
+        member: String,
+        /// The set's new time to live.
+        ttl: Duration,
+    },
+    /// Reads the counter at `key`, as [`HotStore::count`]; answers it.
+    Peek {
+        /// The counter.
+        key: HotKey,
+    },
+}
+
+impl Tally {
+    /// The key the step touches.
+    pub fn key(&self) -> &HotKey {
+        match self {
+            Self::Hit { key, .. } | Self::Add { key, .. } | Self::Peek { key } => key,
+        }
+    }
+}
+
+/// `steps`' one hash tag, or an error naming the two that differ: [`HotStore::tally`] runs on one
+/// shard of a Redis Cluster, so every backend refuses a mix alike.
+pub fn one_tag(steps: &[Tally]) -> Result<Option<&str>, StoreError> {
+    let mut tags = steps.iter().map(|step| step.key().tag());
+    let Some(first) = tags.next() else { return Ok(None) };
+    match tags.find(|tag| *tag != first) {
+        Some(other) => Err(StoreError::Other(format!("tally keys must share one tag, got {first:?} and {other:?}"))),
+        None => Ok(Some(first)),
+    }
 }
 
 /// Short-lived shared state: sessions, counters, one-time codes, challenges, markers.
@@ -162,6 +215,12 @@ pub trait HotStore: Send + Sync + 'static {
 
     /// The members of the ranked set at `key`, lowest rank first.
     async fn ranked_members(&self, key: &HotKey) -> Result<Vec<String>, StoreError>;
+
+    /// Applies `steps` in order in one round trip (one Lua script on Redis; one transaction in SQL),
+    /// with no other call's change in between, and answers one number per step (see [`Tally`]).
+    /// Every key shares one hash tag ([`one_tag`]); a mix is refused before anything is touched.
+    /// This is how the detectors count a whole batch of events at the cost of one call.
+    async fn tally(&self, steps: &[Tally]) -> Result<Vec<u64>, StoreError>;
 
     /// Removes expired entries; backends that expire by themselves return 0.
     async fn purge_expired(&self) -> Result<u64, StoreError>;

@@ -11,7 +11,7 @@ pub use durable::{
     ApiKeyStore, AuditStore, DeviceStore, DurableStore, IncidentStore, KeyStore, MfaStore, PasskeyStore,
     ReencryptionStore, RefreshTokenStore, RiskStore, SigningKeyStore, UserStore,
 };
-pub use hot::{HotKey, HotStore, RateDecision, RateWindow, WindowCount};
+pub use hot::{HotKey, HotStore, RateDecision, RateWindow, Tally, WindowCount, one_tag};
 
 /// Why a store call failed. Never read an error as "absent": absence is `Ok(None)`.
 #[derive(Debug, thiserror::Error)]

@@ -315,6 +315,46 @@ pub struct Config {
     /// - `rows_per_second`: `PALISADE_ENCRYPTION_REENCRYPT_RATE`, at most this many rows per second,
     ///   1..=1000000. `None` (default; an empty value unsets it): no limit.
     pub reencryption: ReencryptionSettings,
+
+    // ------------------------------------------------------------------ security monitoring
+    // Handed to core's `MonitoringSettings` (and its `detect::Thresholds`) by `app::settings`; every
+    // default is core's.
+    /// `PALISADE_MONITORING_DETECTORS` (alias `SECURITY_THREAT_DETECTION_ENABLED`): whether the
+    /// detectors examine the audit chain and open incidents. Default true; off, events are still
+    /// stored and every query still answers.
+    pub monitoring_detectors: bool,
+    /// `PALISADE_MONITORING_BRUTE_FORCE_FAILURES`: failed logins on one account per
+    /// `monitoring_brute_force_window` that open a `brute_force` incident. 1..=1000000, default 10.
+    pub monitoring_brute_force_failures: u64,
+    /// `PALISADE_MONITORING_BRUTE_FORCE_WINDOW`: 1 s..=1 day, default 300 s.
+    pub monitoring_brute_force_window: Duration,
+    /// `PALISADE_MONITORING_SPRAYING_ACCOUNTS`: distinct accounts failing from one address per
+    /// `monitoring_spraying_window` that open a `password_spraying` incident. 1..=1000000, default 10.
+    pub monitoring_spraying_accounts: u64,
+    /// `PALISADE_MONITORING_SPRAYING_WINDOW`: 1 s..=1 day, default 600 s.
+    pub monitoring_spraying_window: Duration,
+    /// `PALISADE_MONITORING_STUFFING_FAILURES`: failed logins everywhere per
+    /// `monitoring_stuffing_window` that open a `credential_stuffing` incident, with the two below.
+    /// 1..=1000000, default 100.
+    pub monitoring_stuffing_failures: u64,
+    /// `PALISADE_MONITORING_STUFFING_ADDRESSES`: distinct addresses those failures come from, at
+    /// least. 1..=1000000, default 20.
+    pub monitoring_stuffing_addresses: u64,
+    /// `PALISADE_MONITORING_STUFFING_FAILURE_PERCENT`: share of all logins failing, at least, in
+    /// percent. 1..=100, default 80.
+    pub monitoring_stuffing_failure_percent: u64,
+    /// `PALISADE_MONITORING_STUFFING_WINDOW`: 1 s..=1 day, default 300 s.
+    pub monitoring_stuffing_window: Duration,
+    /// `PALISADE_MONITORING_API_KEY_REFUSALS`: refused API-key uses from one address per
+    /// `monitoring_api_key_window` that open an `api_key_abuse` incident. 1..=1000000, default 20.
+    pub monitoring_api_key_refusals: u64,
+    /// `PALISADE_MONITORING_API_KEY_WINDOW`: 1 s..=1 day, default 60 s.
+    pub monitoring_api_key_window: Duration,
+    /// `PALISADE_MONITORING_INCIDENT_AUTO_RESPONSE`: whether `monitoring_responses` is carried out
+    /// (the guide's `incident_auto_response`). Default true.
+    pub monitoring_incident_auto_response: bool,
+    /// `PALISADE_MONITORING_RESPONSES`: the actions per cause of incident.
+    pub monitoring_responses: palisade_core::monitoring::ResponseRules,
 }
 
 /// How the connection to the mail server is encrypted (`smtp_tls`). In both TLS modes the server's
@@ -644,6 +684,23 @@ impl Config {
             encryption_policies: encryption.overrides,
             encryption: encryption.policies,
             reencryption,
+            monitoring_detectors: required(layers, Setting::MonitoringDetectors, values::boolean)?,
+            monitoring_brute_force_failures: count(layers, Setting::MonitoringBruteForceFailures)?,
+            monitoring_brute_force_window: duration(layers, Setting::MonitoringBruteForceWindow)?.value,
+            monitoring_spraying_accounts: count(layers, Setting::MonitoringSprayingAccounts)?,
+            monitoring_spraying_window: duration(layers, Setting::MonitoringSprayingWindow)?.value,
+            monitoring_stuffing_failures: count(layers, Setting::MonitoringStuffingFailures)?,
+            monitoring_stuffing_addresses: count(layers, Setting::MonitoringStuffingAddresses)?,
+            monitoring_stuffing_failure_percent: count(layers, Setting::MonitoringStuffingFailurePercent)?,
+            monitoring_stuffing_window: duration(layers, Setting::MonitoringStuffingWindow)?.value,
+            monitoring_api_key_refusals: count(layers, Setting::MonitoringApiKeyRefusals)?,
+            monitoring_api_key_window: duration(layers, Setting::MonitoringApiKeyWindow)?.value,
+            monitoring_incident_auto_response: required(
+                layers,
+                Setting::MonitoringIncidentAutoResponse,
+                values::boolean,
+            )?,
+            monitoring_responses: required(layers, Setting::MonitoringResponses, values::response_rules)?,
         };
         check_webauthn(layers, &config)?;
         Ok(config)
@@ -795,6 +852,19 @@ impl Config {
             Setting::EncryptionReencryptRate => {
                 unset_or(setting, self.reencryption.rows_per_second.map(|rate| rate.to_string()))
             }
+            Setting::MonitoringDetectors => self.monitoring_detectors.to_string(),
+            Setting::MonitoringBruteForceFailures => self.monitoring_brute_force_failures.to_string(),
+            Setting::MonitoringBruteForceWindow => self.monitoring_brute_force_window.as_secs().to_string(),
+            Setting::MonitoringSprayingAccounts => self.monitoring_spraying_accounts.to_string(),
+            Setting::MonitoringSprayingWindow => self.monitoring_spraying_window.as_secs().to_string(),
+            Setting::MonitoringStuffingFailures => self.monitoring_stuffing_failures.to_string(),
+            Setting::MonitoringStuffingAddresses => self.monitoring_stuffing_addresses.to_string(),
+            Setting::MonitoringStuffingFailurePercent => self.monitoring_stuffing_failure_percent.to_string(),
+            Setting::MonitoringStuffingWindow => self.monitoring_stuffing_window.as_secs().to_string(),
+            Setting::MonitoringApiKeyRefusals => self.monitoring_api_key_refusals.to_string(),
+            Setting::MonitoringApiKeyWindow => self.monitoring_api_key_window.as_secs().to_string(),
+            Setting::MonitoringIncidentAutoResponse => self.monitoring_incident_auto_response.to_string(),
+            Setting::MonitoringResponses => self.monitoring_responses.to_string(),
         }
     }
 

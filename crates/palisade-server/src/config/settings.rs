@@ -177,6 +177,32 @@ pub enum Setting {
     EncryptionReencryptBatchSize,
     /// `encryption_reencrypt_rate`: most rows per second of the background re-encryption.
     EncryptionReencryptRate,
+    /// `monitoring_detectors`: whether the detectors examine the audit chain and open incidents.
+    MonitoringDetectors,
+    /// `monitoring_brute_force_failures`: failed logins on one account that open a `brute_force` incident.
+    MonitoringBruteForceFailures,
+    /// `monitoring_brute_force_window`: the window of `monitoring_brute_force_failures`, seconds.
+    MonitoringBruteForceWindow,
+    /// `monitoring_spraying_accounts`: accounts failing from one address that open a `password_spraying` incident.
+    MonitoringSprayingAccounts,
+    /// `monitoring_spraying_window`: the window of `monitoring_spraying_accounts`, seconds.
+    MonitoringSprayingWindow,
+    /// `monitoring_stuffing_failures`: failed logins everywhere that may open a `credential_stuffing` incident.
+    MonitoringStuffingFailures,
+    /// `monitoring_stuffing_addresses`: distinct addresses those failures must come from.
+    MonitoringStuffingAddresses,
+    /// `monitoring_stuffing_failure_percent`: share of all logins that must be failing, percent.
+    MonitoringStuffingFailurePercent,
+    /// `monitoring_stuffing_window`: the window of the credential-stuffing counts, seconds.
+    MonitoringStuffingWindow,
+    /// `monitoring_api_key_refusals`: refused API-key uses from one address that open an `api_key_abuse` incident.
+    MonitoringApiKeyRefusals,
+    /// `monitoring_api_key_window`: the window of `monitoring_api_key_refusals`, seconds.
+    MonitoringApiKeyWindow,
+    /// `monitoring_incident_auto_response`: whether opening an incident takes its cause's actions.
+    MonitoringIncidentAutoResponse,
+    /// `monitoring_responses`: the actions per cause, `cause=action[:seconds][+action…]`.
+    MonitoringResponses,
 }
 
 /// The `--help` section a setting is listed under; the settings of one group are contiguous in
@@ -192,6 +218,7 @@ pub(crate) enum Group {
     Mfa,
     Risk,
     Encryption,
+    Monitoring,
 }
 
 impl Group {
@@ -209,6 +236,7 @@ impl Group {
             Group::Mfa => "Settings: multi-factor authentication and messages",
             Group::Risk => "Settings: risk-based login, devices and GeoIP",
             Group::Encryption => "Settings: encryption service",
+            Group::Monitoring => "Settings: security monitoring",
         }
     }
 }
@@ -354,7 +382,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 81] = [
+    pub const ALL: [Setting; 94] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -436,6 +464,19 @@ impl Setting {
         Setting::EncryptionPolicies,
         Setting::EncryptionReencryptBatchSize,
         Setting::EncryptionReencryptRate,
+        Setting::MonitoringDetectors,
+        Setting::MonitoringBruteForceFailures,
+        Setting::MonitoringBruteForceWindow,
+        Setting::MonitoringSprayingAccounts,
+        Setting::MonitoringSprayingWindow,
+        Setting::MonitoringStuffingFailures,
+        Setting::MonitoringStuffingAddresses,
+        Setting::MonitoringStuffingFailurePercent,
+        Setting::MonitoringStuffingWindow,
+        Setting::MonitoringApiKeyRefusals,
+        Setting::MonitoringApiKeyWindow,
+        Setting::MonitoringIncidentAutoResponse,
+        Setting::MonitoringResponses,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -1753,6 +1794,225 @@ impl Setting {
                 expected: "a whole number from 1 to 1000000 (empty: no limit)",
                 group: Group::Encryption,
                 number: Number::count(1, 1_000_000),
+                list: false,
+                boolean: false,
+            },
+            // ------------------------------------------------------------ security monitoring
+            // The defaults are core's (`palisade_core::monitoring::detect::Thresholds::default()`);
+            // the table needs them as text, so a test holds the two together.
+            Setting::MonitoringDetectors => Spec {
+                key: "monitoring_detectors",
+                flag: "monitoring-detectors",
+                env: "PALISADE_MONITORING_DETECTORS",
+                alias: Some("SECURITY_THREAT_DETECTION_ENABLED"),
+                default: DefaultValue::Text("true"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether the detectors (brute force, password spraying, credential stuffing, token reuse, \
+                        session hijack, API-key abuse) examine every audited event and open incidents; off, \
+                        events are still stored and queried but no attack is noticed",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Monitoring,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::MonitoringBruteForceFailures => Spec {
+                key: "monitoring_brute_force_failures",
+                flag: "monitoring-brute-force-failures",
+                env: "PALISADE_MONITORING_BRUTE_FORCE_FAILURES",
+                alias: None,
+                default: DefaultValue::Text("10"),
+                secret: false,
+                value_name: "N",
+                about: "failed logins on one account within monitoring_brute_force_window that open a brute_force \
+                        incident (and attach to it again at each multiple): password guessing against one account",
+                expected: "a whole number from 1 to 1000000",
+                group: Group::Monitoring,
+                number: Number::count(1, 1_000_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringBruteForceWindow => Spec {
+                key: "monitoring_brute_force_window",
+                flag: "monitoring-brute-force-window",
+                env: "PALISADE_MONITORING_BRUTE_FORCE_WINDOW",
+                alias: None,
+                default: DefaultValue::Text("300"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "the window in which monitoring_brute_force_failures are counted",
+                expected: "a whole number of seconds from 1 to 86400 (1 second to 1 day)",
+                group: Group::Monitoring,
+                number: Number::of(Unit::Seconds, 1, 86_400),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringSprayingAccounts => Spec {
+                key: "monitoring_spraying_accounts",
+                flag: "monitoring-spraying-accounts",
+                env: "PALISADE_MONITORING_SPRAYING_ACCOUNTS",
+                alias: None,
+                default: DefaultValue::Text("10"),
+                secret: false,
+                value_name: "N",
+                about: "distinct accounts failing from one address within monitoring_spraying_window that open a \
+                        password_spraying incident: a few common passwords tried across many accounts",
+                expected: "a whole number from 1 to 1000000",
+                group: Group::Monitoring,
+                number: Number::count(1, 1_000_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringSprayingWindow => Spec {
+                key: "monitoring_spraying_window",
+                flag: "monitoring-spraying-window",
+                env: "PALISADE_MONITORING_SPRAYING_WINDOW",
+                alias: None,
+                default: DefaultValue::Text("600"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "the window in which monitoring_spraying_accounts are counted",
+                expected: "a whole number of seconds from 1 to 86400 (1 second to 1 day)",
+                group: Group::Monitoring,
+                number: Number::of(Unit::Seconds, 1, 86_400),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringStuffingFailures => Spec {
+                key: "monitoring_stuffing_failures",
+                flag: "monitoring-stuffing-failures",
+                env: "PALISADE_MONITORING_STUFFING_FAILURES",
+                alias: None,
+                default: DefaultValue::Text("100"),
+                secret: false,
+                value_name: "N",
+                about: "failed logins on any account within monitoring_stuffing_window that open a credential_stuffing \
+                        incident when they also come from monitoring_stuffing_addresses addresses and make \
+                        monitoring_stuffing_failure_percent of all logins: leaked credentials replayed from many \
+                        addresses",
+                expected: "a whole number from 1 to 1000000",
+                group: Group::Monitoring,
+                number: Number::count(1, 1_000_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringStuffingAddresses => Spec {
+                key: "monitoring_stuffing_addresses",
+                flag: "monitoring-stuffing-addresses",
+                env: "PALISADE_MONITORING_STUFFING_ADDRESSES",
+                alias: None,
+                default: DefaultValue::Text("20"),
+                secret: false,
+                value_name: "N",
+                about: "distinct client addresses the failed logins of monitoring_stuffing_failures must come from, \
+                        which tells a distributed replay from one client's mistakes",
+                expected: "a whole number from 1 to 1000000",
+                group: Group::Monitoring,
+                number: Number::count(1, 1_000_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringStuffingFailurePercent => Spec {
+                key: "monitoring_stuffing_failure_percent",
+                flag: "monitoring-stuffing-failure-percent",
+                env: "PALISADE_MONITORING_STUFFING_FAILURE_PERCENT",
+                alias: None,
+                default: DefaultValue::Text("80"),
+                secret: false,
+                value_name: "PERCENT",
+                about: "share of all logins within monitoring_stuffing_window that must be failing, which tells a \
+                        replay of leaked credentials from a busy hour of real users",
+                expected: "a whole number from 1 to 100 (percent)",
+                group: Group::Monitoring,
+                number: Number::count(1, 100),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringStuffingWindow => Spec {
+                key: "monitoring_stuffing_window",
+                flag: "monitoring-stuffing-window",
+                env: "PALISADE_MONITORING_STUFFING_WINDOW",
+                alias: None,
+                default: DefaultValue::Text("300"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "the window in which the credential-stuffing failures, addresses and share are counted",
+                expected: "a whole number of seconds from 1 to 86400 (1 second to 1 day)",
+                group: Group::Monitoring,
+                number: Number::of(Unit::Seconds, 1, 86_400),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringApiKeyRefusals => Spec {
+                key: "monitoring_api_key_refusals",
+                flag: "monitoring-api-key-refusals",
+                env: "PALISADE_MONITORING_API_KEY_REFUSALS",
+                alias: None,
+                default: DefaultValue::Text("20"),
+                secret: false,
+                value_name: "N",
+                about: "refused API-key uses from one address within monitoring_api_key_window that open an \
+                        api_key_abuse incident: keys guessed, or revoked and stolen keys replayed",
+                expected: "a whole number from 1 to 1000000",
+                group: Group::Monitoring,
+                number: Number::count(1, 1_000_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringApiKeyWindow => Spec {
+                key: "monitoring_api_key_window",
+                flag: "monitoring-api-key-window",
+                env: "PALISADE_MONITORING_API_KEY_WINDOW",
+                alias: None,
+                default: DefaultValue::Text("60"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "the window in which monitoring_api_key_refusals are counted",
+                expected: "a whole number of seconds from 1 to 86400 (1 second to 1 day)",
+                group: Group::Monitoring,
+                number: Number::of(Unit::Seconds, 1, 86_400),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringIncidentAutoResponse => Spec {
+                key: "monitoring_incident_auto_response",
+                flag: "monitoring-incident-auto-response",
+                env: "PALISADE_MONITORING_INCIDENT_AUTO_RESPONSE",
+                alias: None,
+                default: DefaultValue::Text("true"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether opening an incident takes the actions monitoring_responses names for its cause \
+                        (block the address, lock the account, end the sessions, revoke the key); off, incidents \
+                        only inform",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Monitoring,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            // Core's `ResponseRules::defaults()` written in seconds; a test holds the two together.
+            Setting::MonitoringResponses => Spec {
+                key: "monitoring_responses",
+                flag: "monitoring-responses",
+                env: "PALISADE_MONITORING_RESPONSES",
+                alias: None,
+                default: DefaultValue::Text(
+                    "brute_force=lock_account:900,password_spraying=block_ip:3600,api_key_abuse=block_ip:900,\
+                     token_reuse=end_sessions,session_hijack=end_sessions",
+                ),
+                secret: false,
+                value_name: "RULES",
+                about: "the automatic response to each cause of incident: block_ip and lock_account for a number \
+                        of seconds, end_sessions, revoke_api_key (only a key whose secret was right); every \
+                        action is recorded on the incident and reversible by an administrator",
+                expected: "cause=action[:seconds][+action…] separated by commas, e.g. \
+                           brute_force=lock_account:900,api_key_abuse=block_ip:900+revoke_api_key, or none; causes: \
+                           brute_force, password_spraying, credential_stuffing, token_reuse, session_hijack, \
+                           api_key_abuse; block_ip and lock_account take 1 to 2592000 seconds",
+                group: Group::Monitoring,
+                number: None,
                 list: false,
                 boolean: false,
             },

@@ -12,6 +12,8 @@ use clap::{Args as _, FromArgMatches as _};
 use palisade_core::crypto::reencrypt::ReencryptionSettings;
 use palisade_core::crypto::{Algorithm, DataClassification, EncryptionPolicies};
 use palisade_core::device::service::SessionBinding;
+use palisade_core::monitoring::MonitoringSettings;
+use palisade_core::monitoring::detect::Thresholds;
 use palisade_core::risk::{RiskSettings, RiskThresholds, RiskWeights};
 use secrecy::ExposeSecret as _;
 
@@ -1897,6 +1899,261 @@ fn the_reencryption_ranges_are_the_ones_core_accepts() {
     assert!(ReencryptionSettings { rows_per_second: Some(0), ..core }.validate().is_err());
 }
 
+// ---------------------------------------------------------------- security monitoring
+
+/// Every threshold setting of the detectors, and whether it is a window (in seconds) or a count.
+const MONITORING_NUMBERS: [(Setting, bool); 10] = [
+    (Setting::MonitoringBruteForceFailures, false),
+    (Setting::MonitoringBruteForceWindow, true),
+    (Setting::MonitoringSprayingAccounts, false),
+    (Setting::MonitoringSprayingWindow, true),
+    (Setting::MonitoringStuffingFailures, false),
+    (Setting::MonitoringStuffingAddresses, false),
+    (Setting::MonitoringStuffingFailurePercent, false),
+    (Setting::MonitoringStuffingWindow, true),
+    (Setting::MonitoringApiKeyRefusals, false),
+    (Setting::MonitoringApiKeyWindow, true),
+];
+
+/// The monitoring settings `app::settings` hands to core.
+fn monitoring_of(cfg: &Config) -> MonitoringSettings {
+    crate::app::settings(cfg).unwrap().monitoring
+}
+
+#[test]
+fn the_monitoring_defaults_are_the_core_defaults() {
+    let cfg = ok(Sources::default());
+    assert_eq!(monitoring_of(&cfg), MonitoringSettings::default());
+    assert!(cfg.monitoring_detectors);
+    // The table's default texts (what --help and the docs show) are core's numbers.
+    let core = Thresholds::default();
+    let seconds = |d: time::Duration| u64::try_from(d.whole_seconds()).unwrap().to_string();
+    let expected = [
+        core.brute_force_failures.to_string(),
+        seconds(core.brute_force_window),
+        core.spraying_accounts.to_string(),
+        seconds(core.spraying_window),
+        core.stuffing_failures.to_string(),
+        core.stuffing_addresses.to_string(),
+        core.stuffing_failure_percent.to_string(),
+        seconds(core.stuffing_window),
+        core.api_key_refusals.to_string(),
+        seconds(core.api_key_window),
+    ];
+    for ((setting, _), expected) in MONITORING_NUMBERS.into_iter().zip(expected) {
+        assert_eq!(setting.spec().default.describe(), expected, "{setting}");
+        assert_eq!(described(&cfg, setting.key()), expected, "{setting}");
+    }
+    assert_eq!(described(&cfg, "monitoring_detectors"), "true");
+    // Every monitoring setting is in the list above or is the switch.
+    let listed = Setting::ALL.into_iter().filter(|s| s.key().starts_with("monitoring_")).count();
+    assert_eq!(listed, MONITORING_NUMBERS.len() + 3, "the numbers, the two switches and the responses");
+}
+
+#[test]
+fn automatic_responses_are_rules_per_cause_and_can_be_turned_off() {
+    let defaults = ok(Sources::default());
+    assert_eq!(monitoring_of(&defaults).responses, palisade_core::monitoring::ResponseRules::defaults());
+    let custom = ok(env_only(&[("PALISADE_MONITORING_RESPONSES", "api_key_abuse=block_ip:60+revoke_api_key")]));
+    let rules = monitoring_of(&custom).responses;
+    assert_eq!(rules.for_cause("api_key_abuse").len(), 2);
+    assert!(rules.for_cause("brute_force").is_empty(), "the setting replaces the defaults");
+    assert_eq!(described(&custom, "monitoring_responses"), "api_key_abuse=block_ip:60+revoke_api_key");
+    let none = ok(env_only(&[("PALISADE_MONITORING_RESPONSES", "none")]));
+    assert!(monitoring_of(&none).responses.is_empty());
+    let off = ok(env_only(&[("PALISADE_MONITORING_INCIDENT_AUTO_RESPONSE", "off")]));
+    assert!(monitoring_of(&off).responses.is_empty(), "the switch empties the rules");
+    assert_eq!(described(&off, "monitoring_incident_auto_response"), "false");
+    let key = "monitoring_responses";
+    let var = "PALISADE_MONITORING_RESPONSES";
+    refused(var, "brute_force=lock_account:15m", key, &["`15m` is not a whole number of seconds", var]);
+    refused(var, "brute_force=lock_account", key, &["lock_account needs a duration"]);
+    refused(var, "dragons=block_ip:60", key, &["\"dragons\" is not a detector"]);
+    refused(var, "brute_force=nuke", key, &["\"nuke\" is not an action"]);
+    refused(var, "brute_force=lock_account:2592001", key, &["at most 30 days"]);
+    refused(
+        "PALISADE_MONITORING_INCIDENT_AUTO_RESPONSE",
+        "maybe",
+        "monitoring_incident_auto_response",
+        &["is not true or false"],
+    );
+}
+
+#[test]
+fn monitoring_settings_are_read_from_every_layer() {
+    // The file: integers and a toml boolean.
+    let (_dir, path) = toml_file(
+        "monitoring_detectors = false\nmonitoring_brute_force_failures = 3\nmonitoring_brute_force_window = 60\n\
+         monitoring_spraying_accounts = 4\nmonitoring_spraying_window = 120\nmonitoring_stuffing_failures = 500\n\
+         monitoring_stuffing_addresses = 50\nmonitoring_stuffing_failure_percent = 95\n\
+         monitoring_stuffing_window = 900\nmonitoring_api_key_refusals = 7\nmonitoring_api_key_window = 30\n",
+    );
+    let cfg = ok(with_file(&path));
+    let from_file = MonitoringSettings {
+        detectors: false,
+        thresholds: Thresholds {
+            brute_force_failures: 3,
+            brute_force_window: time::Duration::seconds(60),
+            spraying_accounts: 4,
+            spraying_window: time::Duration::seconds(120),
+            stuffing_failures: 500,
+            stuffing_addresses: 50,
+            stuffing_failure_percent: 95,
+            stuffing_window: time::Duration::seconds(900),
+            api_key_refusals: 7,
+            api_key_window: time::Duration::seconds(30),
+        },
+        ..MonitoringSettings::default()
+    };
+    assert_eq!(monitoring_of(&cfg), from_file, "settings() hands every value on");
+    assert_eq!(described(&cfg, "monitoring_detectors"), "false");
+    assert_eq!(described(&cfg, "monitoring_stuffing_window"), "900");
+
+    // The environment beats the file, setting by setting; the rest stays the file's.
+    let env = vars(&[
+        ("PALISADE_MONITORING_DETECTORS", "yes"),
+        ("PALISADE_MONITORING_BRUTE_FORCE_FAILURES", " 25 "),
+        ("PALISADE_MONITORING_API_KEY_WINDOW", "86400"),
+    ]);
+    let cfg = ok(Sources { env, ..with_file(&path) });
+    let settings = monitoring_of(&cfg);
+    assert!(settings.detectors);
+    assert_eq!(settings.thresholds.brute_force_failures, 25);
+    assert_eq!(settings.thresholds.api_key_window, time::Duration::days(1));
+    assert_eq!(settings.thresholds.spraying_accounts, 4, "from the file");
+
+    // .env, under the defaults otherwise; the environment beats it.
+    let dotenv =
+        vars(&[("PALISADE_MONITORING_SPRAYING_WINDOW", "1"), ("PALISADE_MONITORING_STUFFING_FAILURE_PERCENT", "100")]);
+    let env = vars(&[("PALISADE_MONITORING_SPRAYING_WINDOW", "30")]);
+    let cfg = ok(Sources { dotenv: dotenv.clone(), ..Sources::default() });
+    assert_eq!(cfg.monitoring_spraying_window, Duration::from_secs(1));
+    assert_eq!(cfg.monitoring_stuffing_failure_percent, 100);
+    assert_eq!(monitoring_of(&cfg).thresholds.brute_force_failures, Thresholds::default().brute_force_failures);
+    let cfg = ok(Sources { dotenv, env, ..Sources::default() });
+    assert_eq!(cfg.monitoring_spraying_window, Duration::from_secs(30));
+
+    // A flag beats everything below it.
+    let flags = SettingFlags::default()
+        .with(Setting::MonitoringStuffingAddresses, "1")
+        .with(Setting::MonitoringDetectors, "off");
+    let env = vars(&[("PALISADE_MONITORING_STUFFING_ADDRESSES", "30"), ("PALISADE_MONITORING_DETECTORS", "on")]);
+    let cfg = ok(Sources { env, flags, ..with_file(&path) });
+    assert_eq!((cfg.monitoring_stuffing_addresses, cfg.monitoring_detectors), (1, false));
+
+    // The bounds are accepted.
+    for (setting, window) in MONITORING_NUMBERS {
+        let rule = setting.spec().number.unwrap();
+        assert_eq!(rule.min, 1, "{setting}: counts are at least 1, windows at least a second");
+        if window {
+            assert_eq!((rule.unit, rule.max), (Some(settings::Unit::Seconds), 86_400), "{setting}: up to a day");
+        }
+        for bound in [rule.min, rule.max] {
+            let cfg = ok(env_only(&[(setting.env(), &bound.to_string())]));
+            assert_eq!(described(&cfg, setting.key()), bound.to_string(), "{setting}");
+        }
+    }
+}
+
+#[test]
+fn the_guides_threat_detection_switch_is_an_alias() {
+    let cfg = ok(env_only(&[("SECURITY_THREAT_DETECTION_ENABLED", "false")]));
+    assert!(!cfg.monitoring_detectors);
+    assert!(!monitoring_of(&cfg).detectors);
+    let cfg = ok(env_only(&[("SECURITY_THREAT_DETECTION_ENABLED", "TRUE")]));
+    assert!(cfg.monitoring_detectors);
+    // The PALISADE_ name wins within a layer; a higher layer wins whatever name it uses.
+    let cfg =
+        ok(env_only(&[("SECURITY_THREAT_DETECTION_ENABLED", "false"), ("PALISADE_MONITORING_DETECTORS", "true")]));
+    assert!(cfg.monitoring_detectors);
+    let cfg = ok(Sources {
+        dotenv: vars(&[("PALISADE_MONITORING_DETECTORS", "true")]),
+        env: vars(&[("SECURITY_THREAT_DETECTION_ENABLED", "0")]),
+        ..Sources::default()
+    });
+    assert!(!cfg.monitoring_detectors);
+    // An error under the alias names it.
+    let message = err(env_only(&[("SECURITY_THREAT_DETECTION_ENABLED", "sometimes")]));
+    assert!(
+        message.starts_with("invalid monitoring_detectors from environment variable SECURITY_THREAT_DETECTION_ENABLED"),
+        "{message}"
+    );
+    assert!(message.contains("is not true or false") && message.contains("PALISADE_MONITORING_DETECTORS"), "{message}");
+}
+
+#[test]
+fn bad_monitoring_values_stop_start_up_naming_the_setting() {
+    for (setting, window) in MONITORING_NUMBERS {
+        let (var, key) = (setting.env(), setting.key());
+        let max = setting.spec().number.unwrap().max;
+        let cases: Vec<(String, String)> = if window {
+            vec![
+                ("0".into(), "is below the minimum, 1 second".into()),
+                ("86401".into(), "is above the maximum, 86400 seconds".into()),
+                ("5m".into(), "is not a whole number of seconds".into()),
+                ("PT5M".into(), "is not a whole number of seconds".into()),
+                ("-1".into(), "is not a whole number of seconds".into()),
+            ]
+        } else {
+            vec![
+                ("0".into(), "is below the minimum, 1".into()),
+                ((max + 1).to_string(), format!("is above the maximum, {max}")),
+                ("99999999999999999999999".into(), format!("is above the maximum, {max}")),
+                ("ten".into(), "is not a whole number".into()),
+                ("2.5".into(), "is not a whole number".into()),
+            ]
+        };
+        let expected = if window {
+            "expected a whole number of seconds from 1 to 86400".to_owned()
+        } else {
+            format!("expected a whole number from 1 to {max}")
+        };
+        for (value, problem) in cases {
+            refused(var, &value, key, &[&problem, &expected, var]);
+        }
+        // Each always has a value: empty is refused.
+        refused(var, "", key, &["is empty (this setting cannot be unset)"]);
+    }
+    // The share is a percentage.
+    refused(
+        "PALISADE_MONITORING_STUFFING_FAILURE_PERCENT",
+        "101",
+        "monitoring_stuffing_failure_percent",
+        &["is above the maximum, 100", "from 1 to 100 (percent)"],
+    );
+    refused("PALISADE_MONITORING_DETECTORS", "maybe", "monitoring_detectors", &["is not true or false", "yes/no"]);
+
+    // From the file and from a flag, the message names the key or the flag.
+    let (_dir, path) = toml_file("monitoring_brute_force_failures = 0\n");
+    let message = err(with_file(&path));
+    assert!(
+        message.starts_with("invalid monitoring_brute_force_failures from `monitoring_brute_force_failures` in "),
+        "{message}"
+    );
+    assert!(message.contains("below the minimum, 1"), "{message}");
+    let (_dir, path) = toml_file("monitoring_spraying_window = 2.5\n");
+    let message = err(with_file(&path));
+    assert!(message.contains("monitoring_spraying_window") && message.contains("float"), "{message}");
+    let (_dir, path) = toml_file("monitoring_api_key_window = \"1m\"\n");
+    let message = err(with_file(&path));
+    assert!(message.starts_with("invalid monitoring_api_key_window from `monitoring_api_key_window` in "), "{message}");
+    assert!(message.contains("is not a whole number of seconds"), "{message}");
+    let (_dir, path) = toml_file("monitoring_detectors = 1.0\n");
+    let message = err(with_file(&path));
+    assert!(message.contains("monitoring_detectors") && message.contains("float"), "{message}");
+    let flags = SettingFlags::default().with(Setting::MonitoringStuffingWindow, "86401");
+    let message = err(Sources { flags, ..Sources::default() });
+    assert!(
+        message.starts_with("invalid monitoring_stuffing_window from flag --monitoring-stuffing-window"),
+        "{message}"
+    );
+    assert!(message.contains("above the maximum, 86400 seconds"), "{message}");
+    // A bad value the environment overrides does not stop start-up (only the winner is checked).
+    let (_dir, path) = toml_file("monitoring_spraying_accounts = 0\n");
+    let env = vars(&[("PALISADE_MONITORING_SPRAYING_ACCOUNTS", "5")]);
+    assert_eq!(ok(Sources { env, ..with_file(&path) }).monitoring_spraying_accounts, 5);
+}
+
 // ---------------------------------------------------------------- secrets never shown
 
 fn config_full_of_secrets() -> Config {
@@ -1994,6 +2251,7 @@ fn help_lists_every_setting_with_its_flag_variables_and_default() {
         "multi-factor authentication and messages",
         "risk-based login, devices and GeoIP",
         "encryption service",
+        "security monitoring",
     ] {
         let heading = format!("Settings: {heading}");
         let found = help.get(at..).and_then(|rest| rest.find(&heading)).unwrap_or_else(|| panic!("{heading}: {help}"));
@@ -2126,6 +2384,11 @@ fn the_docs_example_file_loads() {
     assert_eq!((restricted.algorithm, restricted.rotation_days), (Algorithm::XChaCha20Poly1305, 30));
     assert_eq!(cfg.encryption.of(DataClassification::Internal).rotation_days, 90);
     assert_eq!(cfg.reencryption, ReencryptionSettings { batch_size: 500, rows_per_second: Some(200) });
+    assert!(cfg.monitoring_detectors);
+    assert_eq!(
+        (cfg.monitoring_brute_force_failures, cfg.monitoring_brute_force_window, cfg.monitoring_api_key_refusals),
+        (10, Duration::from_secs(300), 50)
+    );
 
     // The encryption lines of the environment example load too (the rest of it holds placeholders).
     let start = docs.find("```sh\n").unwrap() + "```sh\n".len();

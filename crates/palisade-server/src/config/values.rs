@@ -261,6 +261,16 @@ pub(crate) fn boolean(text: &str) -> Result<bool, String> {
     }
 }
 
+/// `monitoring_responses`: core's rule grammar, its durations in whole seconds like every duration here.
+pub(crate) fn response_rules(text: &str) -> Result<palisade_core::monitoring::ResponseRules, String> {
+    palisade_core::monitoring::ResponseRules::parse(text, |seconds| {
+        seconds
+            .parse::<i64>()
+            .map(time::Duration::seconds)
+            .map_err(|_| format!("`{seconds}` is not a whole number of seconds"))
+    })
+}
+
 /// Shown by authenticator apps as `issuer:account`, so it must not hold the separator.
 pub(crate) fn mfa_issuer(text: &str) -> Result<String, String> {
     if text.contains(':') {

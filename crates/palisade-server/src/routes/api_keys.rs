@@ -116,7 +116,12 @@ pub(crate) async fn validate(
         }
         None => None,
     };
-    let answer = match service.validate(&body.api_key, &body.required_scopes, ip, &meta).await {
+    // The presented key is the end client's: its refusals are about the client's address (as the
+    // caller states it), never the caller's own — a resource server must not get itself blocked for
+    // the clients it checks keys for.
+    let client =
+        palisade_core::audit::RequestMeta { ip: ip.map(|ip: std::net::IpAddr| ip.to_string()), ..meta.clone() };
+    let answer = match service.validate(&body.api_key, &body.required_scopes, ip, &client).await {
         Ok(valid) => ValidateApiKeyResponse {
             valid: true,
             user_id: Some(valid.owner.to_string()),

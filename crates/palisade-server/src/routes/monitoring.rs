@@ -5,10 +5,12 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use palisade_core::monitoring::{
-    EVENT_TYPES, EventQuery, EventType, Incident, IncidentFilter, IncidentState, ReportedEvent, SecurityEvent, Severity,
+    EVENT_TYPES, EventQuery, EventType, Incident, IncidentAction, IncidentFilter, IncidentState, ReportedEvent,
+    SecurityEvent, Severity,
 };
 use palisade_types::monitoring::{
-    EventPage, EventTypeView, IncidentList, IncidentUpdate, IncidentView, ReportEventRequest, SecurityEventView,
+    EventPage, EventTypeView, IncidentActionView, IncidentList, IncidentUpdate, IncidentView, ReportEventRequest,
+    SecurityEventView,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -174,7 +176,30 @@ fn incident_view(i: Incident) -> IncidentView {
         last_seen_at: i.last_seen_at.format(&Rfc3339).unwrap_or_default(),
         updated_at: i.updated_at.format(&Rfc3339).unwrap_or_default(),
         updated_by: i.updated_by,
+        actions: None,
     }
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+fn action_view(a: IncidentAction, now: OffsetDateTime) -> IncidentActionView {
+    IncidentActionView {
+        live: a.is_live(now),
+        id: a.id.to_string(),
+        incident_id: a.incident.to_string(),
+        kind: a.kind.as_str().into(),
+        target: a.target,
+        taken_at: rfc3339(a.taken_at),
+        expires_at: a.expires_at.map(rfc3339),
+        reverted_at: a.reverted_at.map(rfc3339),
+        reverted_by: a.reverted_by,
+    }
+}
+
+fn path_id(text: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(text.trim()).map_err(|_| ApiError::NotFound)
 }
 
 /// Which incidents `GET /monitoring/incidents` returns.
@@ -253,10 +278,51 @@ pub(crate) async fn update_incident(
     axum::extract::Path(id): axum::extract::Path<String>,
     ApiJson(body): ApiJson<IncidentUpdate>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| ApiError::NotFound)?;
+    let id = path_id(&id)?;
     let to = IncidentState::parse(&body.state)
         .filter(|s| *s != IncidentState::Open)
         .ok_or_else(|| ApiError::unprocessable(format!("state: `{}` is not acknowledged or resolved", body.state)))?;
     let updated = state.palisade.monitoring().set_incident_state(&principal, id, to, &meta).await?;
     Ok(Json(incident_view(updated)))
+}
+
+/// One incident, with the automatic responses taken for it.
+///
+/// **Permissions** - `admin` or `monitoring:read`
+#[utoipa::path(get, path = "/monitoring/incidents/{id}", tag = "monitoring", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path)), responses(
+    (status = 200, body = IncidentView),
+    (status = 403, description = "INSUFFICIENT_SCOPE", body = palisade_types::problem::Problem),
+    (status = 404, description = "NOT_FOUND", body = palisade_types::problem::Problem),
+))]
+pub(crate) async fn incident(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<IncidentView>, ApiError> {
+    let (incident, actions) = state.palisade.monitoring().incident(&principal, path_id(&id)?).await?;
+    let now = state.palisade.clock().now();
+    let mut view = incident_view(incident);
+    view.actions = Some(actions.into_iter().map(|a| action_view(a, now)).collect());
+    Ok(Json(view))
+}
+
+/// Reverts an automatic response: unblocks the address, unlocks the account or restores the API key.
+/// Ended sessions cannot come back (409). Audited as `incident.response_reverted`.
+///
+/// **Permissions** - `admin`
+#[utoipa::path(post, path = "/monitoring/incidents/{id}/actions/{action}/revert", tag = "monitoring", security(("bearer" = []), ("api_key" = [])), params(("id" = String, Path), ("action" = String, Path)), responses(
+    (status = 200, body = IncidentActionView),
+    (status = 403, description = "INSUFFICIENT_SCOPE", body = palisade_types::problem::Problem),
+    (status = 404, description = "NOT_FOUND: no such action on this incident", body = palisade_types::problem::Problem),
+    (status = 409, description = "CONFLICT: reverted already, or sessions ended (cannot be reverted)", body = palisade_types::problem::Problem),
+))]
+pub(crate) async fn revert_action(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(principal): Authenticated,
+    axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+) -> Result<Json<IncidentActionView>, ApiError> {
+    let reverted =
+        state.palisade.monitoring().revert_action(&principal, path_id(&id)?, path_id(&action)?, &meta).await?;
+    Ok(Json(action_view(reverted, state.palisade.clock().now())))
 }

@@ -20,6 +20,7 @@ mod monitoring;
 mod ops;
 mod passkeys;
 mod reencryption;
+mod responses;
 mod risk;
 
 use std::collections::HashMap;

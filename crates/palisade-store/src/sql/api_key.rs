@@ -3,6 +3,7 @@
 //! - `insert_api_key` is one INSERT; a reused id is an error (the primary key).
 //! - `revoke_api_key` is one conditional UPDATE: it matches only a live key of the given owner (any
 //!   owner when none is given), so of concurrent revocations exactly one reports `true`.
+//! - `restore_api_key` is one conditional UPDATE matching the revocation instant it lifts.
 //! - `touch_api_key` is one conditional UPDATE that only moves `last_used_at` forward: a late or
 //!   repeated touch cannot move it back.
 //! - `api_keys` pages by id: ids are uuid v7, so id order is creation order.
@@ -22,6 +23,9 @@ const INSERT: &str = "INSERT INTO api_keys \
      (id, owner, name, secret_hash, hash_key_id, scopes, ip_allow, per_minute, per_hour, per_day, \
       created_at, expires_at, last_used_at, revoked_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// Lifts exactly the revocation made at `$2`.
+const RESTORE: &str = "UPDATE api_keys SET revoked_at = NULL WHERE id = $1 AND revoked_at = $2";
 
 /// The columns every read selects, in `ApiKeyRow`'s order.
 macro_rules! columns {
@@ -170,6 +174,14 @@ impl ApiKeyStore for SqlStore {
         let result = on_pool!(self.pool(), |pool, d| {
             let query =
                 sqlx::query(REVOKE).bind(d::id(id)).bind(owner.map(|o| d::id(o.as_uuid()))).bind(d::instant(at)?);
+            query.execute(pool).await.map(|done| done.rows_affected())
+        });
+        Ok(result.map_err(error::sql)? == 1)
+    }
+
+    async fn restore_api_key(&self, id: uuid::Uuid, revoked_at: time::OffsetDateTime) -> Result<bool, StoreError> {
+        let result = on_pool!(self.pool(), |pool, d| {
+            let query = sqlx::query(RESTORE).bind(d::id(id)).bind(d::instant(revoked_at)?);
             query.execute(pool).await.map(|done| done.rows_affected())
         });
         Ok(result.map_err(error::sql)? == 1)

@@ -6,7 +6,8 @@
 //! both dialects, so of concurrent callers exactly one takes a value or wins a compare-and-set —
 //! except `set_add`, one transaction of three statements that locks the set's row first,
 //! `ranked_add` and `ranked_add_if_room`, likewise (below), and `hit_windows`, one transaction over
-//! all its windows (below).
+//! all its windows (below), and `tally`, one transaction over all its steps in order, each the
+//! statements of the operation it stands for.
 //!
 //! `hit_windows` locks every window's row in key order (so two callers never wait on each other
 //! crosswise), reads the live counts, and either rolls back (refused: nothing counted) or counts the
@@ -31,7 +32,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use palisade_core::clock::Clock;
-use palisade_core::store::{HotKey, HotStore, RateDecision, RateWindow, StoreError, WindowCount};
+use palisade_core::store::{HotKey, HotStore, RateDecision, RateWindow, StoreError, Tally, WindowCount, one_tag};
 use time::Duration;
 
 use super::{SqlPool, on_pool};
@@ -81,6 +82,9 @@ const SET_UPSERT: &str = "INSERT INTO hot_sets (key, expires_at_ms) VALUES ($1, 
      ON CONFLICT (key) DO UPDATE SET expires_at_ms = excluded.expires_at_ms";
 const SET_ADD_MEMBER: &str =
     "INSERT INTO hot_set_members (key, member) VALUES ($1, $2) ON CONFLICT (key, member) DO NOTHING";
+
+/// A set's size, right after `SET_UPSERT` made it live.
+const SET_SIZE: &str = "SELECT COUNT(*) FROM hot_set_members WHERE key = $1";
 
 const SET_REMOVE: &str = "DELETE FROM hot_set_members WHERE key = $1 AND member = $2 \
      AND EXISTS (SELECT 1 FROM hot_sets WHERE hot_sets.key = $1 AND hot_sets.expires_at_ms > $3)";
@@ -427,6 +431,68 @@ impl HotStore for SqlHotStore {
             sqlx::query_scalar(RANKED_MEMBERS).bind(key.as_str()).bind(now).fetch_all(pool).await
         })
         .map_err(error::sql)
+    }
+
+    async fn tally(&self, steps: &[Tally]) -> Result<Vec<u64>, StoreError> {
+        if one_tag(steps)?.is_none() {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        let mut expiries = Vec::with_capacity(steps.len());
+        for step in steps {
+            expiries.push(match step {
+                Tally::Hit { window, .. } => now.saturating_add(ttl::millis(*window)?),
+                Tally::Add { ttl, .. } => now.saturating_add(ttl::millis(*ttl)?),
+                Tally::Peek { .. } => now,
+            });
+        }
+        on_pool!(&self.pool, |pool, d| {
+            let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
+            let mut counts = Vec::with_capacity(steps.len());
+            for (step, &expires) in steps.iter().zip(&expiries) {
+                let key = step.key().as_str();
+                let count: i64 = match step {
+                    Tally::Hit { .. } => {
+                        let row: Option<(i64, i64)> = sqlx::query_as(INCREMENT)
+                            .bind(key)
+                            .bind(expires)
+                            .bind(now)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(error::sql)?;
+                        row.ok_or_else(|| StoreError::Other(format!("{key} holds a value, not a counter")))?.0
+                    }
+                    Tally::Add { member, .. } => {
+                        sqlx::query(SET_DROP_EXPIRED)
+                            .bind(key)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(error::sql)?;
+                        sqlx::query(SET_UPSERT).bind(key).bind(expires).execute(&mut *tx).await.map_err(error::sql)?;
+                        let add = sqlx::query(SET_ADD_MEMBER).bind(key).bind(member.as_str());
+                        add.execute(&mut *tx).await.map_err(error::sql)?;
+                        sqlx::query_scalar(SET_SIZE).bind(key).fetch_one(&mut *tx).await.map_err(error::sql)?
+                    }
+                    Tally::Peek { .. } => {
+                        let row: Option<Option<i64>> = sqlx::query_scalar(COUNT)
+                            .bind(key)
+                            .bind(now)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(error::sql)?;
+                        match row {
+                            None => 0,
+                            Some(None) => return Err(StoreError::Other(format!("{key} holds a value, not a counter"))),
+                            Some(Some(count)) => count,
+                        }
+                    }
+                };
+                counts.push(u64::try_from(count).map_err(|_| error::corrupt(format!("{key} counts {count}")))?);
+            }
+            tx.commit().await.map_err(error::sql)?;
+            Ok(counts)
+        })
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {

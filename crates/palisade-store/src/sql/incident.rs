@@ -5,10 +5,11 @@
 //!   <> 'resolved' DO NOTHING` meets the partial unique index, so of concurrent raises one opens the
 //!   incident; the others (on PostgreSQL after the opener commits) read it for update and attach.
 //! - `set_incident_state` is one conditional UPDATE matching only the expected state.
+//! - `revert_incident_action` is one conditional UPDATE matching only an action not yet reverted.
 
 use async_trait::async_trait;
 use palisade_core::monitoring::{
-    Incident, IncidentFilter, IncidentRaise, IncidentState, MAX_ATTACHED_EVENTS, Severity,
+    Incident, IncidentAction, IncidentFilter, IncidentRaise, IncidentState, MAX_ATTACHED_EVENTS, ResponseKind, Severity,
 };
 use palisade_core::store::{IncidentStore, StoreError};
 
@@ -29,6 +30,50 @@ const BY_ID: &str = "SELECT id, cause, subject, severity, state, title, details,
 
 const SET_STATE: &str =
     "UPDATE incidents SET state = $3, updated_by = $4, updated_at = $5 WHERE id = $1 AND state = $2";
+
+const ACTION_COLUMNS: &str =
+    "SELECT id, incident_id, kind, target, taken_at, expires_at, reverted_at, reverted_by FROM incident_actions";
+
+const INSERT_ACTION: &str = "INSERT INTO incident_actions \
+     (id, incident_id, kind, target, taken_at, expires_at, reverted_at, reverted_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+const REVERT_ACTION: &str =
+    "UPDATE incident_actions SET reverted_at = $3, reverted_by = $2 WHERE id = $1 AND reverted_at IS NULL";
+
+/// An `incident_actions` row, generic over how the dialect stores ids and instants.
+#[derive(sqlx::FromRow)]
+struct ActionRow<Id, At> {
+    id: Id,
+    incident_id: Id,
+    kind: String,
+    target: String,
+    taken_at: At,
+    expires_at: Option<At>,
+    reverted_at: Option<At>,
+    reverted_by: Option<String>,
+}
+
+impl<Id, At> ActionRow<Id, At>
+where
+    Id: Stored<Output = uuid::Uuid>,
+    At: Stored<Output = time::OffsetDateTime>,
+{
+    fn into_domain(self) -> Result<IncidentAction, StoreError> {
+        let id = self.id.into_domain()?;
+        Ok(IncidentAction {
+            id,
+            incident: self.incident_id.into_domain()?,
+            kind: ResponseKind::parse(&self.kind)
+                .ok_or_else(|| error::corrupt(format!("incident action {id} has kind {:?}", self.kind)))?,
+            target: self.target,
+            taken_at: self.taken_at.into_domain()?,
+            expires_at: self.expires_at.map(Stored::into_domain).transpose()?,
+            reverted_at: self.reverted_at.map(Stored::into_domain).transpose()?,
+            reverted_by: self.reverted_by,
+        })
+    }
+}
 
 /// An `incidents` row, generic over how the dialect stores ids and instants.
 #[derive(sqlx::FromRow)]
@@ -206,5 +251,111 @@ impl IncidentStore for SqlStore {
             return Ok(None);
         }
         self.incident(id).await
+    }
+
+    async fn record_incident_action(&self, action: &IncidentAction) -> Result<(), StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            sqlx::query(INSERT_ACTION)
+                .bind(d::id(action.id))
+                .bind(d::id(action.incident))
+                .bind(action.kind.as_str())
+                .bind(&action.target)
+                .bind(d::instant(action.taken_at)?)
+                .bind(action.expires_at.map(d::instant).transpose()?)
+                .bind(action.reverted_at.map(d::instant).transpose()?)
+                .bind(action.reverted_by.as_deref())
+                .execute(pool)
+                .await
+                .map_err(error::sql)?;
+            Ok(())
+        })
+    }
+
+    async fn incident_action(&self, id: uuid::Uuid) -> Result<Option<IncidentAction>, StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            let row = sqlx::QueryBuilder::new(ACTION_COLUMNS)
+                .push(" WHERE id = ")
+                .push_bind(d::id(id))
+                .build_query_as::<ActionRow<d::StoredId, d::StoredInstant>>()
+                .fetch_optional(pool)
+                .await
+                .map_err(error::sql)?;
+            row.map(ActionRow::into_domain).transpose()
+        })
+    }
+
+    async fn incident_actions(&self, incident: uuid::Uuid) -> Result<Vec<IncidentAction>, StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            let rows = sqlx::QueryBuilder::new(ACTION_COLUMNS)
+                .push(" WHERE incident_id = ")
+                .push_bind(d::id(incident))
+                .push(" ORDER BY id")
+                .build_query_as::<ActionRow<d::StoredId, d::StoredInstant>>()
+                .fetch_all(pool)
+                .await
+                .map_err(error::sql)?;
+            rows.into_iter().map(ActionRow::into_domain).collect()
+        })
+    }
+
+    async fn revert_incident_action(
+        &self,
+        id: uuid::Uuid,
+        by: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<Option<IncidentAction>, StoreError> {
+        let changed = on_pool!(self.pool(), |pool, d| {
+            sqlx::query(REVERT_ACTION)
+                .bind(d::id(id))
+                .bind(by)
+                .bind(d::instant(at)?)
+                .execute(pool)
+                .await
+                .map_err(error::sql)?
+                .rows_affected()
+        });
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.incident_action(id).await
+    }
+
+    async fn live_incident_actions(
+        &self,
+        kind: ResponseKind,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<IncidentAction>, StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            let rows = sqlx::QueryBuilder::new(ACTION_COLUMNS)
+                .push(" WHERE reverted_at IS NULL AND kind = ")
+                .push_bind(kind.as_str())
+                .push(" AND (expires_at IS NULL OR expires_at > ")
+                .push_bind(d::instant(now)?)
+                .push(") ORDER BY id")
+                .build_query_as::<ActionRow<d::StoredId, d::StoredInstant>>()
+                .fetch_all(pool)
+                .await
+                .map_err(error::sql)?;
+            rows.into_iter().map(ActionRow::into_domain).collect()
+        })
+    }
+
+    async fn lapsed_incident_actions(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<IncidentAction>, StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            let rows = sqlx::QueryBuilder::new(ACTION_COLUMNS)
+                .push(" WHERE reverted_at IS NULL AND expires_at <= ")
+                .push_bind(d::instant(now)?)
+                .push(" ORDER BY expires_at, id LIMIT ")
+                .push_bind(i64::from(limit))
+                .build_query_as::<ActionRow<d::StoredId, d::StoredInstant>>()
+                .fetch_all(pool)
+                .await
+                .map_err(error::sql)?;
+            rows.into_iter().map(ActionRow::into_domain).collect()
+        })
     }
 }

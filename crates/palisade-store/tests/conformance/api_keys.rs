@@ -23,6 +23,7 @@ conformance!(
         touch_api_key_only_moves_forward,
         the_schema_refuses_malformed_api_keys,
         api_keys_go_with_their_owner,
+        restore_api_key_lifts_only_that_revocation,
     ]
 );
 
@@ -237,4 +238,40 @@ pub async fn api_keys_go_with_their_owner(h: &DurableHarness) {
     assert_eq!(h.database.execute("DELETE FROM users WHERE username = 'alice'").await.unwrap(), 1);
     assert_eq!(h.store.api_key(a.id).await.unwrap(), None, "deleting the user deletes their keys");
     assert_eq!(h.store.api_key(b.id).await.unwrap(), Some(b));
+}
+
+pub async fn restore_api_key_lifts_only_that_revocation(h: &DurableHarness) {
+    let (alice, hk) = (owner(h, "alice").await, hash_key(h).await);
+    let key = api_key(alice.id, hk, "ci");
+    let other = api_key(alice.id, hk, "other");
+    h.store.insert_api_key(&key).await.unwrap();
+    h.store.insert_api_key(&other).await.unwrap();
+    let at = T0 + Duration::microseconds(86_400_123_457);
+    let revoked_at = |id| async move { h.store.api_key(id).await.unwrap().unwrap().revoked_at };
+
+    assert!(!h.store.restore_api_key(key.id, at).await.unwrap(), "a live key: false");
+    assert_eq!(revoked_at(key.id).await, None, "and it stays live");
+    assert!(!h.store.restore_api_key(uuid::Uuid::now_v7(), at).await.unwrap(), "no such key: false");
+
+    // Both revoked at the same instant: a restore lifts only the key named.
+    assert!(h.store.revoke_api_key(key.id, None, at).await.unwrap());
+    assert!(h.store.revoke_api_key(other.id, None, at).await.unwrap());
+    for wrong in [at - Duration::microseconds(1), at + Duration::microseconds(1), T0] {
+        assert!(!h.store.restore_api_key(key.id, wrong).await.unwrap(), "revoked at another instant: false");
+    }
+    assert_eq!(revoked_at(key.id).await, Some(at), "and it stays revoked");
+
+    assert!(h.store.restore_api_key(key.id, at).await.unwrap(), "the revocation at that instant is lifted");
+    assert_eq!(h.store.api_key(key.id).await.unwrap(), Some(key.clone()), "live again, every other field as it was");
+    assert_eq!(revoked_at(other.id).await, Some(at), "only that key");
+    assert!(!h.store.restore_api_key(key.id, at).await.unwrap(), "twice: false");
+
+    // Restored, it can be revoked again; the old instant no longer lifts the new revocation.
+    let later = at + Duration::hours(1);
+    assert!(h.store.revoke_api_key(key.id, Some(alice.id), later).await.unwrap(), "revocable again");
+    assert_eq!(revoked_at(key.id).await, Some(later));
+    assert!(!h.store.restore_api_key(key.id, at).await.unwrap(), "the old revocation is not the one in place");
+    assert_eq!(revoked_at(key.id).await, Some(later));
+    assert!(h.store.restore_api_key(key.id, later).await.unwrap());
+    assert_eq!(revoked_at(key.id).await, None);
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use palisade_core::store::{HotKey, RateDecision, RateWindow, StoreError};
+use palisade_core::store::{HotKey, RateDecision, RateWindow, StoreError, Tally};
 use time::Duration;
 use tokio::sync::Barrier;
 
@@ -46,6 +46,11 @@ conformance!(
         purge_expired_takes_ranked_sets,
         concurrent_ranked_adds_if_room_admit_exactly_the_cap,
         concurrent_ranked_adds_keep_the_highest_ranks,
+        tally_answers_as_the_single_operations_would,
+        tally_refuses_a_mix_of_tags_and_touches_nothing,
+        tally_windows_and_sets_expire,
+        tally_refuses_a_value,
+        concurrent_tallies_do_not_interleave,
     ]
 );
 
@@ -742,4 +747,88 @@ pub async fn concurrent_ranked_adds_keep_the_highest_ranks(h: &HotHarness) {
         let expected: Vec<String> = (0..17).map(|i| format!("m{i:02}")).collect();
         assert_eq!(evicted, expected, "round {round}: every other member was evicted exactly once");
     }
+}
+
+fn hit(key: &HotKey, window: Duration) -> Tally {
+    Tally::Hit { key: key.clone(), window }
+}
+
+fn add(key: &HotKey, member: &str, ttl: Duration) -> Tally {
+    Tally::Add { key: key.clone(), member: member.into(), ttl }
+}
+
+pub async fn tally_answers_as_the_single_operations_would(h: &HotHarness) {
+    let (hits, others, set) = (h.key("hits"), h.key("never-hit"), h.key("addresses"));
+    assert_eq!(h.store.tally(&[]).await.unwrap(), Vec::<u64>::new(), "no steps, no answers");
+    let steps = [
+        hit(&hits, LONG),
+        hit(&hits, LONG),
+        add(&set, "198.51.100.1", LONG),
+        add(&set, "198.51.100.2", LONG),
+        add(&set, "198.51.100.1", LONG),
+        Tally::Peek { key: hits.clone() },
+        Tally::Peek { key: others.clone() },
+        hit(&hits, LONG),
+    ];
+    assert_eq!(
+        h.store.tally(&steps).await.unwrap(),
+        [1, 2, 1, 2, 2, 2, 0, 3],
+        "each step answers in order: hits count up, a set counts distinct members, a peek reads without counting"
+    );
+    assert_eq!(h.store.count(&hits).await.unwrap(), 3, "the hits are stored as increment's are");
+    assert_eq!(h.store.increment(&hits, LONG).await.unwrap().count, 4, "and increment goes on from them");
+    assert_eq!(members(h, &set).await, ["198.51.100.1", "198.51.100.2"], "the set is set_add's set");
+    assert_eq!(h.store.count(&others).await.unwrap(), 0, "a peek creates nothing");
+}
+
+pub async fn tally_refuses_a_mix_of_tags_and_touches_nothing(h: &HotHarness) {
+    let mine = h.key("hits");
+    let elsewhere = HotKey::new(&format!("{}-other", mine.tag()), "hits");
+    let refused = h.store.tally(&[hit(&mine, LONG), hit(&elsewhere, LONG)]).await;
+    assert!(matches!(&refused, Err(StoreError::Other(m)) if m.contains("one tag")), "{refused:?}");
+    assert_eq!(h.store.count(&mine).await.unwrap(), 0, "the first step was not applied");
+    assert_eq!(h.store.count(&elsewhere).await.unwrap(), 0);
+}
+
+pub async fn tally_windows_and_sets_expire(h: &HotHarness) {
+    let ttl = h.short_ttl();
+    let (hits, set) = (h.key("hits"), h.key("members"));
+    let first = h.store.tally(&[hit(&hits, ttl), add(&set, "a", ttl), hit(&hits, ttl), add(&set, "b", ttl)]).await;
+    assert_eq!(first.unwrap(), [1, 1, 2, 2]);
+    h.pass(ttl).await;
+    let after = h.store.tally(&[hit(&hits, ttl), add(&set, "c", ttl), Tally::Peek { key: hits.clone() }]).await;
+    assert_eq!(after.unwrap(), [1, 1, 1], "a closed window and an expired set start again from nothing");
+    assert_eq!(members(h, &set).await, ["c"], "expired members do not come back");
+}
+
+pub async fn tally_refuses_a_value(h: &HotHarness) {
+    let key = h.key("not-a-counter");
+    h.store.put(&key, b"opaque", LONG).await.unwrap();
+    for step in [hit(&key, LONG), Tally::Peek { key: key.clone() }] {
+        assert!(h.store.tally(std::slice::from_ref(&step)).await.is_err(), "{step:?} on a value is an error");
+    }
+    assert_eq!(h.store.get(&key).await.unwrap().as_deref(), Some(&b"opaque"[..]), "and leaves the value alone");
+}
+
+pub async fn concurrent_tallies_do_not_interleave(h: &HotHarness) {
+    let (hits, set) = (h.key("hits"), h.key("members"));
+    let barrier = Arc::new(Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let (store, barrier) = (h.store.clone(), barrier.clone());
+            let steps = vec![hit(&hits, LONG), add(&set, &format!("m{i}"), LONG), Tally::Peek { key: hits.clone() }];
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.tally(&steps).await
+            })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for task in tasks {
+        let answer = task.await.unwrap().unwrap();
+        assert_eq!(answer[0], answer[1], "no other tally came between this one's hit and its add: {answer:?}");
+        assert_eq!(answer[0], answer[2], "nor between its hit and its peek: {answer:?}");
+        seen.insert(answer[0]);
+    }
+    assert_eq!(seen, (1..=50).collect(), "each of 50 concurrent tallies saw a distinct count");
 }

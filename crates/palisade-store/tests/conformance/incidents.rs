@@ -1,14 +1,16 @@
 //! The incident store port — raising (open or attach, one open incident per cause and subject),
 //! the event cap, concurrent raises, state changes fenced on the expected state, the listing's
-//! order, filters and cursor — identical on SQLite and PostgreSQL.
+//! order, filters and cursor; the actions taken on an incident's behalf — read back, listed, reverted
+//! once (also when 20 revert at once), live until reverted or expired, lapsed in expiry order —
+//! identical on SQLite and PostgreSQL.
 
 use std::sync::Arc;
 
 use palisade_core::monitoring::{
-    Incident, IncidentFilter, IncidentRaise, IncidentState, MAX_ATTACHED_EVENTS, Severity,
+    Incident, IncidentAction, IncidentFilter, IncidentRaise, IncidentState, MAX_ATTACHED_EVENTS, ResponseKind, Severity,
 };
 use serde_json::json;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
 
 use crate::mfa::T0;
@@ -31,6 +33,13 @@ conformance!(
         listings_page_with_the_before_cursor_and_limit,
         an_unknown_incident_is_none,
         the_schema_refuses_malformed_incidents,
+        an_action_reads_back_with_every_field_as_recorded,
+        incident_actions_are_oldest_first_and_only_that_incidents,
+        revert_incident_action_reverts_once,
+        concurrent_reverts_have_one_winner,
+        live_actions_are_of_the_kind_neither_reverted_nor_expired,
+        lapsed_actions_come_oldest_expiry_first_up_to_the_limit,
+        the_schema_refuses_malformed_incident_actions,
     ]
 );
 
@@ -471,4 +480,395 @@ pub async fn the_schema_refuses_malformed_incidents(h: &DurableHarness) {
     };
     assert_eq!(h.database.execute(resolved).await.unwrap(), 1);
     assert_eq!(incident_rows(h).await, "2");
+}
+
+/// An action `n` (its id `id(n)`) of `kind` on `incident`'s behalf against `target`, taken at `taken`
+/// and, when timed, lasting `lasts`; not reverted.
+fn action(
+    n: u128,
+    incident: uuid::Uuid,
+    kind: ResponseKind,
+    target: &str,
+    taken: OffsetDateTime,
+    lasts: Option<Duration>,
+) -> IncidentAction {
+    IncidentAction {
+        id: id(n),
+        incident,
+        kind,
+        target: target.into(),
+        taken_at: taken,
+        expires_at: lasts.map(|d| taken + d),
+        reverted_at: None,
+        reverted_by: None,
+    }
+}
+
+/// Records `action` and checks it reads back as given.
+async fn recorded(h: &DurableHarness, action: &IncidentAction) {
+    h.store.record_incident_action(action).await.unwrap();
+    assert_eq!(h.store.incident_action(action.id).await.unwrap().as_ref(), Some(action), "stored as given");
+}
+
+fn action_ids(actions: &[IncidentAction]) -> Vec<uuid::Uuid> {
+    actions.iter().map(|a| a.id).collect()
+}
+
+async fn action_rows(h: &DurableHarness) -> String {
+    h.database.fetch_text("SELECT CAST(COUNT(*) AS TEXT) FROM incident_actions").await.unwrap()
+}
+
+pub async fn an_action_reads_back_with_every_field_as_recorded(h: &DurableHarness) {
+    let incident = open(h, &raise(id(1), "api_key_abuse", "ip:203.0.113.9", Severity::High, &[1], 0)).await;
+    let taken = T0 + Duration::microseconds(1_234_567);
+    // One of each kind; timed ones with an expiry, one already reverted, instants to the microsecond.
+    let block = action(101, incident.id, ResponseKind::BlockIp, "203.0.113.9", taken, Some(Duration::minutes(15)));
+    let lock = IncidentAction {
+        reverted_at: Some(taken + Duration::microseconds(60_000_001)),
+        reverted_by: Some("alice ✓".into()),
+        ..action(
+            102,
+            incident.id,
+            ResponseKind::LockAccount,
+            "0190a000-0000-7000-8000-00000000beef",
+            taken + Duration::microseconds(1),
+            Some(Duration::microseconds(900_000_003)),
+        )
+    };
+    let end = action(103, incident.id, ResponseKind::EndSessions, "user-id", taken, None);
+    let key = action(104, incident.id, ResponseKind::RevokeApiKey, &"k".repeat(600), taken, None);
+    for a in [&block, &lock, &end, &key] {
+        recorded(h, a).await;
+    }
+    assert_eq!(lock.expires_at, Some(T0 + Duration::microseconds(901_234_571)), "the expiry is to the microsecond");
+    assert_eq!(h.store.incident_actions(incident.id).await.unwrap(), [block.clone(), lock, end, key]);
+    assert_eq!(h.store.incident_action(id(105)).await.unwrap(), None, "an unknown action");
+
+    // A reused id is an error and changes nothing.
+    let again = IncidentAction { target: "198.51.100.1".into(), ..block.clone() };
+    assert!(h.store.record_incident_action(&again).await.is_err(), "a duplicate id is an error");
+    assert_eq!(h.store.incident_action(block.id).await.unwrap(), Some(block));
+    // An action of an incident that is not stored is refused.
+    let orphan = action(106, id(2), ResponseKind::EndSessions, "user-id", taken, None);
+    assert!(h.store.record_incident_action(&orphan).await.is_err(), "an action of a missing incident");
+    assert_eq!(h.store.incident_action(orphan.id).await.unwrap(), None);
+    assert_eq!(action_rows(h).await, "4");
+}
+
+pub async fn incident_actions_are_oldest_first_and_only_that_incidents(h: &DurableHarness) {
+    let alice = open(h, &raise(id(1), "brute_force", "user:alice", Severity::High, &[1], 0)).await;
+    let bob = open(h, &raise(id(2), "brute_force", "user:bob", Severity::High, &[2], 0)).await;
+    let quiet = open(h, &raise(id(3), "brute_force", "user:carol", Severity::Low, &[3], 0)).await;
+    // Actions 101 to 106 in time order, alternating between the two incidents, recorded out of order.
+    let actions: Vec<IncidentAction> = (101..=106)
+        .map(|n| {
+            let incident = if n % 2 == 1 { alice.id } else { bob.id };
+            let (kind, lasts) = if n % 3 == 0 {
+                (ResponseKind::EndSessions, None)
+            } else {
+                (ResponseKind::LockAccount, Some(Duration::minutes(15)))
+            };
+            let seq = i64::try_from(n).unwrap();
+            action(n, incident, kind, &format!("target-{n}"), T0 + Duration::seconds(seq), lasts)
+        })
+        .collect();
+    for n in [4, 1, 5, 0, 3, 2] {
+        recorded(h, &actions[n]).await;
+    }
+    let of = |incident: uuid::Uuid| actions.iter().filter(|a| a.incident == incident).cloned().collect::<Vec<_>>();
+    assert_eq!(action_ids(&of(alice.id)), numbered(&[101, 103, 105]));
+    assert_eq!(h.store.incident_actions(alice.id).await.unwrap(), of(alice.id), "every field, oldest first");
+    assert_eq!(h.store.incident_actions(bob.id).await.unwrap(), of(bob.id));
+    assert_eq!(h.store.incident_actions(quiet.id).await.unwrap(), [], "an incident without actions");
+    assert_eq!(h.store.incident_actions(id(99)).await.unwrap(), [], "an unknown incident");
+}
+
+pub async fn revert_incident_action_reverts_once(h: &DurableHarness) {
+    let incident = open(h, &raise(id(1), "brute_force", "user:alice", Severity::High, &[1], 0)).await;
+    let lock = action(101, incident.id, ResponseKind::LockAccount, "alice-id", T0, Some(Duration::minutes(15)));
+    let other = action(102, incident.id, ResponseKind::EndSessions, "alice-id", T0, None);
+    recorded(h, &lock).await;
+    recorded(h, &other).await;
+    let (t1, t2) = (T0 + Duration::microseconds(61_000_001), T0 + Duration::minutes(2));
+
+    let reverted = h.store.revert_incident_action(lock.id, "bob", t1).await.unwrap();
+    let expected = IncidentAction { reverted_at: Some(t1), reverted_by: Some("bob".into()), ..lock.clone() };
+    assert_eq!(reverted.as_ref(), Some(&expected), "the action as stored after");
+    assert_eq!(h.store.incident_action(lock.id).await.unwrap().as_ref(), Some(&expected));
+
+    // A second revert, even by the expiry sweep, finds it reverted and changes nothing.
+    assert_eq!(h.store.revert_incident_action(lock.id, "expiry", t2).await.unwrap(), None);
+    assert_eq!(h.store.revert_incident_action(lock.id, "bob", t1).await.unwrap(), None, "even the same revert");
+    assert_eq!(h.store.incident_action(lock.id).await.unwrap().as_ref(), Some(&expected), "the first revert stays");
+    assert_eq!(h.store.incident_action(other.id).await.unwrap().as_ref(), Some(&other), "only that action");
+
+    assert_eq!(h.store.revert_incident_action(id(103), "bob", t1).await.unwrap(), None, "an unknown action");
+    assert_eq!(action_rows(h).await, "2", "and nothing is made up for it");
+
+    // One recorded reverted already cannot be reverted again.
+    let recorded_reverted = IncidentAction {
+        reverted_at: Some(T0),
+        reverted_by: Some("carol".into()),
+        ..action(104, incident.id, ResponseKind::RevokeApiKey, "key-id", T0, None)
+    };
+    recorded(h, &recorded_reverted).await;
+    assert_eq!(h.store.revert_incident_action(recorded_reverted.id, "bob", t2).await.unwrap(), None);
+    assert_eq!(h.store.incident_action(recorded_reverted.id).await.unwrap(), Some(recorded_reverted));
+}
+
+pub async fn concurrent_reverts_have_one_winner(h: &DurableHarness) {
+    let incident = open(h, &raise(id(1), "brute_force", "user:alice", Severity::High, &[1], 0)).await;
+    let lock = action(101, incident.id, ResponseKind::LockAccount, "alice-id", T0, Some(Duration::minutes(15)));
+    recorded(h, &lock).await;
+    let barrier = Arc::new(Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (store, barrier) = (h.store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.revert_incident_action(id(101), &format!("admin-{i}"), T0 + Duration::seconds(i)).await.unwrap()
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        winners.extend(task.await.unwrap());
+    }
+    let names: Vec<_> = winners.iter().map(|a| a.reverted_by.clone()).collect();
+    assert_eq!(winners.len(), 1, "exactly one of 20 concurrent reverts reverts: {names:?}");
+    let winner = winners.pop().unwrap();
+    let by = winner.reverted_by.clone().unwrap();
+    let i: i64 = by.strip_prefix("admin-").unwrap().parse().unwrap();
+    let expected = IncidentAction { reverted_at: Some(T0 + Duration::seconds(i)), reverted_by: Some(by), ..lock };
+    assert_eq!(winner, expected, "both fields from the one winning caller");
+    assert_eq!(h.store.incident_action(expected.id).await.unwrap(), Some(expected), "as stored");
+}
+
+pub async fn live_actions_are_of_the_kind_neither_reverted_nor_expired(h: &DurableHarness) {
+    use ResponseKind::{BlockIp, EndSessions, LockAccount, RevokeApiKey};
+    let incident = open(h, &raise(id(1), "api_key_abuse", "ip:203.0.113.9", Severity::High, &[1], 0)).await;
+    let now = T0 + Duration::hours(1);
+    let micros = Duration::microseconds;
+    // (n, kind, expiry relative to now or untimed, reverted), all taken an hour before now.
+    let plan: [(u128, ResponseKind, Option<Duration>, bool); 11] = [
+        (101, BlockIp, Some(micros(1)), false),             // live for another microsecond
+        (102, BlockIp, Some(Duration::ZERO), false),        // lapses at now: not live
+        (103, BlockIp, Some(-Duration::minutes(1)), false), // lapsed
+        (104, BlockIp, Some(Duration::minutes(10)), true),  // reverted
+        (105, BlockIp, Some(Duration::days(30)), false),    // live
+        (106, LockAccount, Some(Duration::minutes(10)), false),
+        (107, LockAccount, Some(-micros(1)), false),
+        (108, EndSessions, None, false), // untimed: live until reverted
+        (109, EndSessions, None, true),
+        (110, RevokeApiKey, None, false),
+        (111, RevokeApiKey, None, true),
+    ];
+    let taken = T0;
+    let mut actions = Vec::new();
+    for (n, kind, expiry, reverted) in plan {
+        let mut a = action(n, incident.id, kind, &format!("target-{n}"), taken, None);
+        a.expires_at = expiry.map(|d| now + d);
+        if reverted {
+            (a.reverted_at, a.reverted_by) = (Some(now - Duration::minutes(5)), Some("alice".into()));
+        }
+        actions.push(a);
+    }
+    for a in actions.iter().rev() {
+        recorded(h, a).await;
+    }
+    let live = |kind: ResponseKind, at: OffsetDateTime| async move {
+        action_ids(&h.store.live_incident_actions(kind, at).await.unwrap())
+    };
+    assert_eq!(
+        h.store.live_incident_actions(BlockIp, now).await.unwrap(),
+        [actions[0].clone(), actions[4].clone()],
+        "every field, by id; expiry at now is not live"
+    );
+    assert_eq!(live(LockAccount, now).await, numbered(&[106]));
+    assert_eq!(live(EndSessions, now).await, numbered(&[108]), "untimed and not reverted");
+    assert_eq!(live(RevokeApiKey, now).await, numbered(&[110]));
+    // Earlier, the ones lapsed by now were live; the reverted one stays out whatever the time.
+    assert_eq!(live(BlockIp, now - micros(1)).await, numbered(&[101, 102, 105]));
+    assert_eq!(live(BlockIp, now - Duration::minutes(2)).await, numbered(&[101, 102, 103, 105]));
+    assert_eq!(live(LockAccount, now - micros(1)).await, numbered(&[106]), "its expiry is that instant: not live");
+    assert_eq!(live(LockAccount, now - micros(2)).await, numbered(&[106, 107]));
+    // Later, only the month-long block and the untimed ones.
+    let later = now + Duration::days(29);
+    assert_eq!(live(BlockIp, later).await, numbered(&[105]));
+    assert_eq!(live(LockAccount, later).await, numbered(&[]));
+    assert_eq!(live(EndSessions, later).await, numbered(&[108]), "untimed never lapses");
+
+    // Reverting takes one out at once.
+    h.store.revert_incident_action(id(105), "bob", now).await.unwrap().unwrap();
+    h.store.revert_incident_action(id(108), "bob", now).await.unwrap().unwrap();
+    assert_eq!(live(BlockIp, now).await, numbered(&[101]));
+    assert_eq!(live(EndSessions, now).await, numbered(&[]));
+}
+
+pub async fn lapsed_actions_come_oldest_expiry_first_up_to_the_limit(h: &DurableHarness) {
+    use ResponseKind::{BlockIp, EndSessions, LockAccount, RevokeApiKey};
+    let incident = open(h, &raise(id(1), "brute_force", "user:alice", Severity::High, &[1], 0)).await;
+    let now = T0 + Duration::hours(1);
+    let micros = Duration::microseconds;
+    // (n, kind, expiry relative to now or untimed, reverted): expiry order is not id order.
+    let plan: [(u128, ResponseKind, Option<Duration>, bool); 9] = [
+        (101, LockAccount, Some(-Duration::minutes(5)), false),
+        (102, BlockIp, Some(Duration::ZERO), false), // lapses at now: lapsed
+        (103, LockAccount, Some(-Duration::minutes(30)), false),
+        (104, BlockIp, Some(micros(1)), false),              // still live
+        (105, LockAccount, Some(-Duration::hours(2)), true), // lapsed but reverted already
+        (106, BlockIp, Some(-micros(1)), false),
+        (107, EndSessions, None, false), // untimed: never lapses
+        (108, RevokeApiKey, None, false),
+        (109, LockAccount, Some(Duration::days(1)), false),
+    ];
+    let mut actions = Vec::new();
+    for (n, kind, expiry, reverted) in plan {
+        let mut a = action(n, incident.id, kind, &format!("target-{n}"), T0, None);
+        a.expires_at = expiry.map(|d| now + d);
+        if reverted {
+            (a.reverted_at, a.reverted_by) = (Some(T0 + Duration::minutes(1)), Some("alice".into()));
+        }
+        recorded(h, &a).await;
+        actions.push(a);
+    }
+    let lapsed = |at: OffsetDateTime, limit: u32| async move {
+        action_ids(&h.store.lapsed_incident_actions(at, limit).await.unwrap())
+    };
+    let by_n = |n: u128| actions.iter().find(|a| a.id == id(n)).cloned().unwrap();
+    assert_eq!(
+        h.store.lapsed_incident_actions(now, 100).await.unwrap(),
+        [by_n(103), by_n(101), by_n(106), by_n(102)],
+        "every field, oldest expiry first; expiry at now is lapsed"
+    );
+    assert_eq!(lapsed(now, 2).await, numbered(&[103, 101]), "at most limit, the oldest");
+    assert_eq!(lapsed(now, 1).await, numbered(&[103]));
+    assert_eq!(lapsed(now, 0).await, numbered(&[]));
+    assert_eq!(lapsed(now - micros(1), 100).await, numbered(&[103, 101, 106]));
+    assert_eq!(lapsed(now - Duration::minutes(5), 100).await, numbered(&[103, 101]));
+    assert_eq!(lapsed(now - Duration::hours(3), 100).await, numbered(&[]), "none before the first expiry");
+    assert_eq!(lapsed(now + micros(1), 100).await, numbered(&[103, 101, 106, 102, 104]));
+    assert_eq!(
+        lapsed(now + Duration::days(400), 100).await,
+        numbered(&[103, 101, 106, 102, 104, 109]),
+        "untimed never"
+    );
+
+    // As the sweep goes: a reverted one leaves the list, the next come up.
+    h.store.revert_incident_action(id(103), "expiry", now).await.unwrap().unwrap();
+    assert_eq!(lapsed(now, 2).await, numbered(&[101, 106]));
+}
+
+pub async fn the_schema_refuses_malformed_incident_actions(h: &DurableHarness) {
+    // Each row as the store writes them, but for one column.
+    let sqlite = h.database.sqlite_path().is_some();
+    let incident = if sqlite {
+        "INSERT INTO incidents VALUES ('0190a000-0000-7000-8000-000000000001', 'c', 's', 'LOW', 'open', 't', \
+         '{}', '[1]', 1, 0, 0, 0, NULL)"
+    } else {
+        "INSERT INTO incidents VALUES ('0190a000-0000-7000-8000-000000000001', 'c', 's', 'LOW', 'open', 't', \
+         '{}', '[1]', 1, now(), now(), now(), NULL)"
+    };
+    assert_eq!(h.database.execute(incident).await.unwrap(), 1);
+    let well_formed: [(&'static str, &'static str); 3] = [
+        (
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000101', \
+             '0190a000-0000-7000-8000-000000000001', 'block_ip', '203.0.113.9', 0, 60, NULL, NULL)",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000101', \
+             '0190a000-0000-7000-8000-000000000001', 'block_ip', '203.0.113.9', now(), now(), NULL, NULL)",
+        ),
+        (
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000102', \
+             '0190a000-0000-7000-8000-000000000001', 'lock_account', 'u', 0, 60, 30, 'alice')",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000102', \
+             '0190a000-0000-7000-8000-000000000001', 'lock_account', 'u', now(), now(), now(), 'alice')",
+        ),
+        (
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000103', \
+             '0190a000-0000-7000-8000-000000000001', 'end_sessions', 'u', 0, NULL, NULL, NULL)",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000103', \
+             '0190a000-0000-7000-8000-000000000001', 'end_sessions', 'u', now(), NULL, NULL, NULL)",
+        ),
+    ];
+    let violations: [(&str, &'static str, &'static str); 9] = [
+        (
+            "an unknown kind",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'ban_ip', '203.0.113.9', 0, 60, NULL, NULL)",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'ban_ip', '203.0.113.9', now(), now(), NULL, NULL)",
+        ),
+        (
+            "reverted_at without reverted_by",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'block_ip', '203.0.113.9', 0, 60, 30, NULL)",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'block_ip', '203.0.113.9', now(), now(), now(), NULL)",
+        ),
+        (
+            "reverted_by without reverted_at",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'end_sessions', 'u', 0, NULL, NULL, 'alice')",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'end_sessions', 'u', now(), NULL, NULL, 'alice')",
+        ),
+        (
+            "a block_ip without expiry",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'block_ip', '203.0.113.9', 0, NULL, NULL, NULL)",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'block_ip', '203.0.113.9', now(), NULL, NULL, NULL)",
+        ),
+        (
+            "a lock_account without expiry",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'lock_account', 'u', 0, NULL, NULL, NULL)",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'lock_account', 'u', now(), NULL, NULL, NULL)",
+        ),
+        (
+            "an end_sessions with an expiry",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'end_sessions', 'u', 0, 60, NULL, NULL)",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'end_sessions', 'u', now(), now(), NULL, NULL)",
+        ),
+        (
+            "a revoke_api_key with an expiry",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'revoke_api_key', 'k', 0, 60, NULL, NULL)",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'revoke_api_key', 'k', now(), now(), NULL, NULL)",
+        ),
+        (
+            "an empty target",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'end_sessions', '', 0, NULL, NULL, NULL)",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000001', 'end_sessions', '', now(), NULL, NULL, NULL)",
+        ),
+        (
+            "an action of a missing incident",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000002', 'end_sessions', 'u', 0, NULL, NULL, NULL)",
+            "INSERT INTO incident_actions VALUES ('0190a000-0000-7000-8000-000000000104', \
+             '0190a000-0000-7000-8000-000000000002', 'end_sessions', 'u', now(), NULL, NULL, NULL)",
+        ),
+    ];
+    for (sqlite_sql, postgres_sql) in well_formed {
+        let sql = if sqlite { sqlite_sql } else { postgres_sql };
+        assert_eq!(h.database.execute(sql).await.unwrap(), 1, "the schema refuses {sql}");
+    }
+    for (what, sqlite_sql, postgres_sql) in violations {
+        let sql = if sqlite { sqlite_sql } else { postgres_sql };
+        assert!(h.database.execute(sql).await.is_err(), "the schema accepts {what}");
+    }
+    assert_eq!(action_rows(h).await, "3");
+    // An update cannot half-revert either.
+    let half = "UPDATE incident_actions SET reverted_by = 'bob' WHERE kind = 'end_sessions'";
+    assert!(h.database.execute(half).await.is_err(), "the schema accepts reverted_by without reverted_at");
+    // The actions go with their incident.
+    let delete = "DELETE FROM incidents WHERE id = '0190a000-0000-7000-8000-000000000001'";
+    assert_eq!(h.database.execute(delete).await.unwrap(), 1);
+    assert_eq!(action_rows(h).await, "0");
 }
