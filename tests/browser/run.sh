@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The passkey page in a real browser: builds `palisade` (debug), serves it on a free loopback port
-# as http://localhost:<port> (so the WebAuthn relying party id is `localhost`, where browsers allow
-# WebAuthn over http) with a temporary SQLite database, registers a user over the API and runs
-# passkeys.mjs in headless Chromium. The server is always stopped; the exit status is the test's.
+# The server's own pages in a real browser: builds `palisade` (debug), serves it on a free loopback
+# port as http://localhost:<port> (so the WebAuthn relying party id is `localhost`, where browsers
+# allow WebAuthn over http) with a temporary SQLite database, registers the users over the API, makes
+# the dashboard's administrator with `palisade user grant-admin` (on the same database, while the
+# server runs) and runs the tests in headless Chromium: passkeys.mjs (/passkeys) and dashboard.mjs
+# (/dashboard), or only those named (`run.sh dashboard`). Every test runs even when one before it
+# failed; the server is always stopped; the exit status is 0 only when all passed.
 # Needs /usr/bin/chromium (Debian's `chromium`), node and `npm ci` here; .ci/run installs them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,8 +15,17 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/palisade-target}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 username=passkey-user
 password=correct-Horse-battery-9-staple
+# The dashboard's users: an administrator, one who is not, and the account the test attacks.
+admin_username=dashboard-admin
+viewer_username=dashboard-viewer
+target_username=dashboard-target
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(passkeys dashboard)
 
 fail() { echo "browser: $*" >&2; exit 1; }
+for test in "${tests[@]}"; do
+  [ -f "$here/$test.mjs" ] || fail "no such test: $test (passkeys or dashboard)"
+done
 [ -x "$CHROMIUM" ] || fail "$CHROMIUM is missing: install Debian's chromium (apt-get install chromium; .ci/run does)"
 command -v node >/dev/null 2>&1 || fail "node is missing: install Debian's nodejs and npm"
 if [ ! -d "$here/node_modules/playwright-core" ]; then
@@ -49,16 +61,19 @@ port=$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1"
 base="http://localhost:$port"
 
 mkdir -p "$work/data"
+# The settings of the server and of the CLI commands run against its database.
+settings=(
+  PALISADE_DATA_DIR="$work/data"
+  PALISADE_DATABASE_URL="sqlite://$work/palisade.db"
+  PALISADE_MASTER_KEY="KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio="
+  PALISADE_BIND="127.0.0.1:$port"
+  PALISADE_ISSUER="$base"
+)
 # Run from the temporary folder, so no palisade.toml or .env of the checkout is read.
+palisade() { (cd "$work" && env "${settings[@]}" "$bin" "$@"); }
 (
   cd "$work"
-  exec env \
-    PALISADE_DATA_DIR="$work/data" \
-    PALISADE_DATABASE_URL="sqlite://$work/palisade.db" \
-    PALISADE_MASTER_KEY="KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=" \
-    PALISADE_BIND="127.0.0.1:$port" \
-    PALISADE_ISSUER="$base" \
-    "$bin" serve
+  exec env "${settings[@]}" "$bin" serve
 ) >"$work/server.log" 2>&1 &
 server_pid=$!
 
@@ -69,14 +84,29 @@ for _ in $(seq 1 60); do
 done
 curl -fsS "http://127.0.0.1:$port/health" >/dev/null || fail "the server did not answer /health on port $port"
 
-registered=$(curl -fsS -X POST "http://127.0.0.1:$port/auth/register" -H 'Content-Type: application/json' \
-  -d "{\"username\":\"$username\",\"password\":\"$password\"}") || fail "registering $username failed"
-user_id=$(printf '%s' "$registered" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).user_id));')
+register() { # username; prints the new user's id
+  local answer
+  answer=$(curl -fsS -X POST "http://127.0.0.1:$port/auth/register" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"$1\",\"password\":\"$password\"}") || fail "registering $1 failed"
+  printf '%s' "$answer" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).user_id));'
+}
+user_id=$(register "$username")
+for user in "$admin_username" "$viewer_username" "$target_username"; do register "$user" >/dev/null; done
+palisade user grant-admin "$admin_username" >"$work/grant-admin.log" 2>&1 \
+  || { cat "$work/grant-admin.log" >&2; fail "palisade user grant-admin $admin_username failed"; }
 
-echo "browser: Palisade on $base, user $username ($user_id)"
+echo "browser: Palisade on $base; users $username ($user_id), $admin_username (administrator), $viewer_username, $target_username"
 shots="$root/target/browser-screenshots"
 mkdir -p "$shots" && rm -f "$shots"/*.png
 status=0
-(cd "$here" && BASE_URL="$base" PALISADE_USERNAME="$username" PALISADE_PASSWORD="$password" PALISADE_USER_ID="$user_id" \
-  SCREENSHOT_DIR="$shots" node passkeys.mjs) || status=$?
+failed=()
+for test in "${tests[@]}"; do
+  echo "browser: $test.mjs"
+  (cd "$here" && BASE_URL="$base" SCREENSHOT_DIR="$shots" \
+    PALISADE_USERNAME="$username" PALISADE_PASSWORD="$password" PALISADE_USER_ID="$user_id" \
+    PALISADE_ADMIN_USERNAME="$admin_username" PALISADE_VIEWER_USERNAME="$viewer_username" \
+    PALISADE_TARGET_USERNAME="$target_username" \
+    node "$test.mjs") || { status=1; failed+=("$test"); }
+done
+[ "$status" = 0 ] || echo "browser: failed: ${failed[*]}" >&2
 exit "$status"

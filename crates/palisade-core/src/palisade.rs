@@ -129,6 +129,8 @@ pub struct PalisadeBuilder {
     email: Option<Arc<dyn EmailSender>>,
     geoip: Option<Arc<dyn crate::risk::GeoIp>>,
     webhook: Option<Arc<dyn crate::notify::WebhookSender>>,
+    alert_webhook: Option<Arc<dyn crate::notify::WebhookSender>>,
+    push_gateway: Option<Arc<dyn crate::notify::WebhookSender>>,
 }
 
 impl PalisadeBuilder {
@@ -183,6 +185,18 @@ impl PalisadeBuilder {
     /// Where security notices (a new device) are also posted (default: nowhere).
     pub fn webhook_sender(mut self, sender: Arc<dyn crate::notify::WebhookSender>) -> Self {
         self.webhook = Some(sender);
+        self
+    }
+
+    /// Where alerts for administrators are posted (signed; default: nowhere).
+    pub fn alert_webhook(mut self, sender: Arc<dyn crate::notify::WebhookSender>) -> Self {
+        self.alert_webhook = Some(sender);
+        self
+    }
+
+    /// The push gateway users' push alerts are posted to (signed; default: none, no push alerts).
+    pub fn push_gateway(mut self, sender: Arc<dyn crate::notify::WebhookSender>) -> Self {
+        self.push_gateway = Some(sender);
         self
     }
 
@@ -255,7 +269,7 @@ impl PalisadeBuilder {
             clock: clock.clone(),
             settings: settings.mfa,
             limits: settings.auth.limits,
-            sms: self.sms,
+            sms: self.sms.clone(),
             email: self.email.clone(),
             cache_ttl: sessions.policy().cache_ttl,
         }));
@@ -307,6 +321,7 @@ impl PalisadeBuilder {
         );
         let audit_store: Arc<dyn crate::store::AuditStore> = durable.clone();
         let incident_store: Arc<dyn crate::store::IncidentStore> = durable.clone();
+        crate::monitoring::watch::zero_counters();
         let blocks = Arc::new(crate::monitoring::respond::IpBlocks::new(durable.clone(), clock.clone()));
         if let Err(e) = blocks.refresh().await {
             tracing::warn!(error = %e, "could not read the blocked addresses; retrying every second");
@@ -322,12 +337,29 @@ impl PalisadeBuilder {
                 clock: clock.clone(),
             }));
         tokio::spawn(crate::monitoring::respond::keep_current(responder.clone()));
+        let alerter = Arc::new(crate::monitoring::alert::Alerter::new(crate::monitoring::alert::AlerterParts {
+            store: durable.clone(),
+            hot: hot.clone(),
+            mfa: mfa.clone(),
+            email: self.email.clone(),
+            sms: self.sms,
+            settings: crate::monitoring::alert::AlertSettings {
+                admin_webhook: self.alert_webhook,
+                admin_emails: settings.monitoring.alert_emails.clone(),
+                push: self.push_gateway,
+                admin_threshold: settings.monitoring.alert_threshold,
+                per_recipient_per_hour: settings.monitoring.alerts_per_hour,
+            },
+            clock: clock.clone(),
+        }));
+        tokio::spawn(crate::monitoring::alert::deliver_forever(alerter.clone()));
         let mut monitoring = crate::monitoring::Monitoring::new(
             audit.clone(),
             audit_store,
             incident_store.clone(),
             clock.clone(),
             responder.clone(),
+            alerter.clone(),
         );
         // Every record stored from now on goes past the detectors, on a task of their own.
         if settings.monitoring.detectors {
@@ -339,10 +371,13 @@ impl PalisadeBuilder {
                 clock.clone(),
                 settings.monitoring.thresholds,
                 responds.then_some(responder),
+                alerter,
             );
             audit.observe_with(feed.clone());
             monitoring = monitoring.with_backpressure(feed);
             tokio::spawn(detection.run(queue));
+        } else {
+            audit.observe_with(crate::monitoring::watch::Feed::counting_only());
         }
         let monitoring = Arc::new(monitoring);
         Ok(Palisade {

@@ -106,4 +106,46 @@ impl AuditStore for MemoryStore {
             .cloned()
             .collect())
     }
+
+    async fn audit_counts(
+        &self,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+        bucket: time::Duration,
+    ) -> Result<Vec<crate::audit::AuditCount>, StoreError> {
+        let micros = bucket.whole_microseconds();
+        if micros < 1 || bucket.subsec_nanoseconds() % 1000 != 0 {
+            return Err(StoreError::Other(format!("a bucket of {bucket} is not a whole number of microseconds")));
+        }
+        let mut counts: std::collections::BTreeMap<(u32, String, String), u64> = std::collections::BTreeMap::new();
+        for r in self.audit.lock().unwrap().values().filter(|r| r.at >= since && r.at < until) {
+            let slice = u32::try_from((r.at - since).whole_microseconds() / micros).unwrap_or(u32::MAX);
+            *counts.entry((slice, r.kind.clone(), r.outcome.clone())).or_default() += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((bucket, kind, outcome), count)| crate::audit::AuditCount { bucket, kind, outcome, count })
+            .collect())
+    }
+
+    async fn audit_top_addresses(
+        &self,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for r in self.audit.lock().unwrap().values().filter(|r| r.at >= since && r.at < until) {
+            if let Some(ip) = &r.ip
+                && (r.outcome == "failure" || kinds.contains(&r.kind.as_str()))
+            {
+                *counts.entry(ip.clone()).or_default() += 1;
+            }
+        }
+        let mut top: Vec<(String, u64)> = counts.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(limit as usize);
+        Ok(top)
+    }
 }

@@ -110,6 +110,9 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/passkeys", get(routes::pages::passkeys))
         .route("/passkeys.js", get(routes::pages::passkeys_js))
         .route("/passkeys.css", get(routes::pages::passkeys_css))
+        .route("/dashboard", get(routes::pages::dashboard))
+        .route("/dashboard.js", get(routes::pages::dashboard_js))
+        .route("/dashboard.css", get(routes::pages::dashboard_css))
         .route(
             "/auth/webauthn/credentials/{id}",
             axum::routing::patch(routes::webauthn::rename).delete(routes::webauthn::delete),
@@ -131,6 +134,11 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/admin/keys/rotation", get(routes::keys::rotation))
         .route("/monitoring/events", get(routes::monitoring::events).post(routes::monitoring::report))
         .route("/monitoring/event-types", get(routes::monitoring::event_types))
+        .route("/monitoring/dashboard", get(routes::monitoring::dashboard))
+        .route("/monitoring/alerts/config", get(routes::alerts::config).put(routes::alerts::set_config))
+        .route("/monitoring/alerts/test", post(routes::alerts::test))
+        .route("/monitoring/alerts/deliveries", get(routes::alerts::deliveries))
+        .route("/monitoring/alerts/deliveries/{id}/retry", post(routes::alerts::retry))
         .route("/monitoring/incidents", get(routes::monitoring::incidents))
         .route(
             "/monitoring/incidents/{id}",
@@ -142,7 +150,6 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .fallback(not_found)
         .with_state(state)
         // Layers run bottom-up for requests: the last added sees the request first.
-        .layer(from_fn(middleware::metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, options.request_timeout))
@@ -153,6 +160,9 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         }))
         .layer(from_fn_with_state(blocks, middleware::refuse_blocked))
         .layer(from_fn_with_state(trusted, middleware::client_ip))
+        // Outside the timeout, the panic catcher and the address blocks, so their answers (503, 500,
+        // 403) are counted too.
+        .layer(from_fn(middleware::metrics))
         .layer(from_fn(middleware::problems))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -246,6 +256,20 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
         stores.check_schema().await.context("checking the database schema")?;
     }
     let senders = crate::notify::senders(config).context("setting up the message senders")?;
+    // The alert channels: every request signed with the alert key (the configuration refuses an
+    // alert URL without it), timestamped by the services' clock.
+    let signed = |setting: &'static str, url: Option<&secrecy::SecretString>| {
+        let Some(url) = url else { return anyhow::Ok(None) };
+        let secret = config
+            .monitoring_alert_webhook_secret
+            .as_ref()
+            .with_context(|| format!("{setting} is set without monitoring_alert_webhook_secret"))?;
+        let sender = crate::notify::HttpWebhookSender::signed(setting, url, secret, clock.clone())
+            .with_context(|| format!("setting up the {setting} sender"))?;
+        anyhow::Ok(Some(Arc::new(sender)))
+    };
+    let alert_webhook = signed("monitoring_alert_webhook_url", config.monitoring_alert_webhook_url.as_ref())?;
+    let push_gateway = signed("monitoring_push_url", config.monitoring_push_url.as_ref())?;
     let mut builder = Palisade::builder()
         .durable_store(stores.durable)
         .hot_store(stores.hot)
@@ -285,6 +309,15 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
             .unwrap_or_default();
         tracing::info!(%host, "security notices are also posted to a webhook");
         builder = builder.webhook_sender(webhook);
+    }
+    if let Some(webhook) = alert_webhook {
+        // The origin only: the URL's path or query may be its credential.
+        tracing::info!(origin = webhook.origin(), "administrators' alerts are posted, signed, to a webhook");
+        builder = builder.alert_webhook(webhook);
+    }
+    if let Some(push) = push_gateway {
+        tracing::info!(origin = push.origin(), "users' push alerts are posted, signed, to a push gateway");
+        builder = builder.push_gateway(push);
     }
     let geoip_paths = crate::geoip::GeoIpPaths::from_config(config);
     if geoip_paths.any() {
@@ -411,7 +444,7 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
         // Built, and checked, when the configuration was loaded.
         encryption: config.encryption.clone(),
         reencryption: config.reencryption,
-        // The monitoring_* settings; the automatic responses are core's defaults.
+        // The monitoring_* settings.
         monitoring: palisade_core::monitoring::MonitoringSettings {
             detectors: config.monitoring_detectors,
             thresholds: palisade_core::monitoring::detect::Thresholds {
@@ -425,12 +458,17 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
                 stuffing_window: time(config.monitoring_stuffing_window),
                 api_key_refusals: config.monitoring_api_key_refusals,
                 api_key_window: time(config.monitoring_api_key_window),
+                // The unusual-activity baseline is not configurable yet: the documented defaults.
+                ..palisade_core::monitoring::detect::Thresholds::default()
             },
             responses: if config.monitoring_incident_auto_response {
                 config.monitoring_responses.clone()
             } else {
                 palisade_core::monitoring::ResponseRules::none()
             },
+            alert_threshold: config.monitoring_alert_severity_threshold,
+            alert_emails: config.monitoring_alert_emails.clone(),
+            alerts_per_hour: config.monitoring_alerts_per_hour,
         },
     })
 }

@@ -2,6 +2,7 @@
 //! applications. Plain data with serde and OpenAPI schemas; no I/O and no behaviour.
 
 pub mod admin;
+pub mod alerts;
 pub mod api_keys;
 pub mod auth;
 pub mod crypto;

@@ -155,3 +155,89 @@ pub struct IncidentUpdate {
     /// `acknowledged` or `resolved` (forward only).
     pub state: String,
 }
+
+/// `GET /monitoring/dashboard?range=86400`: the original guide's dashboard object, computed from the
+/// audit chain and the incidents of the last `range_seconds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Dashboard {
+    /// The range covered, in seconds.
+    pub range_seconds: u64,
+    /// Its start (RFC 3339).
+    pub since: String,
+    /// Its end: when this was computed (RFC 3339).
+    pub until: String,
+    /// The headline counts.
+    pub metrics: DashboardMetrics,
+    /// What attacks looked like.
+    pub threats: DashboardThreats,
+    /// What the audit trail holds.
+    pub compliance: DashboardCompliance,
+    /// The incidents not resolved now.
+    pub incidents: DashboardIncidents,
+    /// Time series, one value per bucket.
+    pub charts: DashboardCharts,
+}
+
+/// The dashboard's headline counts, over the range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DashboardMetrics {
+    /// Records of a documented security event type (Palisade's own and applications' reports).
+    pub total_events: u64,
+    /// Incidents opened.
+    pub security_incidents: u64,
+    /// Requests refused for security: lockouts, risk blocks, refused API keys and bearer tokens, MFA
+    /// lockouts.
+    pub blocked_attempts: u64,
+    /// Events flagged as anomalous as they happened: refresh-token reuse, session-hijack suspicions,
+    /// logins blocked by the risk engine.
+    pub anomalies_detected: u64,
+}
+
+/// The dashboard's view of attacks, over the range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DashboardThreats {
+    /// The addresses with the most refused or failed records, most first (at most 10).
+    pub suspicious_ips: Vec<SuspiciousAddress>,
+    /// Failed logins (Palisade's own and reported).
+    pub failed_logins: u64,
+    /// Brute-force incidents opened.
+    pub brute_force_attempts: u64,
+}
+
+/// One address and how many failures came from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SuspiciousAddress {
+    /// The address.
+    pub ip: String,
+    /// Its failed or refused records.
+    pub failures: u64,
+}
+
+/// The dashboard's view of the audit trail, over the range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DashboardCompliance {
+    /// Records appended to the audit chain (every kind).
+    pub audit_events: u64,
+    /// Refusals for breaking a policy: password changes refused.
+    pub policy_violations: u64,
+}
+
+/// Incidents not resolved, now (whatever the range).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DashboardIncidents {
+    /// Open or acknowledged.
+    pub unresolved: u64,
+    /// Of those, how many per severity (`LOW`, `MEDIUM`, `HIGH`, `CRITICAL`).
+    pub by_severity: std::collections::BTreeMap<String, u64>,
+}
+
+/// Time series over the range, in `bucket_seconds` buckets, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DashboardCharts {
+    /// Each bucket's length.
+    pub bucket_seconds: u64,
+    /// Each bucket's start (RFC 3339).
+    pub buckets: Vec<String>,
+    /// Per series (`events`, `failed_logins`, `blocked_attempts`, `incidents`), one count per bucket.
+    pub series: std::collections::BTreeMap<String, Vec<u64>>,
+}

@@ -55,6 +55,19 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// How many records of one kind and outcome fell in one bucket of [`AuditStore::audit_counts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCount {
+    /// The bucket: 0 for the one starting at `since`, 1 for the next …
+    pub bucket: u32,
+    /// The records' kind.
+    pub kind: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// How many.
+    pub count: u64,
+}
+
 /// One sealed record of the chain, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {

@@ -305,6 +305,7 @@ impl DeviceService {
         };
         let seen = self.store.record_device_seen(&record).await?;
         if seen.new {
+            let devices = self.store.devices(user.id).await?.len();
             self.audit
                 .append(
                     AuditEvent::new(AuditKind::DeviceRegistered, Outcome::Success)
@@ -313,12 +314,13 @@ impl DeviceService {
                         .request(meta.clone())
                         .detail("name", seen.device.name.clone())
                         .detail("country", geo.country.clone().unwrap_or_default())
-                        .detail("approved", seen.device.approved),
+                        .detail("approved", seen.device.approved)
+                        .detail("first", devices <= 1),
                 )
                 .await?;
             // The first device of an account is where it began: only later ones are news. A device
             // still waiting for approval has not signed in: its approval request is the notice.
-            if seen.device.approved && self.store.devices(user.id).await?.len() > 1 {
+            if seen.device.approved && devices > 1 {
                 self.notify_new_device(user, &seen.device, geo);
             }
         }

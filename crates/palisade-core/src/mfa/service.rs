@@ -291,6 +291,17 @@ impl MfaService {
         Ok(self.keyring.decrypt(&envelope, &Self::context(factor.user_id, factor.kind, factor.id)).await?)
     }
 
+    /// The phone number of `user`'s confirmed SMS factor, if they have one (alerts go there).
+    pub async fn sms_number(&self, user: UserId) -> Result<Option<PhoneNumber>, AuthError> {
+        let Some(factor) = self.factor(user, FactorKind::Sms).await?.filter(|f| f.confirmed_at.is_some()) else {
+            return Ok(None);
+        };
+        let secret = self.unseal(&factor).await?;
+        let text = std::str::from_utf8(&secret)
+            .map_err(|_| AuthError::Internal(format!("SMS factor {} holds no phone number", factor.id)))?;
+        Ok(Some(PhoneNumber::parse(text)?))
+    }
+
     async fn factor(&self, user: UserId, kind: FactorKind) -> Result<Option<FactorRecord>, AuthError> {
         Ok(self.store.factors(user).await?.into_iter().find(|f| f.kind == kind))
     }

@@ -28,6 +28,28 @@ pub struct Observed {
     pub actor: Option<String>,
     /// The client's address.
     pub ip: Option<String>,
+    /// Whether an application reported it (rather than Palisade recording it).
+    pub reported: bool,
+    /// When it happened.
+    pub at: time::OffsetDateTime,
+    /// The risk factors its login carried (`impossible_travel`, `new_country` …), from the record's
+    /// `risk_factors` detail.
+    pub risk_factors: Vec<String>,
+    /// For a new device: whether it is news to its user (approved, and not the account's first).
+    pub newsworthy_device: bool,
+}
+
+impl Observed {
+    /// The user it is about: the actor of Palisade's own login, reuse, hijack and new-device records
+    /// (whose subject is the session or the device), else the subject.
+    pub fn user(&self) -> Option<&str> {
+        let by_actor = !self.reported
+            && matches!(
+                self.event_type.name(),
+                "LOGIN_SUCCESS" | "TOKEN_REUSE" | "SESSION_HIJACK_SUSPECTED" | "DEVICE_NEW"
+            );
+        if by_actor { self.actor.as_deref().or(self.subject.as_deref()) } else { self.subject.as_deref() }
+    }
 }
 
 /// What a window counts.
@@ -88,6 +110,12 @@ pub struct Thresholds {
     pub api_key_refusals: u64,
     /// API-key abuse: the window.
     pub api_key_window: Duration,
+    /// Unusual activity: the length of one slot of a user's history.
+    pub baseline_slot: Duration,
+    /// Unusual activity: how many past slots make the baseline.
+    pub baseline_slots: u32,
+    /// Unusual activity: the least events in the current slot that may fire.
+    pub baseline_min_events: u64,
 }
 
 impl Default for Thresholds {
@@ -103,6 +131,9 @@ impl Default for Thresholds {
             stuffing_window: Duration::minutes(5),
             api_key_refusals: 20,
             api_key_window: Duration::minutes(1),
+            baseline_slot: Duration::minutes(15),
+            baseline_slots: 16,
+            baseline_min_events: 30,
         }
     }
 }
@@ -122,17 +153,26 @@ pub enum Detector {
     SessionHijack,
     /// Repeated refused API-key uses from one address.
     ApiKeyAbuse,
+    /// A login from too far, too fast after the one before (the risk engine's factor).
+    ImpossibleTravel,
+    /// A login from a country the user never logged in from (the risk engine's factor).
+    NewCountry,
+    /// A user's events in one slot far above their own recent slots (median and MAD).
+    UnusualActivity,
 }
 
 impl Detector {
     /// Every detector.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 9] = [
         Self::BruteForce,
         Self::PasswordSpraying,
         Self::CredentialStuffing,
         Self::TokenReuse,
         Self::SessionHijack,
         Self::ApiKeyAbuse,
+        Self::ImpossibleTravel,
+        Self::NewCountry,
+        Self::UnusualActivity,
     ];
 
     /// Its name: the incident's cause.
@@ -144,6 +184,9 @@ impl Detector {
             Self::TokenReuse => "token_reuse",
             Self::SessionHijack => "session_hijack",
             Self::ApiKeyAbuse => "api_key_abuse",
+            Self::ImpossibleTravel => "impossible_travel",
+            Self::NewCountry => "new_country",
+            Self::UnusualActivity => "unusual_activity",
         }
     }
 
@@ -187,7 +230,21 @@ impl Detector {
                 (Some(ip), true) => vec![hits(format!("ip:{ip}"), t.api_key_window)],
                 _ => Vec::new(),
             },
-            Self::TokenReuse | Self::SessionHijack => Vec::new(),
+            Self::UnusualActivity => {
+                // One counter per user and slot; the current slot is counted, the past ones read.
+                let Some(user) = event.user().filter(|_| BASELINE_TYPES.contains(&name)) else { return Vec::new() };
+                let slot_seconds = t.baseline_slot.whole_seconds().max(1);
+                let slot = event.at.unix_timestamp().div_euclid(slot_seconds);
+                let keep = t.baseline_slot * (i32::try_from(t.baseline_slots).unwrap_or(i32::MAX).saturating_add(1));
+                let mut windows = vec![hits(format!("{user}:{slot}"), keep)];
+                windows.extend((1..=i64::from(t.baseline_slots)).map(|back| Window {
+                    key: format!("{user}:{}", slot - back),
+                    count: Count::Peek,
+                    length: keep,
+                }));
+                windows
+            }
+            Self::TokenReuse | Self::SessionHijack | Self::ImpossibleTravel | Self::NewCountry => Vec::new(),
         }
     }
 
@@ -284,7 +341,104 @@ impl Detector {
                 title: format!("a session of {subject} was used from a client that does not match it"),
                 details: serde_json::json!({ "ip": event.ip }),
             }),
+            Self::ImpossibleTravel | Self::NewCountry => {
+                let (factor, severity, what) = match self {
+                    Self::ImpossibleTravel => {
+                        ("impossible_travel", Severity::High, "too far and too fast after the one before")
+                    }
+                    _ => ("new_country", Severity::Medium, "from a country never seen for this account"),
+                };
+                if !event.risk_factors.iter().any(|f| f == factor) {
+                    return None;
+                }
+                let user = event.user().unwrap_or(subject);
+                Some(Finding {
+                    subject: format!("user:{user}"),
+                    severity,
+                    title: format!("a login to {user} {what}"),
+                    details: serde_json::json!({ "ip": event.ip, "event_type": name, "risk_factors": event.risk_factors }),
+                })
+            }
+            Self::UnusualActivity => {
+                let (&current, history) = counts.split_first()?;
+                let baseline = Baseline::of(history);
+                let threshold = baseline.threshold(t.baseline_min_events);
+                // Fires once per slot: when the count reaches the threshold (counts rise by one).
+                if current != threshold || baseline.active_slots < BASELINE_MIN_ACTIVE_SLOTS {
+                    return None;
+                }
+                let user = event.user()?;
+                Some(Finding {
+                    subject: format!("user:{user}"),
+                    severity: Severity::Medium,
+                    title: format!(
+                        "{current} events of {user} in {} min, against a usual {} (median of the last {} slots)",
+                        t.baseline_slot.whole_minutes(),
+                        baseline.median,
+                        history.len()
+                    ),
+                    details: serde_json::json!({
+                        "events": current,
+                        "median": baseline.median,
+                        "mad": baseline.mad,
+                        "threshold": threshold,
+                        "slot_seconds": t.baseline_slot.whole_seconds(),
+                        "history": history,
+                    }),
+                })
+            }
         }
+    }
+}
+
+/// The event types a user's activity baseline counts.
+const BASELINE_TYPES: &[&str] = &[
+    "LOGIN_SUCCESS",
+    "LOGIN_FAILURE",
+    "TOKEN_REFRESH",
+    "DATA_ACCESS",
+    "DATA_EXPORT",
+    "DATA_DECRYPTED",
+    "PERMISSION_DENIED",
+    "API_KEY_CREATED",
+    "PASSWORD_CHANGE",
+];
+
+/// Past slots with any activity a baseline needs before it may fire (a new or dormant account has
+/// no "usual" to be far above; brute force and the other detectors still watch it).
+pub const BASELINE_MIN_ACTIVE_SLOTS: usize = 3;
+
+/// A user's usual activity: the median of their past slots and the median absolute deviation
+/// around it (robust to the odd busy slot, unlike a mean and standard deviation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Baseline {
+    /// The median count per slot.
+    pub median: u64,
+    /// The median absolute deviation from it.
+    pub mad: u64,
+    /// Past slots with at least one event.
+    pub active_slots: usize,
+}
+
+impl Baseline {
+    /// The baseline of `history` (counts per past slot; the lower middle value for an even count).
+    pub fn of(history: &[u64]) -> Self {
+        let middle = |values: &mut Vec<u64>| -> u64 {
+            values.sort_unstable();
+            values.get(values.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+        };
+        let median = middle(&mut history.to_vec());
+        let mad = middle(&mut history.iter().map(|c| c.abs_diff(median)).collect());
+        Self { median, mad, active_slots: history.iter().filter(|c| **c > 0).count() }
+    }
+
+    /// The count that is unusual: the median plus the larger of 5 scaled MADs (1.4826 × MAD
+    /// estimates the standard deviation of normal data; 5 of them is far in the tail) and 20
+    /// events, and never below `min_events`.
+    pub fn threshold(self, min_events: u64) -> u64 {
+        // 5 × 1.4826 ≈ 7.413, in integer arithmetic rounded up.
+        let spread = (self.mad * 7413).div_ceil(1000).max(20);
+        (self.median + spread).max(min_events)
     }
 }
 
@@ -301,10 +455,76 @@ mod tests {
         Observed {
             seq: 1,
             actor: None,
+            reported: false,
+            at: time::OffsetDateTime::UNIX_EPOCH + Duration::days(20_000),
+            risk_factors: Vec::new(),
+            newsworthy_device: false,
             event_type: EventType::parse(name).unwrap(),
             subject: subject.map(str::to_owned),
             ip: ip.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn geo_detectors_fire_on_the_risk_factors_of_a_login() {
+        let t = Thresholds::default();
+        let travelled = Observed {
+            actor: Some("user-7".into()),
+            risk_factors: vec!["new_device".into(), "impossible_travel".into()],
+            ..event("LOGIN_SUCCESS", Some("session-3"), Some("81.2.69.142"))
+        };
+        let found = Detector::ImpossibleTravel.judge(&travelled, &[], &t).unwrap();
+        assert_eq!((found.subject.as_str(), found.severity), ("user:user-7", Severity::High));
+        assert!(Detector::NewCountry.judge(&travelled, &[], &t).is_none(), "no new_country factor");
+        let abroad =
+            Observed { risk_factors: vec!["new_country".into()], ..event("RISK_BLOCKED", Some("alice"), None) };
+        assert_eq!(Detector::NewCountry.judge(&abroad, &[], &t).unwrap().subject, "user:alice");
+        assert!(Detector::ImpossibleTravel.judge(&abroad, &[], &t).is_none());
+    }
+
+    #[test]
+    fn unusual_activity_compares_a_slot_with_the_users_own_median_and_mad() {
+        let t = Thresholds::default();
+        // A steady user: about 4 events per slot.
+        let steady = [4, 5, 3, 4, 4, 6, 4, 3, 5, 4, 4, 4, 5, 3, 4, 4];
+        let b = Baseline::of(&steady);
+        assert_eq!((b.median, b.mad, b.active_slots), (4, 0, 16));
+        assert_eq!(b.threshold(30), 30, "20 over a median of 4, but never below the minimum of 30");
+        // A bursty user: the spread widens the band.
+        let bursty = [0, 40, 2, 35, 1, 50, 3, 45, 0, 38, 2, 41, 1, 39, 0, 44];
+        let b = Baseline::of(&bursty);
+        assert_eq!((b.median, b.mad), (3, 3));
+        assert_eq!(b.threshold(30), 30);
+        let busy = [100, 110, 90, 105, 95, 100, 120, 80, 100, 100, 100, 100, 100, 100, 100, 100];
+        let b = Baseline::of(&busy);
+        assert_eq!((b.median, b.mad), (100, 0));
+        assert_eq!(b.threshold(30), 120, "the median plus at least 20");
+        let wide = [10, 30, 10, 30, 10, 30, 10, 30];
+        let b = Baseline::of(&wide);
+        assert_eq!((b.median, b.mad), (10, 0), "the lower middle of an even count");
+        let spread = [10, 20, 30, 40, 50];
+        let b = Baseline::of(&spread);
+        assert_eq!((b.median, b.mad), (30, 10));
+        assert_eq!(b.threshold(1), 30 + 75, "5 × 1.4826 × 10 = 74.1, rounded up");
+
+        let login = Observed { actor: Some("user-7".into()), ..event("LOGIN_SUCCESS", Some("session"), None) };
+        let mut counts = vec![30];
+        counts.extend(steady);
+        assert_eq!(Detector::UnusualActivity.judge(&login, &counts, &t).unwrap().subject, "user:user-7");
+        counts[0] = 31;
+        assert!(Detector::UnusualActivity.judge(&login, &counts, &t).is_none(), "once per slot, at the threshold");
+        counts[0] = 29;
+        assert!(Detector::UnusualActivity.judge(&login, &counts, &t).is_none());
+        let mut dormant = vec![30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 5];
+        assert!(Detector::UnusualActivity.judge(&login, &dormant, &t).is_none(), "two active slots are no baseline");
+        dormant[14] = 1;
+        assert!(Detector::UnusualActivity.judge(&login, &dormant, &t).is_some(), "three are");
+        // The windows: the current slot counted, the sixteen before read.
+        let windows = Detector::UnusualActivity.windows(&login, &t);
+        assert_eq!(windows.len(), 17);
+        assert_eq!(windows[0].count, Count::Hits);
+        assert!(windows[1..].iter().all(|w| w.count == Count::Peek));
+        assert!(Detector::UnusualActivity.windows(&event("KEY_ROTATED", Some("x"), None), &t).is_empty());
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub enum Severity {
     Critical,
 }
 
+impl Default for Severity {
+    /// MEDIUM: the original guide's `alert_severity_threshold`.
+    fn default() -> Self {
+        Self::Medium
+    }
+}
+
 impl Severity {
     /// Every severity, least first.
     pub const ALL: [Self; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];

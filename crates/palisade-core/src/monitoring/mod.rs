@@ -8,6 +8,8 @@
 //! Events are stored once, in the audit chain: Palisade's own as it audits them, reports under
 //! `event.<type>` kinds with the reporting key as actor. Nothing here may write outside the chain.
 
+pub mod alert;
+pub mod dashboard;
 pub mod detect;
 mod event;
 mod incident;
@@ -48,11 +50,24 @@ pub struct MonitoringSettings {
     pub thresholds: detect::Thresholds,
     /// What is done automatically when an incident opens ([`ResponseRules::none`]: nothing).
     pub responses: ResponseRules,
+    /// Incidents at least this severe are sent to the administrators' channel.
+    pub alert_threshold: Severity,
+    /// The administrators' e-mail addresses.
+    pub alert_emails: Vec<crate::user::Email>,
+    /// Alerts per recipient per hour, at most (0: no limit).
+    pub alerts_per_hour: u32,
 }
 
 impl Default for MonitoringSettings {
     fn default() -> Self {
-        Self { detectors: true, thresholds: detect::Thresholds::default(), responses: ResponseRules::defaults() }
+        Self {
+            detectors: true,
+            thresholds: detect::Thresholds::default(),
+            responses: ResponseRules::defaults(),
+            alert_threshold: Severity::Medium,
+            alert_emails: Vec::new(),
+            alerts_per_hour: 20,
+        }
     }
 }
 
@@ -207,6 +222,7 @@ pub struct Monitoring {
     incidents: Arc<dyn IncidentStore>,
     clock: Arc<dyn crate::clock::Clock>,
     responder: Arc<respond::Responder>,
+    alerter: Arc<alert::Alerter>,
     feed: Option<Arc<watch::Feed>>,
 }
 
@@ -218,8 +234,75 @@ impl Monitoring {
         incidents: Arc<dyn IncidentStore>,
         clock: Arc<dyn crate::clock::Clock>,
         responder: Arc<respond::Responder>,
+        alerter: Arc<alert::Alerter>,
     ) -> Self {
-        Self { audit, store, incidents, clock, responder, feed: None }
+        Self { audit, store, incidents, clock, responder, alerter, feed: None }
+    }
+
+    /// The caller's alert preferences (the defaults until they set theirs).
+    ///
+    /// **Scope** any signed-in user, for themselves.
+    pub async fn alert_preferences(&self, principal: &Principal) -> Result<alert::AlertPreferences, MonitoringError> {
+        self.alerter.preferences(principal.user_id).await
+    }
+
+    /// Replaces the caller's alert preferences.
+    ///
+    /// **Scope** any signed-in user, for themselves.
+    pub async fn set_alert_preferences(
+        &self,
+        principal: &Principal,
+        preferences: &alert::AlertPreferences,
+    ) -> Result<(), MonitoringError> {
+        self.alerter.set_preferences(principal.user_id, preferences).await
+    }
+
+    /// Sends a test alert (type `test`, LOW) to the caller's chosen channels and, for an
+    /// administrator, to the administrators' channel. Returns the deliveries written.
+    ///
+    /// **Scope** any signed-in user.
+    pub async fn test_alert(&self, principal: &Principal) -> Result<Vec<alert::Delivery>, MonitoringError> {
+        let alert = alert::Alert {
+            alert_type: alert::AlertType::Test,
+            severity: Severity::Low,
+            title: "Palisade test alert".into(),
+            message: "This is a test of your security alerts: nothing happened.".into(),
+            user: Some(principal.user_id),
+            incident: None,
+            to_admins: principal.has_scope(SCOPE_ADMIN),
+        };
+        self.alerter.raise(&alert).await
+    }
+
+    /// Alert deliveries (the dead letters with `state = dead`), newest first.
+    ///
+    /// **Scope** `admin`.
+    pub async fn deliveries(
+        &self,
+        principal: &Principal,
+        state: Option<alert::DeliveryState>,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<alert::Delivery>, MonitoringError> {
+        principal.require_scope(SCOPE_ADMIN)?;
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(invalid("limit", format!("from 1 to {MAX_PAGE}")));
+        }
+        Ok(self.alerter.deliveries(state, before, limit).await?)
+    }
+
+    /// Sends a dead delivery again: pending, due now, its attempts reset.
+    ///
+    /// **Scope** `admin`.
+    pub async fn retry_delivery(
+        &self,
+        principal: &Principal,
+        id: uuid::Uuid,
+    ) -> Result<alert::Delivery, MonitoringError> {
+        principal.require_scope(SCOPE_ADMIN)?;
+        self.alerter.retry(id).await?.ok_or_else(|| {
+            MonitoringError::Conflict(format!("delivery {id} is not a dead letter (absent, pending or sent)"))
+        })
     }
 
     /// The addresses blocked by automatic responses, for the check on every request.
@@ -239,6 +322,30 @@ impl Monitoring {
         let incident = self.incidents.incident(id).await?.ok_or(MonitoringError::NotFound)?;
         let actions = self.incidents.incident_actions(id).await?;
         Ok((incident, actions))
+    }
+
+    /// The dashboard over the last `range` (5 minutes to 31 days): three grouped queries over the
+    /// audit chain and the incidents, plus the unresolved incidents now.
+    ///
+    /// **Scope** `admin` or `monitoring:read`.
+    pub async fn dashboard(
+        &self,
+        principal: &Principal,
+        range: time::Duration,
+    ) -> Result<dashboard::DashboardData, MonitoringError> {
+        require_reader(principal)?;
+        if !(dashboard::MIN_RANGE..=dashboard::MAX_RANGE).contains(&range) {
+            return Err(invalid("range", "from 300 to 2678400 seconds (5 minutes to 31 days)"));
+        }
+        let until = self.clock.now();
+        let since = until - range;
+        let bucket = dashboard::bucket_for(range);
+        let records = self.store.audit_counts(since, until, bucket).await?;
+        let suspicious = dashboard::suspicious_kinds();
+        let addresses = self.store.audit_top_addresses(since, until, &suspicious, dashboard::TOP_ADDRESSES).await?;
+        let incidents = self.incidents.incident_counts(since, until, bucket).await?;
+        let unresolved = self.incidents.unresolved_incidents().await?;
+        Ok(dashboard::compute(since, until, &records, &incidents, &unresolved, addresses))
     }
 
     /// Reverts an automatic response: unblocks the address, unlocks the account or restores the API

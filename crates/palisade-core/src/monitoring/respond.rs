@@ -319,7 +319,15 @@ impl Responder {
     pub async fn respond(&self, incident: &Incident, event: &Observed) -> Vec<IncidentAction> {
         let mut taken = Vec::new();
         for rule in self.rules.for_cause(&incident.cause) {
-            match self.act(*rule, incident, event).await {
+            let result = self.act(*rule, incident, event).await;
+            let outcome = match &result {
+                Ok(Some(_)) => "taken",
+                Ok(None) => "skipped",
+                Err(_) => "failed",
+            };
+            metrics::counter!("palisade_auto_responses_total", "action" => rule.kind.as_str(), "outcome" => outcome)
+                .increment(1);
+            match result {
                 Ok(Some(action)) => {
                     tracing::warn!(incident = %incident.id, action = action.kind.as_str(), target = %action.target,
                         "automatic response taken");
@@ -438,6 +446,7 @@ impl Responder {
         let reverted =
             reverted.ok_or_else(|| MonitoringError::Conflict(format!("action {id} was reverted meanwhile")))?;
         self.audit_action(AuditKind::IncidentResponseReverted, &reverted, by, meta).await;
+        metrics::counter!("palisade_auto_responses_reverted_total", "action" => reverted.kind.as_str()).increment(1);
         Ok(reverted)
     }
 

@@ -10,6 +10,7 @@ use crate::crypto::reencrypt::{ReencryptionJob, Reseal};
 use crate::crypto::{KeyPurpose, WrappedDataKey};
 use crate::device::{DeviceId, DeviceRecord, DeviceSeen, DeviceUpdate};
 use crate::mfa::{BackupCodeRecord, FactorKind, FactorRecord, PasskeyRecord};
+use crate::monitoring::alert::{AlertPreferences, Delivery, DeliveryOutcome, DeliveryState};
 use crate::monitoring::{Incident, IncidentAction, IncidentFilter, IncidentRaise, IncidentState, ResponseKind};
 use crate::risk::{LoginResult, PastLogin, RiskRecord};
 use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, SigningKeyRecord, TokenHash};
@@ -69,6 +70,25 @@ pub trait AuditStore: Send + Sync + 'static {
     /// of subject `filter.subject`, of one of `filter.kinds` (any when empty, at most two), at or
     /// after `since` and before `until`, at most `limit`.
     async fn audit_search(&self, filter: &crate::audit::AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Records at or after `since` and before `until`, counted per `bucket`-long slice from `since`,
+    /// kind and outcome (the dashboard's figures). Slices without records are absent.
+    async fn audit_counts(
+        &self,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+        bucket: time::Duration,
+    ) -> Result<Vec<crate::audit::AuditCount>, StoreError>;
+
+    /// The addresses with the most records in the range that failed or are of one of `kinds`, most
+    /// first (then by address), at most `limit`, with their counts.
+    async fn audit_top_addresses(
+        &self,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
 }
 
 /// Accounts and their password history.
@@ -395,6 +415,18 @@ pub trait IncidentStore: Send + Sync + 'static {
         at: time::OffsetDateTime,
     ) -> Result<Option<Incident>, StoreError>;
 
+    /// Incidents opened at or after `since` and before `until`, counted per `bucket`-long slice from
+    /// `since` and cause: `(slice, cause, count)`; slices without incidents are absent.
+    async fn incident_counts(
+        &self,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+        bucket: time::Duration,
+    ) -> Result<Vec<(u32, String, u64)>, StoreError>;
+
+    /// Incidents open or acknowledged now, per severity (severities without any are absent).
+    async fn unresolved_incidents(&self) -> Result<Vec<(crate::monitoring::Severity, u64)>, StoreError>;
+
     /// Records an action taken on an incident's behalf.
     async fn record_incident_action(&self, action: &IncidentAction) -> Result<(), StoreError>;
 
@@ -429,6 +461,56 @@ pub trait IncidentStore: Send + Sync + 'static {
     ) -> Result<Vec<IncidentAction>, StoreError>;
 }
 
+/// Alert preferences and the alert outbox (`crate::monitoring::alert`).
+#[async_trait]
+pub trait AlertStore: Send + Sync + 'static {
+    /// A user's alert preferences, if they set them.
+    async fn alert_preferences(&self, user: UserId) -> Result<Option<AlertPreferences>, StoreError>;
+
+    /// Sets (inserts or replaces) a user's alert preferences.
+    async fn set_alert_preferences(
+        &self,
+        user: UserId,
+        preferences: &AlertPreferences,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Writes deliveries, all or none.
+    async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError>;
+
+    /// Pending deliveries due at `now` and not claimed by a live lease, the earliest due first, at
+    /// most `limit`.
+    async fn due_deliveries(&self, now: time::OffsetDateTime, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Claims delivery `id` for `owner` until `until`, only while it is pending and unclaimed (or
+    /// its lease has passed at `now`): of concurrent claims exactly one gets `true`.
+    async fn claim_delivery(
+        &self,
+        id: uuid::Uuid,
+        owner: &str,
+        until: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Records how a claimed delivery ended (only `owner`'s claim counts): sent, due again with one
+    /// more attempt, or dead with one more attempt. Releases the claim. `false` when `owner` no
+    /// longer holds it.
+    async fn finish_delivery(&self, id: uuid::Uuid, owner: &str, outcome: &DeliveryOutcome)
+    -> Result<bool, StoreError>;
+
+    /// Deliveries in `state` (any when `None`), newest first, those before `before`, at most `limit`.
+    async fn deliveries(
+        &self,
+        state: Option<DeliveryState>,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Makes a dead delivery pending again, due at `now` with its attempts reset; the delivery as
+    /// stored after, or `None` when it is absent or not dead.
+    async fn retry_delivery(&self, id: uuid::Uuid, now: time::OffsetDateTime) -> Result<Option<Delivery>, StoreError>;
+}
+
 /// The whole durable store, as the services see it.
 #[async_trait]
 pub trait DurableStore:
@@ -444,6 +526,7 @@ pub trait DurableStore:
     + RiskStore
     + ReencryptionStore
     + IncidentStore
+    + AlertStore
 {
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;

@@ -8,7 +8,7 @@ mod durable;
 mod hot;
 
 pub use durable::{
-    ApiKeyStore, AuditStore, DeviceStore, DurableStore, IncidentStore, KeyStore, MfaStore, PasskeyStore,
+    AlertStore, ApiKeyStore, AuditStore, DeviceStore, DurableStore, IncidentStore, KeyStore, MfaStore, PasskeyStore,
     ReencryptionStore, RefreshTokenStore, RiskStore, SigningKeyStore, UserStore,
 };
 pub use hot::{HotKey, HotStore, RateDecision, RateWindow, Tally, WindowCount, one_tag};

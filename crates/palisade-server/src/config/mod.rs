@@ -9,9 +9,9 @@
 //! - `values`: a parser per non-numeric setting, one for every whole number (driven by the table),
 //!   and the masking of secrets for display. Checks that involve two settings (HS256 needs a
 //!   secret, refresh outlives access, idle within lifetime, the SMTP settings that go together,
-//!   what `sms_provider = twilio` needs, `session_binding = asn` needs an ASN database, the
-//!   encryption policies built from their five settings, the re-encryption pacing checked by
-//!   core's own rule) are in `Config::build`.
+//!   what `sms_provider = twilio` needs, `session_binding = asn` needs an ASN database, an alert
+//!   URL needs the alert signing key, the encryption policies built from their five settings, the
+//!   re-encryption pacing checked by core's own rule) are in `Config::build`.
 //! - `error`: [`ConfigError`], whose message names the setting, the source, the problem and the
 //!   expected form.
 //!
@@ -355,6 +355,26 @@ pub struct Config {
     pub monitoring_incident_auto_response: bool,
     /// `PALISADE_MONITORING_RESPONSES`: the actions per cause of incident.
     pub monitoring_responses: palisade_core::monitoring::ResponseRules,
+    /// `PALISADE_MONITORING_ALERT_SEVERITY_THRESHOLD`: incidents at least this severe are sent to
+    /// the administrators' channels. Read in any letter case; default MEDIUM.
+    pub monitoring_alert_severity_threshold: palisade_core::monitoring::Severity,
+    /// `PALISADE_MONITORING_ALERT_EMAILS`: the administrators' addresses, without duplicates.
+    /// Default empty. They need the `smtp_*` settings to be sent ([`Config::warnings`] says so).
+    pub monitoring_alert_emails: Vec<palisade_core::user::Email>,
+    /// `PALISADE_MONITORING_ALERT_WEBHOOK_URL`: where the administrators' alerts are posted,
+    /// signed; the rules of `notify_webhook_url`. `None` (default): no webhook. When set,
+    /// `monitoring_alert_webhook_secret` is `Some`.
+    pub monitoring_alert_webhook_url: Option<SecretString>,
+    /// `PALISADE_MONITORING_PUSH_URL`: the push gateway users' push alerts are posted to, signed;
+    /// the rules of `notify_webhook_url`. `None` (default): no push alerts. When set,
+    /// `monitoring_alert_webhook_secret` is `Some`.
+    pub monitoring_push_url: Option<SecretString>,
+    /// `PALISADE_MONITORING_ALERT_WEBHOOK_SECRET`: the HMAC-SHA256 key (its UTF-8 bytes) both alert
+    /// URLs are signed with; at least 32 bytes.
+    pub monitoring_alert_webhook_secret: Option<SecretString>,
+    /// `PALISADE_MONITORING_ALERTS_PER_HOUR`: alerts per recipient per hour, 0..=10000 (0: no
+    /// limit), default 20.
+    pub monitoring_alerts_per_hour: u32,
 }
 
 /// How the connection to the mail server is encrypted (`smtp_tls`). In both TLS modes the server's
@@ -597,6 +617,7 @@ impl Config {
             ));
         }
 
+        let alerts = Alerts::read(layers)?;
         let hsm = Hsm::read(layers)?;
         let encryption = Encryption::read(layers, hsm.module.is_some())?;
         let reencryption = read_reencryption(layers)?;
@@ -701,6 +722,17 @@ impl Config {
                 values::boolean,
             )?,
             monitoring_responses: required(layers, Setting::MonitoringResponses, values::response_rules)?,
+            monitoring_alert_severity_threshold: required(
+                layers,
+                Setting::MonitoringAlertSeverityThreshold,
+                values::severity,
+            )?,
+            monitoring_alert_emails: optional(layers, Setting::MonitoringAlertEmails, values::email_list)?
+                .unwrap_or_default(),
+            monitoring_alert_webhook_url: alerts.webhook_url,
+            monitoring_push_url: alerts.push_url,
+            monitoring_alert_webhook_secret: alerts.secret,
+            monitoring_alerts_per_hour: count(layers, Setting::MonitoringAlertsPerHour)?,
         };
         check_webauthn(layers, &config)?;
         Ok(config)
@@ -865,6 +897,26 @@ impl Config {
             Setting::MonitoringApiKeyWindow => self.monitoring_api_key_window.as_secs().to_string(),
             Setting::MonitoringIncidentAutoResponse => self.monitoring_incident_auto_response.to_string(),
             Setting::MonitoringResponses => self.monitoring_responses.to_string(),
+            Setting::MonitoringAlertSeverityThreshold => self.monitoring_alert_severity_threshold.as_str().to_owned(),
+            Setting::MonitoringAlertEmails => {
+                if self.monitoring_alert_emails.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    self.monitoring_alert_emails.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+                }
+            }
+            Setting::MonitoringAlertWebhookUrl => unset_or(
+                setting,
+                self.monitoring_alert_webhook_url.as_ref().map(|u| values::mask_webhook_url(u.expose_secret())),
+            ),
+            Setting::MonitoringPushUrl => unset_or(
+                setting,
+                self.monitoring_push_url.as_ref().map(|u| values::mask_webhook_url(u.expose_secret())),
+            ),
+            Setting::MonitoringAlertWebhookSecret => {
+                unset_or(setting, self.monitoring_alert_webhook_secret.as_ref().map(|_| "***".to_owned()))
+            }
+            Setting::MonitoringAlertsPerHour => self.monitoring_alerts_per_hour.to_string(),
         }
     }
 
@@ -1060,6 +1112,40 @@ impl Config {
                  credential, would cross the network unencrypted; use https",
                 values::mask_webhook_url(url.as_str())
             ));
+        }
+        for (key, url) in [
+            (Setting::MonitoringAlertWebhookUrl.key(), &self.monitoring_alert_webhook_url),
+            (Setting::MonitoringPushUrl.key(), &self.monitoring_push_url),
+        ] {
+            if let Some(url) = url.as_ref().and_then(|u| Url::parse(u.expose_secret()).ok())
+                && url.scheme() == "http"
+                && !url.host_str().is_some_and(is_loopback_host)
+            {
+                warnings.push(format!(
+                    "{key} {} is plain http on a non-loopback host: the alerts, and the URL's credential, would \
+                     cross the network unencrypted (the signature proves who sent them, it does not hide them); \
+                     use https",
+                    values::mask_webhook_url(url.as_str())
+                ));
+            }
+        }
+        if !self.monitoring_alert_emails.is_empty() && self.smtp_server.is_none() {
+            warnings.push(
+                "monitoring_alert_emails is set but smtp_server is not: administrators get no alert by e-mail; \
+                 set the smtp_* settings"
+                    .to_owned(),
+            );
+        }
+        if self.monitoring_alert_webhook_secret.is_some()
+            && self.monitoring_alert_webhook_url.is_none()
+            && self.monitoring_push_url.is_none()
+        {
+            warnings.push(
+                "monitoring_alert_webhook_secret is set but neither monitoring_alert_webhook_url nor \
+                 monitoring_push_url is: it signs nothing; unset it so an unused key does not sit in the \
+                 configuration"
+                    .to_owned(),
+            );
         }
         warnings
     }
@@ -1322,6 +1408,41 @@ impl Smtp {
             ));
         }
         Ok(Smtp { server, port, username, password, tls, from })
+    }
+}
+
+/// The alert channels' URLs and the key that signs what is posted to them, read together.
+struct Alerts {
+    webhook_url: Option<SecretString>,
+    push_url: Option<SecretString>,
+    secret: Option<SecretString>,
+}
+
+impl Alerts {
+    fn read(layers: &Layers) -> Result<Alerts, ConfigError> {
+        let webhook_url = optional(layers, Setting::MonitoringAlertWebhookUrl, values::alert_url)?;
+        let push_url = optional(layers, Setting::MonitoringPushUrl, values::alert_url)?;
+        let secret = optional(layers, Setting::MonitoringAlertWebhookSecret, values::alert_webhook_secret)?;
+        if secret.is_none() {
+            // An unsigned alert could not be told from a forgery by its receiver: refuse to start
+            // rather than send them.
+            let needs = [(Setting::MonitoringAlertWebhookUrl, &webhook_url), (Setting::MonitoringPushUrl, &push_url)]
+                .into_iter()
+                .find(|(_, url)| url.is_some());
+            if let Some((setting, _)) = needs {
+                return Err(ConfigError::missing(
+                    Setting::MonitoringAlertWebhookSecret,
+                    format!(
+                        "{} is set (from {}), and every alert posted there is signed with this key so that the \
+                         receiver can refuse forged ones (or unset {})",
+                        setting.key(),
+                        from_where(layers, setting),
+                        setting.key()
+                    ),
+                ));
+            }
+        }
+        Ok(Alerts { webhook_url, push_url, secret })
     }
 }
 

@@ -203,6 +203,18 @@ pub enum Setting {
     MonitoringIncidentAutoResponse,
     /// `monitoring_responses`: the actions per cause, `cause=action[:seconds][+action…]`.
     MonitoringResponses,
+    /// `monitoring_alert_severity_threshold`: incidents at least this severe are sent to the administrators.
+    MonitoringAlertSeverityThreshold,
+    /// `monitoring_alert_emails`: the administrators' e-mail addresses for alerts.
+    MonitoringAlertEmails,
+    /// `monitoring_alert_webhook_url`: where the administrators' alerts are posted, signed (secret).
+    MonitoringAlertWebhookUrl,
+    /// `monitoring_push_url`: the push gateway users' push alerts are posted to, signed (secret).
+    MonitoringPushUrl,
+    /// `monitoring_alert_webhook_secret`: the HMAC-SHA256 key alerts are signed with (secret).
+    MonitoringAlertWebhookSecret,
+    /// `monitoring_alerts_per_hour`: alerts per recipient per hour, at most.
+    MonitoringAlertsPerHour,
 }
 
 /// The `--help` section a setting is listed under; the settings of one group are contiguous in
@@ -382,7 +394,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 94] = [
+    pub const ALL: [Setting; 100] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -477,6 +489,12 @@ impl Setting {
         Setting::MonitoringApiKeyWindow,
         Setting::MonitoringIncidentAutoResponse,
         Setting::MonitoringResponses,
+        Setting::MonitoringAlertSeverityThreshold,
+        Setting::MonitoringAlertEmails,
+        Setting::MonitoringAlertWebhookUrl,
+        Setting::MonitoringPushUrl,
+        Setting::MonitoringAlertWebhookSecret,
+        Setting::MonitoringAlertsPerHour,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -2013,6 +2031,109 @@ impl Setting {
                            api_key_abuse; block_ip and lock_account take 1 to 2592000 seconds",
                 group: Group::Monitoring,
                 number: None,
+                list: false,
+                boolean: false,
+            },
+            // The alert settings' defaults are core's `MonitoringSettings::default()`; a test holds
+            // the two together.
+            Setting::MonitoringAlertSeverityThreshold => Spec {
+                key: "monitoring_alert_severity_threshold",
+                flag: "monitoring-alert-severity-threshold",
+                env: "PALISADE_MONITORING_ALERT_SEVERITY_THRESHOLD",
+                alias: None,
+                default: DefaultValue::Text("MEDIUM"),
+                secret: false,
+                value_name: "SEVERITY",
+                about: "incidents at least this severe are sent to the administrators' alert channels (the \
+                        original guide's alert_severity_threshold); users choose their own threshold",
+                expected: "LOW, MEDIUM, HIGH or CRITICAL (any letter case)",
+                group: Group::Monitoring,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringAlertEmails => Spec {
+                key: "monitoring_alert_emails",
+                flag: "monitoring-alert-emails",
+                env: "PALISADE_MONITORING_ALERT_EMAILS",
+                alias: None,
+                default: DefaultValue::Unset("none: administrators get no alert by e-mail"),
+                secret: false,
+                value_name: "LIST",
+                about: "the administrators' e-mail addresses, which get every incident at or above \
+                        monitoring_alert_severity_threshold (sent through the smtp_* mail server)",
+                expected: "a comma-separated list of e-mail addresses, such as \
+                           security@example.com,oncall@example.com",
+                group: Group::Monitoring,
+                number: None,
+                list: true,
+                boolean: false,
+            },
+            Setting::MonitoringAlertWebhookUrl => Spec {
+                key: "monitoring_alert_webhook_url",
+                flag: "monitoring-alert-webhook-url",
+                env: "PALISADE_MONITORING_ALERT_WEBHOOK_URL",
+                alias: None,
+                default: DefaultValue::Unset("unset: administrators get no alert by webhook"),
+                secret: true,
+                value_name: "URL",
+                about: "where the administrators' alerts are posted as JSON, signed with \
+                        monitoring_alert_webhook_secret; whoever holds the URL can post to it",
+                expected: "an absolute http:// or https:// URL without a fragment, such as \
+                           https://hooks.example.com/palisade-alerts (user:password@ in it is sent as basic auth)",
+                group: Group::Monitoring,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringPushUrl => Spec {
+                key: "monitoring_push_url",
+                flag: "monitoring-push-url",
+                env: "PALISADE_MONITORING_PUSH_URL",
+                alias: None,
+                default: DefaultValue::Unset("unset: no push alerts"),
+                secret: true,
+                value_name: "URL",
+                about: "the push gateway users' push alerts are posted to as JSON, signed with \
+                        monitoring_alert_webhook_secret; it delivers them to the user's devices",
+                expected: "an absolute http:// or https:// URL without a fragment, such as \
+                           https://push.example.com/palisade (user:password@ in it is sent as basic auth)",
+                group: Group::Monitoring,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringAlertWebhookSecret => Spec {
+                key: "monitoring_alert_webhook_secret",
+                flag: "monitoring-alert-webhook-secret",
+                env: "PALISADE_MONITORING_ALERT_WEBHOOK_SECRET",
+                alias: None,
+                default: DefaultValue::Unset("unset: only needed with an alert URL"),
+                secret: true,
+                value_name: "SECRET",
+                about: "the HMAC-SHA256 key every alert posted to monitoring_alert_webhook_url or \
+                        monitoring_push_url is signed with, so the receiver can refuse forged alerts; anyone \
+                        holding it can forge them",
+                expected: "at least 32 bytes of random text, such as the output of `openssl rand -hex 32`; \
+                           required when monitoring_alert_webhook_url or monitoring_push_url is set",
+                group: Group::Monitoring,
+                number: None,
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringAlertsPerHour => Spec {
+                key: "monitoring_alerts_per_hour",
+                flag: "monitoring-alerts-per-hour",
+                env: "PALISADE_MONITORING_ALERTS_PER_HOUR",
+                alias: None,
+                default: DefaultValue::Text("20"),
+                secret: false,
+                value_name: "N",
+                about: "alerts each recipient (a user, or the administrators) gets per hour at most; the rest \
+                        are recorded as suppressed and never sent, so an attack cannot flood a phone or a channel",
+                expected: "a whole number from 0 to 10000 (0: no limit)",
+                group: Group::Monitoring,
+                number: Number::count(0, 10_000),
                 list: false,
                 boolean: false,
             },

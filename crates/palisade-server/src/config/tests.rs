@@ -1945,9 +1945,13 @@ fn the_monitoring_defaults_are_the_core_defaults() {
         assert_eq!(described(&cfg, setting.key()), expected, "{setting}");
     }
     assert_eq!(described(&cfg, "monitoring_detectors"), "true");
-    // Every monitoring setting is in the list above or is the switch.
+    // Every monitoring setting is in the list above, a switch, the responses or an alert setting.
     let listed = Setting::ALL.into_iter().filter(|s| s.key().starts_with("monitoring_")).count();
-    assert_eq!(listed, MONITORING_NUMBERS.len() + 3, "the numbers, the two switches and the responses");
+    assert_eq!(
+        listed,
+        MONITORING_NUMBERS.len() + 3 + ALERT_SETTINGS.len(),
+        "the numbers, the two switches, the responses and the alert settings"
+    );
 }
 
 #[test]
@@ -2002,6 +2006,7 @@ fn monitoring_settings_are_read_from_every_layer() {
             stuffing_window: time::Duration::seconds(900),
             api_key_refusals: 7,
             api_key_window: time::Duration::seconds(30),
+            ..Thresholds::default()
         },
         ..MonitoringSettings::default()
     };
@@ -2152,6 +2157,225 @@ fn bad_monitoring_values_stop_start_up_naming_the_setting() {
     let (_dir, path) = toml_file("monitoring_spraying_accounts = 0\n");
     let env = vars(&[("PALISADE_MONITORING_SPRAYING_ACCOUNTS", "5")]);
     assert_eq!(ok(Sources { env, ..with_file(&path) }).monitoring_spraying_accounts, 5);
+}
+
+// ---------------------------------------------------------------- alerts
+
+/// The alert settings, in table order.
+const ALERT_SETTINGS: [Setting; 6] = [
+    Setting::MonitoringAlertSeverityThreshold,
+    Setting::MonitoringAlertEmails,
+    Setting::MonitoringAlertWebhookUrl,
+    Setting::MonitoringPushUrl,
+    Setting::MonitoringAlertWebhookSecret,
+    Setting::MonitoringAlertsPerHour,
+];
+
+/// A valid alert signing key (42 bytes) that must never be shown.
+const ALERT_KEY: &str = "Hunter2-alert-signing-key-0123456789abcdef";
+
+/// Alert URLs whose paths are their credentials.
+const ALERT_HOOK: &str = "https://hooks.example.com/services/T0/B0/Hunter2-hook-token";
+const PUSH_GATEWAY: &str = "https://push.example.com:8443/v1/Hunter2-push-token?app=palisade";
+
+#[test]
+fn the_alert_defaults_are_the_core_defaults() {
+    let cfg = ok(Sources::default());
+    let core = MonitoringSettings::default();
+    let handed = monitoring_of(&cfg);
+    assert_eq!(handed.alert_threshold, core.alert_threshold);
+    assert_eq!(handed.alert_emails, core.alert_emails);
+    assert_eq!(handed.alerts_per_hour, core.alerts_per_hour);
+    // The table's texts (what --help and the docs show) are core's values.
+    let threshold = Setting::MonitoringAlertSeverityThreshold;
+    assert_eq!(threshold.spec().default.describe(), core.alert_threshold.as_str());
+    assert_eq!(Setting::MonitoringAlertsPerHour.spec().default.describe(), core.alerts_per_hour.to_string());
+    assert!(core.alert_emails.is_empty());
+    assert_eq!(described(&cfg, "monitoring_alert_severity_threshold"), "MEDIUM");
+    assert_eq!(described(&cfg, "monitoring_alerts_per_hour"), "20");
+    assert_eq!(described(&cfg, "monitoring_alert_emails"), "(none)");
+    for key in ["monitoring_alert_webhook_url", "monitoring_push_url", "monitoring_alert_webhook_secret"] {
+        assert!(described(&cfg, key).starts_with("(unset"), "{key}");
+    }
+    assert!(cfg.monitoring_alert_webhook_url.is_none() && cfg.monitoring_push_url.is_none());
+    assert!(cfg.monitoring_alert_webhook_secret.is_none());
+    // The URLs and the key are secrets; the rest are not.
+    for setting in ALERT_SETTINGS {
+        let secret = matches!(
+            setting,
+            Setting::MonitoringAlertWebhookUrl | Setting::MonitoringPushUrl | Setting::MonitoringAlertWebhookSecret
+        );
+        assert_eq!(setting.is_secret(), secret, "{setting}");
+    }
+}
+
+#[test]
+fn alert_settings_are_read_from_every_layer_and_handed_to_core() {
+    let cfg = ok(env_only(&[
+        ("PALISADE_MONITORING_ALERT_SEVERITY_THRESHOLD", "high"),
+        ("PALISADE_MONITORING_ALERT_EMAILS", " security@example.com , oncall@Example.COM,,oncall@example.com"),
+        ("PALISADE_MONITORING_ALERTS_PER_HOUR", "0"),
+        ("PALISADE_MONITORING_ALERT_WEBHOOK_URL", ALERT_HOOK),
+        ("PALISADE_MONITORING_PUSH_URL", PUSH_GATEWAY),
+        ("PALISADE_MONITORING_ALERT_WEBHOOK_SECRET", ALERT_KEY),
+    ]));
+    let emails = ["security@example.com", "oncall@example.com"].map(|e| palisade_core::user::Email::parse(e).unwrap());
+    assert_eq!(cfg.monitoring_alert_emails, emails, "the domain is lower-cased and the duplicate dropped");
+    let handed = monitoring_of(&cfg);
+    assert_eq!(handed.alert_threshold, palisade_core::monitoring::Severity::High);
+    assert_eq!(handed.alert_emails, emails);
+    assert_eq!(handed.alerts_per_hour, 0, "0 is no limit, and accepted");
+    assert_eq!(cfg.monitoring_alert_webhook_url.as_ref().map(|u| u.expose_secret()), Some(ALERT_HOOK));
+    assert_eq!(cfg.monitoring_push_url.as_ref().map(|u| u.expose_secret()), Some(PUSH_GATEWAY));
+    assert_eq!(cfg.monitoring_alert_webhook_secret.as_ref().map(|k| k.expose_secret()), Some(ALERT_KEY));
+    assert_eq!(described(&cfg, "monitoring_alert_severity_threshold"), "HIGH");
+    assert_eq!(described(&cfg, "monitoring_alert_emails"), "security@example.com, oncall@example.com");
+    assert_eq!(described(&cfg, "monitoring_alert_webhook_url"), "https://hooks.example.com/***");
+    assert_eq!(described(&cfg, "monitoring_push_url"), "https://push.example.com:8443/***");
+    assert_eq!(described(&cfg, "monitoring_alert_webhook_secret"), "***");
+    assert_eq!(described(&cfg, "monitoring_alerts_per_hour"), "0");
+    let shown = format!("{cfg:?} {:?} {:?}", cfg.describe(), cfg.warnings());
+    assert!(!shown.contains("Hunter2"), "no alert secret is ever shown: {shown}");
+
+    // The file: an array of addresses, a number, any letter case; the environment beats it; a flag
+    // beats both.
+    let (_dir, path) = toml_file(
+        "monitoring_alert_severity_threshold = \"critical\"\n\
+         monitoring_alert_emails = [\"a@example.com\", \"b@example.com\"]\n\
+         monitoring_alerts_per_hour = 10000\n",
+    );
+    let cfg = ok(with_file(&path));
+    let handed = monitoring_of(&cfg);
+    assert_eq!(handed.alert_threshold, palisade_core::monitoring::Severity::Critical);
+    assert_eq!(handed.alert_emails.iter().map(|e| e.as_str()).collect::<Vec<_>>(), ["a@example.com", "b@example.com"]);
+    assert_eq!(handed.alerts_per_hour, 10_000);
+    let env = vars(&[("PALISADE_MONITORING_ALERTS_PER_HOUR", "7"), ("PALISADE_MONITORING_ALERT_EMAILS", "")]);
+    let cfg = ok(Sources { env: env.clone(), ..with_file(&path) });
+    assert_eq!((cfg.monitoring_alerts_per_hour, cfg.monitoring_alert_emails.len()), (7, 0), "empty unsets the list");
+    assert_eq!(cfg.monitoring_alert_severity_threshold, palisade_core::monitoring::Severity::Critical, "the file's");
+    let flags = SettingFlags::default()
+        .with(Setting::MonitoringAlertsPerHour, "5")
+        .with(Setting::MonitoringAlertSeverityThreshold, "Low");
+    let cfg = ok(Sources { env, flags, ..with_file(&path) });
+    assert_eq!(cfg.monitoring_alerts_per_hour, 5);
+    assert_eq!(monitoring_of(&cfg).alert_threshold, palisade_core::monitoring::Severity::Low);
+}
+
+#[test]
+fn an_alert_url_without_the_signing_key_stops_start_up_naming_both() {
+    for (var, key) in [
+        ("PALISADE_MONITORING_ALERT_WEBHOOK_URL", "monitoring_alert_webhook_url"),
+        ("PALISADE_MONITORING_PUSH_URL", "monitoring_push_url"),
+    ] {
+        let message = err(env_only(&[(var, ALERT_HOOK)]));
+        assert!(
+            message.starts_with(&format!(
+                "missing monitoring_alert_webhook_secret: {key} is set (from environment variable {var})"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains("signed") && message.contains("PALISADE_MONITORING_ALERT_WEBHOOK_SECRET"),
+            "{message}"
+        );
+        assert!(message.contains("at least 32 bytes"), "the expected form: {message}");
+        assert!(!message.contains("Hunter2"), "{message}");
+        // With the key it starts; an empty URL unsets it, and then no key is needed.
+        let cfg = ok(env_only(&[(var, ALERT_HOOK), ("PALISADE_MONITORING_ALERT_WEBHOOK_SECRET", ALERT_KEY)]));
+        assert!(cfg.monitoring_alert_webhook_secret.is_some());
+        let cfg = ok(Sources { dotenv: vars(&[(var, ALERT_HOOK)]), env: vars(&[(var, "")]), ..Sources::default() });
+        assert!(cfg.monitoring_alert_webhook_url.is_none() && cfg.monitoring_push_url.is_none());
+    }
+    // From the file, the message says which file.
+    let (_dir, path) = toml_file(&format!("monitoring_push_url = \"{PUSH_GATEWAY}\"\n"));
+    let message = err(with_file(&path));
+    assert!(
+        message.starts_with(
+            "missing monitoring_alert_webhook_secret: monitoring_push_url is set (from `monitoring_push_url` in "
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("Hunter2"), "{message}");
+}
+
+#[test]
+fn bad_alert_values_are_refused_naming_the_setting() {
+    let var = "PALISADE_MONITORING_ALERT_SEVERITY_THRESHOLD";
+    let key = "monitoring_alert_severity_threshold";
+    for value in ["SEVERE", "info", "3"] {
+        refused(var, value, key, &["is not a severity", "LOW, MEDIUM, HIGH or CRITICAL (any letter case)"]);
+    }
+    refused(var, "", key, &["is empty (this setting cannot be unset)"]);
+
+    let (var, key) = ("PALISADE_MONITORING_ALERTS_PER_HOUR", "monitoring_alerts_per_hour");
+    refused(var, "10001", key, &["is above the maximum, 10000", "a whole number from 0 to 10000 (0: no limit)"]);
+    refused(var, "-1", key, &["is not a whole number"]);
+    refused(var, "twenty", key, &["is not a whole number"]);
+    refused(var, "", key, &["is empty"]);
+
+    let (var, key) = ("PALISADE_MONITORING_ALERT_EMAILS", "monitoring_alert_emails");
+    refused(
+        var,
+        "ops@example.com,not-an-address",
+        key,
+        &["contains \"not-an-address\", which is not an e-mail address", "a comma-separated list of e-mail addresses"],
+    );
+    refused(var, "ops@localhost", key, &["\"ops@localhost\", which is not an e-mail address"]);
+
+    // The key: long enough, never shown.
+    let (var, key) = ("PALISADE_MONITORING_ALERT_WEBHOOK_SECRET", "monitoring_alert_webhook_secret");
+    let short = "Hunter2-only-31-bytes-long-xxxx";
+    assert_eq!(short.len(), 31);
+    refused(var, short, key, &["is 31 bytes long; an HMAC-SHA256 key needs at least 32", "***", "openssl rand"]);
+    assert!(!err(env_only(&[(var, short)])).contains("Hunter2"));
+    refused(var, "Hunter2-a-key-with-a-tab-\t-in-it-0123456789", key, &["control character"]);
+    assert!(ok(env_only(&[(var, &"k".repeat(32))])).monitoring_alert_webhook_secret.is_some(), "32 bytes is enough");
+
+    // The URLs: the rules of notify_webhook_url, never echoed.
+    for (var, key) in [
+        ("PALISADE_MONITORING_ALERT_WEBHOOK_URL", "monitoring_alert_webhook_url"),
+        ("PALISADE_MONITORING_PUSH_URL", "monitoring_push_url"),
+    ] {
+        for (bad, problem) in [
+            ("ftp://hooks.example.com/Hunter2", "not an http:// or https:// URL"),
+            ("hooks.example.com/Hunter2", "not an absolute URL"),
+            ("https://hooks.example.com/x#Hunter2", "fragment"),
+        ] {
+            let message = err(env_only(&[(var, bad), ("PALISADE_MONITORING_ALERT_WEBHOOK_SECRET", ALERT_KEY)]));
+            assert!(message.starts_with(&format!("invalid {key} from environment variable {var}")), "{message}");
+            assert!(message.contains(problem) && message.contains("***"), "{message}");
+            assert!(!message.contains("Hunter2"), "{message}");
+        }
+    }
+}
+
+#[test]
+fn alert_warnings_flag_plain_http_e_mails_without_a_mail_server_and_an_unused_key() {
+    let cfg = ok(env_only(&[
+        ("PALISADE_MONITORING_ALERT_WEBHOOK_URL", "http://alerts.internal/hook/Hunter2-hook-token"),
+        ("PALISADE_MONITORING_PUSH_URL", "http://127.0.0.1:9000/push"),
+        ("PALISADE_MONITORING_ALERT_WEBHOOK_SECRET", ALERT_KEY),
+        ("PALISADE_MONITORING_ALERT_EMAILS", "security@example.com"),
+    ]));
+    let warnings = cfg.warnings().join("\n");
+    assert!(
+        warnings
+            .contains("monitoring_alert_webhook_url http://alerts.internal/*** is plain http on a non-loopback host"),
+        "{warnings}"
+    );
+    assert!(!warnings.contains("monitoring_push_url"), "a loopback gateway is fine: {warnings}");
+    assert!(warnings.contains("monitoring_alert_emails is set but smtp_server is not"), "{warnings}");
+    assert!(!warnings.contains("Hunter2"), "{warnings}");
+    assert!(!warnings.contains("signs nothing"), "{warnings}");
+
+    let cfg = ok(env_only(&[("PALISADE_MONITORING_ALERT_WEBHOOK_SECRET", ALERT_KEY)]));
+    let warnings = cfg.warnings().join("\n");
+    assert!(warnings.contains("monitoring_alert_webhook_secret is set but neither"), "{warnings}");
+    assert!(!warnings.contains("Hunter2"), "{warnings}");
+
+    // With a mail server, the addresses are used: no warning.
+    let cfg = ok(with_messages(&[("PALISADE_MONITORING_ALERT_EMAILS", "security@example.com")]));
+    assert!(!cfg.warnings().iter().any(|w| w.contains("monitoring_alert_emails")), "{:?}", cfg.warnings());
 }
 
 // ---------------------------------------------------------------- secrets never shown
@@ -2389,6 +2613,9 @@ fn the_docs_example_file_loads() {
         (cfg.monitoring_brute_force_failures, cfg.monitoring_brute_force_window, cfg.monitoring_api_key_refusals),
         (10, Duration::from_secs(300), 50)
     );
+    assert_eq!(cfg.monitoring_alert_severity_threshold, palisade_core::monitoring::Severity::High);
+    assert_eq!(cfg.monitoring_alert_emails.iter().map(|e| e.as_str()).collect::<Vec<_>>(), ["security@example.com"]);
+    assert_eq!(cfg.monitoring_alerts_per_hour, 20);
 
     // The encryption lines of the environment example load too (the rest of it holds placeholders).
     let start = docs.find("```sh\n").unwrap() + "```sh\n".len();

@@ -546,6 +546,49 @@ pub(crate) fn notify_webhook_url(text: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(text))
 }
 
+/// `monitoring_alert_webhook_url` and `monitoring_push_url`: secrets under the same rules as
+/// `notify_webhook_url` (the problem never quotes the input).
+pub(crate) fn alert_url(text: &str) -> Result<SecretString, String> {
+    notify_webhook_url(text)
+}
+
+/// The bytes the alert signing key needs at least: as long as HMAC-SHA256's output.
+pub(crate) const ALERT_SECRET_MIN_BYTES: usize = 32;
+
+/// Secret: the HMAC-SHA256 key of the alert channels, its UTF-8 bytes as written. The problem
+/// never quotes the input.
+pub(crate) fn alert_webhook_secret(text: &str) -> Result<SecretString, String> {
+    if text.chars().any(char::is_control) {
+        return Err("contains a control character".to_owned());
+    }
+    let length = text.len();
+    if length < ALERT_SECRET_MIN_BYTES {
+        return Err(format!(
+            "is {length} bytes long; an HMAC-SHA256 key needs at least {ALERT_SECRET_MIN_BYTES} (generate one)"
+        ));
+    }
+    Ok(SecretString::from(text))
+}
+
+/// `LOW`, `MEDIUM`, `HIGH` or `CRITICAL`, in any letter case.
+pub(crate) fn severity(text: &str) -> Result<palisade_core::monitoring::Severity, String> {
+    palisade_core::monitoring::Severity::parse(text).ok_or_else(|| "is not a severity".to_owned())
+}
+
+/// E-mail addresses, comma-separated, each as core reads an account's address; duplicates (after
+/// core's normalisation) are dropped, the order kept.
+pub(crate) fn email_list(text: &str) -> Result<Vec<palisade_core::user::Email>, String> {
+    let mut emails: Vec<palisade_core::user::Email> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let email = palisade_core::user::Email::parse(entry)
+            .map_err(|_| format!("contains {entry:?}, which is not an e-mail address"))?;
+        if !emails.contains(&email) {
+            emails.push(email);
+        }
+    }
+    Ok(emails)
+}
+
 /// A webhook URL for display: scheme, host and port, the rest `***` (its path or query may be the
 /// credential, and user:password@ certainly is).
 pub(crate) fn mask_webhook_url(text: &str) -> String {

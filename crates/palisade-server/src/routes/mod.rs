@@ -1,6 +1,7 @@
 //! The HTTP routes. Handlers are thin: extract, call one service method, shape the answer.
 
 pub(crate) mod admin;
+pub(crate) mod alerts;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod crypto;

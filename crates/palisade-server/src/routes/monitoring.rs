@@ -9,8 +9,9 @@ use palisade_core::monitoring::{
     SecurityEvent, Severity,
 };
 use palisade_types::monitoring::{
-    EventPage, EventTypeView, IncidentActionView, IncidentList, IncidentUpdate, IncidentView, ReportEventRequest,
-    SecurityEventView,
+    Dashboard, DashboardCharts, DashboardCompliance, DashboardIncidents, DashboardMetrics, DashboardThreats, EventPage,
+    EventTypeView, IncidentActionView, IncidentList, IncidentUpdate, IncidentView, ReportEventRequest,
+    SecurityEventView, SuspiciousAddress,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -325,4 +326,65 @@ pub(crate) async fn revert_action(
     let reverted =
         state.palisade.monitoring().revert_action(&principal, path_id(&id)?, path_id(&action)?, &meta).await?;
     Ok(Json(action_view(reverted, state.palisade.clock().now())))
+}
+
+/// `GET /monitoring/dashboard`'s parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DashboardParams {
+    /// The range in seconds, ending now (300 to 2678400; default 86400, the last 24 hours).
+    range: Option<i64>,
+}
+
+/// The security dashboard (the original guide's `get_security_dashboard_data`): metrics, threats,
+/// compliance figures and 24-slice time series over the last `range` seconds, computed from the audit
+/// chain and the incidents.
+///
+/// **Permissions** - `admin` or `monitoring:read`
+#[utoipa::path(get, path = "/monitoring/dashboard", tag = "monitoring", security(("bearer" = []), ("api_key" = [])), params(DashboardParams), responses(
+    (status = 200, body = Dashboard),
+    (status = 403, description = "INSUFFICIENT_SCOPE", body = palisade_types::problem::Problem),
+    (status = 422, description = "VALIDATION_ERROR: a range outside 300–2678400 seconds", body = palisade_types::problem::Problem),
+))]
+pub(crate) async fn dashboard(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Query(params): Query<DashboardParams>,
+) -> Result<Json<Dashboard>, ApiError> {
+    let range = time::Duration::seconds(params.range.unwrap_or(86_400));
+    let data = state.palisade.monitoring().dashboard(&principal, range).await?;
+    let bucket = data.bucket;
+    let buckets = (0..palisade_core::monitoring::dashboard::BUCKETS)
+        .map(|n| rfc3339(data.since + bucket * i32::try_from(n).unwrap_or(0)))
+        .collect();
+    Ok(Json(Dashboard {
+        range_seconds: u64::try_from((data.until - data.since).whole_seconds()).unwrap_or(0),
+        since: rfc3339(data.since),
+        until: rfc3339(data.until),
+        metrics: DashboardMetrics {
+            total_events: data.total_events,
+            security_incidents: data.security_incidents,
+            blocked_attempts: data.blocked_attempts,
+            anomalies_detected: data.anomalies_detected,
+        },
+        threats: DashboardThreats {
+            suspicious_ips: data
+                .suspicious_ips
+                .into_iter()
+                .map(|(ip, failures)| SuspiciousAddress { ip, failures })
+                .collect(),
+            failed_logins: data.failed_logins,
+            brute_force_attempts: data.brute_force_attempts,
+        },
+        compliance: DashboardCompliance { audit_events: data.audit_events, policy_violations: data.policy_violations },
+        incidents: DashboardIncidents {
+            unresolved: data.unresolved.values().sum(),
+            by_severity: data.unresolved.into_iter().map(|(s, n)| (s.as_str().to_owned(), n)).collect(),
+        },
+        charts: DashboardCharts {
+            bucket_seconds: u64::try_from(bucket.whole_seconds()).unwrap_or(0),
+            buckets,
+            series: data.series.into_iter().map(|(name, values)| (name.to_owned(), values)).collect(),
+        },
+    }))
 }

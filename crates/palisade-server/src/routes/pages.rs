@@ -1,4 +1,5 @@
-//! Pages the server serves itself: the passkey page (`/passkeys`) and its script and style sheet,
+//! Pages the server serves itself: the passkey page (`/passkeys`), the security dashboard
+//! (`/dashboard`) and the device-approval page, with their scripts and style sheets,
 //! compiled into the binary. A strict Content-Security-Policy: only this origin's script, style and
 //! API, no inline code, no framing.
 
@@ -8,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 const PASSKEYS_HTML: &str = include_str!("../pages/passkeys.html");
 const PASSKEYS_JS: &str = include_str!("../pages/passkeys.js");
 const PASSKEYS_CSS: &str = include_str!("../pages/passkeys.css");
+const DASHBOARD_HTML: &str = include_str!("../pages/dashboard.html");
+const DASHBOARD_JS: &str = include_str!("../pages/dashboard.js");
+const DASHBOARD_CSS: &str = include_str!("../pages/dashboard.css");
 const APPROVE_HTML: &str = include_str!("../pages/approve.html");
 const APPROVE_JS: &str = include_str!("../pages/approve.js");
 
@@ -49,6 +53,32 @@ pub(crate) async fn passkeys_js() -> Response {
 #[utoipa::path(get, path = "/passkeys.css", tag = "pages", responses((status = 200, description = "the style sheet", content_type = "text/css")))]
 pub(crate) async fn passkeys_css() -> Response {
     page(PASSKEYS_CSS, "text/css; charset=utf-8")
+}
+
+/// The security dashboard for administrators: sign in (password and second step), then the last
+/// range's metrics, threats, incidents and charts from `GET /monitoring/dashboard`, refreshed on its
+/// own. Charts are drawn as SVG by the page's own script: nothing is fetched from elsewhere.
+///
+/// **Permissions** - none (the page signs in through the API; the data needs `admin` or `monitoring:read`)
+#[utoipa::path(get, path = "/dashboard", tag = "pages", responses((status = 200, description = "the page", content_type = "text/html")))]
+pub(crate) async fn dashboard() -> Response {
+    page(DASHBOARD_HTML, "text/html; charset=utf-8")
+}
+
+/// The dashboard's script.
+///
+/// **Permissions** - none
+#[utoipa::path(get, path = "/dashboard.js", tag = "pages", responses((status = 200, description = "the script", content_type = "text/javascript")))]
+pub(crate) async fn dashboard_js() -> Response {
+    page(DASHBOARD_JS, "text/javascript; charset=utf-8")
+}
+
+/// The dashboard's style sheet.
+///
+/// **Permissions** - none
+#[utoipa::path(get, path = "/dashboard.css", tag = "pages", responses((status = 200, description = "the style sheet", content_type = "text/css")))]
+pub(crate) async fn dashboard_css() -> Response {
+    page(DASHBOARD_CSS, "text/css; charset=utf-8")
 }
 
 /// The page a mailed device-approval link opens: it shows one button, which approves the device

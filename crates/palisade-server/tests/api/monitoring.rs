@@ -384,3 +384,69 @@ async fn with_the_detectors_off_failures_are_stored_but_open_no_incident() {
     assert_eq!(failures.len(), 12, "{page}");
     assert!(failures.iter().all(|e| e["kind"] == "auth.login_failed" && e["reported"] == false), "{page}");
 }
+
+#[tokio::test]
+async fn the_dashboard_counts_what_happened_from_the_stored_records() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let key = api_key(&app, &admin, &["monitoring:write"]).await.1["api_key"].as_str().unwrap().to_owned();
+    let dashboard = |query: &'static str, bearer: String| {
+        let url = app.url(&format!("/monitoring/dashboard{query}"));
+        let http = app.http.clone();
+        async move { status_json(http.get(url).bearer_auth(bearer).send().await.unwrap()).await }
+    };
+    let (status, before) = dashboard("", admin.clone()).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(
+        (before["range_seconds"].as_u64(), before["charts"]["bucket_seconds"].as_u64()),
+        (Some(86_400), Some(3600))
+    );
+    assert_eq!(before["charts"]["buckets"].as_array().unwrap().len(), 24);
+    assert_eq!(before["threats"]["failed_logins"], 0);
+
+    // Three failed logins Palisade sees, ten an application reports: a brute force on "victim".
+    register_user(&app, "alice").await;
+    let wrong = json!({"username": "alice", "password": "not-the-password-at-all"});
+    for _ in 0..3 {
+        assert_eq!(app.http.post(app.url("/auth/login")).json(&wrong).send().await.unwrap().status(), 401);
+    }
+    for _ in 0..10 {
+        let body =
+            json!({"event_type": "LOGIN_FAILURE", "user_id": "victim", "ip_address": "198.51.100.1", "source": "web"});
+        assert_eq!(report(&app, &key, &body).await.0, 201);
+    }
+    incident_of(&app, &admin, "brute_force").await;
+    let (_, after) = dashboard("?range=3600", admin.clone()).await;
+    assert_eq!(after["charts"]["bucket_seconds"], 150, "an hour in 24 slices");
+    assert_eq!(after["threats"]["failed_logins"], 13, "{after}");
+    assert_eq!(after["threats"]["brute_force_attempts"], 1);
+    assert!(after["metrics"]["security_incidents"].as_u64().unwrap() >= 1);
+    assert!(after["metrics"]["total_events"].as_u64().unwrap() >= 13);
+    assert!(after["compliance"]["audit_events"].as_u64() >= after["metrics"]["total_events"].as_u64());
+    let series: u64 =
+        after["charts"]["series"]["failed_logins"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(series, 13, "the chart holds every failure");
+    assert_eq!(after["threats"]["suspicious_ips"][0], json!({"ip": "198.51.100.1", "failures": 10}), "{after}");
+    assert_eq!(after["threats"]["suspicious_ips"][1], json!({"ip": "127.0.0.1", "failures": 3}), "{after}");
+    assert!(after["incidents"]["unresolved"].as_u64().unwrap() >= 1);
+    assert!(after["incidents"]["by_severity"]["HIGH"].as_u64().unwrap() >= 1);
+
+    // The same story in Prometheus' counters (process-wide: other tests add to them).
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |line_start: &str| -> f64 {
+        let line =
+            metrics.lines().find(|l| l.starts_with(line_start)).unwrap_or_else(|| panic!("{line_start} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("palisade_security_events_total{type=\"LOGIN_FAILURE\"}") >= 13.0);
+    assert!(value("palisade_incidents_opened_total{cause=\"brute_force\",severity=\"HIGH\"}") >= 1.0);
+    assert!(value("palisade_detector_findings_total{detector=\"brute_force\"}") >= 1.0);
+
+    for bad in ["?range=10", "?range=99999999", "?range=day"] {
+        let (status, _) = dashboard(bad, admin.clone()).await;
+        assert!(status == 422 || status == 400, "{bad}: {status}");
+    }
+    register_user(&app, "mallory").await;
+    let user = login_user(&app, "mallory").await["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(dashboard("", user).await.0, 403);
+}

@@ -113,6 +113,13 @@ async fn spraying_blocks_the_address_on_every_route_until_an_administrator_lifts
     assert_eq!(profile_from(&app, attacker, &user).await.status(), 200, "lifted at once on this instance");
     let (status, problem) = revert(&app, &admin, &incident).await;
     assert_eq!((status, problem["code"].as_str()), (409, Some("CONFLICT")), "{problem}");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for counter in [
+        "palisade_auto_responses_total{action=\"block_ip\",outcome=\"taken\"}",
+        "palisade_auto_responses_reverted_total{action=\"block_ip\"}",
+    ] {
+        assert!(metrics.lines().any(|l| l.starts_with(counter)), "{counter} in {metrics}");
+    }
     let kinds = crate::audit_event_kinds(&app).await;
     for kind in ["incident.response", "incident.response_reverted"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");

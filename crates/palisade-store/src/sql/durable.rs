@@ -363,6 +363,81 @@ impl AuditStore for SqlStore {
             rows.into_iter().map(AuditRow::into_domain).collect()
         })
     }
+
+    async fn audit_counts(
+        &self,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+        bucket: time::Duration,
+    ) -> Result<Vec<palisade_core::audit::AuditCount>, StoreError> {
+        let bucket_us = bucket_micros(bucket)?;
+        let rows: Vec<(i64, String, String, i64)> = on_pool!(self.pool(), |pool, d| {
+            sqlx::query_as(d::AUDIT_COUNTS)
+                .bind(d::instant(up_to_a_microsecond(since))?)
+                .bind(d::instant(up_to_a_microsecond(until))?)
+                .bind(bucket_us)
+                .fetch_all(pool)
+                .await
+                .map_err(error::sql)?
+        });
+        rows.into_iter()
+            .map(|(bucket, kind, outcome, count)| {
+                Ok(palisade_core::audit::AuditCount {
+                    bucket: u32::try_from(bucket).map_err(|_| error::corrupt(format!("audit bucket {bucket}")))?,
+                    kind,
+                    outcome,
+                    count: u64::try_from(count).map_err(|_| error::corrupt(format!("audit count {count}")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn audit_top_addresses(
+        &self,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = on_pool!(self.pool(), |pool, d| {
+            let mut query = sqlx::QueryBuilder::new("SELECT ip, COUNT(*) AS n FROM audit_log WHERE at >= ");
+            query.push_bind(d::instant(up_to_a_microsecond(since))?);
+            query.push(" AND at < ").push_bind(d::instant(up_to_a_microsecond(until))?);
+            query.push(" AND ip IS NOT NULL AND (outcome = 'failure'");
+            if !kinds.is_empty() {
+                query.push(" OR kind IN (");
+                let mut list = query.separated(", ");
+                for kind in kinds {
+                    list.push_bind((*kind).to_owned());
+                }
+                query.push(")");
+            }
+            // Ties in byte order on both backends, whatever collation PostgreSQL's database has.
+            query
+                .push(") GROUP BY ip ORDER BY n DESC, ip")
+                .push(d::BYTE_ORDER)
+                .push(" LIMIT ")
+                .push_bind(i64::from(limit));
+            query.build_query_as().fetch_all(pool).await.map_err(error::sql)?
+        });
+        rows.into_iter()
+            .map(|(ip, n)| Ok((ip, u64::try_from(n).map_err(|_| error::corrupt(format!("address count {n}")))?)))
+            .collect()
+    }
+}
+
+/// A bucket's length in microseconds, for the grouped counts. Stored instants and bounds
+/// (`up_to_a_microsecond`) are whole microseconds, so with a whole-microsecond bucket the slices
+/// the SQL computes are exactly `floor((at - since) / bucket)`. A bucket that is not positive, or
+/// has a fraction of a microsecond, is refused rather than truncated into slices of another length;
+/// one longer than any range (past `i64::MAX` µs) is taken as that: one slice.
+pub(crate) fn bucket_micros(bucket: time::Duration) -> Result<i64, StoreError> {
+    if !bucket.is_positive() || bucket.subsec_nanoseconds() % 1000 != 0 {
+        return Err(StoreError::Other(format!(
+            "a bucket must be a positive whole number of microseconds, not {bucket}"
+        )));
+    }
+    Ok(i64::try_from(bucket.whole_microseconds()).unwrap_or(i64::MAX))
 }
 
 /// `at` rounded up to a whole microsecond, for a bound on stored instants. Those are whole
@@ -370,7 +445,7 @@ impl AuditStore for SqlStore {
 /// `t < at` exactly when `t < up_to_a_microsecond(at)`. Truncating (as `d::instant` does, for the
 /// instants it stores) would take in a record just before `since` and leave out one just before
 /// `until`.
-fn up_to_a_microsecond(at: time::OffsetDateTime) -> time::OffsetDateTime {
+pub(crate) fn up_to_a_microsecond(at: time::OffsetDateTime) -> time::OffsetDateTime {
     match at.nanosecond() % 1000 {
         0 => at,
         below => at.checked_add(time::Duration::nanoseconds(i64::from(1000 - below))).unwrap_or(at), // the end of time

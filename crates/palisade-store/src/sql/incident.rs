@@ -13,7 +13,7 @@ use palisade_core::monitoring::{
 };
 use palisade_core::store::{IncidentStore, StoreError};
 
-use super::durable::Stored;
+use super::durable::{Stored, bucket_micros, up_to_a_microsecond};
 use super::{SqlStore, on_pool};
 use crate::error;
 
@@ -30,6 +30,8 @@ const BY_ID: &str = "SELECT id, cause, subject, severity, state, title, details,
 
 const SET_STATE: &str =
     "UPDATE incidents SET state = $3, updated_by = $4, updated_at = $5 WHERE id = $1 AND state = $2";
+
+const UNRESOLVED: &str = "SELECT severity, COUNT(*) FROM incidents WHERE state <> 'resolved' GROUP BY severity";
 
 const ACTION_COLUMNS: &str =
     "SELECT id, incident_id, kind, target, taken_at, expires_at, reverted_at, reverted_by FROM incident_actions";
@@ -251,6 +253,42 @@ impl IncidentStore for SqlStore {
             return Ok(None);
         }
         self.incident(id).await
+    }
+
+    async fn incident_counts(
+        &self,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+        bucket: time::Duration,
+    ) -> Result<Vec<(u32, String, u64)>, StoreError> {
+        let bucket_us = bucket_micros(bucket)?;
+        let rows: Vec<(i64, String, i64)> = on_pool!(self.pool(), |pool, d| {
+            sqlx::query_as(d::INCIDENT_COUNTS)
+                .bind(d::instant(up_to_a_microsecond(since))?)
+                .bind(d::instant(up_to_a_microsecond(until))?)
+                .bind(bucket_us)
+                .fetch_all(pool)
+                .await
+                .map_err(error::sql)?
+        });
+        rows.into_iter()
+            .map(|(bucket, cause, n)| {
+                let bucket = u32::try_from(bucket).map_err(|_| error::corrupt(format!("incident bucket {bucket}")))?;
+                Ok((bucket, cause, u64::try_from(n).map_err(|_| error::corrupt(format!("incident count {n}")))?))
+            })
+            .collect()
+    }
+
+    async fn unresolved_incidents(&self) -> Result<Vec<(Severity, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            on_pool!(self.pool(), |pool, _d| sqlx::query_as(UNRESOLVED).fetch_all(pool).await.map_err(error::sql)?);
+        rows.into_iter()
+            .map(|(severity, n)| {
+                let parsed = Severity::parse(&severity)
+                    .ok_or_else(|| error::corrupt(format!("an incident has severity {severity:?}")))?;
+                Ok((parsed, u64::try_from(n).map_err(|_| error::corrupt(format!("incident count {n}")))?))
+            })
+            .collect()
     }
 
     async fn record_incident_action(&self, action: &IncidentAction) -> Result<(), StoreError> {

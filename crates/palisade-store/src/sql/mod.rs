@@ -20,6 +20,7 @@
 //! This module must never hold business rules, nor read-modify-write in the process: every port
 //! method is one statement or one transaction.
 
+mod alert;
 mod api_key;
 mod device;
 mod durable;

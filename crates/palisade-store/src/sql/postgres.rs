@@ -27,6 +27,20 @@ pub(crate) const OPEN_INCIDENT: &str = "SELECT id, cause, subject, severity, sta
 
 pub(crate) const BEGIN_WRITE: &str = "BEGIN";
 
+/// `audit_counts`: `$1` since and `$2` until, `$3` the bucket in microseconds. The offset from
+/// `since` is taken in whole microseconds (exact: `extract` gives a numeric) and divided as
+/// integers, never as a numeric quotient, which is rounded to some 16 digits and far from `since`
+/// (30-day buckets 1,000 years on) rounds a hair under the next slice up into it.
+pub(crate) const AUDIT_COUNTS: &str = "SELECT (extract(epoch FROM at - $1) * 1000000)::bigint / $3 AS bucket, \
+     kind, outcome, COUNT(*) AS n FROM audit_log WHERE at >= $1 AND at < $2 GROUP BY 1, 2, 3";
+
+/// `incident_counts`: as `AUDIT_COUNTS`, over the incidents' `opened_at`.
+pub(crate) const INCIDENT_COUNTS: &str = "SELECT (extract(epoch FROM opened_at - $1) * 1000000)::bigint / $3 \
+     AS bucket, cause, COUNT(*) AS n FROM incidents WHERE opened_at >= $1 AND opened_at < $2 GROUP BY 1, 2";
+
+/// Appended to a text column in `ORDER BY`: byte order, as SQLite's, not the database's collation.
+pub(crate) const BYTE_ORDER: &str = " COLLATE \"C\"";
+
 /// What a unique violation (`error::unique_violation`) names when a username is taken.
 pub(crate) const USERNAME_TAKEN: &str = "users_username_key";
 

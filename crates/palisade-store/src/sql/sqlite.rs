@@ -46,6 +46,17 @@ pub(crate) const OPEN_INCIDENT: &str = "SELECT id, cause, subject, severity, sta
 
 pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// `audit_counts`: `$1` since and `$2` until (microseconds), `$3` the bucket in microseconds.
+pub(crate) const AUDIT_COUNTS: &str = "SELECT (at - $1) / $3 AS bucket, kind, outcome, COUNT(*) AS n \
+     FROM audit_log WHERE at >= $1 AND at < $2 GROUP BY 1, 2, 3";
+
+/// `incident_counts`: as `AUDIT_COUNTS`, over the incidents' `opened_at`.
+pub(crate) const INCIDENT_COUNTS: &str = "SELECT (opened_at - $1) / $3 AS bucket, cause, COUNT(*) AS n \
+     FROM incidents WHERE opened_at >= $1 AND opened_at < $2 GROUP BY 1, 2";
+
+/// Appended to a text column in `ORDER BY`: byte order (SQLite's own, spelled out).
+pub(crate) const BYTE_ORDER: &str = " COLLATE BINARY";
+
 /// What a unique violation (`error::unique_violation`) names when a username is taken.
 pub(crate) const USERNAME_TAKEN: &str = "users.username";
 

@@ -1,6 +1,9 @@
 //! `AuditStore::audit_search`, what `GET /monitoring/events` reads, identical on SQLite and
 //! PostgreSQL: newest first, `limit`, the `before` cursor, each filter alone and all of them
-//! together, records that come back whole; and the indexes of migration 0011 that serve it.
+//! together, records that come back whole; and the indexes of migration 0011 that serve it. Then
+//! the dashboard's grouped queries: `audit_counts` (slices from `since` to the microsecond, bounds
+//! between two microseconds, far apart, refused buckets) and `audit_top_addresses` (failed or of a
+//! kind given, most first, ties by address byte for byte, `limit`, the range).
 //!
 //! The records are written by real `AuditLog`s, so they chain (the chain is verified once written).
 //! Two instances append to the one chain and one's clock runs ten minutes slow, as a skewed server's
@@ -11,7 +14,9 @@
 
 use std::sync::Arc;
 
-use palisade_core::audit::{AuditEvent, AuditFilter, AuditKind, AuditLog, AuditRecord, Outcome, RequestMeta};
+use palisade_core::audit::{
+    AuditCount, AuditEvent, AuditFilter, AuditKind, AuditLog, AuditRecord, Outcome, RequestMeta,
+};
 use palisade_core::clock::{Clock, ManualClock};
 use palisade_core::store::{AuditStore, StoreError};
 use time::macros::offset;
@@ -36,6 +41,13 @@ conformance!(
         all_filters_combine_and_each_one_counts,
         records_come_back_whole,
         the_search_indexes_exist_on_every_backend,
+        counts_are_per_slice_kind_and_outcome_from_since_to_the_microsecond,
+        counts_round_bounds_between_two_microseconds_up,
+        counts_agree_across_centuries,
+        counts_refuse_a_bucket_shorter_than_a_microsecond_or_not_whole,
+        top_addresses_count_failures_and_the_kinds_given_most_first,
+        top_addresses_keep_to_the_range_to_the_microsecond,
+        top_addresses_rank_by_count_then_address_byte_for_byte,
     ]
 );
 
@@ -475,5 +487,450 @@ pub async fn the_search_indexes_exist_on_every_backend(h: &DurableHarness) {
     assert_eq!(
         h.database.fetch_texts(sql).await.unwrap(),
         ["audit_log_at:at", "audit_log_kind:kind,seq", "audit_log_subject:subject,seq"]
+    );
+}
+
+// The dashboard's grouped queries: `audit_counts` and `audit_top_addresses`.
+
+/// Records appended at instants a test chooses, through a real `AuditLog` (so they chain), in the
+/// order given: the log's own manual clock moves forward to each instant.
+struct Timeline {
+    log: AuditLog,
+    clock: Arc<ManualClock>,
+    records: Vec<AuditRecord>,
+}
+
+impl Timeline {
+    fn starting(h: &DurableHarness, start: OffsetDateTime) -> Self {
+        let clock = Arc::new(ManualClock::new(start));
+        let store: Arc<dyn AuditStore> = h.store.clone();
+        Self { log: AuditLog::new(store, keyring(h), clock.clone()), clock, records: Vec::new() }
+    }
+
+    /// Appends a record of `kind` and `outcome` from `ip` at `at`, a whole microsecond not before
+    /// the last record's.
+    async fn append(&mut self, at: OffsetDateTime, kind: AuditKind, outcome: Outcome, ip: Option<&str>) {
+        let now = self.clock.now();
+        assert!(at >= now, "a timeline moves forward: {at} is before {now}");
+        self.clock.advance(at - now);
+        let request = RequestMeta { ip: ip.map(str::to_owned), ..RequestMeta::default() };
+        let record = self.log.append(AuditEvent::new(kind, outcome).request(request)).await.unwrap();
+        assert_eq!(record.at, at, "a whole microsecond, stored as given");
+        self.records.push(record);
+    }
+
+    /// Appends `n` records alike.
+    async fn append_n(&mut self, n: usize, at: OffsetDateTime, kind: AuditKind, outcome: Outcome, ip: Option<&str>) {
+        for _ in 0..n {
+            self.append(at, kind, outcome, ip).await;
+        }
+    }
+
+    async fn verify(&self) {
+        let report = self.log.verify().await.unwrap();
+        assert_eq!((report.verified, report.broken), (self.records.len() as u64, None), "the records chain");
+    }
+}
+
+fn count(bucket: u32, kind: &str, outcome: &str, count: u64) -> AuditCount {
+    AuditCount { bucket, kind: kind.into(), outcome: outcome.into(), count }
+}
+
+/// What `audit_counts` promises, in exact arithmetic: the records with `since <= at < until`, per
+/// slice `floor((at - since) / bucket)`, kind and outcome; sorted by those three.
+fn counts_model(
+    records: &[AuditRecord],
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+    bucket: Duration,
+) -> Vec<AuditCount> {
+    let mut counts = std::collections::BTreeMap::<(u32, String, String), u64>::new();
+    for record in records.iter().filter(|r| r.at >= since && r.at < until) {
+        let slice = u32::try_from((record.at - since).whole_nanoseconds() / bucket.whole_nanoseconds()).unwrap();
+        *counts.entry((slice, record.kind.clone(), record.outcome.clone())).or_default() += 1;
+    }
+    counts.into_iter().map(|((bucket, kind, outcome), n)| count(bucket, &kind, &outcome, n)).collect()
+}
+
+/// Counts, checks the answer against the model, and returns it sorted (the port promises no order).
+async fn counts(
+    h: &DurableHarness,
+    timeline: &Timeline,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+    bucket: Duration,
+) -> Vec<AuditCount> {
+    let mut found = h.store.audit_counts(since, until, bucket).await.unwrap();
+    found.sort_by(|a, b| (a.bucket, &a.kind, &a.outcome).cmp(&(b.bucket, &b.kind, &b.outcome)));
+    assert_eq!(found, counts_model(&timeline.records, since, until, bucket), "{since} to {until} by {bucket}");
+    found
+}
+
+pub async fn counts_are_per_slice_kind_and_outcome_from_since_to_the_microsecond(h: &DurableHarness) {
+    use AuditKind::{LoginFailed, LoginSucceeded, Logout};
+    use Outcome::{Failure, Success};
+    let since = h.clock.now() + Duration::hours(1);
+    let bucket = Duration::minutes(1);
+    let until = since + Duration::seconds(210); // three slices and a half: the last is cut short
+    let us = Duration::microseconds(1);
+    let ip = Some("203.0.113.7");
+
+    let mut t = Timeline::starting(h, h.clock.now());
+    assert_eq!(counts(h, &t, since, until, bucket).await, [], "an empty chain: nothing, and no error");
+    t.append(since - us, LoginFailed, Failure, ip).await; // before since
+    t.append(since, LoginSucceeded, Success, ip).await; // slice 0
+    t.append(since + bucket - us, LoginFailed, Failure, None).await; // slice 0, its last microsecond
+    t.append(since + bucket - us, LoginSucceeded, Failure, ip).await; // slice 0, the same kind failed
+    t.append(since + bucket, LoginSucceeded, Success, ip).await; // slice 1, its first microsecond
+    t.append(since + bucket, LoginSucceeded, Success, None).await; // slice 1
+    t.append(since + bucket * 2, Logout, Success, ip).await; // slice 2
+    t.append(until - us, LoginFailed, Failure, ip).await; // slice 3, the one cut short
+    t.append(until, LoginFailed, Failure, ip).await; // at until: left out
+    t.append(until + Duration::hours(1), LoginSucceeded, Success, ip).await; // after
+    t.verify().await;
+
+    let expected = [
+        count(0, LOGIN, "failure", 1),
+        count(0, LOGIN, "success", 1),
+        count(0, LOGIN_FAILED, "failure", 1),
+        count(1, LOGIN, "success", 2),
+        count(2, LOGOUT, "success", 1),
+        count(3, LOGIN_FAILED, "failure", 1),
+    ];
+    assert_eq!(counts(h, &t, since, until, bucket).await, expected);
+    // An offset names the same instants.
+    let (east, west) = (since.to_offset(offset!(+05:30)), until.to_offset(offset!(-08:00)));
+    assert_eq!(counts(h, &t, east, west, bucket).await, expected);
+
+    // The slices start at `since`, whatever it is: a microsecond later, the record at `since` is
+    // before the range and each slice's first record falls in the slice before.
+    assert_eq!(
+        counts(h, &t, since + us, until, bucket).await,
+        [
+            count(0, LOGIN, "failure", 1),
+            count(0, LOGIN, "success", 2),
+            count(0, LOGIN_FAILED, "failure", 1),
+            count(1, LOGOUT, "success", 1),
+            count(3, LOGIN_FAILED, "failure", 1),
+        ]
+    );
+    // A microsecond earlier, the record before `since` is in slice 0 and the last microsecond of each
+    // slice moves to the next; the record at `until` is in when the range ends a microsecond later.
+    assert_eq!(
+        counts(h, &t, since - us, until + us, bucket).await,
+        [
+            count(0, LOGIN, "success", 1),
+            count(0, LOGIN_FAILED, "failure", 1),
+            count(1, LOGIN, "failure", 1),
+            count(1, LOGIN, "success", 2),
+            count(1, LOGIN_FAILED, "failure", 1),
+            count(2, LOGOUT, "success", 1),
+            count(3, LOGIN_FAILED, "failure", 2),
+        ]
+    );
+    // One slice for the whole range, or longer than it.
+    for whole in [Duration::seconds(210), Duration::days(400), Duration::seconds(i64::MAX)] {
+        assert_eq!(
+            counts(h, &t, since, until, whole).await,
+            [
+                count(0, LOGIN, "failure", 1),
+                count(0, LOGIN, "success", 3),
+                count(0, LOGIN_FAILED, "failure", 2),
+                count(0, LOGOUT, "success", 1),
+            ],
+            "{whole}"
+        );
+    }
+    // Slices of a microsecond: the slice is the offset from `since` in microseconds.
+    assert_eq!(
+        counts(h, &t, since, until, us).await,
+        [
+            count(0, LOGIN, "success", 1),
+            count(59_999_999, LOGIN, "failure", 1),
+            count(59_999_999, LOGIN_FAILED, "failure", 1),
+            count(60_000_000, LOGIN, "success", 2),
+            count(120_000_000, LOGOUT, "success", 1),
+            count(209_999_999, LOGIN_FAILED, "failure", 1),
+        ]
+    );
+    // Slices that do not divide a minute (7.000003 s): the model's exact arithmetic decides.
+    let odd = Duration::microseconds(7_000_003);
+    assert_eq!(counts(h, &t, since, until, odd).await.iter().map(|c| c.bucket).max(), Some(29));
+    // Empty and backward ranges count nothing.
+    assert_eq!(counts(h, &t, since, since, bucket).await, []);
+    assert_eq!(counts(h, &t, until, since, bucket).await, []);
+}
+
+pub async fn counts_round_bounds_between_two_microseconds_up(h: &DurableHarness) {
+    // A stored instant is a whole microsecond, so a record at t is before `since` = t + 1 ns, and
+    // `(at - since) / bucket` is a hair under a whole slice for a record at `since - 1 ns + bucket`:
+    // truncating `since` to t would take in the record at t and move that one a slice on.
+    use AuditKind::{LoginFailed, LoginSucceeded, Logout, MfaVerified, TokenRejected, UserLocked};
+    use Outcome::Success;
+    let start = h.clock.now();
+    let bucket = Duration::minutes(1);
+    let us = Duration::microseconds(1);
+    let mut t = Timeline::starting(h, start);
+    t.append(start, LoginSucceeded, Success, None).await;
+    t.append(start + us, Logout, Success, None).await;
+    t.append(start + bucket, UserLocked, Success, None).await;
+    t.append(start + bucket + us, TokenRejected, Success, None).await;
+    t.append(start + bucket * 2, MfaVerified, Success, None).await;
+    t.append(start + bucket * 2 + us, LoginFailed, Success, None).await;
+    t.verify().await;
+
+    for ns in [1, 500, 999] {
+        let (since, until) = (start + Duration::nanoseconds(ns), start + bucket * 2 + Duration::nanoseconds(ns));
+        assert_eq!(
+            counts(h, &t, since, until, bucket).await,
+            [
+                count(0, LOGOUT, "success", 1),
+                count(0, "user.locked", "success", 1),
+                count(1, "mfa.verified", "success", 1),
+                count(1, "token.rejected", "success", 1),
+            ],
+            "{ns} ns past a microsecond"
+        );
+    }
+    // A nanosecond short of a microsecond: the record at `start` is in, and the one a bucket later
+    // is just past slice 0.
+    let since = start - Duration::nanoseconds(1);
+    assert_eq!(
+        counts(h, &t, since, since + bucket * 2, bucket).await,
+        [
+            count(0, LOGIN, "success", 1),
+            count(0, LOGOUT, "success", 1),
+            count(1, "token.rejected", "success", 1),
+            count(1, "user.locked", "success", 1),
+        ]
+    );
+}
+
+pub async fn counts_agree_across_centuries(h: &DurableHarness) {
+    // Far from `since`, a slice is a large quotient whose fraction is a hair under one: arithmetic
+    // that rounds it (rather than dividing whole microseconds) puts the record a slice on.
+    use AuditKind::{LoginFailed, LoginSucceeded};
+    use Outcome::{Failure, Success};
+    let since = time::macros::datetime!(1000-01-01 0:00 UTC);
+    let bucket = Duration::days(30);
+    let us = Duration::microseconds(1);
+    let far = bucket * 12_000; // 985 years on
+    let mut t = Timeline::starting(h, since);
+    t.append(since + Duration::days(1) - us, LoginSucceeded, Success, None).await;
+    t.append(since + bucket, LoginSucceeded, Success, None).await;
+    t.append(since + far - us, LoginFailed, Failure, None).await;
+    t.append(since + far, LoginSucceeded, Success, None).await;
+    t.append(since + far + bucket - us, LoginFailed, Failure, None).await;
+    t.verify().await;
+
+    let until = since + far + bucket;
+    assert_eq!(
+        counts(h, &t, since, until, bucket).await,
+        [
+            count(0, LOGIN, "success", 1),
+            count(1, LOGIN, "success", 1),
+            count(11_999, LOGIN_FAILED, "failure", 1),
+            count(12_000, LOGIN, "success", 1),
+            count(12_000, LOGIN_FAILED, "failure", 1),
+        ]
+    );
+    assert_eq!(
+        counts(h, &t, since, until, Duration::days(1)).await,
+        [
+            count(0, LOGIN, "success", 1),
+            count(30, LOGIN, "success", 1),
+            count(359_999, LOGIN_FAILED, "failure", 1),
+            count(360_000, LOGIN, "success", 1),
+            count(360_029, LOGIN_FAILED, "failure", 1),
+        ]
+    );
+}
+
+pub async fn counts_refuse_a_bucket_shorter_than_a_microsecond_or_not_whole(h: &DurableHarness) {
+    let since = h.clock.now();
+    let until = since + Duration::hours(1);
+    let refused = [
+        Duration::ZERO,
+        Duration::minutes(-1),
+        Duration::nanoseconds(-1),
+        Duration::nanoseconds(999),
+        Duration::nanoseconds(1_500),
+        Duration::minutes(1) + Duration::nanoseconds(1),
+    ];
+    let mut t = Timeline::starting(h, since);
+    for round in ["empty", "with records"] {
+        for bucket in refused {
+            match h.store.audit_counts(since, until, bucket).await {
+                Err(e) => assert!(!e.is_unavailable(), "a bad bucket, not an unreachable store: {e}"),
+                Ok(found) => panic!("a bucket of {bucket} must be refused ({round}), not counted: {found:?}"),
+            }
+        }
+        t.append(since, AuditKind::LoginFailed, Outcome::Failure, Some("203.0.113.7")).await;
+    }
+    // And the store answers the next count as before.
+    assert_eq!(counts(h, &t, since, until, Duration::microseconds(1)).await, [count(0, LOGIN_FAILED, "failure", 2)]);
+}
+
+/// What `audit_top_addresses` promises: the addresses of the records in range that failed or are
+/// of one of `kinds`, with their counts, most first and then by address, at most `limit`.
+fn top_model(
+    records: &[AuditRecord],
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+    kinds: &[&str],
+    limit: u32,
+) -> Vec<(String, u64)> {
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for record in records.iter().filter(|r| r.at >= since && r.at < until) {
+        if let Some(ip) = &record.ip
+            && (record.outcome == "failure" || kinds.contains(&record.kind.as_str()))
+        {
+            *counts.entry(ip.clone()).or_default() += 1;
+        }
+    }
+    let mut top: Vec<(String, u64)> = counts.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.as_bytes().cmp(b.0.as_bytes())));
+    top.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    top
+}
+
+/// The top addresses, checked against the model.
+async fn top(
+    h: &DurableHarness,
+    timeline: &Timeline,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+    kinds: &[&str],
+    limit: u32,
+) -> Vec<(String, u64)> {
+    let found = h.store.audit_top_addresses(since, until, kinds, limit).await.unwrap();
+    assert_eq!(found, top_model(&timeline.records, since, until, kinds, limit), "{kinds:?}, {limit}");
+    found
+}
+
+fn ranked(expected: &[(&str, u64)]) -> Vec<(String, u64)> {
+    expected.iter().map(|&(ip, n)| (ip.to_owned(), n)).collect()
+}
+
+const A: &str = "198.51.100.1";
+const B: &str = "198.51.100.2";
+const C: &str = "198.51.100.3";
+const D: &str = "10.0.0.1";
+const E: &str = "9.0.0.1";
+const REUSE: &str = "token.refresh_reuse";
+
+pub async fn top_addresses_count_failures_and_the_kinds_given_most_first(h: &DurableHarness) {
+    use AuditKind::{LoginFailed, LoginSucceeded, RefreshTokenReused, TokenRejected, UserLocked};
+    use Outcome::{Failure, Success};
+    let since = h.clock.now() + Duration::hours(1);
+    let until = since + Duration::hours(1);
+    let us = Duration::microseconds(1);
+    let mut t = Timeline::starting(h, h.clock.now());
+    assert_eq!(top(h, &t, since, until, &[REUSE], 10).await, [], "an empty chain: nothing, and no error");
+
+    // E's records outside the range would put it first.
+    t.append_n(3, since - us, LoginFailed, Failure, Some(E)).await;
+    t.append_n(4, since, LoginFailed, Failure, Some(A)).await;
+    t.append(since + us, LoginFailed, Failure, Some(B)).await;
+    t.append_n(2, since + us, RefreshTokenReused, Success, Some(B)).await; // of a kind given, not failed
+    t.append_n(5, since + us, LoginSucceeded, Success, Some(C)).await; // neither, unless `auth.login` is given
+    t.append(since + us, TokenRejected, Failure, Some(D)).await;
+    t.append(since + us, UserLocked, Failure, Some(D)).await;
+    t.append_n(2, until - us, LoginFailed, Failure, Some(E)).await;
+    t.append_n(6, until - us, LoginFailed, Failure, None).await; // no address: never listed
+    t.append_n(2, until - us, RefreshTokenReused, Success, None).await;
+    t.append_n(3, until, LoginFailed, Failure, Some(E)).await;
+    t.verify().await;
+
+    let failed_only = ranked(&[(A, 4), (D, 2), (E, 2), (B, 1)]);
+    assert_eq!(top(h, &t, since, until, &[], 10).await, failed_only, "ties by address, as text: 10.… before 9.…");
+    assert_eq!(top(h, &t, since, until, &[REUSE], 10).await, ranked(&[(A, 4), (B, 3), (D, 2), (E, 2)]));
+    assert_eq!(
+        top(h, &t, since, until, &[LOGIN, REUSE], 10).await,
+        ranked(&[(C, 5), (A, 4), (B, 3), (D, 2), (E, 2)]),
+        "either kind"
+    );
+    assert_eq!(top(h, &t, since, until, &[LOGIN], 10).await, ranked(&[(C, 5), (A, 4), (D, 2), (E, 2), (B, 1)]));
+    // A failed record of a kind given counts once.
+    assert_eq!(top(h, &t, since, until, &[LOGIN_FAILED], 10).await, failed_only);
+    assert_eq!(top(h, &t, since, until, &[LOGIN_FAILED, "token.rejected"], 10).await, failed_only);
+    // Kinds match exactly.
+    for none in ["token.refresh", "token.%", "TOKEN.REFRESH_REUSE", "auth", ""] {
+        assert_eq!(top(h, &t, since, until, &[none], 10).await, failed_only, "{none:?}");
+    }
+
+    // At most `limit`, cutting through a tie by address.
+    assert_eq!(top(h, &t, since, until, &[REUSE], 3).await, ranked(&[(A, 4), (B, 3), (D, 2)]));
+    assert_eq!(top(h, &t, since, until, &[REUSE], 1).await, ranked(&[(A, 4)]));
+    assert_eq!(top(h, &t, since, until, &[REUSE], 0).await, [], "a limit of 0 returns nothing");
+    assert_eq!(top(h, &t, since, until, &[REUSE], u32::MAX).await.len(), 4, "the largest limit is not an error");
+}
+
+pub async fn top_addresses_keep_to_the_range_to_the_microsecond(h: &DurableHarness) {
+    use AuditKind::{LoginFailed, LoginSucceeded};
+    use Outcome::{Failure, Success};
+    let since = h.clock.now() + Duration::hours(1);
+    let until = since + Duration::minutes(5);
+    let (us, ns) = (Duration::microseconds(1), Duration::nanoseconds(1));
+    let mut t = Timeline::starting(h, h.clock.now());
+    t.append(since - us, LoginFailed, Failure, Some(A)).await;
+    t.append(since, LoginFailed, Failure, Some(A)).await;
+    t.append(since + us, LoginSucceeded, Success, Some(B)).await;
+    t.append(until - us, LoginFailed, Failure, Some(A)).await;
+    t.append(until - us, LoginSucceeded, Failure, Some(B)).await;
+    t.append(until, LoginFailed, Failure, Some(A)).await;
+    t.verify().await;
+
+    assert_eq!(top(h, &t, since, until, &[LOGIN], 10).await, ranked(&[(A, 2), (B, 2)]));
+    assert_eq!(top(h, &t, since, until, &[], 10).await, ranked(&[(A, 2), (B, 1)]));
+    assert_eq!(top(h, &t, since - us, until + us, &[], 10).await, ranked(&[(A, 4), (B, 1)]));
+    // Bounds between two microseconds round up, as `audit_search`'s do.
+    assert_eq!(top(h, &t, since + ns, until, &[LOGIN], 10).await, ranked(&[(B, 2), (A, 1)]));
+    assert_eq!(top(h, &t, since - ns, until + ns, &[], 10).await, ranked(&[(A, 3), (B, 1)]));
+    assert_eq!(top(h, &t, since - us, until - ns, &[], 10).await, ranked(&[(A, 3), (B, 1)]));
+    assert_eq!(top(h, &t, since + ns, until - us, &[LOGIN], 10).await, ranked(&[(B, 1)]));
+    assert_eq!(top(h, &t, since, since, &[LOGIN], 10).await, [], "an empty range");
+    assert_eq!(top(h, &t, until, since, &[LOGIN], 10).await, [], "a backward range");
+}
+
+pub async fn top_addresses_rank_by_count_then_address_byte_for_byte(h: &DurableHarness) {
+    // Byte order, as SQLite compares text, whatever collation PostgreSQL's database was created
+    // with. Under a linguistic collation (an ICU one here; glibc's en_US ignores the punctuation)
+    // `::1` and `2001:db8::1` move ahead.
+    if h.database.sqlite_path().is_none() {
+        let icu = h.database.fetch_text("SELECT CAST(COUNT(*) AS TEXT) FROM pg_collation WHERE collname = 'und-x-icu'");
+        if icu.await.unwrap() == "1" {
+            h.database.execute(r#"ALTER TABLE audit_log ALTER COLUMN ip TYPE text COLLATE "und-x-icu""#).await.unwrap();
+        } else {
+            eprintln!("no ICU collation: checking byte order under the database's own collation only");
+        }
+    }
+    let since = h.clock.now();
+    let mut t = Timeline::starting(h, since);
+    let tied = ["::1", "2001:db8::1", "9.0.0.1", "2001:db80::1", "10.0.0.2"];
+    for ip in tied {
+        t.append_n(2, since, AuditKind::LoginFailed, Outcome::Failure, Some(ip)).await;
+    }
+    // Counts compare as numbers: 10 before 9.
+    t.append_n(9, since, AuditKind::LoginFailed, Outcome::Failure, Some(A)).await;
+    t.append_n(10, since, AuditKind::LoginFailed, Outcome::Failure, Some(B)).await;
+    t.verify().await;
+
+    let until = since + Duration::seconds(1);
+    assert_eq!(
+        top(h, &t, since, until, &[], 10).await,
+        ranked(&[
+            (B, 10),
+            (A, 9),
+            ("10.0.0.2", 2),
+            ("2001:db80::1", 2),
+            ("2001:db8::1", 2),
+            ("9.0.0.1", 2),
+            ("::1", 2)
+        ])
+    );
+    assert_eq!(
+        top(h, &t, since, until, &[], 4).await,
+        ranked(&[(B, 10), (A, 9), ("10.0.0.2", 2), ("2001:db80::1", 2)])
     );
 }

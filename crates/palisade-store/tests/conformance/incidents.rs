@@ -1,7 +1,9 @@
 //! The incident store port — raising (open or attach, one open incident per cause and subject),
 //! the event cap, concurrent raises, state changes fenced on the expected state, the listing's
 //! order, filters and cursor; the actions taken on an incident's behalf — read back, listed, reverted
-//! once (also when 20 revert at once), live until reverted or expired, lapsed in expiry order —
+//! once (also when 20 revert at once), live until reverted or expired, lapsed in expiry order; the
+//! dashboard's counts — incidents per slice of their opening (to the microsecond, bounds between two
+//! microseconds, far apart, refused buckets) and cause, and the unresolved per severity —
 //! identical on SQLite and PostgreSQL.
 
 use std::sync::Arc;
@@ -40,6 +42,11 @@ conformance!(
         live_actions_are_of_the_kind_neither_reverted_nor_expired,
         lapsed_actions_come_oldest_expiry_first_up_to_the_limit,
         the_schema_refuses_malformed_incident_actions,
+        incident_counts_slice_by_opened_at_to_the_microsecond,
+        incident_counts_round_bounds_between_two_microseconds_up,
+        incident_counts_agree_across_centuries,
+        incident_counts_refuse_a_bucket_shorter_than_a_microsecond_or_not_whole,
+        unresolved_incidents_count_open_and_acknowledged_per_severity,
     ]
 );
 
@@ -871,4 +878,225 @@ pub async fn the_schema_refuses_malformed_incident_actions(h: &DurableHarness) {
     let delete = "DELETE FROM incidents WHERE id = '0190a000-0000-7000-8000-000000000001'";
     assert_eq!(h.database.execute(delete).await.unwrap(), 1);
     assert_eq!(action_rows(h).await, "0");
+}
+
+/// Opens incident `n` of `cause` (about `user:n`) at `at`, of `severity`.
+async fn open_at(h: &DurableHarness, n: u128, cause: &str, severity: Severity, at: OffsetDateTime) -> Incident {
+    let seq = i64::try_from(n).unwrap();
+    open(h, &IncidentRaise { at, ..raise(id(n), cause, &format!("user:{n}"), severity, &[seq], 0) }).await
+}
+
+/// What `incident_counts` promises, in exact arithmetic, over every incident stored: those opened
+/// at or after `since` and before `until`, per slice `floor((opened_at - since) / bucket)` and
+/// cause; sorted.
+async fn incident_counts_model(
+    h: &DurableHarness,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+    bucket: Duration,
+) -> Vec<(u32, String, u64)> {
+    let mut counts = std::collections::BTreeMap::<(u32, String), u64>::new();
+    for incident in h.store.incidents(&all(1000)).await.unwrap() {
+        if incident.opened_at >= since && incident.opened_at < until {
+            let slice = (incident.opened_at - since).whole_nanoseconds() / bucket.whole_nanoseconds();
+            *counts.entry((u32::try_from(slice).unwrap(), incident.cause)).or_default() += 1;
+        }
+    }
+    counts.into_iter().map(|((slice, cause), n)| (slice, cause, n)).collect()
+}
+
+/// The counts, sorted (the port promises no order), checked against the model.
+async fn incident_counts(
+    h: &DurableHarness,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+    bucket: Duration,
+) -> Vec<(u32, String, u64)> {
+    let mut found = h.store.incident_counts(since, until, bucket).await.unwrap();
+    found.sort();
+    assert_eq!(found, incident_counts_model(h, since, until, bucket).await, "{since} to {until} by {bucket}");
+    found
+}
+
+fn counted(expected: &[(u32, &str, u64)]) -> Vec<(u32, String, u64)> {
+    expected.iter().map(|&(slice, cause, n)| (slice, cause.to_owned(), n)).collect()
+}
+
+pub async fn incident_counts_slice_by_opened_at_to_the_microsecond(h: &DurableHarness) {
+    use IncidentState::{Acknowledged, Open, Resolved};
+    let (since, bucket) = (T0, Duration::minutes(10));
+    let until = since + Duration::minutes(25); // two slices and a half: the last is cut short
+    let us = Duration::microseconds(1);
+    assert_eq!(incident_counts(h, since, until, bucket).await, [], "none yet: nothing, and no error");
+
+    open_at(h, 1, "brute_force", Severity::Low, since - us).await; // before since
+    open_at(h, 2, "brute_force", Severity::Low, since).await; // slice 0
+    open_at(h, 3, "hijack", Severity::High, since + bucket - us).await; // slice 0, its last microsecond
+    open_at(h, 4, "brute_force", Severity::Low, since + bucket - us).await; // slice 0
+    let attached = open_at(h, 5, "brute_force", Severity::Low, since + bucket).await; // slice 1
+    let resolved = open_at(h, 6, "hijack", Severity::High, since + bucket * 2).await; // slice 2
+    open_at(h, 7, "api_key_abuse", Severity::Medium, until - us).await; // slice 2, the one cut short
+    open_at(h, 8, "brute_force", Severity::Low, until).await; // at until: left out
+    // Counted by when they opened: raising again later (attached, in the last slice) adds nothing,
+    // and a resolved incident still counts.
+    let later =
+        IncidentRaise { at: until - us, ..raise(id(9), "brute_force", &attached.subject, Severity::Critical, &[9], 0) };
+    assert!(!h.store.raise_incident(&later).await.unwrap().1, "attached to incident 5");
+    let at = T0 + Duration::hours(1);
+    h.store.set_incident_state(resolved.id, Open, Acknowledged, "alice", at).await.unwrap().unwrap();
+    h.store.set_incident_state(resolved.id, Acknowledged, Resolved, "alice", at).await.unwrap().unwrap();
+
+    let expected = counted(&[
+        (0, "brute_force", 2),
+        (0, "hijack", 1),
+        (1, "brute_force", 1),
+        (2, "api_key_abuse", 1),
+        (2, "hijack", 1),
+    ]);
+    assert_eq!(incident_counts(h, since, until, bucket).await, expected);
+    assert_eq!(
+        incident_counts(h, since.to_offset(time::macros::offset!(+05:30)), until, bucket).await,
+        expected,
+        "an offset names the same instant"
+    );
+    // The slices start at `since`: a microsecond later, the incident at `since` is before the range
+    // and each slice's first falls in the slice before.
+    assert_eq!(
+        incident_counts(h, since + us, until, bucket).await,
+        counted(&[(0, "brute_force", 2), (0, "hijack", 1), (1, "hijack", 1), (2, "api_key_abuse", 1)])
+    );
+    // A microsecond earlier, the one before `since` is in slice 0 and each slice's last microsecond
+    // moves to the next; the one at `until` is in when the range ends a microsecond later.
+    assert_eq!(
+        incident_counts(h, since - us, until + us, bucket).await,
+        counted(&[
+            (0, "brute_force", 2),
+            (1, "brute_force", 2),
+            (1, "hijack", 1),
+            (2, "api_key_abuse", 1),
+            (2, "brute_force", 1),
+            (2, "hijack", 1),
+        ])
+    );
+    assert_eq!(
+        incident_counts(h, since, until, us).await,
+        counted(&[
+            (0, "brute_force", 1),
+            (599_999_999, "brute_force", 1),
+            (599_999_999, "hijack", 1),
+            (600_000_000, "brute_force", 1),
+            (1_200_000_000, "hijack", 1),
+            (1_499_999_999, "api_key_abuse", 1),
+        ]),
+        "slices of a microsecond"
+    );
+    assert_eq!(
+        incident_counts(h, since, until, Duration::days(1)).await,
+        counted(&[(0, "api_key_abuse", 1), (0, "brute_force", 3), (0, "hijack", 2)])
+    );
+    assert_eq!(incident_counts(h, since, since, bucket).await, [], "an empty range");
+    assert_eq!(incident_counts(h, until, since, bucket).await, [], "a backward range");
+}
+
+pub async fn incident_counts_round_bounds_between_two_microseconds_up(h: &DurableHarness) {
+    // Opened instants are whole microseconds: one opened at t is before `since` = t + 1 ns, and one
+    // opened a bucket later is a hair short of slice 1. Truncating `since` would count the first and
+    // move the second a slice on; truncating `until` would leave out one opened just before it.
+    let bucket = Duration::minutes(10);
+    let us = Duration::microseconds(1);
+    open_at(h, 1, "c0", Severity::Low, T0).await;
+    open_at(h, 2, "c1", Severity::Low, T0 + us).await;
+    open_at(h, 3, "c2", Severity::Low, T0 + bucket).await;
+    open_at(h, 4, "c3", Severity::Low, T0 + bucket + us).await;
+    open_at(h, 5, "c4", Severity::Low, T0 + bucket * 2).await;
+    open_at(h, 6, "c5", Severity::Low, T0 + bucket * 2 + us).await;
+
+    for ns in [1, 500, 999] {
+        let (since, until) = (T0 + Duration::nanoseconds(ns), T0 + bucket * 2 + Duration::nanoseconds(ns));
+        assert_eq!(
+            incident_counts(h, since, until, bucket).await,
+            counted(&[(0, "c1", 1), (0, "c2", 1), (1, "c3", 1), (1, "c4", 1)]),
+            "{ns} ns past a microsecond"
+        );
+    }
+    let since = T0 - Duration::nanoseconds(1);
+    assert_eq!(
+        incident_counts(h, since, since + bucket * 2, bucket).await,
+        counted(&[(0, "c0", 1), (0, "c1", 1), (1, "c2", 1), (1, "c3", 1)]),
+        "a nanosecond short of a microsecond"
+    );
+}
+
+pub async fn incident_counts_agree_across_centuries(h: &DurableHarness) {
+    // A large quotient whose fraction is a hair under one must not round up to the next slice.
+    let since = time::macros::datetime!(1000-01-01 0:00 UTC);
+    let (bucket, us) = (Duration::days(30), Duration::microseconds(1));
+    let far = bucket * 12_000; // 985 years on
+    open_at(h, 1, "brute_force", Severity::Low, since + bucket - us).await;
+    open_at(h, 2, "brute_force", Severity::Low, since + far - us).await;
+    open_at(h, 3, "hijack", Severity::Low, since + far).await;
+    assert_eq!(
+        incident_counts(h, since, since + far + bucket, bucket).await,
+        counted(&[(0, "brute_force", 1), (11_999, "brute_force", 1), (12_000, "hijack", 1)])
+    );
+}
+
+pub async fn incident_counts_refuse_a_bucket_shorter_than_a_microsecond_or_not_whole(h: &DurableHarness) {
+    let until = T0 + Duration::hours(1);
+    let refused = [
+        Duration::ZERO,
+        Duration::minutes(-10),
+        Duration::nanoseconds(-1),
+        Duration::nanoseconds(999),
+        Duration::nanoseconds(1_500),
+        Duration::minutes(10) + Duration::nanoseconds(1),
+    ];
+    for round in ["none", "one"] {
+        for bucket in refused {
+            match h.store.incident_counts(T0, until, bucket).await {
+                Err(e) => assert!(!e.is_unavailable(), "a bad bucket, not an unreachable store: {e}"),
+                Ok(found) => panic!("a bucket of {bucket} must be refused ({round}), not counted: {found:?}"),
+            }
+        }
+        if round == "none" {
+            open_at(h, 1, "brute_force", Severity::Low, T0).await;
+        }
+    }
+    assert_eq!(incident_counts(h, T0, until, Duration::microseconds(1)).await, counted(&[(0, "brute_force", 1)]));
+}
+
+pub async fn unresolved_incidents_count_open_and_acknowledged_per_severity(h: &DurableHarness) {
+    use IncidentState::{Acknowledged, Open, Resolved};
+    assert_eq!(h.store.unresolved_incidents().await.unwrap(), [], "none yet: nothing, and no error");
+    let at = T0 + Duration::hours(1);
+    let unresolved = || async move {
+        let mut found = h.store.unresolved_incidents().await.unwrap();
+        found.sort();
+        found
+    };
+
+    open_at(h, 1, "brute_force", Severity::Low, T0).await;
+    open_at(h, 2, "brute_force", Severity::Low, T0).await;
+    let acknowledged = open_at(h, 3, "hijack", Severity::Medium, T0).await;
+    h.store.set_incident_state(acknowledged.id, Open, Acknowledged, "alice", at).await.unwrap().unwrap();
+    // Resolved straight from open, and after an acknowledgement: neither counts.
+    let resolved = open_at(h, 4, "hijack", Severity::High, T0).await;
+    h.store.set_incident_state(resolved.id, Open, Resolved, "alice", at).await.unwrap().unwrap();
+    let resolved = open_at(h, 5, "hijack", Severity::High, T0).await;
+    h.store.set_incident_state(resolved.id, Open, Acknowledged, "alice", at).await.unwrap().unwrap();
+    h.store.set_incident_state(resolved.id, Acknowledged, Resolved, "alice", at).await.unwrap().unwrap();
+    assert_eq!(unresolved().await, [(Severity::Low, 2), (Severity::Medium, 1)], "no HIGH: both are resolved");
+
+    // An incident counts once, at its severity now: raised again (attached), incident 2 is CRITICAL.
+    let again = raise(id(6), "brute_force", "user:2", Severity::Critical, &[6], 60);
+    assert!(!h.store.raise_incident(&again).await.unwrap().1, "attached to incident 2");
+    assert_eq!(unresolved().await, [(Severity::Low, 1), (Severity::Medium, 1), (Severity::Critical, 1)]);
+    // A raise after resolution opens a new incident, which counts.
+    open(h, &raise(id(7), "hijack", "user:4", Severity::High, &[7], 120)).await;
+    assert_eq!(
+        unresolved().await,
+        [(Severity::Low, 1), (Severity::Medium, 1), (Severity::High, 1), (Severity::Critical, 1)]
+    );
+    h.store.set_incident_state(acknowledged.id, Acknowledged, Resolved, "alice", at).await.unwrap().unwrap();
+    assert_eq!(unresolved().await, [(Severity::Low, 1), (Severity::High, 1), (Severity::Critical, 1)]);
 }

@@ -20,6 +20,7 @@
 // in-test exemptions (clippy.toml) do not see as tests: a failed unwrap here is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod alerts;
 mod api_keys;
 mod audit_search;
 mod devices;
