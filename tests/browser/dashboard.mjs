@@ -12,74 +12,18 @@
 // Exit status 0 only when every step passed; the last line is "browser: N passed, N failed".
 
 import { createHmac } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import {
+  BASE_URL, WAIT_MS, check, env, expectNoCspViolation, launch, press, run, screenshot, statusLine, statusMark, step, waitForStatus,
+} from "./harness.mjs";
 
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined || value === "") throw new Error(`${name} is not set (run.sh sets it)`);
-  return value;
-};
-const BASE_URL = env("BASE_URL").replace(/\/$/, "");
 const ADMIN = env("PALISADE_ADMIN_USERNAME");
 const VIEWER = env("PALISADE_VIEWER_USERNAME");
 const TARGET = env("PALISADE_TARGET_USERNAME");
 const PASSWORD = env("PALISADE_PASSWORD");
-const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
-const SCREENSHOTS = env("SCREENSHOT_DIR", new URL("../../target/browser-screenshots/", import.meta.url).pathname);
-const WAIT_MS = 15_000;
 // The detector opens a `brute_force` incident at 10 failed logins of one account in 5 minutes.
 const BRUTE_FORCE_FAILURES = 10;
 // The server listens on 127.0.0.1; node's own requests go there directly (localhost may be ::1 first).
 const API_URL = BASE_URL.replace("://localhost:", "://127.0.0.1:");
-
-// The flags this machine's Chromium needs: no sandbox as root, no GPU, and no background traffic
-// (the network is closed; Chromium's own connections would be refused or time out).
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-class StepFailure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new StepFailure(message);
-}
-
-// ---- the run's state ----------------------------------------------------------------------------
-let passed = 0;
-let failed = 0;
-let shot = 0;
-const consoleErrors = []; // { step, text } of console errors and uncaught page errors
-let currentStep = "";
-let expectedErrors = null; // a RegExp: console errors the current step expects (a refused request)
-
-async function step(name, body, { allowConsoleErrors } = {}) {
-  currentStep = name;
-  expectedErrors = allowConsoleErrors ?? null;
-  const before = consoleErrors.length;
-  const started = Date.now();
-  try {
-    await body();
-    const fresh = consoleErrors.slice(before);
-    check(fresh.length === 0, `console errors: ${fresh.map((e) => e.text).join(" | ")}`);
-    passed += 1;
-    console.log(`ok   ${name} (${Date.now() - started} ms)`);
-  } catch (e) {
-    failed += 1;
-    console.log(`FAIL ${name}: ${e instanceof StepFailure ? e.message : e.stack || e}`);
-    throw e;
-  } finally {
-    expectedErrors = null;
-  }
-}
 
 // ---- the API, from node ----------------------------------------------------------------------------
 async function api(method, path, body, token) {
@@ -133,68 +77,16 @@ async function pageGet(path, token) {
 }
 
 // ---- the page ------------------------------------------------------------------------------------
-// A hung browser or server must not hang CI: the whole run gets three minutes (it takes well under one).
-setTimeout(() => {
-  console.log(`FAIL the run took over 3 minutes (in step: ${currentStep})`);
-  console.log(`browser: ${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
-}, 180_000).unref();
-
-const profile = mkdtempSync(join(tmpdir(), "palisade-chromium-"));
-mkdirSync(SCREENSHOTS, { recursive: true });
-
 const VIEWPORT = { width: 1200, height: 900 };
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: VIEWPORT,
-  });
-} catch (e) {
-  rmSync(profile, { recursive: true, force: true });
-  console.log(`FAIL starting ${CHROMIUM}: ${e.message}`);
-  console.log("browser: 0 passed, 1 failed");
-  process.exit(1);
-}
-const page = context.pages()[0] ?? (await context.newPage());
-const requests = []; // { method, path, status } of the page's API calls
-
-page.on("console", (message) => {
-  if (message.type() !== "error") return;
-  const where = message.location()?.url;
-  const text = message.text() + (where ? ` (${where})` : "");
-  // The browser asks for /favicon.ico by itself and the server has none: not the page's doing.
-  if (where === `${BASE_URL}/favicon.ico` && /status of 404/.test(text)) return;
-  // A CSP violation is never expected; a refused API call is, in the steps that provoke one.
-  const expected = expectedErrors && !/Content Security Policy/i.test(text) && expectedErrors.test(text);
-  if (!expected) consoleErrors.push({ step: currentStep, text });
-});
-page.on("pageerror", (error) => consoleErrors.push({ step: currentStep, text: `uncaught: ${error.message}` }));
-page.on("response", (response) => {
-  const url = new URL(response.url());
-  if (url.origin === BASE_URL && (url.pathname.startsWith("/auth/") || url.pathname.startsWith("/monitoring/"))) {
-    requests.push({ method: response.request().method(), path: url.pathname + url.search, status: response.status() });
-  }
-});
-// Violations reported by the page itself too, in case a console message is phrased differently;
-// and a count of the status line's changes, so a wait sees the answer to the action just taken.
-await page.addInitScript(() => {
-  window.__cspViolations = [];
-  window.__statusChanges = 0;
-  document.addEventListener("securitypolicyviolation", (e) =>
-    window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"}`));
-  document.addEventListener("DOMContentLoaded", () => {
-    new MutationObserver(() => { window.__statusChanges += 1; })
-      .observe(document.getElementById("status"), { childList: true, characterData: true, subtree: true, attributes: true });
-  });
+const { page, requests } = await launch({
+  viewport: VIEWPORT,
+  prefix: "dashboard-",
+  requestPath: (url) =>
+    (url.pathname.startsWith("/auth/") || url.pathname.startsWith("/monitoring/") ? url.pathname + url.search : null),
 });
 
 const el = (id) => page.locator(`#${id}`);
 const text = async (id) => ((await el(id).textContent()) ?? "").replace(/\s+/g, " ").trim();
-const statusLine = async () => ({ text: await text("status"), error: (await el("status").getAttribute("class")) === "error" });
-const statusMark = () => page.evaluate(() => window.__statusChanges);
 const pageToken = () => page.evaluate(() => sessionStorage.getItem("palisade.dashboard.access_token"));
 
 // Every number the page shows, from the data-value attributes it sets (null before the first load).
@@ -232,13 +124,6 @@ async function shown() {
   }, NUMBERS);
 }
 
-async function screenshot(label, { name } = {}) {
-  shot += 1;
-  const file = join(SCREENSHOTS, name ?? `dashboard-${String(shot).padStart(2, "0")}-${label}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  console.log(`     screenshot ${file}`);
-}
-
 // Polls `probe` until it returns a truthy value or `ms` pass; returns the last value.
 async function eventually(probe, ms = WAIT_MS) {
   const deadline = Date.now() + ms;
@@ -247,27 +132,6 @@ async function eventually(probe, ms = WAIT_MS) {
     if (value || Date.now() >= deadline) return value;
     await page.waitForTimeout(200);
   }
-}
-
-// Waits until the status line, changed since `mark`, says `want` (a RegExp) or shows an error;
-// fails on the other.
-async function waitForStatus(mark, want, what) {
-  await page.waitForFunction(
-    ({ mark, source }) => {
-      const s = document.getElementById("status");
-      return window.__statusChanges > mark && (s.className === "error" || new RegExp(source).test(s.textContent));
-    },
-    { mark, source: want.source },
-    { timeout: WAIT_MS },
-  ).catch(() => {});
-  const s = await statusLine();
-  check(!s.error && want.test(s.text), `${what}: the status line says ${JSON.stringify(s.text)}${s.error ? " (an error)" : ""}`);
-}
-
-async function press(id) {
-  const mark = await statusMark();
-  await el(id).click();
-  return mark;
 }
 
 // The password step; returns the status mark from before it.
@@ -303,7 +167,7 @@ let totpSecret = null;
 let backupCodes = [];
 let confirmedStep = 0;
 let before = null; // the numbers shown before the attack
-try {
+await run(async () => {
   await step("the page loads with its CSP and shows the sign-in form only", async () => {
     const response = await page.goto(`${BASE_URL}/dashboard?refresh=1`);
     check(response && response.status() === 200, `GET /dashboard answered ${response && response.status()}`);
@@ -539,21 +403,7 @@ try {
     await waitForStatus(await press("signout-button"), /^Signed out\.$/, "signing out");
   }, { allowConsoleErrors: /status of 403/ });
 
-  await step("no CSP violation was reported by the page", async () => {
-    const violations = await page.evaluate(() => window.__cspViolations);
-    check(Array.isArray(violations) && violations.length === 0, `CSP violations: ${JSON.stringify(violations)}`);
-  });
-} catch {
-  // The failing step printed why; later steps depend on it and are not run.
-  await screenshot("failure").catch(() => {});
-  const s = await statusLine().catch(() => null);
-  if (s) console.log(`     the page's status line: ${JSON.stringify(s.text)}`);
-  for (const e of consoleErrors) console.log(`     console (${e.step}): ${e.text}`);
-  console.log(`     the page's last API calls: ${JSON.stringify(requests.slice(-8))}`);
-} finally {
-  await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-}
-
-console.log(`browser: ${passed} passed, ${failed} failed`);
-process.exitCode = failed === 0 && passed > 0 ? 0 : 1;
+  await step("no CSP violation was reported by the page", expectNoCspViolation);
+}, {
+  onFailure: () => console.log(`     the page's last API calls: ${JSON.stringify(requests.slice(-8))}`),
+});

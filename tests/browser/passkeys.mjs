@@ -7,129 +7,18 @@
 //
 // Exit status 0 only when every step passed; the last line is "browser: N passed, N failed".
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import {
+  BASE_URL, WAIT_MS, check, env, expectNoCspViolation, launch, press, run, screenshot, statusLine, statusMark, step, waitForStatus,
+} from "./harness.mjs";
 
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined || value === "") throw new Error(`${name} is not set (run.sh sets it)`);
-  return value;
-};
-const BASE_URL = env("BASE_URL").replace(/\/$/, "");
 const USERNAME = env("PALISADE_USERNAME");
 const PASSWORD = env("PALISADE_PASSWORD");
 const USER_ID = process.env.PALISADE_USER_ID || null;
-const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
-const SCREENSHOTS = env("SCREENSHOT_DIR", new URL("../../target/browser-screenshots/", import.meta.url).pathname);
-const WAIT_MS = 15_000;
-
-// The flags this machine's Chromium needs: no sandbox as root, no GPU, and no background traffic
-// (the network is closed; Chromium's own connections would be refused or time out).
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-class StepFailure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new StepFailure(message);
-}
-
-// ---- the run's state ----------------------------------------------------------------------------
-let passed = 0;
-let failed = 0;
-let shot = 0;
-const consoleErrors = []; // { step, text } of console errors and uncaught page errors
-let currentStep = "";
-let expectedErrors = null; // a RegExp: console errors the current step expects (a refused request)
-
-async function step(name, body, { allowConsoleErrors } = {}) {
-  currentStep = name;
-  expectedErrors = allowConsoleErrors ?? null;
-  const before = consoleErrors.length;
-  const started = Date.now();
-  try {
-    await body();
-    const fresh = consoleErrors.slice(before);
-    check(fresh.length === 0, `console errors: ${fresh.map((e) => e.text).join(" | ")}`);
-    passed += 1;
-    console.log(`ok   ${name} (${Date.now() - started} ms)`);
-  } catch (e) {
-    failed += 1;
-    console.log(`FAIL ${name}: ${e instanceof StepFailure ? e.message : e.stack || e}`);
-    throw e;
-  } finally {
-    expectedErrors = null;
-  }
-}
 
 // ---- the page ------------------------------------------------------------------------------------
-// A hung browser or server must not hang CI: the whole run gets three minutes (it takes seconds).
-setTimeout(() => {
-  console.log(`FAIL the run took over 3 minutes (in step: ${currentStep})`);
-  console.log(`browser: ${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
-}, 180_000).unref();
-
-const profile = mkdtempSync(join(tmpdir(), "palisade-chromium-"));
-mkdirSync(SCREENSHOTS, { recursive: true });
-
-// playwright-core's launch() makes its own fresh profile directory and refuses --user-data-dir in
-// args; launchPersistentContext takes ours, so the profile is new and removed afterwards.
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 900, height: 900 },
-  });
-} catch (e) {
-  rmSync(profile, { recursive: true, force: true });
-  console.log(`FAIL starting ${CHROMIUM}: ${e.message}`);
-  console.log("browser: 0 passed, 1 failed");
-  process.exit(1);
-}
-const page = context.pages()[0] ?? (await context.newPage());
-const requests = []; // { method, path, status } of the page's API calls
-
-page.on("console", (message) => {
-  if (message.type() !== "error") return;
-  const where = message.location()?.url;
-  const text = message.text() + (where ? ` (${where})` : "");
-  // The browser asks for /favicon.ico by itself and the server has none: not the page's doing.
-  if (where === `${BASE_URL}/favicon.ico` && /status of 404/.test(text)) return;
-  // A CSP violation is never expected; a refused API call is, in the steps that provoke one.
-  const expected = expectedErrors && !/Content Security Policy/i.test(text) && expectedErrors.test(text);
-  if (!expected) consoleErrors.push({ step: currentStep, text });
-});
-page.on("pageerror", (error) => consoleErrors.push({ step: currentStep, text: `uncaught: ${error.message}` }));
-page.on("response", (response) => {
-  const url = new URL(response.url());
-  if (url.origin === BASE_URL && url.pathname.startsWith("/auth/")) {
-    requests.push({ method: response.request().method(), path: url.pathname, status: response.status() });
-  }
-});
-// Violations reported by the page itself too, in case a console message is phrased differently;
-// and a count of the status line's changes, so a wait sees the answer to the action just taken and
-// not a message left over from the one before.
-await page.addInitScript(() => {
-  window.__cspViolations = [];
-  window.__statusChanges = 0;
-  document.addEventListener("securitypolicyviolation", (e) =>
-    window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"}`));
-  document.addEventListener("DOMContentLoaded", () => {
-    new MutationObserver(() => { window.__statusChanges += 1; })
-      .observe(document.getElementById("status"), { childList: true, characterData: true, subtree: true, attributes: true });
-  });
+const { context, page, requests } = await launch({
+  viewport: { width: 900, height: 900 },
+  requestPath: (url) => (url.pathname.startsWith("/auth/") ? url.pathname : null),
 });
 
 const cdp = await context.newCDPSession(page);
@@ -138,26 +27,8 @@ let authenticatorId = null;
 const el = (id) => page.locator(`#${id}`);
 const text = async (id) => ((await el(id).textContent()) ?? "").trim();
 const amr = async () => (await text("amr")).split(/\s+/).filter(Boolean);
-const statusLine = async () => ({ text: await text("status"), error: (await el("status").getAttribute("class")) === "error" });
 const credentials = async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
 const listItems = async () => page.locator("#passkey-list li").allTextContents();
-
-async function screenshot(label) {
-  shot += 1;
-  const file = join(SCREENSHOTS, `${String(shot).padStart(2, "0")}-${label}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  console.log(`     screenshot ${file}`);
-}
-
-// The status line's change count: take it before an action, and wait for a change after it.
-const statusMark = () => page.evaluate(() => window.__statusChanges);
-
-// Clicks `id` and returns the status mark from before the click.
-async function press(id) {
-  const mark = await statusMark();
-  await el(id).click();
-  return mark;
-}
 
 // Polls `probe` until it returns true or WAIT_MS pass.
 async function eventually(probe) {
@@ -167,21 +38,6 @@ async function eventually(probe) {
     await page.waitForTimeout(100);
   }
   return probe();
-}
-
-// Waits until the status line, changed since `mark`, says `want` (a RegExp) or shows an error;
-// fails on the other.
-async function waitForStatus(mark, want, what) {
-  await page.waitForFunction(
-    ({ mark, source }) => {
-      const s = document.getElementById("status");
-      return window.__statusChanges > mark && (s.className === "error" || new RegExp(source).test(s.textContent));
-    },
-    { mark, source: want.source },
-    { timeout: WAIT_MS },
-  ).catch(() => {});
-  const s = await statusLine();
-  check(!s.error && want.test(s.text), `${what}: the status line says ${JSON.stringify(s.text)}${s.error ? " (an error)" : ""}`);
 }
 
 // Waits for the status line, changed since `mark`, to show an error; fails if the page signs in
@@ -246,7 +102,7 @@ async function listOnce(count, test = () => true) {
 
 // ---- the steps -----------------------------------------------------------------------------------
 let credentialId = null;
-try {
+await run(async () => {
   await step("the page loads on localhost with its CSP, and the browser has WebAuthn", async () => {
     const response = await page.goto(`${BASE_URL}/passkeys`);
     check(response && response.status() === 200, `GET /passkeys answered ${response && response.status()}`);
@@ -423,20 +279,5 @@ try {
     expectAmr(await amr(), { has: ["pwd"], lacks: ["hwk", "mfa"] });
   }, { allowConsoleErrors: /status of 401/ });
 
-  await step("no CSP violation was reported by the page", async () => {
-    const violations = await page.evaluate(() => window.__cspViolations);
-    check(Array.isArray(violations) && violations.length === 0, `CSP violations: ${JSON.stringify(violations)}`);
-  });
-} catch {
-  // The failing step printed why; later steps depend on it and are not run.
-  await screenshot("failure").catch(() => {});
-  const s = await statusLine().catch(() => null);
-  if (s) console.log(`     the page's status line: ${JSON.stringify(s.text)}`);
-  for (const e of consoleErrors) console.log(`     console (${e.step}): ${e.text}`);
-} finally {
-  await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-}
-
-console.log(`browser: ${passed} passed, ${failed} failed`);
-process.exitCode = failed === 0 && passed > 0 ? 0 : 1;
+  await step("no CSP violation was reported by the page", expectNoCspViolation);
+});

@@ -107,6 +107,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/auth/webauthn/login/start", post(routes::webauthn::login_start))
         .route("/auth/webauthn/login/finish", post(routes::webauthn::login_finish))
         .route("/auth/webauthn/credentials", get(routes::webauthn::credentials))
+        .route("/signin.js", get(routes::pages::signin_js))
         .route("/passkeys", get(routes::pages::passkeys))
         .route("/passkeys.js", get(routes::pages::passkeys_js))
         .route("/passkeys.css", get(routes::pages::passkeys_css))

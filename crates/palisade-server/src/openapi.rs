@@ -53,6 +53,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::webauthn::credentials,
         crate::routes::webauthn::rename,
         crate::routes::webauthn::delete,
+        crate::routes::pages::signin_js,
         crate::routes::pages::passkeys,
         crate::routes::pages::passkeys_js,
         crate::routes::pages::passkeys_css,

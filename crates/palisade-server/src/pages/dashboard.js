@@ -1,16 +1,17 @@
 // Palisade's security dashboard: an administrator signs in (password, then the second step when the
 // login asks for one), and the page shows GET /monitoring/dashboard for the chosen range, refreshed
 // every 10 s (or `?refresh=N` seconds). The charts are SVG drawn here; the page talks only to this
-// server's JSON API and keeps its access token in sessionStorage (gone when the tab closes).
+// server's JSON API and keeps its access token in sessionStorage (gone when the tab closes). The
+// sign-in itself (the password form, the second step, signing out) is signin.js's, loaded before.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const { METHOD_NAMES, api, status, run, answered } = window.PalisadeSignIn;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const TOKEN_KEY = "palisade.dashboard.access_token";
 const DEFAULT_REFRESH_SECONDS = 10;
 const APPROVAL_POLL_MS = 3000;
 
-const METHOD_NAMES = { totp: "Authenticator app", backup_code: "Backup code", sms: "Text message", email: "E-mail" };
 const RANGE_NAMES = { 3600: "last hour", 86400: "last 24 hours", 604800: "last 7 days" };
 const SERIES_NAMES = {
   events: "Security events",
@@ -20,46 +21,12 @@ const SERIES_NAMES = {
 };
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-let mfaToken = null;
 let refreshTimer = null;
 let approvalTimer = null;
 let generation = 0; // bumped by every load and sign-out, so a late answer is dropped
 let lastData = null; // the last dashboard shown, to redraw the charts when the window is resized
 
-// ---- the API -------------------------------------------------------------------------------------
-class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-async function api(method, path, body, token) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (token) headers.Authorization = "Bearer " + token;
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null; // a proxy's HTML error page, say
-  }
-  if (!response.ok) {
-    throw new ApiError(response.status, (data && (data.detail || data.title)) || response.statusText || "HTTP " + response.status);
-  }
-  return data;
-}
-
 const token = () => sessionStorage.getItem(TOKEN_KEY);
-
-function status(text, isError) {
-  const el = $("status");
-  if (el.textContent === text && el.className === (isError ? "error" : "")) return;
-  el.textContent = text;
-  el.className = isError ? "error" : "";
-}
 
 // `?refresh=N` in the page's URL: seconds between refreshes (1 to 3600; 10 otherwise).
 function refreshSeconds() {
@@ -67,69 +34,23 @@ function refreshSeconds() {
   return Number.isInteger(n) && n >= 1 && n <= 3600 ? n : DEFAULT_REFRESH_SECONDS;
 }
 
-// ---- passkeys as the second step (as on /passkeys) -----------------------------------------------
-function fromB64url(text) {
-  const b64 = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
-  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer;
-}
-function toB64url(buffer) {
-  let s = "";
-  for (const byte of new Uint8Array(buffer)) s += String.fromCharCode(byte);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-function requestOptions(options) {
-  const pk = structuredClone(options.publicKey);
-  pk.challenge = fromB64url(pk.challenge);
-  pk.allowCredentials = (pk.allowCredentials || []).map((c) => ({ ...c, id: fromB64url(c.id) }));
-  return { publicKey: pk };
-}
-function assertionJson(credential) {
-  const r = credential.response;
-  return {
-    id: credential.id,
-    rawId: toB64url(credential.rawId),
-    type: credential.type,
-    response: {
-      authenticatorData: toB64url(r.authenticatorData),
-      clientDataJSON: toB64url(r.clientDataJSON),
-      signature: toB64url(r.signature),
-      userHandle: r.userHandle ? toB64url(r.userHandle) : null,
-    },
-    extensions: credential.getClientExtensionResults(),
-  };
-}
-
 // ---- signing in and out --------------------------------------------------------------------------
-function showSendButton() {
-  const method = $("code-method").value;
-  $("send-code-button").hidden = method !== "sms" && method !== "email";
+// After signin.js showed the second step: the methods by name, the password form hidden.
+function secondStep(answer, codeMethods) {
+  $("code-methods").textContent = answer.methods.map((m) => METHOD_NAMES[m] || (m === "webauthn" ? "Passkey" : m)).join(", ");
+  $("password-form").hidden = true;
+  if (codeMethods.length > 0) $("code").focus();
 }
 
-// The answer of a login, a second step or an approval poll: the next step, or the token.
+// An answer that needs no second step (signin.js shows that): an approval to wait for, or the token.
 async function signedIn(answer) {
-  $("password").value = "";
-  if (answer.mfa_required) {
-    mfaToken = answer.mfa_token;
-    $("code-methods").textContent = answer.methods.map((m) => METHOD_NAMES[m] || (m === "webauthn" ? "Passkey" : m)).join(", ");
-    const codeMethods = answer.methods.filter((m) => m !== "webauthn");
-    $("code-method").replaceChildren(...codeMethods.map((m) => new Option(METHOD_NAMES[m] || m, m)));
-    $("code-fields").hidden = codeMethods.length === 0;
-    $("code").value = "";
-    showSendButton();
-    $("second-factor-passkey-button").hidden = !answer.methods.includes("webauthn") || !window.PublicKeyCredential;
-    $("password-form").hidden = true;
-    $("code-form").hidden = false;
-    if (codeMethods.length > 0) $("code").focus();
-    status(answer.factors_required > 1 ? "Two more factors are needed." : "A second factor is needed.");
-    return;
-  }
   if (answer.approval_required) {
     status("This device waits for approval: approve it from a device you are signed in on, or with the link mailed to you.");
     const poll = async () => {
       try {
         const next = await api("POST", "/auth/login/approval", { approval_token: answer.approval_token });
         if (next.approval_required) approvalTimer = setTimeout(poll, APPROVAL_POLL_MS);
-        else await signedIn(next);
+        else await answered(next);
       } catch (e) {
         showSignIn();
         status("The approval did not come: " + e.message, true);
@@ -138,7 +59,6 @@ async function signedIn(answer) {
     approvalTimer = setTimeout(poll, APPROVAL_POLL_MS);
     return;
   }
-  mfaToken = null;
   sessionStorage.setItem(TOKEN_KEY, answer.access_token);
   status("Signed in.");
   await enter();
@@ -172,13 +92,9 @@ function stopTimers() {
 function showSignIn() {
   stopTimers();
   sessionStorage.removeItem(TOKEN_KEY);
-  mfaToken = null;
+  window.PalisadeSignIn.reset();
   lastData = null;
   $("who").textContent = "";
-  $("password-form").reset();
-  $("code-form").reset();
-  $("password-form").hidden = false;
-  $("code-form").hidden = true;
   $("signin").hidden = false;
   $("session").hidden = true;
   $("forbidden").hidden = true;
@@ -438,59 +354,8 @@ function drawChart(figure, title, values, starts, bucketSeconds, rangeSeconds, u
 }
 
 // ---- wiring ----------------------------------------------------------------------------------------
-async function run(action) {
-  try {
-    await action();
-  } catch (e) {
-    const message = e && e.name === "NotAllowedError"
-      ? "The passkey was not used: it was cancelled, timed out, or this device could not verify you."
-      : (e && e.message) || String(e);
-    status(message, true);
-  }
-}
-
 document.addEventListener("DOMContentLoaded", () => {
-  $("password-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    run(async () => signedIn(await api("POST", "/auth/login", { username: $("username").value, password: $("password").value })));
-  });
-
-  $("code-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    run(async () => {
-      const code = $("code").value.trim();
-      const method = $("code-method").value;
-      await signedIn(await api("POST", "/auth/mfa/verify", { mfa_token: mfaToken, method, code }));
-    });
-  });
-
-  $("code-method").addEventListener("change", showSendButton);
-
-  $("send-code-button").addEventListener("click", () => run(async () => {
-    const method = $("code-method").value;
-    const sent = await api("POST", "/auth/mfa/" + method + "/send", { mfa_token: mfaToken });
-    status("Code sent; it is valid for " + Math.round(sent.expires_in / 60) + " minutes.");
-  }));
-
-  $("second-factor-passkey-button").addEventListener("click", () => run(async () => {
-    const start = await api("POST", "/auth/webauthn/login/start", { mfa_token: mfaToken });
-    const credential = await navigator.credentials.get(requestOptions(start.options));
-    await signedIn(await api("POST", "/auth/webauthn/login/finish",
-      { challenge_id: start.challenge_id, credential: assertionJson(credential), mfa_token: mfaToken }));
-  }));
-
-  $("signout-button").addEventListener("click", () => run(async () => {
-    const current = token();
-    stopTimers();
-    try {
-      if (current) await api("POST", "/auth/logout", undefined, current);
-    } catch (e) {
-      if (e.status !== 401) throw e; // already ended: signed out all the same
-    } finally {
-      showSignIn();
-    }
-    status("Signed out.");
-  }));
+  window.PalisadeSignIn.init({ signedIn, onSecondStep: secondStep, token, beforeSignOut: stopTimers, signedOut: showSignIn });
 
   $("range").addEventListener("change", () => run(load));
 

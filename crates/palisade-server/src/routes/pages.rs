@@ -6,6 +6,7 @@
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+const SIGNIN_JS: &str = include_str!("../pages/signin.js");
 const PASSKEYS_HTML: &str = include_str!("../pages/passkeys.html");
 const PASSKEYS_JS: &str = include_str!("../pages/passkeys.js");
 const PASSKEYS_CSS: &str = include_str!("../pages/passkeys.css");
@@ -28,6 +29,15 @@ fn page(body: &'static str, content_type: &'static str) -> Response {
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// The sign-in script both pages load before their own: the password form, the second step
+/// (a code, or a passkey) and signing out, with the API helper they share.
+///
+/// **Permissions** - none
+#[utoipa::path(get, path = "/signin.js", tag = "pages", responses((status = 200, description = "the script", content_type = "text/javascript")))]
+pub(crate) async fn signin_js() -> Response {
+    page(SIGNIN_JS, "text/javascript; charset=utf-8")
 }
 
 /// The passkey page: sign in (password and second step, or a passkey alone), add and remove
