@@ -12,9 +12,8 @@
 //! Without python3 and aiosmtpd the e-mail test says why and passes, except under `CI=true` where it
 //! fails (as the MFA e-mail tests do).
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +25,7 @@ use palisade_core::clock::{Clock as _, ManualClock};
 use serde_json::{Value, json};
 use time::Duration;
 
+use crate::smtp_sink::SmtpSink;
 use crate::{PASSWORD, TestApp, login_user, make_admin, spawn_app, spawn_app_with_clock, status_json};
 
 /// The alert signing key of every test (`monitoring_alert_webhook_secret`), 42 bytes.
@@ -712,68 +712,9 @@ async fn past_the_hourly_limit_a_recipients_alerts_are_suppressed_and_never_sent
 
 // ---- e-mail ------------------------------------------------------------------------------------
 
-const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/notify/smtp_sink.py");
-
-/// `smtp_sink.py` on a free port; killed (and reaped) on drop.
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    out: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl SmtpSink {
-    /// `None` (the test says why and passes) without aiosmtpd, except under `CI=true`.
-    fn start() -> Option<Self> {
-        let probe = Command::new("python3").args(["-c", "import aiosmtpd"]).stderr(Stdio::null()).status();
-        if !probe.is_ok_and(|status| status.success()) {
-            let why = "python3 with aiosmtpd is needed for the alert e-mail test (python3 -m pip install aiosmtpd)";
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-            eprintln!("skipping: {why}");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("received.jsonl");
-        let mut child = Command::new("python3").arg(SINK).arg(&out).stdout(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| panic!("smtp_sink.py printed {line:?}, not its port"));
-        Some(Self { child, port, out, _dir: dir })
-    }
-
-    /// The messages received so far (each written before the sink answers 250).
-    fn received(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
-    }
-
-    /// Waits for a message to `to` whose subject `matches`.
-    async fn wait_for(&self, to: &str, matches: impl Fn(&str) -> bool) -> Value {
-        let started = std::time::Instant::now();
-        loop {
-            let found = self
-                .received()
-                .into_iter()
-                .find(|m| m["rcpt_tos"] == json!([to]) && m["subject"].as_str().is_some_and(&matches));
-            if let Some(found) = found {
-                return found;
-            }
-            assert!(started.elapsed() < PATIENCE, "no matching message to {to}: {:?}", self.received());
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn users_and_administrators_get_their_alerts_by_e_mail() {
-    let Some(sink) = SmtpSink::start() else { return };
+    let Some(sink) = SmtpSink::start("the alert e-mail tests") else { return };
     let port = sink.port.to_string();
     let alerting = Alerting::start(
         false,
@@ -795,7 +736,7 @@ async fn users_and_administrators_get_their_alerts_by_e_mail() {
     // Alice's own test alert: to her address, and to no one else.
     let result = test_alert(app, &alice).await;
     assert_eq!(summary(&result["deliveries"]), [("email".into(), format!("user:{alice_id}"), "pending".into())]);
-    let mail = sink.wait_for("alice@example.com", |s| s == "Palisade test alert").await;
+    let mail = sink.wait_for("alice@example.com", |s| s == "Palisade test alert", PATIENCE).await;
     assert_eq!(mail["from"], "Palisade <no-reply@example.com>");
     assert!(mail["body"].as_str().unwrap().contains("This is a test of your security alerts"), "{mail}");
 
@@ -810,9 +751,9 @@ async fn users_and_administrators_get_their_alerts_by_e_mail() {
     // A brute-force incident on her account (which also locks it): she is told, and so are the
     // administrators' addresses (an administrator's own account address is not one of them).
     brute_force(app, &key, "alice", "198.51.100.7").await;
-    let to_alice = sink.wait_for("alice@example.com", |s| s.starts_with("Security incident:")).await;
+    let to_alice = sink.wait_for("alice@example.com", |s| s.starts_with("Security incident:"), PATIENCE).await;
     assert!(to_alice["body"].as_str().unwrap().contains("HIGH incident (brute_force) about user:alice"), "{to_alice}");
-    let to_admins = sink.wait_for("security@example.com", |s| s.starts_with("Security incident:")).await;
+    let to_admins = sink.wait_for("security@example.com", |s| s.starts_with("Security incident:"), PATIENCE).await;
     assert_eq!(to_admins["subject"], to_alice["subject"]);
     assert!(
         !sink.received().iter().any(|m| m["rcpt_tos"] == json!(["root@example.com"])),

@@ -23,6 +23,7 @@ mod passkeys;
 mod reencryption;
 mod responses;
 mod risk;
+mod smtp_sink;
 
 use std::collections::HashMap;
 

@@ -11,9 +11,7 @@
 //! Without python3 and aiosmtpd the e-mail tests say why and pass, except under `CI=true` where
 //! they fail (as the SMTP sender's own tests do).
 
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,75 +26,13 @@ use palisade_server::Application;
 use serde_json::{Value, json};
 use time::Duration;
 
+use crate::smtp_sink::SmtpSink;
 use crate::{PASSWORD, TestApp};
 
 // ---- the SMTP server ---------------------------------------------------------------------------
 
-const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/notify/smtp_sink.py");
-
 /// The From of every e-mail.
 const SMTP_FROM: &str = "Palisade <no-reply@example.com>";
-
-/// `smtp_sink.py` running on a free port; killed (and reaped) on drop.
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    out: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl SmtpSink {
-    /// Whether aiosmtpd can be used here. Without it the e-mail tests cannot run: under `CI=true`
-    /// that is a failure, elsewhere they say why and pass.
-    fn available() -> bool {
-        let probe = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if probe.is_ok_and(|status| status.success()) {
-            return true;
-        }
-        let why = "python3 with aiosmtpd is needed for the e-mail factor tests (python3 -m pip install aiosmtpd)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        eprintln!("skipping: {why}");
-        false
-    }
-
-    fn start() -> Option<Self> {
-        if !Self::available() {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("received.jsonl");
-        let mut child = Command::new("python3")
-            .arg(SINK)
-            .arg(&out)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        // The sink prints its port once it listens.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| panic!("smtp_sink.py printed {line:?}, not its port"));
-        Some(Self { child, port, out, _dir: dir })
-    }
-
-    /// The messages received so far. The sink writes a message before it answers 250, so one the
-    /// server saw accepted is already here.
-    fn received(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
-    }
-}
 
 // ---- the fake Twilio -----------------------------------------------------------------------------
 
@@ -229,7 +165,7 @@ struct Outside {
 impl Outside {
     /// `None` when e-mail is asked for and aiosmtpd is missing (the test is skipped).
     async fn start(providers: Providers) -> Option<Self> {
-        let sink = if providers.email { Some(SmtpSink::start()?) } else { None };
+        let sink = if providers.email { Some(SmtpSink::start("the e-mail factor tests")?) } else { None };
         Some(Self { twilio: FakeTwilio::start().await, sink })
     }
 
