@@ -459,8 +459,9 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
                 stuffing_window: time(config.monitoring_stuffing_window),
                 api_key_refusals: config.monitoring_api_key_refusals,
                 api_key_window: time(config.monitoring_api_key_window),
-                // The unusual-activity baseline is not configurable yet: the documented defaults.
-                ..palisade_core::monitoring::detect::Thresholds::default()
+                baseline_slot: time(config.monitoring_baseline_slot),
+                baseline_slots: config.monitoring_baseline_slots,
+                baseline_min_events: config.monitoring_baseline_min_events,
             },
             responses: if config.monitoring_incident_auto_response {
                 config.monitoring_responses.clone()

@@ -350,6 +350,15 @@ pub struct Config {
     pub monitoring_api_key_refusals: u64,
     /// `PALISADE_MONITORING_API_KEY_WINDOW`: 1 s..=1 day, default 60 s.
     pub monitoring_api_key_window: Duration,
+    /// `PALISADE_MONITORING_BASELINE_SLOT`: the length of one slot of a user's activity history,
+    /// for `unusual_activity`. 1 min..=1 day, default 900 s.
+    pub monitoring_baseline_slot: Duration,
+    /// `PALISADE_MONITORING_BASELINE_SLOTS`: the past slots that make a user's baseline. 2..=96,
+    /// default 16.
+    pub monitoring_baseline_slots: u32,
+    /// `PALISADE_MONITORING_BASELINE_MIN_EVENTS`: the least events in one slot that may open an
+    /// `unusual_activity` incident. 1..=1000000, default 30.
+    pub monitoring_baseline_min_events: u64,
     /// `PALISADE_MONITORING_INCIDENT_AUTO_RESPONSE`: whether `monitoring_responses` is carried out
     /// (the guide's `incident_auto_response`). Default true.
     pub monitoring_incident_auto_response: bool,
@@ -716,6 +725,9 @@ impl Config {
             monitoring_stuffing_window: duration(layers, Setting::MonitoringStuffingWindow)?.value,
             monitoring_api_key_refusals: count(layers, Setting::MonitoringApiKeyRefusals)?,
             monitoring_api_key_window: duration(layers, Setting::MonitoringApiKeyWindow)?.value,
+            monitoring_baseline_slot: duration(layers, Setting::MonitoringBaselineSlot)?.value,
+            monitoring_baseline_slots: count(layers, Setting::MonitoringBaselineSlots)?,
+            monitoring_baseline_min_events: count(layers, Setting::MonitoringBaselineMinEvents)?,
             monitoring_incident_auto_response: required(
                 layers,
                 Setting::MonitoringIncidentAutoResponse,
@@ -895,6 +907,9 @@ impl Config {
             Setting::MonitoringStuffingWindow => self.monitoring_stuffing_window.as_secs().to_string(),
             Setting::MonitoringApiKeyRefusals => self.monitoring_api_key_refusals.to_string(),
             Setting::MonitoringApiKeyWindow => self.monitoring_api_key_window.as_secs().to_string(),
+            Setting::MonitoringBaselineSlot => self.monitoring_baseline_slot.as_secs().to_string(),
+            Setting::MonitoringBaselineSlots => self.monitoring_baseline_slots.to_string(),
+            Setting::MonitoringBaselineMinEvents => self.monitoring_baseline_min_events.to_string(),
             Setting::MonitoringIncidentAutoResponse => self.monitoring_incident_auto_response.to_string(),
             Setting::MonitoringResponses => self.monitoring_responses.to_string(),
             Setting::MonitoringAlertSeverityThreshold => self.monitoring_alert_severity_threshold.as_str().to_owned(),

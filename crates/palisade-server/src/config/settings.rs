@@ -199,6 +199,12 @@ pub enum Setting {
     MonitoringApiKeyRefusals,
     /// `monitoring_api_key_window`: the window of `monitoring_api_key_refusals`, seconds.
     MonitoringApiKeyWindow,
+    /// `monitoring_baseline_slot`: the length of one slot of a user's activity history, seconds.
+    MonitoringBaselineSlot,
+    /// `monitoring_baseline_slots`: the past slots that make a user's activity baseline.
+    MonitoringBaselineSlots,
+    /// `monitoring_baseline_min_events`: the least events in one slot that may open an `unusual_activity` incident.
+    MonitoringBaselineMinEvents,
     /// `monitoring_incident_auto_response`: whether opening an incident takes its cause's actions.
     MonitoringIncidentAutoResponse,
     /// `monitoring_responses`: the actions per cause, `cause=action[:seconds][+action…]`.
@@ -394,7 +400,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 100] = [
+    pub const ALL: [Setting; 103] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -487,6 +493,9 @@ impl Setting {
         Setting::MonitoringStuffingWindow,
         Setting::MonitoringApiKeyRefusals,
         Setting::MonitoringApiKeyWindow,
+        Setting::MonitoringBaselineSlot,
+        Setting::MonitoringBaselineSlots,
+        Setting::MonitoringBaselineMinEvents,
         Setting::MonitoringIncidentAutoResponse,
         Setting::MonitoringResponses,
         Setting::MonitoringAlertSeverityThreshold,
@@ -1990,6 +1999,55 @@ impl Setting {
                 expected: "a whole number of seconds from 1 to 86400 (1 second to 1 day)",
                 group: Group::Monitoring,
                 number: Number::of(Unit::Seconds, 1, 86_400),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringBaselineSlot => Spec {
+                key: "monitoring_baseline_slot",
+                flag: "monitoring-baseline-slot",
+                env: "PALISADE_MONITORING_BASELINE_SLOT",
+                alias: None,
+                default: DefaultValue::Text("900"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "the length of one slot of a user's activity history: an unusual_activity incident opens when \
+                        the current slot's events are far above the user's usual per slot; shorter reacts faster to \
+                        a burst (an account taken over and drained) and is noisier",
+                expected: "a whole number of seconds from 60 to 86400 (1 minute to 1 day)",
+                group: Group::Monitoring,
+                number: Number::of(Unit::Seconds, 60, 86_400),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringBaselineSlots => Spec {
+                key: "monitoring_baseline_slots",
+                flag: "monitoring-baseline-slots",
+                env: "PALISADE_MONITORING_BASELINE_SLOTS",
+                alias: None,
+                default: DefaultValue::Text("16"),
+                secret: false,
+                value_name: "N",
+                about: "the past slots of monitoring_baseline_slot that make a user's baseline: more make a steadier \
+                        baseline and need a longer history before one can fire",
+                expected: "a whole number from 2 to 96",
+                group: Group::Monitoring,
+                number: Number::count(2, 96),
+                list: false,
+                boolean: false,
+            },
+            Setting::MonitoringBaselineMinEvents => Spec {
+                key: "monitoring_baseline_min_events",
+                flag: "monitoring-baseline-min-events",
+                env: "PALISADE_MONITORING_BASELINE_MIN_EVENTS",
+                alias: None,
+                default: DefaultValue::Text("30"),
+                secret: false,
+                value_name: "N",
+                about: "the least events in one slot that may open an unusual_activity incident, whatever the \
+                        baseline: keeps a quiet user from alarming on a handful of events",
+                expected: "a whole number from 1 to 1000000",
+                group: Group::Monitoring,
+                number: Number::count(1, 1_000_000),
                 list: false,
                 boolean: false,
             },

@@ -1902,7 +1902,7 @@ fn the_reencryption_ranges_are_the_ones_core_accepts() {
 // ---------------------------------------------------------------- security monitoring
 
 /// Every threshold setting of the detectors, and whether it is a window (in seconds) or a count.
-const MONITORING_NUMBERS: [(Setting, bool); 10] = [
+const MONITORING_NUMBERS: [(Setting, bool); 13] = [
     (Setting::MonitoringBruteForceFailures, false),
     (Setting::MonitoringBruteForceWindow, true),
     (Setting::MonitoringSprayingAccounts, false),
@@ -1913,7 +1913,20 @@ const MONITORING_NUMBERS: [(Setting, bool); 10] = [
     (Setting::MonitoringStuffingWindow, true),
     (Setting::MonitoringApiKeyRefusals, false),
     (Setting::MonitoringApiKeyWindow, true),
+    (Setting::MonitoringBaselineSlot, true),
+    (Setting::MonitoringBaselineSlots, false),
+    (Setting::MonitoringBaselineMinEvents, false),
 ];
+
+/// The least value of a monitoring threshold: 1 (a second, for a window), but a baseline slot of
+/// at least a minute and a baseline of at least two slots.
+fn monitoring_minimum(setting: Setting) -> u64 {
+    match setting {
+        Setting::MonitoringBaselineSlot => 60,
+        Setting::MonitoringBaselineSlots => 2,
+        _ => 1,
+    }
+}
 
 /// The monitoring settings `app::settings` hands to core.
 fn monitoring_of(cfg: &Config) -> MonitoringSettings {
@@ -1939,6 +1952,9 @@ fn the_monitoring_defaults_are_the_core_defaults() {
         seconds(core.stuffing_window),
         core.api_key_refusals.to_string(),
         seconds(core.api_key_window),
+        seconds(core.baseline_slot),
+        core.baseline_slots.to_string(),
+        core.baseline_min_events.to_string(),
     ];
     for ((setting, _), expected) in MONITORING_NUMBERS.into_iter().zip(expected) {
         assert_eq!(setting.spec().default.describe(), expected, "{setting}");
@@ -1990,7 +2006,8 @@ fn monitoring_settings_are_read_from_every_layer() {
         "monitoring_detectors = false\nmonitoring_brute_force_failures = 3\nmonitoring_brute_force_window = 60\n\
          monitoring_spraying_accounts = 4\nmonitoring_spraying_window = 120\nmonitoring_stuffing_failures = 500\n\
          monitoring_stuffing_addresses = 50\nmonitoring_stuffing_failure_percent = 95\n\
-         monitoring_stuffing_window = 900\nmonitoring_api_key_refusals = 7\nmonitoring_api_key_window = 30\n",
+         monitoring_stuffing_window = 900\nmonitoring_api_key_refusals = 7\nmonitoring_api_key_window = 30\n\
+         monitoring_baseline_slot = 3600\nmonitoring_baseline_slots = 24\nmonitoring_baseline_min_events = 100\n",
     );
     let cfg = ok(with_file(&path));
     let from_file = MonitoringSettings {
@@ -2006,50 +2023,67 @@ fn monitoring_settings_are_read_from_every_layer() {
             stuffing_window: time::Duration::seconds(900),
             api_key_refusals: 7,
             api_key_window: time::Duration::seconds(30),
-            ..Thresholds::default()
+            baseline_slot: time::Duration::hours(1),
+            baseline_slots: 24,
+            baseline_min_events: 100,
         },
         ..MonitoringSettings::default()
     };
     assert_eq!(monitoring_of(&cfg), from_file, "settings() hands every value on");
     assert_eq!(described(&cfg, "monitoring_detectors"), "false");
     assert_eq!(described(&cfg, "monitoring_stuffing_window"), "900");
+    assert_eq!(described(&cfg, "monitoring_baseline_slot"), "3600");
 
     // The environment beats the file, setting by setting; the rest stays the file's.
     let env = vars(&[
         ("PALISADE_MONITORING_DETECTORS", "yes"),
         ("PALISADE_MONITORING_BRUTE_FORCE_FAILURES", " 25 "),
         ("PALISADE_MONITORING_API_KEY_WINDOW", "86400"),
+        ("PALISADE_MONITORING_BASELINE_SLOTS", "96"),
     ]);
     let cfg = ok(Sources { env, ..with_file(&path) });
     let settings = monitoring_of(&cfg);
     assert!(settings.detectors);
     assert_eq!(settings.thresholds.brute_force_failures, 25);
     assert_eq!(settings.thresholds.api_key_window, time::Duration::days(1));
+    assert_eq!(settings.thresholds.baseline_slots, 96);
     assert_eq!(settings.thresholds.spraying_accounts, 4, "from the file");
+    assert_eq!(settings.thresholds.baseline_min_events, 100, "from the file");
 
     // .env, under the defaults otherwise; the environment beats it.
-    let dotenv =
-        vars(&[("PALISADE_MONITORING_SPRAYING_WINDOW", "1"), ("PALISADE_MONITORING_STUFFING_FAILURE_PERCENT", "100")]);
-    let env = vars(&[("PALISADE_MONITORING_SPRAYING_WINDOW", "30")]);
+    let dotenv = vars(&[
+        ("PALISADE_MONITORING_SPRAYING_WINDOW", "1"),
+        ("PALISADE_MONITORING_STUFFING_FAILURE_PERCENT", "100"),
+        ("PALISADE_MONITORING_BASELINE_SLOT", "300"),
+    ]);
+    let env = vars(&[("PALISADE_MONITORING_SPRAYING_WINDOW", "30"), ("PALISADE_MONITORING_BASELINE_SLOT", "1800")]);
     let cfg = ok(Sources { dotenv: dotenv.clone(), ..Sources::default() });
     assert_eq!(cfg.monitoring_spraying_window, Duration::from_secs(1));
     assert_eq!(cfg.monitoring_stuffing_failure_percent, 100);
+    assert_eq!(monitoring_of(&cfg).thresholds.baseline_slot, time::Duration::minutes(5));
     assert_eq!(monitoring_of(&cfg).thresholds.brute_force_failures, Thresholds::default().brute_force_failures);
     let cfg = ok(Sources { dotenv, env, ..Sources::default() });
     assert_eq!(cfg.monitoring_spraying_window, Duration::from_secs(30));
+    assert_eq!(cfg.monitoring_baseline_slot, Duration::from_secs(1800));
 
     // A flag beats everything below it.
     let flags = SettingFlags::default()
         .with(Setting::MonitoringStuffingAddresses, "1")
-        .with(Setting::MonitoringDetectors, "off");
-    let env = vars(&[("PALISADE_MONITORING_STUFFING_ADDRESSES", "30"), ("PALISADE_MONITORING_DETECTORS", "on")]);
+        .with(Setting::MonitoringDetectors, "off")
+        .with(Setting::MonitoringBaselineMinEvents, "5");
+    let env = vars(&[
+        ("PALISADE_MONITORING_STUFFING_ADDRESSES", "30"),
+        ("PALISADE_MONITORING_DETECTORS", "on"),
+        ("PALISADE_MONITORING_BASELINE_MIN_EVENTS", "50"),
+    ]);
     let cfg = ok(Sources { env, flags, ..with_file(&path) });
     assert_eq!((cfg.monitoring_stuffing_addresses, cfg.monitoring_detectors), (1, false));
+    assert_eq!(monitoring_of(&cfg).thresholds.baseline_min_events, 5);
 
     // The bounds are accepted.
     for (setting, window) in MONITORING_NUMBERS {
         let rule = setting.spec().number.unwrap();
-        assert_eq!(rule.min, 1, "{setting}: counts are at least 1, windows at least a second");
+        assert_eq!(rule.min, monitoring_minimum(setting), "{setting}");
         if window {
             assert_eq!((rule.unit, rule.max), (Some(settings::Unit::Seconds), 86_400), "{setting}: up to a day");
         }
@@ -2090,10 +2124,11 @@ fn the_guides_threat_detection_switch_is_an_alias() {
 fn bad_monitoring_values_stop_start_up_naming_the_setting() {
     for (setting, window) in MONITORING_NUMBERS {
         let (var, key) = (setting.env(), setting.key());
-        let max = setting.spec().number.unwrap().max;
+        let (min, max) = (monitoring_minimum(setting), setting.spec().number.unwrap().max);
+        let below = (min - 1).to_string();
         let cases: Vec<(String, String)> = if window {
             vec![
-                ("0".into(), "is below the minimum, 1 second".into()),
+                (below, format!("is below the minimum, {}", settings::Unit::Seconds.of(min))),
                 ("86401".into(), "is above the maximum, 86400 seconds".into()),
                 ("5m".into(), "is not a whole number of seconds".into()),
                 ("PT5M".into(), "is not a whole number of seconds".into()),
@@ -2101,7 +2136,7 @@ fn bad_monitoring_values_stop_start_up_naming_the_setting() {
             ]
         } else {
             vec![
-                ("0".into(), "is below the minimum, 1".into()),
+                (below, format!("is below the minimum, {min}")),
                 ((max + 1).to_string(), format!("is above the maximum, {max}")),
                 ("99999999999999999999999".into(), format!("is above the maximum, {max}")),
                 ("ten".into(), "is not a whole number".into()),
@@ -2109,9 +2144,9 @@ fn bad_monitoring_values_stop_start_up_naming_the_setting() {
             ]
         };
         let expected = if window {
-            "expected a whole number of seconds from 1 to 86400".to_owned()
+            format!("expected a whole number of seconds from {min} to 86400")
         } else {
-            format!("expected a whole number from 1 to {max}")
+            format!("expected a whole number from {min} to {max}")
         };
         for (value, problem) in cases {
             refused(var, &value, key, &[&problem, &expected, var]);
@@ -2143,6 +2178,10 @@ fn bad_monitoring_values_stop_start_up_naming_the_setting() {
     let message = err(with_file(&path));
     assert!(message.starts_with("invalid monitoring_api_key_window from `monitoring_api_key_window` in "), "{message}");
     assert!(message.contains("is not a whole number of seconds"), "{message}");
+    let (_dir, path) = toml_file("monitoring_baseline_slot = 30\n");
+    let message = err(with_file(&path));
+    assert!(message.starts_with("invalid monitoring_baseline_slot from `monitoring_baseline_slot` in "), "{message}");
+    assert!(message.contains("is below the minimum, 60 seconds"), "{message}");
     let (_dir, path) = toml_file("monitoring_detectors = 1.0\n");
     let message = err(with_file(&path));
     assert!(message.contains("monitoring_detectors") && message.contains("float"), "{message}");
@@ -2153,6 +2192,13 @@ fn bad_monitoring_values_stop_start_up_naming_the_setting() {
         "{message}"
     );
     assert!(message.contains("above the maximum, 86400 seconds"), "{message}");
+    let flags = SettingFlags::default().with(Setting::MonitoringBaselineSlots, "97");
+    let message = err(Sources { flags, ..Sources::default() });
+    assert!(
+        message.starts_with("invalid monitoring_baseline_slots from flag --monitoring-baseline-slots"),
+        "{message}"
+    );
+    assert!(message.contains("above the maximum, 96") && message.contains("from 2 to 96"), "{message}");
     // A bad value the environment overrides does not stop start-up (only the winner is checked).
     let (_dir, path) = toml_file("monitoring_spraying_accounts = 0\n");
     let env = vars(&[("PALISADE_MONITORING_SPRAYING_ACCOUNTS", "5")]);
