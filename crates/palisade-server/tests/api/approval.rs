@@ -22,9 +22,6 @@
 //! python3 and aiosmtpd the mail tests say why and pass, except under `CI=true` where they fail.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use palisade_core::clock::{Clock as _, ManualClock};
@@ -35,6 +32,7 @@ use time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::smtp_sink::SmtpSink;
 use crate::{PASSWORD, TestApp, audit_event_kinds, register_user, spawn_app_with_clock};
 
 const CHROME: &str =
@@ -204,57 +202,28 @@ async fn spawn_approving(clock: &Arc<ManualClock>, extra: &[(&str, &str)]) -> Te
 
 // ---- the SMTP server -------------------------------------------------------------------------------
 
-const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/notify/smtp_sink.py");
-
-/// `smtp_sink.py` on a free port, behind a loopback relay that reports every SMTP connection once it
-/// is over; the sink is killed (and reaped) and the relay stopped on drop.
+/// The SMTP sink (`smtp_sink.rs`) behind a loopback relay that reports every SMTP connection once
+/// it is over; the relay is stopped on drop (and the sink with it).
 struct MailSink {
-    child: Child,
-    out: PathBuf,
+    sink: SmtpSink,
     /// The relay's port: the one the server is configured with.
     port: u16,
     /// One `()` per finished SMTP connection.
     finished: mpsc::UnboundedReceiver<()>,
     relay: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
 }
 
 impl Drop for MailSink {
     fn drop(&mut self) {
         self.relay.abort();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
 impl MailSink {
     /// `None` when python3 with aiosmtpd is missing (the test is skipped), except under `CI=true`.
     async fn start() -> Option<Self> {
-        let probe = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if !probe.is_ok_and(|status| status.success()) {
-            let why = "python3 with aiosmtpd is needed for the approval link tests (python3 -m pip install aiosmtpd)";
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-            eprintln!("skipping: {why}");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("received.jsonl");
-        let mut child = Command::new("python3")
-            .arg(SINK)
-            .arg(&out)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        // The sink prints its port once it listens.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let sink_port: u16 =
-            line.trim().parse().unwrap_or_else(|_| panic!("smtp_sink.py printed {line:?}, not its port"));
+        let sink = SmtpSink::start("the approval link tests")?;
+        let sink_port = sink.port;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (report, finished) = mpsc::unbounded_channel();
@@ -269,7 +238,7 @@ impl MailSink {
                 });
             }
         });
-        Some(Self { child, out, port, finished, relay, _dir: dir })
+        Some(Self { sink, port, finished, relay })
     }
 
     /// The settings pointing the server at this sink.
@@ -287,8 +256,7 @@ impl MailSink {
 
     /// The messages accepted so far, oldest first.
     fn received(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+        self.sink.received()
     }
 
     /// The messages titled `subject` accepted so far.

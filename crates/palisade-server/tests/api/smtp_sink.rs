@@ -1,6 +1,6 @@
 //! A real SMTP server for the e-mail tests: `src/notify/smtp_sink.py` (Python's aiosmtpd) on a
 //! free loopback port, which writes every message it accepts to a JSON-lines file before it answers
-//! 250. Used by the MFA e-mail and the alert tests (`approval.rs` puts a relay in front of its own).
+//! 250. Used by the MFA e-mail, the alert and the approval tests (`approval.rs` puts a relay in front).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
