@@ -9,6 +9,8 @@
 //!   sessions, tokens, API keys.
 //! - [`risk`], [`device`]: risk-based login decisions (GeoIP port, the scoring engine) and the
 //!   device registry.
+//! - [`compliance`]: the consent ledger, export and erasure, retention, real-time checks and
+//!   reports of technical control checks.
 //! - [`notify`]: the ports of the SMS and e-mail senders.
 //! - [`palisade`]: the [`Palisade`] facade that wires the services, for embedding and for the server.
 //!
@@ -19,6 +21,7 @@ pub mod audit;
 pub mod auth;
 mod cache;
 pub mod clock;
+pub mod compliance;
 pub mod crypto;
 pub mod device;
 pub mod mfa;

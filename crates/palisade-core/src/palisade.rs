@@ -90,6 +90,8 @@ pub struct PalisadeSettings {
     pub reencryption: crate::crypto::reencrypt::ReencryptionSettings,
     /// Security monitoring: whether the detectors run, and their thresholds.
     pub monitoring: crate::monitoring::MonitoringSettings,
+    /// Compliance: enabled standards, erasure delay, consent validity, retention.
+    pub compliance: crate::compliance::ComplianceSettings,
 }
 
 impl Default for PalisadeSettings {
@@ -112,6 +114,7 @@ impl Default for PalisadeSettings {
             encryption: crate::crypto::EncryptionPolicies::defaults(false),
             reencryption: crate::crypto::reencrypt::ReencryptionSettings::default(),
             monitoring: crate::monitoring::MonitoringSettings::default(),
+            compliance: crate::compliance::ComplianceSettings::default(),
         }
     }
 }
@@ -131,6 +134,7 @@ pub struct PalisadeBuilder {
     webhook: Option<Arc<dyn crate::notify::WebhookSender>>,
     alert_webhook: Option<Arc<dyn crate::notify::WebhookSender>>,
     push_gateway: Option<Arc<dyn crate::notify::WebhookSender>>,
+    deployment: Option<crate::compliance::report::DeploymentFacts>,
 }
 
 impl PalisadeBuilder {
@@ -200,6 +204,14 @@ impl PalisadeBuilder {
         self
     }
 
+    /// What the compliance reports cannot see themselves: the issuer, proxies, the stores' links,
+    /// where the master key lives, the masked configuration (default: nothing known, and the
+    /// controls built on it are not applicable).
+    pub fn deployment_facts(mut self, facts: crate::compliance::report::DeploymentFacts) -> Self {
+        self.deployment = Some(facts);
+        self
+    }
+
     /// Tunables (default: [`PalisadeSettings::default`]).
     pub fn settings(mut self, settings: PalisadeSettings) -> Self {
         self.settings = Some(settings);
@@ -228,6 +240,7 @@ impl PalisadeBuilder {
         settings.mfa.validate().map_err(BuildError::Mfa)?;
         settings.risk.validate().map_err(BuildError::Risk)?;
         settings.reencryption.validate().map_err(BuildError::Reencryption)?;
+        let report_settings = crate::compliance::report::ReportSettings::of(&settings);
 
         let key_store: Arc<dyn crate::store::SigningKeyStore> = durable.clone();
         let signing_keys = Arc::new(
@@ -380,6 +393,27 @@ impl PalisadeBuilder {
             audit.observe_with(crate::monitoring::watch::Feed::counting_only());
         }
         let monitoring = Arc::new(monitoring);
+        let reports =
+            Arc::new(crate::compliance::report::ComplianceReports::new(crate::compliance::report::ReportParts {
+                store: durable.clone(),
+                audit: audit.clone(),
+                keyring: keyring.clone(),
+                signing_keys: signing_keys.clone(),
+                clock: clock.clone(),
+                settings: report_settings,
+                facts: self.deployment.unwrap_or_default(),
+            }));
+        let compliance = Arc::new(crate::compliance::ComplianceService::new(crate::compliance::ComplianceParts {
+            store: durable.clone(),
+            audit: audit.clone(),
+            auth: auth.clone(),
+            crypto: crypto.clone(),
+            clock: clock.clone(),
+            settings: settings.compliance.clone(),
+            data_hash_key: keyring.stable_subkey(b"palisade/compliance-data-hash/v1").await?,
+        }));
+        tokio::spawn(crate::compliance::erasure::erase_forever(compliance.clone()));
+        tokio::spawn(crate::compliance::retention::retain_forever(compliance.clone()));
         Ok(Palisade {
             durable,
             hot,
@@ -394,6 +428,8 @@ impl PalisadeBuilder {
             crypto,
             reencryptor,
             monitoring,
+            reports,
+            compliance,
         })
     }
 }
@@ -456,6 +492,8 @@ pub struct Palisade {
     crypto: Arc<crate::crypto::CryptoService>,
     reencryptor: crate::crypto::reencrypt::Reencryptor,
     monitoring: Arc<crate::monitoring::Monitoring>,
+    reports: Arc<crate::compliance::report::ComplianceReports>,
+    compliance: Arc<crate::compliance::ComplianceService>,
 }
 
 impl Palisade {
@@ -504,6 +542,16 @@ impl Palisade {
     /// Security monitoring: applications' reports and the event query.
     pub fn monitoring(&self) -> &Arc<crate::monitoring::Monitoring> {
         &self.monitoring
+    }
+
+    /// The consent ledger, the data subject's rights and the erasure job.
+    pub fn compliance(&self) -> &Arc<crate::compliance::ComplianceService> {
+        &self.compliance
+    }
+
+    /// Reports of technical control checks per standard (`GET /compliance/reports/{standard}`).
+    pub fn compliance_reports(&self) -> &Arc<crate::compliance::report::ComplianceReports> {
+        &self.reports
     }
 
     /// The background re-encryption of Palisade's own sealed data.

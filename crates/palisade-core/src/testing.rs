@@ -15,6 +15,7 @@ pub(crate) struct MemoryStore {
     pub(crate) keys: Mutex<Vec<WrappedDataKey>>,
     pub(crate) min_versions: Mutex<std::collections::HashMap<KeyPurpose, u32>>,
     pub(crate) audit: Mutex<BTreeMap<i64, AuditRecord>>,
+    pub(crate) checkpoints: Mutex<Vec<crate::audit::AuditCheckpoint>>,
 }
 
 #[async_trait]
@@ -147,5 +148,82 @@ impl AuditStore for MemoryStore {
         top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         top.truncate(limit as usize);
         Ok(top)
+    }
+
+    async fn audit_records_about(
+        &self,
+        who: &[String],
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let about = |r: &&AuditRecord| {
+            r.actor.as_ref().is_some_and(|a| who.contains(a)) || r.subject.as_ref().is_some_and(|s| who.contains(s))
+        };
+        Ok(self
+            .audit
+            .lock()
+            .unwrap()
+            .range(after + 1..)
+            .map(|(_, r)| r)
+            .filter(about)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn redact_audit_records(
+        &self,
+        who: &[String],
+        pseudonym: &str,
+        after: i64,
+        limit: u32,
+        at: time::OffsetDateTime,
+    ) -> Result<crate::audit::RedactionPage, StoreError> {
+        let mut audit = self.audit.lock().unwrap();
+        let mut page = crate::audit::RedactionPage::default();
+        for (seq, record) in audit.range_mut(after + 1..) {
+            if page.examined >= u64::from(limit) {
+                break;
+            }
+            let about = record.actor.as_ref().is_some_and(|a| who.contains(a))
+                || record.subject.as_ref().is_some_and(|s| who.contains(s));
+            if !about {
+                continue;
+            }
+            page.examined += 1;
+            page.last_seq = Some(*seq);
+            if crate::audit::redact(record, who, pseudonym, at) {
+                page.redacted += 1;
+            }
+        }
+        Ok(page)
+    }
+
+    async fn audit_checkpoint(&self) -> Result<Option<crate::audit::AuditCheckpoint>, StoreError> {
+        Ok(self.checkpoints.lock().unwrap().last().cloned())
+    }
+
+    async fn archive_audit_prefix(&self, checkpoint: &crate::audit::AuditCheckpoint) -> Result<bool, StoreError> {
+        let mut checkpoints = self.checkpoints.lock().unwrap();
+        let mut audit = self.audit.lock().unwrap();
+        let head = audit.keys().next_back().copied().unwrap_or(0);
+        if checkpoints.last().is_some_and(|c| c.seq >= checkpoint.seq) || checkpoint.seq >= head {
+            return Ok(false);
+        }
+        audit.retain(|seq, _| *seq > checkpoint.seq);
+        checkpoints.push(checkpoint.clone());
+        Ok(true)
+    }
+
+    async fn audit_prefix_before(&self, before: time::OffsetDateTime) -> Result<Option<i64>, StoreError> {
+        let audit = self.audit.lock().unwrap();
+        let mut last = None;
+        for (seq, record) in audit.iter() {
+            if record.at >= before {
+                break;
+            }
+            last = Some(*seq);
+        }
+        Ok(last)
     }
 }

@@ -147,6 +147,24 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         )
         .route("/monitoring/incidents/{id}/actions/{action}/revert", post(routes::monitoring::revert_action))
         .route("/admin/keys/{family}", patch(routes::keys::update_family))
+        .route("/compliance/consents", get(routes::compliance::consents).post(routes::compliance::record_consent))
+        .route("/compliance/consents/{type}", delete(routes::compliance::withdraw_consent))
+        .route("/compliance/export", get(routes::compliance::export))
+        .route("/compliance/check", post(routes::compliance::check))
+        .route(
+            "/compliance/retention",
+            get(routes::compliance::retention_preview).post(routes::compliance::retention_apply),
+        )
+        .route("/compliance/reports/{standard}", get(routes::reports::report))
+        .route("/compliance/report.css", get(routes::reports::stylesheet))
+        .route(
+            "/compliance/erasure",
+            get(routes::compliance::erasure_requests).post(routes::compliance::request_erasure),
+        )
+        .route(
+            "/compliance/erasure/{id}",
+            get(routes::compliance::erasure_request).delete(routes::compliance::cancel_erasure),
+        )
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)
         .with_state(state)
@@ -275,7 +293,8 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
         .durable_store(stores.durable)
         .hot_store(stores.hot)
         .clock(clock)
-        .settings(settings(config)?);
+        .settings(settings(config)?)
+        .deployment_facts(routes::reports::deployment_facts(config));
     match (hsm, master_key) {
         (Some(provider), _) => {
             let provider: Arc<dyn palisade_core::crypto::KeyProvider> = provider;
@@ -472,7 +491,39 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
             alert_emails: config.monitoring_alert_emails.clone(),
             alerts_per_hour: config.monitoring_alerts_per_hour,
         },
+        // The compliance_* settings.
+        compliance: compliance_settings(config),
     })
+}
+
+/// Core's compliance settings from the `compliance_*` settings.
+fn compliance_settings(config: &Config) -> palisade_core::compliance::ComplianceSettings {
+    use palisade_core::compliance::{ComplianceSettings, RetentionPolicy, Standard};
+    let time = |d: Duration| time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+    let enabled = [
+        (Standard::Gdpr, config.compliance_gdpr_enabled),
+        (Standard::Hipaa, config.compliance_hipaa_enabled),
+        (Standard::PciDss, config.compliance_pci_dss_enabled),
+        (Standard::Sox, config.compliance_sox_enabled),
+        (Standard::Iso27001, config.compliance_iso27001_enabled),
+    ];
+    ComplianceSettings {
+        standards: enabled.into_iter().filter_map(|(standard, on)| on.then_some(standard)).collect(),
+        deletion_delay: time(config.compliance_deletion_delay),
+        consent_validity: config
+            .compliance_consent_validity_per_type
+            .iter()
+            .map(|(name, validity)| (name.clone(), time(*validity)))
+            .collect(),
+        default_consent_validity: time(config.compliance_consent_validity),
+        erasure_on_withdrawal: config.compliance_erasure_on_withdrawal.clone(),
+        retention: RetentionPolicy {
+            audit: time(config.compliance_audit_retention),
+            login_history: time(config.compliance_login_history_retention),
+            incidents: time(config.compliance_incident_retention),
+            alert_deliveries: time(config.compliance_alert_delivery_retention),
+        },
+    }
 }
 
 /// A built application: its listener is bound, so its port is known before it serves.

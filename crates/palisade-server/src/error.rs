@@ -218,6 +218,39 @@ impl From<palisade_core::crypto::reencrypt::ReencryptError> for ApiError {
     }
 }
 
+impl From<palisade_core::compliance::ComplianceError> for ApiError {
+    fn from(e: palisade_core::compliance::ComplianceError) -> Self {
+        use palisade_core::compliance::ComplianceError as C;
+        match e {
+            C::Auth(e) => e.into(),
+            e @ C::Invalid { .. } => Self::unprocessable(e.to_string()),
+            C::NotFound(detail) => Self::refused(StatusCode::NOT_FOUND, "NOT_FOUND", detail),
+            C::Conflict(detail) => Self::refused(StatusCode::CONFLICT, "CONFLICT", detail),
+            C::Store(e) => e.into(),
+            C::Audit(e) => e.into(),
+            C::Crypto(e) => e.into(),
+        }
+    }
+}
+
+impl From<palisade_core::compliance::report::ReportError> for ApiError {
+    fn from(e: palisade_core::compliance::report::ReportError) -> Self {
+        use palisade_core::compliance::report::ReportError as R;
+        match e {
+            R::Auth(e) => e.into(),
+            // A standard turned off is a report this deployment does not have: 404, saying which
+            // setting turns it on.
+            e @ R::Disabled { .. } => Self::refused(StatusCode::NOT_FOUND, "NOT_FOUND", e.to_string()),
+            e @ R::Invalid(_) => Self::unprocessable(e.to_string()),
+            R::Store(e) => e.into(),
+            R::Audit(e) => e.into(),
+            R::Crypto(e) => e.into(),
+            e @ R::SigningKeys(_) if e.is_unavailable() => Self::Unavailable(e.to_string()),
+            e @ R::SigningKeys(_) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<palisade_core::monitoring::MonitoringError> for ApiError {
     fn from(e: palisade_core::monitoring::MonitoringError) -> Self {
         use palisade_core::monitoring::MonitoringError as M;
@@ -265,7 +298,8 @@ impl From<palisade_core::audit::AuditError> for ApiError {
 }
 
 impl ApiError {
-    fn refused(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    /// A refusal with `status`, `code` and `detail` and nothing else.
+    pub(crate) fn refused(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self::Refused {
             status,
             code,

@@ -37,6 +37,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// An optional JSON body: absent when the request has neither a content type nor a body (`POST`
+/// with nothing), otherwise exactly [`ApiJson`].
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let headers = req.headers();
+        let empty = headers.get(axum::http::header::CONTENT_TYPE).is_none()
+            && headers.get(axum::http::header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
+            && headers.get(axum::http::header::TRANSFER_ENCODING).is_none();
+        if empty {
+            return Ok(None);
+        }
+        <Self as FromRequest<S>>::from_request(req, state).await.map(Some)
+    }
+}
+
 /// The client's address: the socket peer, or — only when the peer is a trusted proxy — the
 /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,6 +44,47 @@ enum Command {
     /// The PKCS#11 HSM that holds the master key (hsm_module, hsm_slot, hsm_pin).
     #[command(subcommand)]
     Hsm(HsmCommand),
+    /// Compliance: reports of technical control checks per standard.
+    #[command(subcommand)]
+    Compliance(ComplianceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ComplianceCommand {
+    /// Print a report of technical control checks for one standard to standard output: each control
+    /// Palisade measures on itself (password policy, MFA of administrators, encryption at rest, key
+    /// ages, the audit chain, retention, consent coverage, lockout, session lifetimes, transport
+    /// settings) with its status, evidence and a recommendation, and the score met/total. Evidence
+    /// for an assessment, never a certification. The run is audited as `compliance.report`; exit 1
+    /// when the standard is turned off (compliance_*_enabled) or the range is out of bounds.
+    Report(ComplianceReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ComplianceReportArgs {
+    /// The standard: GDPR, HIPAA, PCI_DSS, SOX or ISO27001 (any letter case).
+    #[arg(long, value_name = "STANDARD", value_parser = parse_standard)]
+    standard: palisade_core::compliance::Standard,
+    /// `json`, or `html` for a printable page (its style inline, so the file opens anywhere).
+    #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = parse_report_format)]
+    format: palisade_server::ReportFormat,
+    /// The range of the audit queries in seconds, ending now (300 to 31622400; 30 days by default).
+    #[arg(long, value_name = "SECONDS", default_value_t = 2_592_000)]
+    range: i64,
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+fn parse_standard(text: &str) -> Result<palisade_core::compliance::Standard, String> {
+    use palisade_core::compliance::Standard;
+    Standard::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = Standard::ALL.iter().map(|s| s.as_str()).collect();
+        format!("`{text}` is not a standard (one of {})", names.join(", "))
+    })
+}
+
+fn parse_report_format(text: &str) -> Result<palisade_server::ReportFormat, String> {
+    palisade_server::ReportFormat::parse(text).ok_or_else(|| format!("`{text}` is not json or html"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -268,6 +309,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(KeysCommand::Rotate(args)) => keys_rotate(args).await,
         Command::Hsm(HsmCommand::Init(args)) => hsm_init(args).await,
         Command::Hsm(HsmCommand::Status(args)) => hsm_status(args).await,
+        Command::Compliance(ComplianceCommand::Report(args)) => compliance_report(args).await,
     }
 }
 
@@ -415,6 +457,12 @@ async fn audit_verify(args: SettingsArgs) -> anyhow::Result<ExitCode> {
     let (outcome, code) = match &report.broken {
         None => {
             println!("audit chain intact: {} records verified", report.verified);
+            if let Some(seq) = report.checkpoint {
+                println!("  from the sealed checkpoint after record {seq} (the records up to it were archived)");
+            }
+            if report.redacted > 0 {
+                println!("  {} of them redacted by erasures (links and MACs verified)", report.redacted);
+            }
             (Outcome::Success, ExitCode::SUCCESS)
         }
         Some(link) => {
@@ -901,4 +949,27 @@ async fn hsm_status(args: SettingsArgs) -> anyhow::Result<ExitCode> {
         Err(e) => println!("{:<12}  FAIL  {e}", "round trip"),
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn compliance_report(args: ComplianceReportArgs) -> anyhow::Result<ExitCode> {
+    use palisade_core::compliance::report::ReportError;
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let range = time::Duration::seconds(args.range);
+    let report = match palisade.compliance_reports().report_for_operator(args.standard, range).await {
+        Ok(report) => report,
+        Err(e @ (ReportError::Disabled { .. } | ReportError::Invalid(_))) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let view = palisade_server::report_view(&report);
+    match args.format {
+        palisade_server::ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&view)?),
+        palisade_server::ReportFormat::Html => {
+            print!("{}", palisade_server::render_html(&view, palisade_server::Styles::Inline));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -146,11 +146,15 @@ fn bad(field: &'static str, problem: impl Into<String>) -> ApiKeyError {
 }
 
 /// Scopes no user can give themselves: `admin`; the encryption service's (`crypto:…`), which
-/// decrypt data of any owner; and monitoring's (`monitoring:…`), which read everyone's security
-/// events and write events about any user. Only an administrator (or a key holding that very scope)
-/// grants them.
+/// decrypt data of any owner; monitoring's (`monitoring:…`), which read everyone's security
+/// events and write events about any user; and compliance's (`compliance:…`), which read every
+/// user's consents, exports and the reports, and act for any user. Only an administrator (or a key
+/// holding that very scope) grants them.
 fn is_privileged_scope(scope: &str) -> bool {
-    scope == "admin" || scope.starts_with("crypto:") || scope.starts_with("monitoring:")
+    scope == "admin"
+        || scope.starts_with("crypto:")
+        || scope.starts_with("monitoring:")
+        || scope.starts_with("compliance:")
 }
 
 /// Whether `scope` is an RFC 6749 scope token (printable ASCII but space, `"` and `\`).

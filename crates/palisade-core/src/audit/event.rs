@@ -110,6 +110,29 @@ pub enum AuditKind {
     IncidentResponse,
     /// An automatic response was reverted (by an administrator, or as it lapsed).
     IncidentResponseReverted,
+    /// A user gave consent (the consent ledger).
+    ConsentGiven,
+    /// A user withdrew consent.
+    ConsentWithdrawn,
+    /// A user's data was exported (GDPR Art. 15/20).
+    DataExported,
+    /// The erasure of a user's data was requested (scheduled after the deletion delay).
+    ErasureRequested,
+    /// A scheduled erasure was cancelled.
+    ErasureCancelled,
+    /// An erasure was carried out (the subject is the pseudonym that replaced the user).
+    ErasureCompleted,
+    /// An erasure was refused when it was due (the last administrator, say).
+    ErasureRefused,
+    /// An action was checked against the compliance rules (a refusal is a failure, with the
+    /// rules violated and a hash of the data, never the data).
+    ComplianceChecked,
+    /// A report of technical control checks was generated.
+    ComplianceReport,
+    /// The retention job ran (or was previewed), with what it removed per kind.
+    RetentionApplied,
+    /// A prefix of the audit chain was archived behind a sealed checkpoint.
+    AuditArchived,
 }
 
 impl AuditKind {
@@ -167,6 +190,17 @@ impl AuditKind {
             Self::IncidentUpdated => "incident.updated",
             Self::IncidentResponse => "incident.response",
             Self::IncidentResponseReverted => "incident.response_reverted",
+            Self::ConsentGiven => "compliance.consent_given",
+            Self::ConsentWithdrawn => "compliance.consent_withdrawn",
+            Self::DataExported => "compliance.data_exported",
+            Self::ErasureRequested => "compliance.erasure_requested",
+            Self::ErasureCancelled => "compliance.erasure_cancelled",
+            Self::ErasureCompleted => "compliance.erasure_completed",
+            Self::ErasureRefused => "compliance.erasure_refused",
+            Self::ComplianceChecked => "compliance.check",
+            Self::ComplianceReport => "compliance.report",
+            Self::RetentionApplied => "compliance.retention",
+            Self::AuditArchived => "audit.archived",
         }
     }
 }

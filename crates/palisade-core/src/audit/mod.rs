@@ -14,7 +14,19 @@
 //! volumes (one record per security event) easily afford.
 //!
 //! The MAC key is a data key of purpose `audit` from the keyring; each record names the key that
-//! sealed it, so the chain survives key rotation. Truncation of the newest records cannot be seen
+//! sealed it, so the chain survives key rotation.
+//!
+//! # Personal fields and erasure
+//! A record's personal fields — actor, subject, address, user agent and details — are not MACed
+//! themselves (records sealed since migration 0015, "v2"): the MAC covers a SHA-256 digest of them
+//! and a random 16-byte salt ([`PersonalSeal`]). Verification recomputes the digest from the fields
+//! and the salt, so editing a field is detected as before. Erasing a user ([`redact`] through the
+//! store) replaces their identifiers by a pseudonym, clears the address and user agent, replaces the
+//! details by [`REDACTED_DETAILS`] and deletes the salt: the digest stays, so the MAC and every link
+//! still verify, while nothing left can be tied back to the person (without the salt even a guess
+//! of the old values cannot be confirmed). Verification reports such records as redacted and checks
+//! they hold nothing but the pseudonym form. Records sealed before 0015 ("v1") MAC their fields
+//! directly; they cannot be redacted and leave with the retention of the audit trail. Truncation of the newest records cannot be seen
 //! from the chain alone: operators should export the head (`seq`, `mac`) elsewhere periodically.
 
 mod event;
@@ -37,6 +49,21 @@ const MAX_APPEND_ATTEMPTS: u32 = 64;
 
 /// Most records sealed and stored in one commit.
 pub const MAX_BATCH: usize = 256;
+
+/// The details of a redacted record.
+pub const REDACTED_DETAILS: &str = r#"{"redacted":true}"#;
+
+/// The prefix of the pseudonyms that replace an erased user's identifiers.
+pub const PSEUDONYM_PREFIX: &str = "erased:";
+
+/// How a v2 record's personal fields are bound into its MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalSeal {
+    /// The 16 random bytes mixed into the digest; `None` once the record is redacted.
+    pub salt: Option<Vec<u8>>,
+    /// SHA-256 over the salt and the personal fields; the MAC covers it in their place.
+    pub digest: Vec<u8>,
+}
 
 /// Which records [`AuditStore::audit_search`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,23 +126,42 @@ pub struct AuditRecord {
     pub prev_mac: Vec<u8>,
     /// HMAC-SHA256 over this record's fields and `prev_mac`.
     pub mac: Vec<u8>,
+    /// How the personal fields are sealed (`None`: a v1 record, whose MAC covers them directly).
+    pub personal: Option<PersonalSeal>,
+    /// When the record's personal fields were redacted (an erasure), if they were.
+    pub redacted_at: Option<time::OffsetDateTime>,
+}
+
+fn part(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn optional(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        Some(v) => {
+            out.push(1);
+            part(out, v.as_bytes());
+        }
+        None => out.push(0),
+    }
 }
 
 impl AuditRecord {
     /// The exact bytes the MAC covers: every field length-prefixed, optional ones with a presence byte.
     fn mac_input(&self) -> Vec<u8> {
-        fn part(out: &mut Vec<u8>, bytes: &[u8]) {
-            out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-            out.extend_from_slice(bytes);
-        }
-        fn optional(out: &mut Vec<u8>, value: Option<&str>) {
-            match value {
-                Some(v) => {
-                    out.push(1);
-                    part(out, v.as_bytes());
-                }
-                None => out.push(0),
-            }
+        if let Some(seal) = &self.personal {
+            let mut out = b"palisade audit v2".to_vec();
+            out.extend_from_slice(&self.seq.to_be_bytes());
+            part(&mut out, self.id.as_bytes());
+            out.extend_from_slice(&(self.at.unix_timestamp_nanos() / 1000).to_be_bytes());
+            part(&mut out, self.kind.as_bytes());
+            part(&mut out, self.outcome.as_bytes());
+            optional(&mut out, self.request_id.as_deref());
+            part(&mut out, &seal.digest);
+            part(&mut out, self.key_id.as_bytes());
+            part(&mut out, &self.prev_mac);
+            return out;
         }
         let mut out = b"palisade audit v1".to_vec();
         out.extend_from_slice(&self.seq.to_be_bytes());
@@ -133,6 +179,105 @@ impl AuditRecord {
         part(&mut out, &self.prev_mac);
         out
     }
+
+    /// The digest of this record's personal fields under `salt`.
+    fn personal_digest(&self, salt: &[u8]) -> Vec<u8> {
+        let mut input = b"palisade audit personal v1".to_vec();
+        part(&mut input, salt);
+        optional(&mut input, self.actor.as_deref());
+        optional(&mut input, self.subject.as_deref());
+        optional(&mut input, self.ip.as_deref());
+        optional(&mut input, self.user_agent.as_deref());
+        part(&mut input, self.details.as_bytes());
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input).as_ref().to_vec()
+    }
+
+    /// Why this record's personal fields do not match its seal, if they do not.
+    fn personal_mismatch(&self) -> Option<&'static str> {
+        let seal = self.personal.as_ref()?;
+        match &seal.salt {
+            Some(salt) => {
+                let digest = self.personal_digest(salt);
+                if bool::from(subtle::ConstantTimeEq::ct_eq(digest.as_slice(), seal.digest.as_slice())) {
+                    None
+                } else {
+                    Some("its personal fields were altered (digest mismatch)")
+                }
+            }
+            None => {
+                let pseudonymous = |v: &Option<String>| v.as_deref().is_none_or(|v| v.starts_with(PSEUDONYM_PREFIX));
+                let clean = self.redacted_at.is_some()
+                    && self.ip.is_none()
+                    && self.user_agent.is_none()
+                    && self.details == REDACTED_DETAILS
+                    && (pseudonymous(&self.actor) || pseudonymous(&self.subject));
+                if clean { None } else { Some("its salt is gone but its fields are not redacted") }
+            }
+        }
+    }
+}
+
+/// Where an archived prefix of the chain ends: the last archived record's `seq` and MAC, sealed
+/// with an audit key so that verification can start from it once the records before are gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheckpoint {
+    /// The last archived record.
+    pub seq: i64,
+    /// Its MAC: the `prev_mac` the next record links to.
+    pub mac: Vec<u8>,
+    /// How many records were archived by this checkpoint (those after the checkpoint before it).
+    pub archived: u64,
+    /// When it was made.
+    pub at: time::OffsetDateTime,
+    /// The audit key that sealed it.
+    pub key_id: uuid::Uuid,
+    /// HMAC-SHA256 over the fields above.
+    pub seal: Vec<u8>,
+}
+
+impl AuditCheckpoint {
+    fn seal_input(&self) -> Vec<u8> {
+        let mut out = b"palisade audit checkpoint v1".to_vec();
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        part(&mut out, &self.mac);
+        out.extend_from_slice(&self.archived.to_be_bytes());
+        out.extend_from_slice(&(self.at.unix_timestamp_nanos() / 1000).to_be_bytes());
+        part(&mut out, self.key_id.as_bytes());
+        out
+    }
+}
+
+/// What one call of [`AuditStore::redact_audit_records`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RedactionPage {
+    /// The last matching record it examined (`None`: there were none after the cursor).
+    pub last_seq: Option<i64>,
+    /// How many matching records it examined.
+    pub examined: u64,
+    /// How many it redacted (the others were v1 or already redacted).
+    pub redacted: u64,
+}
+
+/// Redacts `record` for the erasure of `who`: their identifiers among actor and subject become
+/// `pseudonym`, the address and user agent are cleared, the details become [`REDACTED_DETAILS`]
+/// and the salt is deleted. Returns `false`, changing nothing, for a v1 or already redacted
+/// record. What the SQL adapters do in one UPDATE; the MAC, which covers the digest, still holds.
+pub fn redact(record: &mut AuditRecord, who: &[String], pseudonym: &str, at: time::OffsetDateTime) -> bool {
+    let Some(seal) = record.personal.as_mut() else { return false };
+    if seal.salt.is_none() {
+        return false;
+    }
+    seal.salt = None;
+    for field in [&mut record.actor, &mut record.subject] {
+        if field.as_ref().is_some_and(|v| who.contains(v)) {
+            *field = Some(pseudonym.to_owned());
+        }
+    }
+    record.ip = None;
+    record.user_agent = None;
+    record.details = REDACTED_DETAILS.to_owned();
+    record.redacted_at = Some(at);
+    true
 }
 
 /// Why an audit operation failed.
@@ -144,6 +289,9 @@ pub enum AuditError {
     /// The audit key could not be had.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// The system's random generator failed.
+    #[error("the random generator failed")]
+    Random,
     /// Too many writers raced for the head.
     #[error("could not append to the audit chain after {0} attempts")]
     Contended(u32),
@@ -158,7 +306,7 @@ impl AuditError {
         match self {
             Self::Store(e) => e.is_unavailable(),
             Self::Crypto(e) => e.is_unavailable(),
-            Self::Contended(_) => false,
+            Self::Contended(_) | Self::Random => false,
             Self::Batch(e) => e.is_unavailable(),
         }
     }
@@ -178,6 +326,11 @@ pub struct BrokenLink {
 pub struct ChainReport {
     /// Records that verified before the first broken link (all of them when none is broken).
     pub verified: u64,
+    /// Of those, the records whose personal fields were redacted by an erasure (their links and
+    /// MACs verified; their personal fields are no longer covered).
+    pub redacted: u64,
+    /// The checkpoint verification started from, when a prefix was archived (its seal verified).
+    pub checkpoint: Option<i64>,
     /// The first broken link, if any.
     pub broken: Option<BrokenLink>,
 }
@@ -249,23 +402,82 @@ impl AuditLog {
         result.await.unwrap_or(Err(AuditError::Contended(0)))
     }
 
+    /// Archives the chain's records up to `through` (never the newest record, whose MAC the next
+    /// append links to): seals a checkpoint naming that record and its MAC, and deletes the records
+    /// up to it in one transaction, so verification starts from the checkpoint. Returns the
+    /// checkpoint, or `None` when there is nothing to archive (nothing after the last checkpoint
+    /// up to `through`, or `through` is the head).
+    pub async fn archive_through(&self, through: i64) -> Result<Option<AuditCheckpoint>, AuditError> {
+        let store = &self.inner.store;
+        let previous = store.audit_checkpoint().await?;
+        let after = previous.as_ref().map_or(0, |cp| cp.seq);
+        let Some(head) = store.audit_head().await? else { return Ok(None) };
+        let through = through.min(head.seq - 1);
+        if through <= after {
+            return Ok(None);
+        }
+        let Some(last) = store.audit_records(through - 1, 1).await?.into_iter().next().filter(|r| r.seq == through)
+        else {
+            return Ok(None);
+        };
+        let key = self.inner.keyring.active(KeyPurpose::Audit).await?;
+        let mut checkpoint = AuditCheckpoint {
+            seq: through,
+            mac: last.mac,
+            archived: u64::try_from(through - after).unwrap_or(0),
+            at: truncate_to_micros(self.inner.clock.now()),
+            key_id: key.id,
+            seal: Vec::new(),
+        };
+        let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.material.expose());
+        checkpoint.seal = hmac::sign(&mac_key, &checkpoint.seal_input()).as_ref().to_vec();
+        if store.archive_audit_prefix(&checkpoint).await? { Ok(Some(checkpoint)) } else { Ok(None) }
+    }
+
     /// Tells `observer` of every record stored from now on. Only the first call has an effect.
     pub fn observe_with(&self, observer: Arc<dyn AuditObserver>) {
         let _ = self.inner.observer.set(observer);
     }
 
-    /// Walks the whole chain and reports the first record whose link or MAC does not hold.
+    /// Walks the whole chain — from the newest checkpoint when a prefix was archived, after
+    /// checking its seal — and reports the first record whose link or MAC does not hold.
     pub async fn verify(&self) -> Result<ChainReport, AuditError> {
         const PAGE: u32 = 1000;
         let mut expected_seq = 1i64;
         let mut prev_mac = GENESIS_MAC.to_vec();
         let mut verified = 0u64;
+        let mut redacted = 0u64;
+        let checkpoint = self.inner.store.audit_checkpoint().await?;
+        if let Some(cp) = &checkpoint {
+            let broken = |reason: &str| ChainReport {
+                verified: 0,
+                redacted: 0,
+                checkpoint: Some(cp.seq),
+                broken: Some(BrokenLink { seq: cp.seq, reason: reason.to_owned() }),
+            };
+            let key = match self.inner.keyring.by_id(cp.key_id).await {
+                Ok(key) if key.purpose == KeyPurpose::Audit => key,
+                Ok(_) | Err(CryptoError::UnknownKey(_)) => {
+                    return Ok(broken("the checkpoint is sealed with an unknown key"));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.material.expose());
+            if hmac::verify(&mac_key, &cp.seal_input(), &cp.seal).is_err() {
+                return Ok(broken("the checkpoint was altered (seal mismatch)"));
+            }
+            expected_seq = cp.seq + 1;
+            prev_mac = cp.mac.clone();
+        }
+        let checkpoint = checkpoint.map(|cp| cp.seq);
         loop {
             let page = self.inner.store.audit_records(expected_seq - 1, PAGE).await?;
             let full = page.len() == PAGE as usize;
             for record in page {
                 let broken = |reason: &str| ChainReport {
                     verified,
+                    redacted,
+                    checkpoint,
                     broken: Some(BrokenLink { seq: expected_seq, reason: reason.to_owned() }),
                 };
                 if record.seq != expected_seq {
@@ -283,12 +495,18 @@ impl AuditLog {
                 if hmac::verify(&mac_key, &record.mac_input(), &record.mac).is_err() {
                     return Ok(broken("its content was altered (MAC mismatch)"));
                 }
+                if let Some(reason) = record.personal_mismatch() {
+                    return Ok(broken(reason));
+                }
+                if record.redacted_at.is_some() {
+                    redacted += 1;
+                }
                 prev_mac = record.mac;
                 expected_seq += 1;
                 verified += 1;
             }
             if !full {
-                return Ok(ChainReport { verified, broken: None });
+                return Ok(ChainReport { verified, redacted, checkpoint, broken: None });
             }
         }
     }
@@ -371,7 +589,13 @@ impl Writer {
                     key_id: key.id,
                     prev_mac,
                     mac: Vec::new(),
+                    personal: None,
+                    redacted_at: None,
                 };
+                let mut salt = vec![0u8; 16];
+                aws_lc_rs::rand::fill(&mut salt).map_err(|_| AuditError::Random)?;
+                let digest = record.personal_digest(&salt);
+                record.personal = Some(PersonalSeal { salt: Some(salt), digest });
                 record.mac = hmac::sign(&mac_key, &record.mac_input()).as_ref().to_vec();
                 prev_mac = record.mac.clone();
                 records.push(record);

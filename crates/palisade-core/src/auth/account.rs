@@ -201,6 +201,11 @@ impl AuthService {
         Ok(self.store.user_by_username(&Username::parse(username)?).await?)
     }
 
+    /// Every live session of `id` (for an export of their data).
+    pub async fn sessions_of(&self, id: UserId) -> Result<Vec<crate::session::Session>, AuthError> {
+        Ok(self.sessions.list(id).await?)
+    }
+
     /// Ends every session and refresh family of `id` (an automatic response to a stolen token or a
     /// hijacked session), audited as `session.ended` with the number ended.
     pub async fn end_all_sessions(&self, id: UserId, actor: &str, meta: &RequestMeta) -> Result<(), AuthError> {

@@ -15,7 +15,7 @@ pub mod service;
 
 pub use aead::{AeadError, DataKeyMaterial};
 pub use envelope::{DataClassification, EncryptionContext, Envelope, EnvelopeParseError};
-pub use keyring::{CryptoError, Keyring};
+pub use keyring::{CryptoError, KeyInfo, Keyring};
 pub use master::{KeyProvider, LocalKeyProvider, MasterKey, MasterKeyError};
 pub use policy::{Algorithm, ClassPolicy, EncryptionPolicies, PolicyError};
 pub use sealed::SealedEnvelope;

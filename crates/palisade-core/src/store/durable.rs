@@ -6,6 +6,10 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::api_key::ApiKeyRecord;
 use crate::audit::AuditRecord;
+use crate::compliance::consent::{ConsentText, ConsentTextPut};
+use crate::compliance::erasure::ErasureProgress;
+use crate::compliance::retention::{RetentionCounts, RetentionCutoffs};
+use crate::compliance::{Consent, ErasureRequest, ErasureState};
 use crate::crypto::reencrypt::{ReencryptionJob, Reseal};
 use crate::crypto::{KeyPurpose, WrappedDataKey};
 use crate::device::{DeviceId, DeviceRecord, DeviceSeen, DeviceUpdate};
@@ -89,6 +93,37 @@ pub trait AuditStore: Send + Sync + 'static {
         kinds: &[&str],
         limit: u32,
     ) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Records with `seq > after` whose actor or subject is one of `who`, in order, at most `limit`
+    /// (a user's events for an export or an erasure).
+    async fn audit_records_about(&self, who: &[String], after: i64, limit: u32)
+    -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Redacts, in one transaction, the next at most `limit` records with `seq > after` whose actor
+    /// or subject is one of `who`, as [`crate::audit::redact`] does: those of `who` become
+    /// `pseudonym`, the address and user agent are cleared, the details become
+    /// [`crate::audit::REDACTED_DETAILS`], the salt is deleted and `redacted_at` set. v1 records
+    /// and records already redacted are passed over unchanged. The chain's MACs stay valid.
+    async fn redact_audit_records(
+        &self,
+        who: &[String],
+        pseudonym: &str,
+        after: i64,
+        limit: u32,
+        at: time::OffsetDateTime,
+    ) -> Result<crate::audit::RedactionPage, StoreError>;
+
+    /// The newest checkpoint of an archived prefix, if a prefix was archived.
+    async fn audit_checkpoint(&self) -> Result<Option<crate::audit::AuditCheckpoint>, StoreError>;
+
+    /// Stores `checkpoint` and deletes every record up to its `seq`, in one transaction. `false`,
+    /// changing nothing, when a checkpoint at or after that `seq` exists or the record at `seq`
+    /// is the head (the newest record is never archived: the next append links to it).
+    async fn archive_audit_prefix(&self, checkpoint: &crate::audit::AuditCheckpoint) -> Result<bool, StoreError>;
+
+    /// The last `seq` of the longest prefix of the chain (after the newest checkpoint) whose
+    /// records are all older than `before`; `None` when the first record is not.
+    async fn audit_prefix_before(&self, before: time::OffsetDateTime) -> Result<Option<i64>, StoreError>;
 }
 
 /// Accounts and their password history.
@@ -511,6 +546,120 @@ pub trait AlertStore: Send + Sync + 'static {
     async fn retry_delivery(&self, id: uuid::Uuid, now: time::OffsetDateTime) -> Result<Option<Delivery>, StoreError>;
 }
 
+/// The consent ledger: append-only entries and each version's text, kept once.
+#[async_trait]
+pub trait ConsentStore: Send + Sync + 'static {
+    /// Stores a consent version's text under its hash, once. An existing row of the same hash is
+    /// left as it is ([`ConsentTextPut::Stored`] either way); a different text already stored for
+    /// the same type and version stores nothing and answers [`ConsentTextPut::VersionTaken`].
+    async fn put_consent_text(&self, text: &ConsentText) -> Result<ConsentTextPut, StoreError>;
+
+    /// A stored text by its hash.
+    async fn consent_text(&self, hash: &[u8]) -> Result<Option<ConsentText>, StoreError>;
+
+    /// Appends `entry` if its `seq` is the next free one of its user and type: `false`, storing
+    /// nothing, when another writer took that number first. Its text must be stored.
+    async fn try_append_consent(&self, entry: &Consent) -> Result<bool, StoreError>;
+
+    /// Every entry of `user`'s ledger, by type then `seq`.
+    async fn consent_ledger(&self, user: UserId) -> Result<Vec<Consent>, StoreError>;
+
+    /// The newest entry of `user` for `consent_type`.
+    async fn latest_consent(&self, user: UserId, consent_type: &str) -> Result<Option<Consent>, StoreError>;
+
+    /// How many users' newest entry for `consent_type` is a consent given and valid at `now`.
+    async fn count_live_consents(&self, consent_type: &str, now: time::OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// Erasure requests: the durable schedule the erasure job works through, once across instances.
+#[async_trait]
+pub trait ErasureStore: Send + Sync + 'static {
+    /// Stores a new request; `false`, storing nothing, when the user already has an open one
+    /// (scheduled or running).
+    async fn insert_erasure_request(&self, request: &ErasureRequest) -> Result<bool, StoreError>;
+
+    /// One request by id.
+    async fn erasure_request(&self, id: uuid::Uuid) -> Result<Option<ErasureRequest>, StoreError>;
+
+    /// The open request of `user`, if any.
+    async fn open_erasure_request(&self, user: UserId) -> Result<Option<ErasureRequest>, StoreError>;
+
+    /// Requests newest first: `user`'s (all users' when `None`), at most `limit`.
+    async fn erasure_requests(&self, user: Option<UserId>, limit: u32) -> Result<Vec<ErasureRequest>, StoreError>;
+
+    /// Cancels a scheduled request (not one running or finished); `false` otherwise.
+    async fn cancel_erasure_request(&self, id: uuid::Uuid, at: time::OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Open requests due at `now` whose lease is absent or lapsed, earliest first, at most `limit`.
+    async fn due_erasure_requests(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ErasureRequest>, StoreError>;
+
+    /// Claims a due open request for `owner` until `until` and marks it running: one conditional
+    /// UPDATE, so of concurrent claims one wins. `false` when it is not due, not open or leased.
+    async fn claim_erasure_request(
+        &self,
+        id: uuid::Uuid,
+        owner: &str,
+        until: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Records progress of a request `owner` holds (and extends its lease to `until`); `false`
+    /// when `owner` no longer holds it.
+    async fn advance_erasure_request(
+        &self,
+        id: uuid::Uuid,
+        owner: &str,
+        progress: &ErasureProgress,
+        until: time::OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the account of a request `owner` holds, in one transaction with its progress: the
+    /// user row (with everything that cascades from it: credentials, factors, passkeys, devices,
+    /// API keys, consents, login history, alert preferences), the alert deliveries addressed to
+    /// them, and their identifiers among incidents' subjects (replaced by the pseudonym). `false`,
+    /// changing nothing, when `owner` no longer holds it.
+    async fn erase_account(
+        &self,
+        id: uuid::Uuid,
+        owner: &str,
+        who: &[String],
+        pseudonym: &str,
+        progress: &ErasureProgress,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends a request `owner` holds: `Completed` forgets its user id; `Refused` keeps it with the
+    /// reason. `false` when `owner` no longer holds it.
+    async fn finish_erasure_request(
+        &self,
+        id: uuid::Uuid,
+        owner: &str,
+        state: ErasureState,
+        progress: &ErasureProgress,
+        outcome: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// How many administrators there are.
+    async fn count_admins(&self) -> Result<u64, StoreError>;
+}
+
+/// Removing what the retention policy no longer keeps (the audit chain has its own archiving).
+#[async_trait]
+pub trait RetentionStore: Send + Sync + 'static {
+    /// How many rows of each kind are older than their cutoff (a dry run): login history (risk
+    /// records) before `cutoffs.login_history`, resolved incidents last updated before
+    /// `cutoffs.incidents`, finished alert deliveries (sent, suppressed, dead) created before
+    /// `cutoffs.alert_deliveries`.
+    async fn retention_counts(&self, cutoffs: &RetentionCutoffs) -> Result<RetentionCounts, StoreError>;
+
+    /// Deletes those rows, at most `limit` of each kind per call; returns how many went.
+    async fn apply_retention(&self, cutoffs: &RetentionCutoffs, limit: u32) -> Result<RetentionCounts, StoreError>;
+}
+
 /// The whole durable store, as the services see it.
 #[async_trait]
 pub trait DurableStore:
@@ -527,10 +676,25 @@ pub trait DurableStore:
     + ReencryptionStore
     + IncidentStore
     + AlertStore
+    + ConsentStore
+    + ErasureStore
+    + RetentionStore
+    + ComplianceStatsStore
 {
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;
 
     /// Answers when the store is reachable.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Counts for the compliance reports (`crate::compliance::report`), done in the store in one query,
+/// so that a report costs the same few queries whatever the number of users (consent coverage is
+/// [`ConsentStore::count_live_consents`]).
+#[async_trait]
+pub trait ComplianceStatsStore: Send + Sync + 'static {
+    /// Every account; those holding a confirmed second factor or a passkey; the administrators;
+    /// those of them holding one; and the accounts whose password hash is not Argon2id (does not
+    /// start with `$argon2id$`).
+    async fn account_counts(&self) -> Result<crate::compliance::report::AccountCounts, StoreError>;
 }

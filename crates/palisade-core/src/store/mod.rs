@@ -8,8 +8,9 @@ mod durable;
 mod hot;
 
 pub use durable::{
-    AlertStore, ApiKeyStore, AuditStore, DeviceStore, DurableStore, IncidentStore, KeyStore, MfaStore, PasskeyStore,
-    ReencryptionStore, RefreshTokenStore, RiskStore, SigningKeyStore, UserStore,
+    AlertStore, ApiKeyStore, AuditStore, ComplianceStatsStore, ConsentStore, DeviceStore, DurableStore, ErasureStore,
+    IncidentStore, KeyStore, MfaStore, PasskeyStore, ReencryptionStore, RefreshTokenStore, RetentionStore, RiskStore,
+    SigningKeyStore, UserStore,
 };
 pub use hot::{HotKey, HotStore, RateDecision, RateWindow, Tally, WindowCount, one_tag};
 

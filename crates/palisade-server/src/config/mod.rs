@@ -384,6 +384,42 @@ pub struct Config {
     /// `PALISADE_MONITORING_ALERTS_PER_HOUR`: alerts per recipient per hour, 0..=10000 (0: no
     /// limit), default 20.
     pub monitoring_alerts_per_hour: u32,
+
+    // ------------------------------------------------------------------------- compliance
+    // Handed to core's `ComplianceSettings` by `app::settings`; every default is core's.
+    /// `PALISADE_COMPLIANCE_GDPR_ENABLED` (alias `COMPLIANCE_GDPR_ENABLED`): GDPR reports may be
+    /// asked for. Default true.
+    pub compliance_gdpr_enabled: bool,
+    /// `PALISADE_COMPLIANCE_HIPAA_ENABLED` (alias `COMPLIANCE_HIPAA_ENABLED`). Default true.
+    pub compliance_hipaa_enabled: bool,
+    /// `PALISADE_COMPLIANCE_PCI_DSS_ENABLED` (alias `COMPLIANCE_PCI_DSS_ENABLED`). Default false, as
+    /// in the guide.
+    pub compliance_pci_dss_enabled: bool,
+    /// `PALISADE_COMPLIANCE_SOX_ENABLED` (alias `COMPLIANCE_SOX_ENABLED`). Default true.
+    pub compliance_sox_enabled: bool,
+    /// `PALISADE_COMPLIANCE_ISO27001_ENABLED` (alias `COMPLIANCE_ISO27001_ENABLED`). Default true.
+    pub compliance_iso27001_enabled: bool,
+    /// `PALISADE_COMPLIANCE_DELETION_DELAY`: how long after a request an erasure is carried out,
+    /// 1 s..=10 years, default 2592000 s (30 days).
+    pub compliance_deletion_delay: Duration,
+    /// `PALISADE_COMPLIANCE_CONSENT_VALIDITY`: how long a consent stays valid, 1 min..=10 years,
+    /// default 365 days.
+    pub compliance_consent_validity: Duration,
+    /// `PALISADE_COMPLIANCE_CONSENT_VALIDITY_PER_TYPE`: validity per consent type, each in the range
+    /// of `compliance_consent_validity`. Default empty.
+    pub compliance_consent_validity_per_type: std::collections::BTreeMap<String, Duration>,
+    /// `PALISADE_COMPLIANCE_ERASURE_ON_WITHDRAWAL`: consent types whose withdrawal schedules an
+    /// erasure, without duplicates; empty when set to `none`. Default `data_processing`.
+    pub compliance_erasure_on_withdrawal: Vec<String>,
+    /// `PALISADE_COMPLIANCE_AUDIT_RETENTION_DAYS` (alias `COMPLIANCE_AUDIT_RETENTION_DAYS`): 1..=36500
+    /// days, default 2555.
+    pub compliance_audit_retention: Duration,
+    /// `PALISADE_COMPLIANCE_LOGIN_HISTORY_RETENTION_DAYS`: 1..=36500 days, default 365.
+    pub compliance_login_history_retention: Duration,
+    /// `PALISADE_COMPLIANCE_INCIDENT_RETENTION_DAYS`: 1..=36500 days, default 730.
+    pub compliance_incident_retention: Duration,
+    /// `PALISADE_COMPLIANCE_ALERT_DELIVERY_RETENTION_DAYS`: 1..=36500 days, default 90.
+    pub compliance_alert_delivery_retention: Duration,
 }
 
 /// How the connection to the mail server is encrypted (`smtp_tls`). In both TLS modes the server's
@@ -745,6 +781,28 @@ impl Config {
             monitoring_push_url: alerts.push_url,
             monitoring_alert_webhook_secret: alerts.secret,
             monitoring_alerts_per_hour: count(layers, Setting::MonitoringAlertsPerHour)?,
+            compliance_gdpr_enabled: required(layers, Setting::ComplianceGdprEnabled, values::boolean)?,
+            compliance_hipaa_enabled: required(layers, Setting::ComplianceHipaaEnabled, values::boolean)?,
+            compliance_pci_dss_enabled: required(layers, Setting::CompliancePciDssEnabled, values::boolean)?,
+            compliance_sox_enabled: required(layers, Setting::ComplianceSoxEnabled, values::boolean)?,
+            compliance_iso27001_enabled: required(layers, Setting::ComplianceIso27001Enabled, values::boolean)?,
+            compliance_deletion_delay: duration(layers, Setting::ComplianceDeletionDelay)?.value,
+            compliance_consent_validity: duration(layers, Setting::ComplianceConsentValidity)?.value,
+            compliance_consent_validity_per_type: optional(
+                layers,
+                Setting::ComplianceConsentValidityPerType,
+                values::consent_validity_per_type,
+            )?
+            .unwrap_or_default(),
+            compliance_erasure_on_withdrawal: required(
+                layers,
+                Setting::ComplianceErasureOnWithdrawal,
+                values::consent_types,
+            )?,
+            compliance_audit_retention: duration(layers, Setting::ComplianceAuditRetentionDays)?.value,
+            compliance_login_history_retention: duration(layers, Setting::ComplianceLoginHistoryRetentionDays)?.value,
+            compliance_incident_retention: duration(layers, Setting::ComplianceIncidentRetentionDays)?.value,
+            compliance_alert_delivery_retention: duration(layers, Setting::ComplianceAlertDeliveryRetentionDays)?.value,
         };
         check_webauthn(layers, &config)?;
         Ok(config)
@@ -932,6 +990,38 @@ impl Config {
                 unset_or(setting, self.monitoring_alert_webhook_secret.as_ref().map(|_| "***".to_owned()))
             }
             Setting::MonitoringAlertsPerHour => self.monitoring_alerts_per_hour.to_string(),
+            Setting::ComplianceGdprEnabled => self.compliance_gdpr_enabled.to_string(),
+            Setting::ComplianceHipaaEnabled => self.compliance_hipaa_enabled.to_string(),
+            Setting::CompliancePciDssEnabled => self.compliance_pci_dss_enabled.to_string(),
+            Setting::ComplianceSoxEnabled => self.compliance_sox_enabled.to_string(),
+            Setting::ComplianceIso27001Enabled => self.compliance_iso27001_enabled.to_string(),
+            Setting::ComplianceDeletionDelay => self.compliance_deletion_delay.as_secs().to_string(),
+            Setting::ComplianceConsentValidity => self.compliance_consent_validity.as_secs().to_string(),
+            Setting::ComplianceConsentValidityPerType => {
+                let items: Vec<String> = self
+                    .compliance_consent_validity_per_type
+                    .iter()
+                    .map(|(name, validity)| format!("{name}={}", validity.as_secs()))
+                    .collect();
+                unset_or(setting, (!items.is_empty()).then(|| items.join(", ")))
+            }
+            Setting::ComplianceErasureOnWithdrawal => {
+                if self.compliance_erasure_on_withdrawal.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.compliance_erasure_on_withdrawal.join(", ")
+                }
+            }
+            Setting::ComplianceAuditRetentionDays => (self.compliance_audit_retention.as_secs() / 86_400).to_string(),
+            Setting::ComplianceLoginHistoryRetentionDays => {
+                (self.compliance_login_history_retention.as_secs() / 86_400).to_string()
+            }
+            Setting::ComplianceIncidentRetentionDays => {
+                (self.compliance_incident_retention.as_secs() / 86_400).to_string()
+            }
+            Setting::ComplianceAlertDeliveryRetentionDays => {
+                (self.compliance_alert_delivery_retention.as_secs() / 86_400).to_string()
+            }
         }
     }
 

@@ -221,6 +221,32 @@ pub enum Setting {
     MonitoringAlertWebhookSecret,
     /// `monitoring_alerts_per_hour`: alerts per recipient per hour, at most.
     MonitoringAlertsPerHour,
+    /// `compliance_gdpr_enabled`: GDPR reports may be asked for.
+    ComplianceGdprEnabled,
+    /// `compliance_hipaa_enabled`: HIPAA reports may be asked for.
+    ComplianceHipaaEnabled,
+    /// `compliance_pci_dss_enabled`: PCI DSS reports may be asked for.
+    CompliancePciDssEnabled,
+    /// `compliance_sox_enabled`: SOX reports may be asked for.
+    ComplianceSoxEnabled,
+    /// `compliance_iso27001_enabled`: ISO 27001 reports may be asked for.
+    ComplianceIso27001Enabled,
+    /// `compliance_deletion_delay`: how long after a request an erasure is carried out, seconds.
+    ComplianceDeletionDelay,
+    /// `compliance_consent_validity`: how long a consent stays valid, seconds.
+    ComplianceConsentValidity,
+    /// `compliance_consent_validity_per_type`: validity per consent type, `type=seconds,…`.
+    ComplianceConsentValidityPerType,
+    /// `compliance_erasure_on_withdrawal`: consent types whose withdrawal schedules an erasure.
+    ComplianceErasureOnWithdrawal,
+    /// `compliance_audit_retention_days`: how long audit records are kept, days.
+    ComplianceAuditRetentionDays,
+    /// `compliance_login_history_retention_days`: how long the login history is kept, days.
+    ComplianceLoginHistoryRetentionDays,
+    /// `compliance_incident_retention_days`: how long resolved incidents are kept, days.
+    ComplianceIncidentRetentionDays,
+    /// `compliance_alert_delivery_retention_days`: how long finished alert deliveries are kept, days.
+    ComplianceAlertDeliveryRetentionDays,
 }
 
 /// The `--help` section a setting is listed under; the settings of one group are contiguous in
@@ -237,6 +263,7 @@ pub(crate) enum Group {
     Risk,
     Encryption,
     Monitoring,
+    Compliance,
 }
 
 impl Group {
@@ -255,6 +282,7 @@ impl Group {
             Group::Risk => "Settings: risk-based login, devices and GeoIP",
             Group::Encryption => "Settings: encryption service",
             Group::Monitoring => "Settings: security monitoring",
+            Group::Compliance => "Settings: compliance (reports, erasure, consent, retention)",
         }
     }
 }
@@ -400,7 +428,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 103] = [
+    pub const ALL: [Setting; 116] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -504,6 +532,19 @@ impl Setting {
         Setting::MonitoringPushUrl,
         Setting::MonitoringAlertWebhookSecret,
         Setting::MonitoringAlertsPerHour,
+        Setting::ComplianceGdprEnabled,
+        Setting::ComplianceHipaaEnabled,
+        Setting::CompliancePciDssEnabled,
+        Setting::ComplianceSoxEnabled,
+        Setting::ComplianceIso27001Enabled,
+        Setting::ComplianceDeletionDelay,
+        Setting::ComplianceConsentValidity,
+        Setting::ComplianceConsentValidityPerType,
+        Setting::ComplianceErasureOnWithdrawal,
+        Setting::ComplianceAuditRetentionDays,
+        Setting::ComplianceLoginHistoryRetentionDays,
+        Setting::ComplianceIncidentRetentionDays,
+        Setting::ComplianceAlertDeliveryRetentionDays,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -2192,6 +2233,218 @@ impl Setting {
                 expected: "a whole number from 0 to 10000 (0: no limit)",
                 group: Group::Monitoring,
                 number: Number::count(0, 10_000),
+                list: false,
+                boolean: false,
+            },
+            // ------------------------------------------------------------ compliance
+            // The defaults are core's (`palisade_core::compliance::ComplianceSettings::default()`); a test
+            // holds the two together.
+            Setting::ComplianceGdprEnabled => Spec {
+                key: "compliance_gdpr_enabled",
+                flag: "compliance-gdpr-enabled",
+                env: "PALISADE_COMPLIANCE_GDPR_ENABLED",
+                alias: Some("COMPLIANCE_GDPR_ENABLED"),
+                default: DefaultValue::Text("true"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether GDPR reports (GET /compliance/reports/{standard}) may be asked for: technical \
+                        control checks mapped to its requirements; off, asking for one answers 404",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Compliance,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::ComplianceHipaaEnabled => Spec {
+                key: "compliance_hipaa_enabled",
+                flag: "compliance-hipaa-enabled",
+                env: "PALISADE_COMPLIANCE_HIPAA_ENABLED",
+                alias: Some("COMPLIANCE_HIPAA_ENABLED"),
+                default: DefaultValue::Text("true"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether HIPAA reports (GET /compliance/reports/{standard}) may be asked for: technical \
+                        control checks mapped to its requirements; off, asking for one answers 404",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Compliance,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::CompliancePciDssEnabled => Spec {
+                key: "compliance_pci_dss_enabled",
+                flag: "compliance-pci-dss-enabled",
+                env: "PALISADE_COMPLIANCE_PCI_DSS_ENABLED",
+                alias: Some("COMPLIANCE_PCI_DSS_ENABLED"),
+                default: DefaultValue::Text("false"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether PCI DSS reports (GET /compliance/reports/{standard}) may be asked for: technical \
+                        control checks mapped to its requirements; off, asking for one answers 404",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Compliance,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::ComplianceSoxEnabled => Spec {
+                key: "compliance_sox_enabled",
+                flag: "compliance-sox-enabled",
+                env: "PALISADE_COMPLIANCE_SOX_ENABLED",
+                alias: Some("COMPLIANCE_SOX_ENABLED"),
+                default: DefaultValue::Text("true"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether SOX reports (GET /compliance/reports/{standard}) may be asked for: technical \
+                        control checks mapped to its requirements; off, asking for one answers 404",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Compliance,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::ComplianceIso27001Enabled => Spec {
+                key: "compliance_iso27001_enabled",
+                flag: "compliance-iso27001-enabled",
+                env: "PALISADE_COMPLIANCE_ISO27001_ENABLED",
+                alias: Some("COMPLIANCE_ISO27001_ENABLED"),
+                default: DefaultValue::Text("true"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether ISO 27001 reports (GET /compliance/reports/{standard}) may be asked for: technical \
+                        control checks mapped to its requirements; off, asking for one answers 404",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::Compliance,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::ComplianceDeletionDelay => Spec {
+                key: "compliance_deletion_delay",
+                flag: "compliance-deletion-delay",
+                env: "PALISADE_COMPLIANCE_DELETION_DELAY",
+                alias: None,
+                default: DefaultValue::Text("2592000"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "how long after it is requested (or after the withdrawal of a consent that asks for it) an \
+                        erasure is carried out, cancellable until then (the guide's deletion_delay, 30 days); GDPR \
+                        Art. 12(3) asks for an answer within one month",
+                expected: "a whole number of seconds from 1 to 315360000 (1 second to 10 years)",
+                group: Group::Compliance,
+                number: Number::of(Unit::Seconds, 1, 315_360_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::ComplianceConsentValidity => Spec {
+                key: "compliance_consent_validity",
+                flag: "compliance-consent-validity",
+                env: "PALISADE_COMPLIANCE_CONSENT_VALIDITY",
+                alias: None,
+                default: DefaultValue::Text("31536000"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "how long a consent stays valid after it is given, for the types \
+                        compliance_consent_validity_per_type does not list; a lapsed consent counts as not given",
+                expected: "a whole number of seconds from 60 to 315360000 (1 minute to 10 years)",
+                group: Group::Compliance,
+                number: Number::of(Unit::Seconds, 60, 315_360_000),
+                list: false,
+                boolean: false,
+            },
+            Setting::ComplianceConsentValidityPerType => Spec {
+                key: "compliance_consent_validity_per_type",
+                flag: "compliance-consent-validity-per-type",
+                env: "PALISADE_COMPLIANCE_CONSENT_VALIDITY_PER_TYPE",
+                alias: None,
+                default: DefaultValue::Unset("none: every type uses compliance_consent_validity"),
+                secret: false,
+                value_name: "LIST",
+                about: "how long a consent of each listed type stays valid, replacing compliance_consent_validity \
+                        for that type",
+                expected: "a comma-separated list of type=seconds, such as marketing=15552000,analytics=7776000; a \
+                           type is 1 to 64 lowercase letters, digits, _, -, . or :, the seconds 60 to 315360000",
+                group: Group::Compliance,
+                number: None,
+                list: true,
+                boolean: false,
+            },
+            Setting::ComplianceErasureOnWithdrawal => Spec {
+                key: "compliance_erasure_on_withdrawal",
+                flag: "compliance-erasure-on-withdrawal",
+                env: "PALISADE_COMPLIANCE_ERASURE_ON_WITHDRAWAL",
+                alias: None,
+                default: DefaultValue::Text("data_processing"),
+                secret: false,
+                value_name: "LIST",
+                about: "consent types whose withdrawal schedules the erasure of the user's data after \
+                        compliance_deletion_delay (the guide's data_processing)",
+                expected: "a comma-separated list of consent types (1 to 64 lowercase letters, digits, _, -, . or :), \
+                           or none",
+                group: Group::Compliance,
+                number: None,
+                list: true,
+                boolean: false,
+            },
+            Setting::ComplianceAuditRetentionDays => Spec {
+                key: "compliance_audit_retention_days",
+                flag: "compliance-audit-retention-days",
+                env: "PALISADE_COMPLIANCE_AUDIT_RETENTION_DAYS",
+                alias: Some("COMPLIANCE_AUDIT_RETENTION_DAYS"),
+                default: DefaultValue::Text("2555"),
+                secret: false,
+                value_name: "DAYS",
+                about: "how long audit records are kept before the retention job archives them behind a sealed checkpoint (the guide's \
+                        2555 days: seven years, as SOX asks; HIPAA asks six, PCI DSS one)",
+                expected: "a whole number of days from 1 to 36500 (100 years)",
+                group: Group::Compliance,
+                number: Number::of(Unit::Days, 1, 36_500),
+                list: false,
+                boolean: false,
+            },
+            Setting::ComplianceLoginHistoryRetentionDays => Spec {
+                key: "compliance_login_history_retention_days",
+                flag: "compliance-login-history-retention-days",
+                env: "PALISADE_COMPLIANCE_LOGIN_HISTORY_RETENTION_DAYS",
+                alias: None,
+                default: DefaultValue::Text("365"),
+                secret: false,
+                value_name: "DAYS",
+                about: "how long the scored login attempts (addresses, places, devices) are kept: personal data, kept no longer \
+                        than needed",
+                expected: "a whole number of days from 1 to 36500 (100 years)",
+                group: Group::Compliance,
+                number: Number::of(Unit::Days, 1, 36_500),
+                list: false,
+                boolean: false,
+            },
+            Setting::ComplianceIncidentRetentionDays => Spec {
+                key: "compliance_incident_retention_days",
+                flag: "compliance-incident-retention-days",
+                env: "PALISADE_COMPLIANCE_INCIDENT_RETENTION_DAYS",
+                alias: None,
+                default: DefaultValue::Text("730"),
+                secret: false,
+                value_name: "DAYS",
+                about: "how long resolved incidents and their actions are kept",
+                expected: "a whole number of days from 1 to 36500 (100 years)",
+                group: Group::Compliance,
+                number: Number::of(Unit::Days, 1, 36_500),
+                list: false,
+                boolean: false,
+            },
+            Setting::ComplianceAlertDeliveryRetentionDays => Spec {
+                key: "compliance_alert_delivery_retention_days",
+                flag: "compliance-alert-delivery-retention-days",
+                env: "PALISADE_COMPLIANCE_ALERT_DELIVERY_RETENTION_DAYS",
+                alias: None,
+                default: DefaultValue::Text("90"),
+                secret: false,
+                value_name: "DAYS",
+                about: "how long finished alert deliveries (sent, suppressed or dead; they hold addresses and phone numbers) are kept",
+                expected: "a whole number of days from 1 to 36500 (100 years)",
+                group: Group::Compliance,
+                number: Number::of(Unit::Days, 1, 36_500),
                 list: false,
                 boolean: false,
             },

@@ -2750,3 +2750,204 @@ fn passkeys_follow_the_issuer_or_their_own_settings() {
         err(env_only(&[("PALISADE_ISSUER", "https://id.example.com"), ("PALISADE_WEBAUTHN_RP_ID", "other.org")]));
     assert!(message.contains("webauthn_rp_id") && message.contains("set webauthn_origin too"), "{message}");
 }
+
+// ---------------------------------------------------------------- compliance
+
+/// The compliance settings `app::settings` hands to core.
+fn compliance_of(cfg: &Config) -> palisade_core::compliance::ComplianceSettings {
+    crate::app::settings(cfg).unwrap().compliance
+}
+
+/// The switches of the reports, with their standard.
+const COMPLIANCE_SWITCHES: [(Setting, palisade_core::compliance::Standard); 5] = {
+    use palisade_core::compliance::Standard;
+    [
+        (Setting::ComplianceGdprEnabled, Standard::Gdpr),
+        (Setting::ComplianceHipaaEnabled, Standard::Hipaa),
+        (Setting::CompliancePciDssEnabled, Standard::PciDss),
+        (Setting::ComplianceSoxEnabled, Standard::Sox),
+        (Setting::ComplianceIso27001Enabled, Standard::Iso27001),
+    ]
+};
+
+/// The retention settings, in days.
+const RETENTION_DAYS: [Setting; 4] = [
+    Setting::ComplianceAuditRetentionDays,
+    Setting::ComplianceLoginHistoryRetentionDays,
+    Setting::ComplianceIncidentRetentionDays,
+    Setting::ComplianceAlertDeliveryRetentionDays,
+];
+
+#[test]
+fn the_compliance_defaults_are_the_core_defaults() {
+    use palisade_core::compliance::{ComplianceSettings, report};
+    let cfg = ok(Sources::default());
+    let core = ComplianceSettings::default();
+    assert_eq!(compliance_of(&cfg), core);
+    // The table's texts (what --help and the docs show) are core's values.
+    for (setting, standard) in COMPLIANCE_SWITCHES {
+        let on = core.standards.contains(&standard);
+        assert_eq!(setting.spec().default.describe(), on.to_string(), "{setting}");
+        assert_eq!(described(&cfg, setting.key()), on.to_string(), "{setting}");
+        assert_eq!(setting.key(), report::enabled_setting(standard), "core names the setting that turns it on");
+        assert!(setting.spec().boolean && setting.alias().is_some_and(|a| a.starts_with("COMPLIANCE_")), "{setting}");
+    }
+    assert!(!cfg.compliance_pci_dss_enabled, "PCI DSS is off by default, as in the guide");
+    let seconds = |d: time::Duration| d.whole_seconds().to_string();
+    let days = |d: time::Duration| d.whole_days().to_string();
+    for (setting, expected) in [
+        (Setting::ComplianceDeletionDelay, seconds(core.deletion_delay)),
+        (Setting::ComplianceConsentValidity, seconds(core.default_consent_validity)),
+        (Setting::ComplianceErasureOnWithdrawal, core.erasure_on_withdrawal.join(",")),
+        (Setting::ComplianceAuditRetentionDays, days(core.retention.audit)),
+        (Setting::ComplianceLoginHistoryRetentionDays, days(core.retention.login_history)),
+        (Setting::ComplianceIncidentRetentionDays, days(core.retention.incidents)),
+        (Setting::ComplianceAlertDeliveryRetentionDays, days(core.retention.alert_deliveries)),
+    ] {
+        assert_eq!(setting.spec().default.describe(), expected, "{setting}");
+        assert_eq!(described(&cfg, setting.key()), expected, "{setting}");
+    }
+    assert_eq!(described(&cfg, "compliance_deletion_delay"), "2592000", "the guide's 30 days");
+    assert_eq!(described(&cfg, "compliance_audit_retention_days"), "2555");
+    assert!(described(&cfg, "compliance_consent_validity_per_type").starts_with("(none"));
+    assert!(core.consent_validity.is_empty());
+    // Every compliance setting is above.
+    let listed = Setting::ALL.into_iter().filter(|s| s.key().starts_with("compliance_")).count();
+    assert_eq!(listed, COMPLIANCE_SWITCHES.len() + 4 + RETENTION_DAYS.len());
+}
+
+#[test]
+fn compliance_settings_are_read_from_every_layer_and_the_guides_names() {
+    use palisade_core::compliance::Standard;
+    // The guide's names.
+    let cfg = ok(env_only(&[
+        ("COMPLIANCE_GDPR_ENABLED", "false"),
+        ("COMPLIANCE_HIPAA_ENABLED", "no"),
+        ("COMPLIANCE_PCI_DSS_ENABLED", "true"),
+        ("COMPLIANCE_SOX_ENABLED", "off"),
+        ("COMPLIANCE_ISO27001_ENABLED", "0"),
+        ("COMPLIANCE_AUDIT_RETENTION_DAYS", "3650"),
+    ]));
+    let core = compliance_of(&cfg);
+    assert_eq!(core.standards, [Standard::PciDss]);
+    assert_eq!(core.retention.audit, time::Duration::days(3650));
+    // The PALISADE_ names win within a layer.
+    let cfg = ok(env_only(&[("COMPLIANCE_GDPR_ENABLED", "false"), ("PALISADE_COMPLIANCE_GDPR_ENABLED", "true")]));
+    assert!(cfg.compliance_gdpr_enabled);
+
+    // The file: booleans, numbers, arrays; the environment and flags above it.
+    let (_dir, path) = toml_file(
+        "compliance_pci_dss_enabled = true\ncompliance_sox_enabled = false\ncompliance_deletion_delay = 86400\n\
+         compliance_consent_validity = 2592000\n\
+         compliance_consent_validity_per_type = [\"marketing=7776000\", \"analytics=600\"]\n\
+         compliance_erasure_on_withdrawal = [\"data_processing\", \"profiling\"]\n\
+         compliance_audit_retention_days = 2190\ncompliance_login_history_retention_days = 90\n\
+         compliance_incident_retention_days = 365\ncompliance_alert_delivery_retention_days = 30\n",
+    );
+    let cfg = ok(with_file(&path));
+    let core = compliance_of(&cfg);
+    assert_eq!(core.standards, [Standard::Gdpr, Standard::Hipaa, Standard::PciDss, Standard::Iso27001]);
+    assert_eq!(core.deletion_delay, time::Duration::days(1));
+    assert_eq!(core.default_consent_validity, time::Duration::days(30));
+    assert_eq!(core.validity_of("marketing"), time::Duration::days(90));
+    assert_eq!(core.validity_of("analytics"), time::Duration::minutes(10));
+    assert_eq!(core.validity_of("data_processing"), time::Duration::days(30));
+    assert_eq!(core.erasure_on_withdrawal, ["data_processing", "profiling"]);
+    assert_eq!(core.retention.audit, time::Duration::days(2190));
+    assert_eq!(core.retention.login_history, time::Duration::days(90));
+    assert_eq!(core.retention.incidents, time::Duration::days(365));
+    assert_eq!(core.retention.alert_deliveries, time::Duration::days(30));
+    assert_eq!(described(&cfg, "compliance_consent_validity_per_type"), "analytics=600, marketing=7776000");
+    assert_eq!(described(&cfg, "compliance_erasure_on_withdrawal"), "data_processing, profiling");
+
+    let env = vars(&[
+        ("PALISADE_COMPLIANCE_ERASURE_ON_WITHDRAWAL", "none"),
+        ("PALISADE_COMPLIANCE_CONSENT_VALIDITY_PER_TYPE", ""),
+        ("PALISADE_COMPLIANCE_DELETION_DELAY", "1"),
+    ]);
+    let cfg = ok(Sources { env: env.clone(), ..with_file(&path) });
+    let core = compliance_of(&cfg);
+    assert!(core.erasure_on_withdrawal.is_empty() && core.consent_validity.is_empty(), "none, and empty unsets");
+    assert_eq!(core.deletion_delay, time::Duration::seconds(1));
+    assert_eq!(described(&cfg, "compliance_erasure_on_withdrawal"), "none");
+    assert_eq!(core.retention.login_history, time::Duration::days(90), "the file's");
+    let flags = SettingFlags::default()
+        .with(Setting::ComplianceAuditRetentionDays, "36500")
+        .with(Setting::ComplianceGdprEnabled, "false");
+    let cfg = ok(Sources { env, flags, ..with_file(&path) });
+    let core = compliance_of(&cfg);
+    assert_eq!(core.retention.audit, time::Duration::days(36_500));
+    assert!(!core.standards.contains(&Standard::Gdpr));
+    // The bounds are accepted.
+    for (setting, min, max) in
+        [(Setting::ComplianceDeletionDelay, 1, 315_360_000), (Setting::ComplianceConsentValidity, 60, 315_360_000)]
+    {
+        let rule = setting.spec().number.unwrap();
+        assert_eq!((rule.unit, rule.min, rule.max), (Some(settings::Unit::Seconds), min, max), "{setting}");
+        for bound in [min, max] {
+            assert_eq!(
+                described(&ok(env_only(&[(setting.env(), &bound.to_string())])), setting.key()),
+                bound.to_string()
+            );
+        }
+    }
+    for setting in RETENTION_DAYS {
+        let rule = setting.spec().number.unwrap();
+        assert_eq!((rule.unit, rule.min, rule.max), (Some(settings::Unit::Days), 1, 36_500), "{setting}");
+        for bound in ["1", "36500"] {
+            assert_eq!(described(&ok(env_only(&[(setting.env(), bound)])), setting.key()), bound, "{setting}");
+        }
+    }
+}
+
+#[test]
+fn bad_compliance_values_stop_start_up_naming_the_setting() {
+    for (setting, _) in COMPLIANCE_SWITCHES {
+        refused(setting.env(), "sometimes", setting.key(), &["is not true or false"]);
+        let alias = setting.alias().unwrap();
+        let message = err(env_only(&[(alias, "sometimes")]));
+        assert!(
+            message.starts_with(&format!("invalid {} from environment variable {alias}", setting.key())),
+            "{message}"
+        );
+    }
+    for setting in RETENTION_DAYS {
+        let (var, key) = (setting.env(), setting.key());
+        refused(var, "0", key, &["is below the minimum, 1 day", "a whole number of days from 1 to 36500"]);
+        refused(var, "36501", key, &["is above the maximum, 36500 days"]);
+        refused(var, "7y", key, &["is not a whole number of days"]);
+        refused(var, "", key, &["is empty (this setting cannot be unset)"]);
+    }
+    let message = err(env_only(&[("COMPLIANCE_AUDIT_RETENTION_DAYS", "-5")]));
+    assert!(
+        message.starts_with(
+            "invalid compliance_audit_retention_days from environment variable COMPLIANCE_AUDIT_RETENTION_DAYS"
+        ),
+        "{message}"
+    );
+    let (var, key) = ("PALISADE_COMPLIANCE_DELETION_DELAY", "compliance_deletion_delay");
+    refused(var, "0", key, &["is below the minimum, 1 second", "1 second to 10 years"]);
+    refused(var, "315360001", key, &["is above the maximum, 315360000 seconds"]);
+    refused(var, "30d", key, &["is not a whole number of seconds"]);
+    let (var, key) = ("PALISADE_COMPLIANCE_CONSENT_VALIDITY", "compliance_consent_validity");
+    refused(var, "59", key, &["is below the minimum, 60 seconds"]);
+
+    let (var, key) = ("PALISADE_COMPLIANCE_CONSENT_VALIDITY_PER_TYPE", "compliance_consent_validity_per_type");
+    refused(var, "marketing", key, &["contains \"marketing\", which is not type=seconds", "type=seconds"]);
+    refused(var, "Marketing=600", key, &["\"Marketing\", which is not a consent type"]);
+    refused(var, "marketing=10", key, &["gives marketing a validity that is below the minimum, 60 seconds"]);
+    refused(var, "marketing=1y", key, &["is not a whole number of seconds"]);
+    refused(var, "marketing=600,marketing=900", key, &["names marketing twice"]);
+
+    let (var, key) = ("PALISADE_COMPLIANCE_ERASURE_ON_WITHDRAWAL", "compliance_erasure_on_withdrawal");
+    refused(var, "data processing", key, &["\"data processing\", which is not a consent type"]);
+    refused(var, ",", key, &["names no consent type (write none for no type)"]);
+    refused(var, "", key, &["is empty (this setting cannot be unset)"]);
+    // From the file, the message names the key.
+    let (_dir, path) = toml_file("compliance_incident_retention_days = 0\n");
+    let message = err(with_file(&path));
+    assert!(
+        message.starts_with("invalid compliance_incident_retention_days from `compliance_incident_retention_days` in "),
+        "{message}"
+    );
+}

@@ -630,3 +630,53 @@ pub(crate) fn mask_url(text: &str) -> String {
     }
     url.to_string()
 }
+
+/// A consent type as core reads one (`palisade_core::compliance::ConsentType`).
+fn consent_type(entry: &str) -> Result<String, String> {
+    palisade_core::compliance::ConsentType::parse(entry).map(|t| t.as_str().to_owned()).map_err(|_| {
+        format!("contains {entry:?}, which is not a consent type (1 to 64 lowercase letters, digits, _, -, . or :)")
+    })
+}
+
+/// `compliance_erasure_on_withdrawal`: consent types, comma-separated, duplicates dropped; `none`
+/// for no type at all.
+pub(crate) fn consent_types(text: &str) -> Result<Vec<String>, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut types: Vec<String> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let name = consent_type(entry)?;
+        if !types.contains(&name) {
+            types.push(name);
+        }
+    }
+    if types.is_empty() {
+        return Err("names no consent type (write none for no type)".to_owned());
+    }
+    Ok(types)
+}
+
+/// The range of each duration of `compliance_consent_validity_per_type`, in seconds (that of
+/// `compliance_consent_validity`).
+pub(crate) const CONSENT_VALIDITY_SECONDS: (u64, u64) = (60, 315_360_000);
+
+/// `compliance_consent_validity_per_type`: `type=seconds`, comma-separated; a type at most once.
+pub(crate) fn consent_validity_per_type(
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, std::time::Duration>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, seconds)) = entry.split_once('=') else {
+            return Err(format!("contains {entry:?}, which is not type=seconds"));
+        };
+        let name = consent_type(name.trim())?;
+        let (min, max) = CONSENT_VALIDITY_SECONDS;
+        let seconds = whole(seconds.trim(), (Some(Unit::Seconds), min, max))
+            .map_err(|problem| format!("gives {name} a validity that {problem}"))?;
+        if out.insert(name.clone(), std::time::Duration::from_secs(seconds)).is_some() {
+            return Err(format!("names {name} twice"));
+        }
+    }
+    Ok(out)
+}

@@ -12,7 +12,7 @@
 //! retries forever on a bug.
 
 use async_trait::async_trait;
-use palisade_core::audit::{AuditFilter, AuditRecord};
+use palisade_core::audit::{AuditCheckpoint, AuditFilter, AuditRecord, PersonalSeal, REDACTED_DETAILS, RedactionPage};
 use palisade_core::crypto::{KeyPurpose, WrappedDataKey};
 use palisade_core::store::{AuditStore, DurableStore, KeyStore, StoreError};
 
@@ -40,14 +40,36 @@ const UPSERT_MIN_DECRYPTION_VERSION: &str = "INSERT INTO key_families (purpose, 
      updated_at = excluded.updated_at";
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log \
-     (seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, details, key_id, prev_mac, mac) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (seq) DO NOTHING";
+     (seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, details, key_id, prev_mac, mac, \
+     personal_salt, personal_digest, redacted_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (seq) DO NOTHING";
+
+/// The columns of an `AuditRow`.
+pub(crate) const AUDIT_COLUMNS: &str = "seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, \
+     details, key_id, prev_mac, mac, personal_salt, personal_digest, redacted_at";
 
 const SELECT_AUDIT_HEAD: &str = "SELECT seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, \
-     details, key_id, prev_mac, mac FROM audit_log ORDER BY seq DESC LIMIT 1";
+     details, key_id, prev_mac, mac, personal_salt, personal_digest, redacted_at FROM audit_log \
+     ORDER BY seq DESC LIMIT 1";
 
 const SELECT_AUDIT_AFTER: &str = "SELECT seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, \
-     details, key_id, prev_mac, mac FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
+     details, key_id, prev_mac, mac, personal_salt, personal_digest, redacted_at FROM audit_log \
+     WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+const CHECKPOINT: &str = "SELECT seq, mac, archived, at, key_id, seal FROM audit_checkpoints ORDER BY seq DESC LIMIT 1";
+
+/// Stores a checkpoint unless one at or after its `seq` exists, or its record is the head.
+const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints (seq, mac, archived, at, key_id, seal) \
+     SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM audit_checkpoints WHERE seq >= $1) \
+     AND $1 < (SELECT MAX(seq) FROM audit_log) ON CONFLICT DO NOTHING";
+
+const ARCHIVE: &str = "DELETE FROM audit_log WHERE seq <= $1";
+
+/// The first record at or after the cutoff, walking from the oldest (the prefix before it is what
+/// may be archived, so the walk is bounded by what is archived).
+const FIRST_RECENT: &str = "SELECT seq FROM audit_log WHERE at >= $1 ORDER BY seq LIMIT 1";
+
+const BOUNDS: &str = "SELECT MIN(seq), MAX(seq) FROM audit_log";
 
 /// A `data_keys` row, generic over how the dialect stores ids and instants.
 #[derive(sqlx::FromRow)]
@@ -101,6 +123,9 @@ struct AuditRow<Id, At> {
     key_id: Id,
     prev_mac: Vec<u8>,
     mac: Vec<u8>,
+    personal_salt: Option<Vec<u8>>,
+    personal_digest: Option<Vec<u8>>,
+    redacted_at: Option<At>,
 }
 
 impl<Id, At> AuditRow<Id, At>
@@ -109,6 +134,13 @@ where
     At: Stored<Output = time::OffsetDateTime>,
 {
     fn into_domain(self) -> Result<AuditRecord, StoreError> {
+        let personal = match (self.personal_salt, self.personal_digest) {
+            (salt, Some(digest)) => Some(PersonalSeal { salt, digest }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(error::corrupt(format!("audit record {} has a salt but no digest", self.seq)));
+            }
+        };
         Ok(AuditRecord {
             seq: self.seq,
             id: self.id.into_domain()?,
@@ -124,8 +156,67 @@ where
             key_id: self.key_id.into_domain()?,
             prev_mac: self.prev_mac,
             mac: self.mac,
+            personal,
+            redacted_at: self.redacted_at.map(Stored::into_domain).transpose()?,
         })
     }
+}
+
+/// Pushes `(…)`: the `seq`s of the first `limit` records after `after` whose actor or subject is one
+/// of `who`, as a union of one ordered, limited walk of the (actor, seq) or (subject, seq) index per
+/// column and identifier — so each page reads about `limit` index entries per walk, however long
+/// the user's history (an `OR` or an `IN` would gather every later match and sort them).
+fn push_seqs_about<DB: sqlx::Database>(query: &mut sqlx::QueryBuilder<DB>, who: &[String], after: i64, limit: u32)
+where
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    query.push("(");
+    let mut arm = 0;
+    for column in ["actor", "subject"] {
+        for id in who {
+            if arm > 0 {
+                query.push(" UNION ALL ");
+            }
+            query
+                .push("SELECT seq FROM (SELECT seq FROM audit_log WHERE ")
+                .push(column)
+                .push(" = ")
+                .push_bind(id.clone())
+                .push(" AND seq > ")
+                .push_bind(after)
+                .push(" ORDER BY seq LIMIT ")
+                .push_bind(i64::from(limit))
+                .push(format!(") AS walk{arm}"));
+            arm += 1;
+        }
+    }
+    query.push(")");
+}
+
+/// Pushes `(actor IN (…) OR subject IN (…))` for the identifiers `who`.
+fn push_about<DB: sqlx::Database>(query: &mut sqlx::QueryBuilder<DB>, who: &[String])
+where
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    query.push("(");
+    push_in(query, "actor", who);
+    query.push(" OR ");
+    push_in(query, "subject", who);
+    query.push(")");
+}
+
+/// Pushes `column IN ($…)` for the identifiers `who` (at least one).
+fn push_in<DB: sqlx::Database>(query: &mut sqlx::QueryBuilder<DB>, column: &'static str, who: &[String])
+where
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    query.push(column).push(" IN (");
+    let mut values = query.separated(", ");
+    for id in who {
+        values.push_bind(id.clone());
+    }
+    values.push_unseparated(")");
 }
 
 #[async_trait]
@@ -248,6 +339,9 @@ impl AuditStore for SqlStore {
                 .bind(d::id(record.key_id))
                 .bind(&record.prev_mac)
                 .bind(&record.mac)
+                .bind(record.personal.as_ref().and_then(|p| p.salt.as_deref()))
+                .bind(record.personal.as_ref().map(|p| p.digest.as_slice()))
+                .bind(record.redacted_at.map(d::instant).transpose()?)
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())
@@ -268,13 +362,15 @@ impl AuditStore for SqlStore {
             let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
             let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO audit_log \
-                 (seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, details, key_id, prev_mac, mac) ",
+                 (seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, details, key_id, prev_mac, mac, \
+                 personal_salt, personal_digest, redacted_at) ",
             );
             let mut rows = Vec::with_capacity(records.len());
             for record in records {
-                rows.push((record, d::id(record.id), d::instant(record.at)?, d::id(record.key_id)));
+                let redacted_at = record.redacted_at.map(d::instant).transpose()?;
+                rows.push((record, d::id(record.id), d::instant(record.at)?, d::id(record.key_id), redacted_at));
             }
-            insert.push_values(&rows, |mut row, (record, id, at, key_id)| {
+            insert.push_values(&rows, |mut row, (record, id, at, key_id, redacted_at)| {
                 row.push_bind(record.seq)
                     .push_bind(*id)
                     .push_bind(*at)
@@ -288,7 +384,10 @@ impl AuditStore for SqlStore {
                     .push_bind(&record.details)
                     .push_bind(*key_id)
                     .push_bind(&record.prev_mac)
-                    .push_bind(&record.mac);
+                    .push_bind(&record.mac)
+                    .push_bind(record.personal.as_ref().and_then(|p| p.salt.as_deref()))
+                    .push_bind(record.personal.as_ref().map(|p| p.digest.as_slice()))
+                    .push_bind(*redacted_at);
             });
             insert.push(" ON CONFLICT (seq) DO NOTHING");
             let inserted = insert.build().execute(&mut *tx).await.map_err(error::sql)?.rows_affected();
@@ -326,7 +425,7 @@ impl AuditStore for SqlStore {
         on_pool!(self.pool(), |pool, d| {
             let mut query = sqlx::QueryBuilder::new(
                 "SELECT seq, id, at, kind, outcome, actor, subject, ip, user_agent, request_id, details, key_id, \
-                 prev_mac, mac FROM audit_log WHERE 1 = 1",
+                 prev_mac, mac, personal_salt, personal_digest, redacted_at FROM audit_log WHERE 1 = 1",
             );
             if let Some(before) = filter.before {
                 query.push(" AND seq < ").push_bind(before);
@@ -361,6 +460,141 @@ impl AuditStore for SqlStore {
                 .await
                 .map_err(error::sql)?;
             rows.into_iter().map(AuditRow::into_domain).collect()
+        })
+    }
+
+    async fn audit_records_about(
+        &self,
+        who: &[String],
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        if who.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_pool!(self.pool(), |pool, d| {
+            let mut query = sqlx::QueryBuilder::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq IN "));
+            push_seqs_about(&mut query, who, after, limit);
+            query.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+            let rows = query
+                .build_query_as::<AuditRow<d::StoredId, d::StoredInstant>>()
+                .fetch_all(pool)
+                .await
+                .map_err(error::sql)?;
+            rows.into_iter().map(AuditRow::into_domain).collect()
+        })
+    }
+
+    async fn redact_audit_records(
+        &self,
+        who: &[String],
+        pseudonym: &str,
+        after: i64,
+        limit: u32,
+        at: time::OffsetDateTime,
+    ) -> Result<RedactionPage, StoreError> {
+        if who.is_empty() {
+            return Ok(RedactionPage::default());
+        }
+        on_pool!(self.pool(), |pool, d| {
+            let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
+            let mut select = sqlx::QueryBuilder::new("SELECT seq FROM audit_log WHERE seq IN ");
+            push_seqs_about(&mut select, who, after, limit);
+            select.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+            let seqs: Vec<i64> = select.build_query_scalar().fetch_all(&mut *tx).await.map_err(error::sql)?;
+            let (Some(first), Some(last)) = (seqs.first().copied(), seqs.last().copied()) else {
+                tx.rollback().await.map_err(error::sql)?;
+                return Ok(RedactionPage::default());
+            };
+            // The matching records between `first` and `last` are exactly `seqs`: records are only
+            // ever appended after the head, beyond `last`.
+            let mut update = sqlx::QueryBuilder::new("UPDATE audit_log SET actor = CASE WHEN ");
+            push_in(&mut update, "actor", who);
+            update.push(" THEN ").push_bind(pseudonym.to_owned()).push(" ELSE actor END, subject = CASE WHEN ");
+            push_in(&mut update, "subject", who);
+            update
+                .push(" THEN ")
+                .push_bind(pseudonym.to_owned())
+                .push(" ELSE subject END, ip = NULL, user_agent = NULL, details = ")
+                .push_bind(REDACTED_DETAILS)
+                .push(", personal_salt = NULL, redacted_at = ")
+                .push_bind(d::instant(at)?)
+                .push(" WHERE seq >= ")
+                .push_bind(first)
+                .push(" AND seq <= ")
+                .push_bind(last)
+                .push(" AND personal_salt IS NOT NULL AND ");
+            push_about(&mut update, who);
+            let redacted = update.build().execute(&mut *tx).await.map_err(error::sql)?.rows_affected();
+            tx.commit().await.map_err(error::sql)?;
+            Ok(RedactionPage {
+                last_seq: Some(last),
+                examined: u64::try_from(seqs.len()).unwrap_or(u64::MAX),
+                redacted,
+            })
+        })
+    }
+
+    async fn audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            let row: Option<(i64, Vec<u8>, i64, d::StoredInstant, d::StoredId, Vec<u8>)> =
+                sqlx::query_as(CHECKPOINT).fetch_optional(pool).await.map_err(error::sql)?;
+            row.map(|(seq, mac, archived, at, key_id, seal)| {
+                Ok(AuditCheckpoint {
+                    seq,
+                    mac,
+                    archived: u64::try_from(archived)
+                        .map_err(|_| error::corrupt(format!("audit checkpoint {seq} archived {archived}")))?,
+                    at: at.into_domain()?,
+                    key_id: key_id.into_domain()?,
+                    seal,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    async fn archive_audit_prefix(&self, checkpoint: &AuditCheckpoint) -> Result<bool, StoreError> {
+        let archived = i64::try_from(checkpoint.archived)
+            .map_err(|_| StoreError::Other(format!("{} archived records is out of range", checkpoint.archived)))?;
+        on_pool!(self.pool(), |pool, d| {
+            let mut tx = pool.begin_with(d::BEGIN_WRITE).await.map_err(error::sql)?;
+            let inserted = sqlx::query(INSERT_CHECKPOINT)
+                .bind(checkpoint.seq)
+                .bind(&checkpoint.mac)
+                .bind(archived)
+                .bind(d::instant(checkpoint.at)?)
+                .bind(d::id(checkpoint.key_id))
+                .bind(&checkpoint.seal)
+                .execute(&mut *tx)
+                .await
+                .map_err(error::sql)?
+                .rows_affected();
+            if inserted != 1 {
+                tx.rollback().await.map_err(error::sql)?;
+                return Ok(false);
+            }
+            sqlx::query(ARCHIVE).bind(checkpoint.seq).execute(&mut *tx).await.map_err(error::sql)?;
+            tx.commit().await.map_err(error::sql)?;
+            Ok(true)
+        })
+    }
+
+    async fn audit_prefix_before(&self, before: time::OffsetDateTime) -> Result<Option<i64>, StoreError> {
+        on_pool!(self.pool(), |pool, d| {
+            let (first, last): (Option<i64>, Option<i64>) =
+                sqlx::query_as(BOUNDS).fetch_one(pool).await.map_err(error::sql)?;
+            let (Some(first), Some(last)) = (first, last) else { return Ok(None) };
+            let recent: Option<i64> = sqlx::query_scalar(FIRST_RECENT)
+                .bind(d::instant(up_to_a_microsecond(before))?)
+                .fetch_optional(pool)
+                .await
+                .map_err(error::sql)?;
+            Ok(match recent {
+                None => Some(last),
+                Some(seq) if seq > first => Some(seq - 1),
+                Some(_) => None,
+            })
         })
     }
 

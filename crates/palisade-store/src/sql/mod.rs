@@ -22,8 +22,10 @@
 
 mod alert;
 mod api_key;
+mod consent;
 mod device;
 mod durable;
+mod erasure;
 mod hot;
 mod incident;
 mod mfa;
@@ -32,6 +34,8 @@ mod passkey;
 mod postgres;
 mod reencryption;
 mod refresh_token;
+mod report;
+mod retention;
 mod risk;
 mod signing_key;
 #[cfg(feature = "sqlite")]

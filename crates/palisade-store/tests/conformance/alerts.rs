@@ -60,7 +60,7 @@ fn ids(deliveries: &[Delivery]) -> Vec<uuid::Uuid> {
 
 /// A pending delivery `n` (its id `id(n)`) to the administrators' webhook, never tried, written at
 /// `T0` and due at `due`.
-fn delivery(n: u128, due: OffsetDateTime) -> Delivery {
+pub(crate) fn delivery(n: u128, due: OffsetDateTime) -> Delivery {
     Delivery {
         id: id(n),
         alert_id: id(0x1000 + n),

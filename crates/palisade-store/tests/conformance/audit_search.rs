@@ -486,7 +486,7 @@ pub async fn the_search_indexes_exist_on_every_backend(h: &DurableHarness) {
     let sql = if h.database.sqlite_path().is_some() { SQLITE } else { POSTGRES };
     assert_eq!(
         h.database.fetch_texts(sql).await.unwrap(),
-        ["audit_log_at:at", "audit_log_kind:kind,seq", "audit_log_subject:subject,seq"]
+        ["audit_log_actor:actor,seq", "audit_log_at:at", "audit_log_kind:kind,seq", "audit_log_subject:subject,seq"]
     );
 }
 

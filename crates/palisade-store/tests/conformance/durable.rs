@@ -69,6 +69,12 @@ fn record(seq: i64, key_id: uuid::Uuid, at: OffsetDateTime) -> AuditRecord {
         key_id,
         prev_mac: vec![seq as u8; 32],
         mac: vec![(seq as u8).wrapping_add(1); 32],
+        // Even records are v2 (their personal fields sealed by a digest), odd ones v1.
+        personal: (seq % 2 == 0).then(|| palisade_core::audit::PersonalSeal {
+            salt: Some(vec![seq as u8; 16]),
+            digest: vec![(seq as u8).wrapping_add(2); 32],
+        }),
+        redacted_at: None,
     }
 }
 

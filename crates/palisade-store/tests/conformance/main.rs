@@ -9,6 +9,8 @@
 //!   checkpoint and its batches of rewrites) and `incidents` (what the monitoring detectors raise):
 //!   the rest of the durable store. `audit_search`: searching the audit chain (the security events),
 //!   on SQLite and PostgreSQL.
+//! - `compliance`: the consent ledger, erasure requests and the audit chain's redaction, on SQLite
+//!   and PostgreSQL.
 //! - `schema`: migrations and constraints on each SQL backend; URL handling.
 //! - `redis_failures`: Redis going away and coming back.
 //!
@@ -23,6 +25,7 @@
 mod alerts;
 mod api_keys;
 mod audit_search;
+mod compliance;
 mod devices;
 mod durable;
 mod hot;
@@ -32,6 +35,7 @@ mod passkeys;
 mod redis_failures;
 mod reencryption;
 mod refresh_tokens;
+mod reports;
 mod risk;
 mod schema;
 mod signing_keys;

@@ -74,7 +74,8 @@ pub async fn migrate_applies_once_and_check_schema_agrees(h: &SchemaHarness) {
             "0011 security events",
             "0012 incidents",
             "0013 incident actions",
-            "0014 alerts"
+            "0014 alerts",
+            "0015 compliance"
         ]
     );
     assert!(palisade_store::migrate(h.database.url()).await.unwrap().is_empty(), "a second run applies nothing");
@@ -392,7 +393,7 @@ async fn sqlite_in_memory_holds_everything_on_one_connection() {
     let clock = Arc::new(ManualClock::fixed());
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let stores = palisade_store::connect("sqlite::memory:", None, dyn_clock, 8).await.unwrap();
-    assert_eq!(stores.migrate().await.unwrap().len(), 14);
+    assert_eq!(stores.migrate().await.unwrap().len(), 15);
     stores.check_schema().await.unwrap();
     let key = HotKey::new("memory", "k");
     stores.hot.put(&key, b"v", Duration::seconds(1)).await.unwrap();
@@ -401,7 +402,7 @@ async fn sqlite_in_memory_holds_everything_on_one_connection() {
     assert_eq!(stores.hot.get(&key).await.unwrap(), None);
     // A second in-memory store is a different database.
     let other = palisade_store::connect("sqlite::memory:", None, clock, 1).await.unwrap();
-    assert_eq!(other.migrate().await.unwrap().len(), 14);
+    assert_eq!(other.migrate().await.unwrap().len(), 15);
 }
 
 /// A local port with nothing listening on it.
@@ -474,6 +475,8 @@ fn audit_record_sealed_by(key_id: uuid::Uuid, seq: i64) -> AuditRecord {
         key_id,
         prev_mac: vec![0; 32],
         mac: vec![1; 32],
+        personal: None,
+        redacted_at: None,
     }
 }
 
@@ -496,7 +499,8 @@ async fn sqlite_0008_rebuilds_data_keys_keeping_every_row_and_reference() {
             "0011 security events",
             "0012 incidents",
             "0013 incident actions",
-            "0014 alerts"
+            "0014 alerts",
+            "0015 compliance"
         ]
     );
     stores.check_schema().await.unwrap();
@@ -592,14 +596,25 @@ async fn sqlite_0008_that_fails_changes_nothing_and_leaves_foreign_keys_on() {
     assert!(pending.to_string().contains("0008 key families"), "{pending}");
     // The connection the migration left mid-transaction with foreign keys off was closed: the
     // store's next one writes (no transaction holds the lock) and enforces foreign keys.
-    let unknown_key = audit_record_sealed_by(uuid::Uuid::now_v7(), 3);
-    assert!(stores.durable.try_append_audit(&unknown_key).await.is_err(), "a record sealed by no key");
-    let sealed = audit_record_sealed_by(uuid::Uuid::parse_str("0190a000-0000-7000-8000-000000000002").unwrap(), 3);
-    assert!(stores.durable.try_append_audit(&sealed).await.unwrap());
+    // (Through a table 0008 leaves alone: the store's audit writes need the columns of 0015.)
+    let factor = |user: palisade_core::user::UserId| palisade_core::mfa::FactorRecord {
+        id: uuid::Uuid::now_v7(),
+        user_id: user,
+        kind: palisade_core::mfa::FactorKind::Totp,
+        sealed: "sealed".into(),
+        created_at: time::OffsetDateTime::UNIX_EPOCH,
+        confirmed_at: None,
+    };
+    let orphan = stores.durable.put_pending_factor(&factor(palisade_core::user::UserId::generate())).await;
+    let refused = orphan.expect_err("a factor of no user");
+    assert!(refused.to_string().contains("FOREIGN KEY"), "{refused}");
+    let owner = crate::users::user("fk-owner", None);
+    stores.durable.insert_user(&owner).await.unwrap();
+    assert!(stores.durable.put_pending_factor(&factor(owner.id)).await.unwrap());
 
     // Once the reference is repaired, the migration goes through.
     assert_eq!(database.execute("DELETE FROM audit_log WHERE seq = 2").await.unwrap(), 1);
-    assert_eq!(stores.migrate().await.unwrap().len(), 7, "0008, then 0009 to 0014");
+    assert_eq!(stores.migrate().await.unwrap().len(), 8, "0008, then 0009 to 0015");
     stores.check_schema().await.unwrap();
     stores.close().await;
 }
