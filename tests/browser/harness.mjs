@@ -1,4 +1,4 @@
-// What the browser tests (passkeys.mjs, dashboard.mjs) share: the settings run.sh passes, headless
+// What the browser tests (passkeys.mjs, dashboard.mjs, report.mjs) share: the settings run.sh passes, headless
 // Chromium started with a fresh profile, the steps (each asserts; the first failure stops the run; a
 // console error or a CSP violation fails the step it happens in), screenshots, the page's status line
 // and the last line, "browser: N passed, N failed". One run per process: the state is this module's.
@@ -128,8 +128,11 @@ export async function launch({ viewport, prefix = "", requestPath }) {
     document.addEventListener("securitypolicyviolation", (e) =>
       window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"}`));
     document.addEventListener("DOMContentLoaded", () => {
+      // Pages without a status line (the printable report) have nothing to observe.
+      const status = document.getElementById("status");
+      if (!status) return;
       new MutationObserver(() => { window.__statusChanges += 1; })
-        .observe(document.getElementById("status"), { childList: true, characterData: true, subtree: true, attributes: true });
+        .observe(status, { childList: true, characterData: true, subtree: true, attributes: true });
     });
   });
   return { context, page, requests };

@@ -2,10 +2,11 @@
 # The server's own pages in a real browser: builds `palisade` (debug), serves it on a free loopback
 # port as http://localhost:<port> (so the WebAuthn relying party id is `localhost`, where browsers
 # allow WebAuthn over http) with a temporary SQLite database, registers the users over the API, makes
-# the dashboard's administrator with `palisade user grant-admin` (on the same database, while the
-# server runs) and runs the tests in headless Chromium: passkeys.mjs (/passkeys) and dashboard.mjs
-# (/dashboard), or only those named (`run.sh dashboard`). Every test runs even when one before it
-# failed; the server is always stopped; the exit status is 0 only when all passed.
+# the dashboard's and the report's administrators with `palisade user grant-admin` (on the same
+# database, while the server runs) and runs the tests in headless Chromium: passkeys.mjs (/passkeys), dashboard.mjs
+# (/dashboard) and report.mjs (the printable compliance report), or only those named
+# (`run.sh report`). Every test runs even when one before it failed; the server is always stopped;
+# the exit status is 0 only when all passed.
 # Needs /usr/bin/chromium (Debian's `chromium`), node and `npm ci` here; .ci/run installs them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,12 +20,14 @@ password=correct-Horse-battery-9-staple
 admin_username=dashboard-admin
 viewer_username=dashboard-viewer
 target_username=dashboard-target
+# The report's administrator (another one: the dashboard's enrols a second factor).
+report_admin_username=report-admin
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(passkeys dashboard)
+[ ${#tests[@]} -gt 0 ] || tests=(passkeys dashboard report)
 
 fail() { echo "browser: $*" >&2; exit 1; }
 for test in "${tests[@]}"; do
-  [ -f "$here/$test.mjs" ] || fail "no such test: $test (passkeys or dashboard)"
+  [ -f "$here/$test.mjs" ] || fail "no such test: $test (passkeys, dashboard or report)"
 done
 [ -x "$CHROMIUM" ] || fail "$CHROMIUM is missing: install Debian's chromium (apt-get install chromium; .ci/run does)"
 command -v node >/dev/null 2>&1 || fail "node is missing: install Debian's nodejs and npm"
@@ -91,9 +94,11 @@ register() { # username; prints the new user's id
   printf '%s' "$answer" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).user_id));'
 }
 user_id=$(register "$username")
-for user in "$admin_username" "$viewer_username" "$target_username"; do register "$user" >/dev/null; done
-palisade user grant-admin "$admin_username" >"$work/grant-admin.log" 2>&1 \
-  || { cat "$work/grant-admin.log" >&2; fail "palisade user grant-admin $admin_username failed"; }
+for user in "$admin_username" "$viewer_username" "$target_username" "$report_admin_username"; do register "$user" >/dev/null; done
+for admin in "$admin_username" "$report_admin_username"; do
+  palisade user grant-admin "$admin" >"$work/grant-admin.log" 2>&1 \
+    || { cat "$work/grant-admin.log" >&2; fail "palisade user grant-admin $admin failed"; }
+done
 
 echo "browser: Palisade on $base; users $username ($user_id), $admin_username (administrator), $viewer_username, $target_username"
 shots="$root/target/browser-screenshots"
@@ -105,7 +110,7 @@ for test in "${tests[@]}"; do
   (cd "$here" && BASE_URL="$base" SCREENSHOT_DIR="$shots" \
     PALISADE_USERNAME="$username" PALISADE_PASSWORD="$password" PALISADE_USER_ID="$user_id" \
     PALISADE_ADMIN_USERNAME="$admin_username" PALISADE_VIEWER_USERNAME="$viewer_username" \
-    PALISADE_TARGET_USERNAME="$target_username" \
+    PALISADE_TARGET_USERNAME="$target_username" PALISADE_REPORT_ADMIN_USERNAME="$report_admin_username" \
     node "$test.mjs") || { status=1; failed+=("$test"); }
 done
 [ "$status" = 0 ] || echo "browser: failed: ${failed[*]}" >&2
