@@ -11,6 +11,7 @@
 //!   device registry.
 //! - [`compliance`]: the consent ledger, export and erasure, retention, real-time checks and
 //!   reports of technical control checks.
+//! - [`oauth`]: the OAuth 2.0 / OpenID Connect provider (its client registry so far).
 //! - [`notify`]: the ports of the SMS and e-mail senders.
 //! - [`palisade`]: the [`Palisade`] facade that wires the services, for embedding and for the server.
 //!
@@ -27,6 +28,7 @@ pub mod device;
 pub mod mfa;
 pub mod monitoring;
 pub mod notify;
+pub mod oauth;
 mod palisade;
 pub mod password;
 pub mod risk;

@@ -254,6 +254,7 @@ impl PalisadeBuilder {
             .await?,
         );
         let issuer = settings.issuer.clone();
+        let oauth_issuer = settings.issuer.clone();
         let mut token_settings = AccessTokenSettings::new(settings.issuer, settings.audience);
         token_settings.ttl = settings.access_ttl;
         let tokens = Arc::new(AccessTokens::new(signing_keys.clone(), clock.clone(), token_settings));
@@ -311,7 +312,7 @@ impl PalisadeBuilder {
             passwords,
             policy: settings.password_policy,
             sessions,
-            tokens,
+            tokens: tokens.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
             settings: settings.auth,
@@ -414,6 +415,22 @@ impl PalisadeBuilder {
         }));
         tokio::spawn(crate::compliance::erasure::erase_forever(compliance.clone()));
         tokio::spawn(crate::compliance::retention::retain_forever(compliance.clone()));
+        let oauth_clients = Arc::new(crate::oauth::OAuthClients::new(
+            durable.clone(),
+            hot.clone(),
+            keyring.clone(),
+            audit.clone(),
+            clock.clone(),
+        ));
+        let token_endpoint =
+            Arc::new(crate::oauth::token::TokenEndpoint::new(crate::oauth::token::TokenEndpointParts {
+                clients: oauth_clients.clone(),
+                tokens,
+                auth: auth.clone(),
+                audit: audit.clone(),
+                clock: clock.clone(),
+                issuer: oauth_issuer,
+            }));
         Ok(Palisade {
             durable,
             hot,
@@ -430,6 +447,8 @@ impl PalisadeBuilder {
             monitoring,
             reports,
             compliance,
+            oauth_clients,
+            token_endpoint,
         })
     }
 }
@@ -494,6 +513,8 @@ pub struct Palisade {
     monitoring: Arc<crate::monitoring::Monitoring>,
     reports: Arc<crate::compliance::report::ComplianceReports>,
     compliance: Arc<crate::compliance::ComplianceService>,
+    oauth_clients: Arc<crate::oauth::OAuthClients>,
+    token_endpoint: Arc<crate::oauth::token::TokenEndpoint>,
 }
 
 impl Palisade {
@@ -542,6 +563,16 @@ impl Palisade {
     /// Security monitoring: applications' reports and the event query.
     pub fn monitoring(&self) -> &Arc<crate::monitoring::Monitoring> {
         &self.monitoring
+    }
+
+    /// The OAuth token endpoint (`/oauth2/token`).
+    pub fn token_endpoint(&self) -> &Arc<crate::oauth::token::TokenEndpoint> {
+        &self.token_endpoint
+    }
+
+    /// The registry of OAuth clients.
+    pub fn oauth_clients(&self) -> &Arc<crate::oauth::OAuthClients> {
+        &self.oauth_clients
     }
 
     /// The consent ledger, the data subject's rights and the erasure job.

@@ -218,6 +218,21 @@ impl From<palisade_core::crypto::reencrypt::ReencryptError> for ApiError {
     }
 }
 
+impl From<palisade_core::oauth::OAuthClientError> for ApiError {
+    fn from(e: palisade_core::oauth::OAuthClientError) -> Self {
+        use palisade_core::oauth::OAuthClientError as O;
+        match e {
+            O::Auth(e) => e.into(),
+            e @ O::Invalid { .. } => Self::unprocessable(e.to_string()),
+            O::NotFound => Self::refused(StatusCode::NOT_FOUND, "NOT_FOUND", "no such client"),
+            O::Store(e) => e.into(),
+            O::Crypto(e) => e.into(),
+            O::Audit(e) => e.into(),
+            e @ O::Random => Self::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<palisade_core::compliance::ComplianceError> for ApiError {
     fn from(e: palisade_core::compliance::ComplianceError) -> Self {
         use palisade_core::compliance::ComplianceError as C;

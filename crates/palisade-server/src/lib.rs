@@ -17,4 +17,5 @@ mod routes;
 pub mod telemetry;
 
 pub use app::{AppState, Application, RouterOptions, bootstrap, router, shutdown_signal};
+pub use routes::clients::client_view;
 pub use routes::reports::{ReportFormat, Styles, render_html, report_view};

@@ -38,6 +38,9 @@ enum Command {
     /// Administer API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Administer OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Signing and encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -137,6 +140,64 @@ enum RotatedKey {
     Signing,
     Data,
     Audit,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register an OAuth client; prints it as JSON with its secret, which is shown only this once.
+    Create(ClientCreateArgs),
+    /// List OAuth clients as JSON lines (never a secret).
+    List(SettingFlagsOnly),
+    /// Delete an OAuth client by id.
+    Delete(ClientDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClientCreateArgs {
+    /// A name for people (shown on the consent page).
+    #[arg(long)]
+    name: String,
+    /// `confidential` (a server-side application) or `public` (a browser or native app).
+    #[arg(long = "type", default_value = "confidential")]
+    client_type: String,
+    /// A redirect URI, matched exactly (repeat for several).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// A post-logout redirect URI, matched exactly (repeat for several).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// A grant type: authorization_code, refresh_token, client_credentials (repeat; default the
+    /// first two).
+    #[arg(long = "grant")]
+    grant_types: Vec<String>,
+    /// A scope it may be given (repeat; default openid profile email).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// client_secret_basic (default for confidential), client_secret_post, private_key_jwt or none.
+    #[arg(long)]
+    auth_method: Option<String>,
+    /// A file holding its public JWK Set, for private_key_jwt.
+    #[arg(long, value_name = "FILE")]
+    jwks_file: Option<std::path::PathBuf>,
+    /// The URL of its public JWK Set, for private_key_jwt.
+    #[arg(long)]
+    jwks_uri: Option<String>,
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+#[derive(Debug, Args)]
+struct SettingFlagsOnly {
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+#[derive(Debug, Args)]
+struct ClientDeleteArgs {
+    /// The client's id.
+    id: String,
+    #[command(flatten)]
+    settings: SettingFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +366,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apikey(ApiKeyCommand::Create(args)) => apikey_create(args).await,
         Command::Apikey(ApiKeyCommand::List(args)) => apikey_list(args).await,
         Command::Apikey(ApiKeyCommand::Revoke(args)) => apikey_revoke(args).await,
+        Command::Client(ClientCommand::Create(args)) => client_create(args).await,
+        Command::Client(ClientCommand::List(args)) => client_list(args).await,
+        Command::Client(ClientCommand::Delete(args)) => client_delete(args).await,
         Command::Keys(KeysCommand::Status(args)) => keys_status(args).await,
         Command::Keys(KeysCommand::Rotate(args)) => keys_rotate(args).await,
         Command::Hsm(HsmCommand::Init(args)) => hsm_init(args).await,
@@ -653,6 +717,96 @@ async fn apikey_revoke(args: ApiKeyRevokeArgs) -> anyhow::Result<ExitCode> {
         }
         Err(palisade_core::api_key::ApiKeyError::NotFound) => {
             eprintln!("no live API key with id {id}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn client_create(args: ClientCreateArgs) -> anyhow::Result<ExitCode> {
+    use palisade_core::oauth::{ClientKind, ClientRegistration, OAuthClientError};
+    let kind = match args.client_type.as_str() {
+        "confidential" => ClientKind::Confidential,
+        "public" => ClientKind::Public,
+        other => {
+            eprintln!("--type: `{other}` is not confidential or public");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let jwks = match &args.jwks_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            match serde_json::from_str(&text) {
+                Ok(jwks) => Some(jwks),
+                Err(e) => {
+                    eprintln!("--jwks-file: {} is not JSON ({e})", path.display());
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        None => None,
+    };
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let registration = ClientRegistration {
+        name: args.name,
+        kind,
+        redirect_uris: args.redirect_uris,
+        post_logout_redirect_uris: args.post_logout_redirect_uris,
+        grant_types: args.grant_types,
+        scopes: args.scopes,
+        auth_method: args.auth_method,
+        jwks,
+        jwks_uri: args.jwks_uri,
+    };
+    match palisade.oauth_clients().register_as(None, "cli", &registration, &cli_meta()).await {
+        Ok(created) => {
+            use secrecy::ExposeSecret as _;
+            let view = palisade_types::clients::ClientCreated {
+                client: palisade_server::client_view(created.client),
+                client_secret: created.secret.map(|s| s.expose_secret().to_owned()),
+            };
+            println!("{}", serde_json::to_string_pretty(&view)?);
+            if view.client_secret.is_some() {
+                eprintln!("client {} registered; its secret is shown only this once", view.client.client_id);
+            } else {
+                eprintln!("client {} registered", view.client.client_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ OAuthClientError::Invalid { .. }) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn client_list(args: SettingFlagsOnly) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    let mut after: Option<String> = None;
+    loop {
+        let page = palisade.oauth_clients().list_all(after.as_deref(), 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.client_id.clone());
+        for client in page {
+            println!("{}", serde_json::to_string(&palisade_server::client_view(client))?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn client_delete(args: ClientDeleteArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.settings)?;
+    let palisade = open(&config).await?;
+    match palisade.oauth_clients().delete_as("cli", &args.id, &cli_meta()).await {
+        Ok(()) => {
+            println!("deleted {}", args.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(palisade_core::oauth::OAuthClientError::NotFound) => {
+            eprintln!("no client with id {}", args.id);
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),

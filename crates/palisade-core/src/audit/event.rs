@@ -133,6 +133,16 @@ pub enum AuditKind {
     RetentionApplied,
     /// A prefix of the audit chain was archived behind a sealed checkpoint.
     AuditArchived,
+    /// An OAuth client was registered.
+    OAuthClientCreated,
+    /// An OAuth client was deleted.
+    OAuthClientDeleted,
+    /// The token endpoint issued a token (the grant type and scopes in the details).
+    OAuthTokenIssued,
+    /// The token endpoint refused a request (the RFC 6749 error and the real reason).
+    OAuthTokenRefused,
+    /// A client revoked one of its tokens (RFC 7009).
+    OAuthTokenRevoked,
 }
 
 impl AuditKind {
@@ -201,6 +211,11 @@ impl AuditKind {
             Self::ComplianceReport => "compliance.report",
             Self::RetentionApplied => "compliance.retention",
             Self::AuditArchived => "audit.archived",
+            Self::OAuthClientCreated => "oauth.client_created",
+            Self::OAuthClientDeleted => "oauth.client_deleted",
+            Self::OAuthTokenIssued => "oauth.token_issued",
+            Self::OAuthTokenRefused => "oauth.token_refused",
+            Self::OAuthTokenRevoked => "oauth.token_revoked",
         }
     }
 }

@@ -569,7 +569,8 @@ impl AuthService {
             _ => AuthError::InvalidToken,
         })?;
         let user_id = UserId::parse(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
-        let session_id = claims.sid;
+        // A token without a session is a client's (client credentials): it names no user.
+        let session_id = claims.sid.ok_or(AuthError::InvalidToken)?;
         let (alive, revoked) =
             tokio::join!(self.sessions.liveness(user_id, session_id), self.is_revoked(user_id, claims.jti));
         let Some(live) = alive? else {

@@ -16,6 +16,7 @@ use crate::device::{DeviceId, DeviceRecord, DeviceSeen, DeviceUpdate};
 use crate::mfa::{BackupCodeRecord, FactorKind, FactorRecord, PasskeyRecord};
 use crate::monitoring::alert::{AlertPreferences, Delivery, DeliveryOutcome, DeliveryState};
 use crate::monitoring::{Incident, IncidentAction, IncidentFilter, IncidentRaise, IncidentState, ResponseKind};
+use crate::oauth::OAuthClient;
 use crate::risk::{LoginResult, PastLogin, RiskRecord};
 use crate::token::{RefreshTokenRecord, RevokeReason, Rotation, SessionId, SigningKeyRecord, TokenHash};
 use crate::user::{User, UserId, UserInsert, Username};
@@ -660,6 +661,22 @@ pub trait RetentionStore: Send + Sync + 'static {
     async fn apply_retention(&self, cutoffs: &RetentionCutoffs, limit: u32) -> Result<RetentionCounts, StoreError>;
 }
 
+/// The registry of OAuth clients.
+#[async_trait]
+pub trait OAuthClientStore: Send + Sync + 'static {
+    /// Stores a new client. A taken `client_id` is an error.
+    async fn insert_oauth_client(&self, client: &OAuthClient) -> Result<(), StoreError>;
+
+    /// One client by id.
+    async fn oauth_client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError>;
+
+    /// Clients ordered by id (byte order), those after `after`, at most `limit`.
+    async fn oauth_clients(&self, after: Option<&str>, limit: u32) -> Result<Vec<OAuthClient>, StoreError>;
+
+    /// Deletes a client; `false` when there is no such client.
+    async fn delete_oauth_client(&self, client_id: &str) -> Result<bool, StoreError>;
+}
+
 /// The whole durable store, as the services see it.
 #[async_trait]
 pub trait DurableStore:
@@ -680,6 +697,7 @@ pub trait DurableStore:
     + ErasureStore
     + RetentionStore
     + ComplianceStatsStore
+    + OAuthClientStore
 {
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;

@@ -81,8 +81,11 @@ impl fmt::Debug for IssuedToken {
 pub struct AccessClaims {
     /// `sub`: the user id for tokens issued at login (a client id, for client-credentials tokens).
     pub sub: String,
-    /// `sid`: the session the token belongs to.
-    pub sid: SessionId,
+    /// `sid`: the session the token belongs to (`None` for a client-credentials token, which
+    /// belongs to no user and no session).
+    pub sid: Option<SessionId>,
+    /// `client_id` (RFC 9068): the OAuth client the token was issued to, when one was.
+    pub client_id: Option<String>,
     /// `jti`: the token's unique id.
     pub jti: uuid::Uuid,
     /// `scope`: space-separated scope tokens.
@@ -184,7 +187,10 @@ struct ClaimsOut<'a> {
     iat: i64,
     nbf: i64,
     jti: uuid::Uuid,
-    sid: SessionId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<SessionId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
     scope: &'a str,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     amr: &'a [String],
@@ -204,7 +210,10 @@ struct ClaimsIn<'a> {
     iat: i64,
     nbf: i64,
     jti: uuid::Uuid,
-    sid: SessionId,
+    #[serde(default)]
+    sid: Option<SessionId>,
+    #[serde(default, borrow)]
+    client_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     scope: Cow<'a, str>,
     #[serde(default)]
@@ -257,6 +266,23 @@ impl AccessTokens {
         scopes: &[String],
         amr: &[String],
     ) -> Result<IssuedToken, IssueError> {
+        self.sign(subject, Some(session), None, scopes, amr)
+    }
+
+    /// Issues a token to an OAuth client for itself (the client-credentials grant, RFC 9068): `sub`
+    /// and `client_id` are the client, and there is no session.
+    pub fn issue_for_client(&self, client_id: &str, scopes: &[String]) -> Result<IssuedToken, IssueError> {
+        self.sign(client_id, None, Some(client_id), scopes, &[])
+    }
+
+    fn sign(
+        &self,
+        subject: &str,
+        session: Option<SessionId>,
+        client_id: Option<&str>,
+        scopes: &[String],
+        amr: &[String],
+    ) -> Result<IssuedToken, IssueError> {
         if subject.is_empty() {
             return Err(IssueError::EmptySubject);
         }
@@ -283,6 +309,7 @@ impl AccessTokens {
             nbf: now,
             jti,
             sid: session,
+            client_id,
             scope: &scope,
             amr,
         };
@@ -298,6 +325,10 @@ impl AccessTokens {
         let payload = self.keys.verify_jws(token, ACCESS_TOKEN_TYPE).map_err(TokenError::Invalid)?;
         let claims: ClaimsIn<'_> =
             serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid(Rejection::Malformed))?;
+        // A token is a session's (`sid`) or a client's (`client_id`); one with neither was not ours.
+        if claims.sid.is_none() && claims.client_id.is_none() {
+            return Err(TokenError::Invalid(Rejection::Malformed));
+        }
         if claims.iss != self.settings.issuer {
             return Err(TokenError::Invalid(Rejection::WrongIssuer));
         }
@@ -318,6 +349,7 @@ impl AccessTokens {
             expires_at: time(claims.exp)?,
             sub: claims.sub.into_owned(),
             sid: claims.sid,
+            client_id: claims.client_id.map(Cow::into_owned),
             jti: claims.jti,
             scope: claims.scope.into_owned(),
             amr: claims.amr,
@@ -400,7 +432,8 @@ mod tests {
                 verified,
                 AccessClaims {
                     sub: "user-1".into(),
-                    sid: session,
+                    sid: Some(session),
+                    client_id: None,
                     jti: issued.jti,
                     scope: "user profile:read".into(),
                     issued_at: f.clock.now(),
@@ -424,6 +457,24 @@ mod tests {
         let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
         assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
         assert_eq!(tokens.verify(&issued.token).unwrap().amr, amr);
+    }
+
+    #[tokio::test]
+    async fn a_client_token_names_the_client_and_no_session() {
+        let f = Fixture::new(SigningAlgorithm::EdDSA).await;
+        let tokens = tokens(&f);
+        let issued = tokens.issue_for_client("client-7", &["orders:read".to_owned()]).unwrap();
+        let payload = issued.token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!((claims["sub"].as_str(), claims["client_id"].as_str()), (Some("client-7"), Some("client-7")));
+        assert!(claims.get("sid").is_none() && claims.get("amr").is_none(), "{claims}");
+        let verified = tokens.verify(&issued.token).unwrap();
+        assert_eq!((verified.sid, verified.client_id.as_deref()), (None, Some("client-7")));
+        assert_eq!(verified.scope, "orders:read");
+        // A user's token has a session and no client.
+        let user = issue(&tokens);
+        let verified = tokens.verify(&user.token).unwrap();
+        assert!(verified.sid.is_some() && verified.client_id.is_none());
     }
 
     #[tokio::test]

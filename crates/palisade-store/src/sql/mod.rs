@@ -29,6 +29,7 @@ mod erasure;
 mod hot;
 mod incident;
 mod mfa;
+mod oauth_client;
 mod passkey;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -11,6 +11,7 @@
 //!   on SQLite and PostgreSQL.
 //! - `compliance`: the consent ledger, erasure requests and the audit chain's redaction, on SQLite
 //!   and PostgreSQL.
+//! - `oauth_clients`: the OAuth client registry, on SQLite and PostgreSQL.
 //! - `schema`: migrations and constraints on each SQL backend; URL handling.
 //! - `redis_failures`: Redis going away and coming back.
 //!
@@ -31,6 +32,7 @@ mod durable;
 mod hot;
 mod incidents;
 mod mfa;
+mod oauth_clients;
 mod passkeys;
 mod redis_failures;
 mod reencryption;

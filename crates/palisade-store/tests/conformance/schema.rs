@@ -75,7 +75,8 @@ pub async fn migrate_applies_once_and_check_schema_agrees(h: &SchemaHarness) {
             "0012 incidents",
             "0013 incident actions",
             "0014 alerts",
-            "0015 compliance"
+            "0015 compliance",
+            "0016 oauth clients"
         ]
     );
     assert!(palisade_store::migrate(h.database.url()).await.unwrap().is_empty(), "a second run applies nothing");
@@ -393,7 +394,7 @@ async fn sqlite_in_memory_holds_everything_on_one_connection() {
     let clock = Arc::new(ManualClock::fixed());
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let stores = palisade_store::connect("sqlite::memory:", None, dyn_clock, 8).await.unwrap();
-    assert_eq!(stores.migrate().await.unwrap().len(), 15);
+    assert_eq!(stores.migrate().await.unwrap().len(), 16);
     stores.check_schema().await.unwrap();
     let key = HotKey::new("memory", "k");
     stores.hot.put(&key, b"v", Duration::seconds(1)).await.unwrap();
@@ -402,7 +403,7 @@ async fn sqlite_in_memory_holds_everything_on_one_connection() {
     assert_eq!(stores.hot.get(&key).await.unwrap(), None);
     // A second in-memory store is a different database.
     let other = palisade_store::connect("sqlite::memory:", None, clock, 1).await.unwrap();
-    assert_eq!(other.migrate().await.unwrap().len(), 15);
+    assert_eq!(other.migrate().await.unwrap().len(), 16);
 }
 
 /// A local port with nothing listening on it.
@@ -500,7 +501,8 @@ async fn sqlite_0008_rebuilds_data_keys_keeping_every_row_and_reference() {
             "0012 incidents",
             "0013 incident actions",
             "0014 alerts",
-            "0015 compliance"
+            "0015 compliance",
+            "0016 oauth clients"
         ]
     );
     stores.check_schema().await.unwrap();
@@ -614,7 +616,7 @@ async fn sqlite_0008_that_fails_changes_nothing_and_leaves_foreign_keys_on() {
 
     // Once the reference is repaired, the migration goes through.
     assert_eq!(database.execute("DELETE FROM audit_log WHERE seq = 2").await.unwrap(), 1);
-    assert_eq!(stores.migrate().await.unwrap().len(), 8, "0008, then 0009 to 0015");
+    assert_eq!(stores.migrate().await.unwrap().len(), 9, "0008, then 0009 to 0016");
     stores.check_schema().await.unwrap();
     stores.close().await;
 }

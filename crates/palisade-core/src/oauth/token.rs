@@ -1,0 +1,320 @@
+//! The token endpoint's grants (RFC 6749 §4, §5): who gets which token, and the errors in RFC 6749
+//! §5.2's words. So far the client-credentials grant (§4.4): a confidential client, authenticated by
+//! the method it registered, gets an access token for itself (RFC 9068: `sub` and `client_id` are
+//! the client, no session), with the scopes it asked for among those it was registered with.
+//!
+//! Every answer is audited: `oauth.token_issued`, or `oauth.token_refused` with the error and the
+//! real reason (an `invalid_client` says nothing more to the caller).
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use super::client::{GrantType, OAuthClient, OAuthClients};
+use super::client_auth::{ClientAuthError, PresentedClient};
+use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome, RequestMeta};
+use crate::auth::AuthService;
+use crate::clock::Clock;
+use crate::token::access::AccessTokens;
+
+/// Scopes that only make sense with a user (OpenID Connect): never in a client's own token.
+const USER_SCOPES: [&str; 6] = ["openid", "profile", "email", "address", "phone", "offline_access"];
+/// Longest `scope` parameter accepted.
+const MAX_SCOPE_PARAM: usize = 2048;
+
+/// The error codes of RFC 6749 §5.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorCode {
+    /// A parameter is missing, repeated, malformed or unsupported.
+    InvalidRequest,
+    /// The client did not authenticate (401).
+    InvalidClient,
+    /// The grant (code, refresh token, credentials) is invalid, expired or revoked.
+    InvalidGrant,
+    /// The client may not use this grant type.
+    UnauthorizedClient,
+    /// The grant type is not one this server supports.
+    UnsupportedGrantType,
+    /// A requested scope is invalid, unknown or beyond what the client may have.
+    InvalidScope,
+}
+
+impl OAuthErrorCode {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+        }
+    }
+}
+
+/// Why the token endpoint did not issue a token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenEndpointError {
+    /// An RFC 6749 §5.2 error, with a description safe to show (never the real reason of an
+    /// `invalid_client`, which goes to the audit record).
+    #[error("{}: {description}", code.as_str())]
+    Refused {
+        /// The error code.
+        code: OAuthErrorCode,
+        /// What to tell the client.
+        description: String,
+    },
+    /// The registry, a store or the audit chain failed.
+    #[error(transparent)]
+    Registry(#[from] super::OAuthClientError),
+    /// The token could not be signed.
+    #[error("the token could not be issued: {0}")]
+    Issue(String),
+    /// A store the answer depends on is unreachable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl TokenEndpointError {
+    fn refused(code: OAuthErrorCode, description: impl Into<String>) -> Self {
+        Self::Refused { code, description: description.into() }
+    }
+
+    /// Whether this failure is a store being unreachable.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Registry(e) => match e {
+                super::OAuthClientError::Store(s) => s.is_unavailable(),
+                super::OAuthClientError::Audit(a) => a.is_unavailable(),
+                super::OAuthClientError::Crypto(c) => c.is_unavailable(),
+                _ => false,
+            },
+            Self::Unavailable(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A token request, as parsed from the form.
+#[derive(Debug)]
+pub struct TokenRequest {
+    /// `grant_type`.
+    pub grant_type: String,
+    /// `scope`, when given.
+    pub scope: Option<String>,
+    /// How the client presented itself.
+    pub client: PresentedClient,
+}
+
+/// A successful answer (RFC 6749 §5.1).
+#[derive(Debug)]
+pub struct TokenResponse {
+    /// The access token (a bearer credential: never log it).
+    pub access_token: SecretString,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+}
+
+/// The token endpoint, and introspection and revocation (`introspect.rs`).
+pub struct TokenEndpoint {
+    clients: Arc<OAuthClients>,
+    tokens: Arc<AccessTokens>,
+    auth: Arc<AuthService>,
+    audit: Arc<AuditLog>,
+    clock: Arc<dyn Clock>,
+    issuer: String,
+}
+
+/// What a [`TokenEndpoint`] is built from.
+pub struct TokenEndpointParts {
+    /// The client registry.
+    pub clients: Arc<OAuthClients>,
+    /// The access tokens (issuing and verifying).
+    pub tokens: Arc<AccessTokens>,
+    /// Accounts and sessions (whether a user's token is alive).
+    pub auth: Arc<AuthService>,
+    /// The audit chain.
+    pub audit: Arc<AuditLog>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The issuer URL, without a trailing slash.
+    pub issuer: String,
+}
+
+impl TokenEndpoint {
+    /// The endpoint over its parts.
+    pub fn new(parts: TokenEndpointParts) -> Self {
+        Self {
+            clients: parts.clients,
+            tokens: parts.tokens,
+            auth: parts.auth,
+            audit: parts.audit,
+            clock: parts.clock,
+            issuer: parts.issuer,
+        }
+    }
+
+    pub(super) fn clients(&self) -> &Arc<OAuthClients> {
+        &self.clients
+    }
+
+    pub(super) fn tokens(&self) -> &Arc<AccessTokens> {
+        &self.tokens
+    }
+
+    pub(super) fn auth(&self) -> &Arc<AuthService> {
+        &self.auth
+    }
+
+    pub(super) fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    pub(super) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub(super) fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The token endpoint's URL.
+    pub fn url(&self) -> String {
+        format!("{}/oauth2/token", self.issuer)
+    }
+
+    /// Answers a token request.
+    pub async fn token(&self, request: TokenRequest, meta: &RequestMeta) -> Result<TokenResponse, TokenEndpointError> {
+        let outcome = self.grant(&request).await;
+        let (client_id, grant) = (presented_id(&request.client), request.grant_type.as_str());
+        let event = match &outcome {
+            Ok((client, response)) => Some(
+                AuditEvent::new(AuditKind::OAuthTokenIssued, Outcome::Success)
+                    .actor(client.client_id.clone())
+                    .subject(client.client_id.clone())
+                    .detail("grant_type", grant)
+                    .detail("scope", response.scope.clone()),
+            ),
+            Err((reason, TokenEndpointError::Refused { code, .. })) => {
+                let mut event = AuditEvent::new(AuditKind::OAuthTokenRefused, Outcome::Failure)
+                    .detail("grant_type", grant.chars().take(64).collect::<String>())
+                    .detail("error", code.as_str())
+                    .detail("reason", *reason);
+                if let Some(id) = client_id {
+                    event = event.actor(id.chars().take(128).collect::<String>());
+                }
+                Some(event)
+            }
+            // A store or signing failure: logged by the caller, answered 500/503.
+            Err(_) => None,
+        };
+        if let Some(event) = event
+            && let Err(e) = self.audit.append(event.request(meta.clone())).await
+        {
+            if outcome.is_ok() {
+                // A success is not answered if it cannot be audited (fail closed).
+                return Err(TokenEndpointError::Registry(e.into()));
+            }
+            tracing::error!(error = %e, "could not audit a refused token request");
+        }
+        outcome.map(|(_, response)| response).map_err(|(_, e)| e)
+    }
+
+    /// The grant itself; a refusal comes with its real reason (for the audit record).
+    async fn grant(
+        &self,
+        request: &TokenRequest,
+    ) -> Result<(OAuthClient, TokenResponse), (&'static str, TokenEndpointError)> {
+        let refused =
+            |code, description: &str, reason: &'static str| (reason, TokenEndpointError::refused(code, description));
+        let grant = match request.grant_type.as_str() {
+            "" => return Err(refused(OAuthErrorCode::InvalidRequest, "grant_type is required", "no grant_type")),
+            "client_credentials" => GrantType::ClientCredentials,
+            "authorization_code" | "refresh_token" => {
+                return Err(refused(
+                    OAuthErrorCode::UnsupportedGrantType,
+                    "this grant type is not supported yet",
+                    "a grant not built yet",
+                ));
+            }
+            _ => {
+                return Err(refused(
+                    OAuthErrorCode::UnsupportedGrantType,
+                    "grant_type must be client_credentials",
+                    "an unknown grant type",
+                ));
+            }
+        };
+        let audiences = [self.url(), self.issuer.clone()];
+        let audiences: Vec<&str> = audiences.iter().map(String::as_str).collect();
+        let client = match self.clients.authenticate(&request.client, &audiences).await {
+            Ok(client) => client,
+            Err(ClientAuthError::Invalid(reason)) => {
+                return Err(refused(OAuthErrorCode::InvalidClient, "client authentication failed", reason));
+            }
+            Err(ClientAuthError::Registry(e)) => return Err(("registry failure", e.into())),
+        };
+        if !client.grant_types.contains(&grant) {
+            return Err(refused(
+                OAuthErrorCode::UnauthorizedClient,
+                "this client is not registered for the client_credentials grant",
+                "grant not registered",
+            ));
+        }
+        let scopes = match &request.scope {
+            Some(scope) if scope.len() > MAX_SCOPE_PARAM => {
+                return Err(refused(OAuthErrorCode::InvalidScope, "scope is too long", "scope too long"));
+            }
+            Some(scope) if !scope.trim().is_empty() => {
+                let mut asked: Vec<String> = Vec::new();
+                for s in scope.split(' ').filter(|s| !s.is_empty()) {
+                    if USER_SCOPES.contains(&s) {
+                        return Err(refused(
+                            OAuthErrorCode::InvalidScope,
+                            &format!("`{}` needs a user; a client's own token cannot have it", s.escape_debug()),
+                            "a user scope asked for",
+                        ));
+                    }
+                    if !client.scopes.iter().any(|c| c == s) {
+                        return Err(refused(
+                            OAuthErrorCode::InvalidScope,
+                            &format!("`{}` is not a scope this client may have", s.escape_debug()),
+                            "a scope beyond the client's",
+                        ));
+                    }
+                    if !asked.iter().any(|a| a == s) {
+                        asked.push(s.to_owned());
+                    }
+                }
+                asked
+            }
+            _ => client.scopes.iter().filter(|s| !USER_SCOPES.contains(&s.as_str())).cloned().collect(),
+        };
+        let issued = self
+            .tokens
+            .issue_for_client(&client.client_id, &scopes)
+            .map_err(|e| ("signing failed", TokenEndpointError::Issue(e.to_string())))?;
+        let response = TokenResponse {
+            access_token: SecretString::from(issued.token),
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: scopes.join(" "),
+        };
+        Ok((client, response))
+    }
+}
+
+/// The client id the caller presented, if it named one (for the audit record of a refusal).
+fn presented_id(client: &PresentedClient) -> Option<&str> {
+    match client {
+        PresentedClient::Basic { client_id, .. }
+        | PresentedClient::Post { client_id, .. }
+        | PresentedClient::Public { client_id } => Some(client_id),
+        PresentedClient::Assertion { client_id, .. } => client_id.as_deref(),
+    }
+}
