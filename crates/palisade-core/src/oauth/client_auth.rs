@@ -147,7 +147,14 @@ impl OAuthClients {
                     self.burn_a_hash(secret.expose_secret().as_bytes()).await?;
                     return Err(ClientAuthError::Invalid("unknown client"));
                 };
-                let matches = self.secret_matches(&client, secret.expose_secret().as_bytes()).await?;
+                // A client without a secret (private_key_jwt) costs the same hash, so timing does not
+                // tell its method either.
+                let matches = if client.secret_hash.is_some() {
+                    self.secret_matches(&client, secret.expose_secret().as_bytes()).await?
+                } else {
+                    self.burn_a_hash(secret.expose_secret().as_bytes()).await?;
+                    false
+                };
                 if client.auth_method != method {
                     return Err(ClientAuthError::Invalid("the client is registered for another authentication method"));
                 }
