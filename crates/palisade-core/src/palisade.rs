@@ -92,6 +92,8 @@ pub struct PalisadeSettings {
     pub monitoring: crate::monitoring::MonitoringSettings,
     /// Compliance: enabled standards, erasure delay, consent validity, retention.
     pub compliance: crate::compliance::ComplianceSettings,
+    /// The OAuth 2.0 / OpenID Connect provider: PKCE, code lifetime.
+    pub oauth: crate::oauth::OAuthSettings,
 }
 
 impl Default for PalisadeSettings {
@@ -115,6 +117,7 @@ impl Default for PalisadeSettings {
             reencryption: crate::crypto::reencrypt::ReencryptionSettings::default(),
             monitoring: crate::monitoring::MonitoringSettings::default(),
             compliance: crate::compliance::ComplianceSettings::default(),
+            oauth: crate::oauth::OAuthSettings::default(),
         }
     }
 }
@@ -429,8 +432,19 @@ impl PalisadeBuilder {
                 auth: auth.clone(),
                 audit: audit.clone(),
                 clock: clock.clone(),
-                issuer: oauth_issuer,
+                issuer: oauth_issuer.clone(),
             }));
+        let authorizer = Arc::new(crate::oauth::Authorizer::new(crate::oauth::AuthorizerParts {
+            clients: oauth_clients.clone(),
+            hot: hot.clone(),
+            auth: auth.clone(),
+            mfa: mfa.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            issuer: oauth_issuer,
+            keys: signing_keys.clone(),
+            settings: settings.oauth,
+        }));
         Ok(Palisade {
             durable,
             hot,
@@ -449,6 +463,7 @@ impl PalisadeBuilder {
             compliance,
             oauth_clients,
             token_endpoint,
+            authorizer,
         })
     }
 }
@@ -515,6 +530,7 @@ pub struct Palisade {
     compliance: Arc<crate::compliance::ComplianceService>,
     oauth_clients: Arc<crate::oauth::OAuthClients>,
     token_endpoint: Arc<crate::oauth::token::TokenEndpoint>,
+    authorizer: Arc<crate::oauth::Authorizer>,
 }
 
 impl Palisade {
@@ -568,6 +584,11 @@ impl Palisade {
     /// The OAuth token endpoint (`/oauth2/token`).
     pub fn token_endpoint(&self) -> &Arc<crate::oauth::token::TokenEndpoint> {
         &self.token_endpoint
+    }
+
+    /// The OAuth authorization endpoint, consent and logout (`/oauth2/authorize`, `/oauth2/logout`).
+    pub fn authorizer(&self) -> &Arc<crate::oauth::Authorizer> {
+        &self.authorizer
     }
 
     /// The registry of OAuth clients.

@@ -151,6 +151,18 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/oauth2/token", post(routes::oauth::token))
         .route("/oauth2/introspect", post(routes::oauth::introspect))
         .route("/oauth2/revoke", post(routes::oauth::revoke))
+        .route("/oauth2/userinfo", get(routes::oauth::userinfo).post(routes::oauth::userinfo))
+        .route("/.well-known/openid-configuration", get(routes::oauth::discovery))
+        .route("/oauth2/authorize", get(routes::authorize::authorize).post(routes::authorize::authorize_post))
+        .route("/oauth2/authorize/login", post(routes::authorize::login))
+        .route("/oauth2/authorize/mfa", post(routes::authorize::second_factor))
+        .route("/oauth2/authorize/approval", post(routes::authorize::approval))
+        .route("/oauth2/authorize/consent", post(routes::authorize::consent))
+        .route("/oauth2/logout", get(routes::authorize::logout).post(routes::authorize::logout_post))
+        .route("/oauth2/pages.css", get(routes::authorize::pages_css))
+        .route("/oauth2/form_post.js", get(routes::authorize::form_post_js))
+        .route("/auth/authorizations", get(routes::authorizations::list))
+        .route("/auth/authorizations/{client_id}", delete(routes::authorizations::revoke))
         .route("/admin/clients/{id}", get(routes::clients::get).delete(routes::clients::delete))
         .route("/compliance/consents", get(routes::compliance::consents).post(routes::compliance::record_consent))
         .route("/compliance/consents/{type}", delete(routes::compliance::withdraw_consent))
@@ -498,6 +510,10 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
         },
         // The compliance_* settings.
         compliance: compliance_settings(config),
+        oauth: palisade_core::oauth::OAuthSettings {
+            require_pkce: config.oauth2_require_pkce,
+            code_ttl: time(config.oauth2_code_ttl),
+        },
     })
 }
 

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod alerts;
 pub mod api_keys;
 pub mod auth;
+pub mod authorizations;
 pub mod clients;
 pub mod compliance;
 pub mod crypto;

@@ -133,6 +133,18 @@ pub enum AuditKind {
     RetentionApplied,
     /// A prefix of the audit chain was archived behind a sealed checkpoint.
     AuditArchived,
+    /// An authorization code was issued to a client for a user.
+    OAuthAuthorized,
+    /// An authorization request was refused (sent back to the client, or shown).
+    OAuthAuthorizeRefused,
+    /// A user consented to a client's scopes.
+    OAuthConsentGranted,
+    /// A user refused a client's scopes.
+    OAuthConsentDenied,
+    /// A user revoked a client's consent (and the sessions it held).
+    OAuthConsentRevoked,
+    /// An authorization code was presented again: what it issued was revoked.
+    OAuthCodeReused,
     /// An OAuth client was registered.
     OAuthClientCreated,
     /// An OAuth client was deleted.
@@ -211,6 +223,12 @@ impl AuditKind {
             Self::ComplianceReport => "compliance.report",
             Self::RetentionApplied => "compliance.retention",
             Self::AuditArchived => "audit.archived",
+            Self::OAuthAuthorized => "oauth.authorized",
+            Self::OAuthAuthorizeRefused => "oauth.authorize_refused",
+            Self::OAuthConsentGranted => "oauth.consent_granted",
+            Self::OAuthConsentDenied => "oauth.consent_denied",
+            Self::OAuthConsentRevoked => "oauth.consent_revoked",
+            Self::OAuthCodeReused => "oauth.code_reused",
             Self::OAuthClientCreated => "oauth.client_created",
             Self::OAuthClientDeleted => "oauth.client_deleted",
             Self::OAuthTokenIssued => "oauth.token_issued",

@@ -426,6 +426,7 @@ impl AuthService {
             device_id: Some(seen.device.id),
             country: geo.country.clone(),
             city: geo.city.clone(),
+            oauth: None,
         };
         let opened = match self.sessions.create(user.id, new).await {
             Ok(opened) => opened,

@@ -8,6 +8,7 @@ mod account;
 mod approval;
 mod devices;
 mod error;
+pub(crate) mod grants;
 pub(crate) mod lockout;
 mod login;
 mod service;

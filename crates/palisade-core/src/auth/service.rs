@@ -233,7 +233,7 @@ pub struct AuthService {
     pub(super) not_revoked: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, time::OffsetDateTime>>,
 }
 
-fn revoked_key(user: UserId, jti: uuid::Uuid) -> crate::store::HotKey {
+pub(super) fn revoked_key(user: UserId, jti: uuid::Uuid) -> crate::store::HotKey {
     crate::store::HotKey::new(&format!("user:{user}"), &format!("revoked-jti:{jti}"))
 }
 
@@ -301,7 +301,7 @@ fn hash_refresh(token: &str) -> TokenHash {
 /// in simple hex and the secret in base64url. The ids let a refresh check its session before it spends
 /// anything; they are no secret (the client was given both), and the hash covers the whole string, so
 /// changing them only makes an unknown token.
-fn new_refresh_token(user: UserId, session: SessionId) -> Result<(SecretString, TokenHash), AuthError> {
+pub(super) fn new_refresh_token(user: UserId, session: SessionId) -> Result<(SecretString, TokenHash), AuthError> {
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     aws_lc_rs::rand::fill(bytes.as_mut()).map_err(|_| AuthError::Internal("random generator failed".into()))?;
     let token = format!(
@@ -315,7 +315,7 @@ fn new_refresh_token(user: UserId, session: SessionId) -> Result<(SecretString, 
 }
 
 /// The user and session a refresh token names, if it has the form of one.
-fn refresh_token_owner(token: &str) -> Option<(UserId, SessionId)> {
+pub(super) fn refresh_token_owner(token: &str) -> Option<(UserId, SessionId)> {
     let mut parts = token.split('.');
     let user = uuid::Uuid::try_parse(parts.next()?).ok()?;
     let session = uuid::Uuid::try_parse(parts.next()?).ok()?;
@@ -414,9 +414,67 @@ impl AuthService {
             self.audit_failure(AuditKind::TokenRefreshed, None, "session ended", meta).await;
             return Err(AuthError::TokenRevoked { require_reauth: true });
         };
+        // An OAuth client's refresh token renews only at /oauth2/token, for that client.
+        if live.client_id.is_some() {
+            self.audit_failure(AuditKind::TokenRefreshed, None, "an OAuth client's refresh token", meta).await;
+            return Err(AuthError::InvalidToken);
+        }
         // A refresh from another client is a stolen refresh token: end it all before spending it.
         self.check_origin(user_id, session_id, live.origin.as_ref(), meta).await?;
         let amr = live.amr;
+        let next = self.spend_refresh(presented, user_id, session_id, meta).await?;
+        let Some(user) = self.user(user_id).await?.filter(|u| !u.locked) else {
+            self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
+            self.audit_failure(AuditKind::TokenRefreshed, None, "account gone or disabled", meta).await;
+            return Err(AuthError::TokenRevoked { require_reauth: true });
+        };
+        // A session opened without a second factor, of a user who must have one, stays enrolment-only.
+        let access = if !amr.iter().any(|a| a == "mfa") && self.mfa.is_required_for(&user) {
+            if self.mfa.login_methods(user.id).await?.enrolled {
+                // The enrolment is done: this password-only session must not go on adding factors.
+                self.sessions.end(user.id, session_id).await?;
+                self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
+                self.audit_failure(AuditKind::TokenRefreshed, None, "enrolment-only session after enrolment", meta)
+                    .await;
+                return Err(AuthError::TokenRevoked { require_reauth: true });
+            }
+            Access::EnrolOnly
+        } else {
+            Access::Full { password_expired: self.policy.is_expired(user.password_changed_at, now) }
+        };
+        let issued = self.issue_access(&user, session_id, &amr, access)?;
+        self.record(
+            AuditEvent::new(AuditKind::TokenRefreshed, Outcome::Success)
+                .actor(user.id.to_string())
+                .subject(session_id.to_string())
+                .request(meta.clone()),
+        )
+        .await?;
+        Ok(TokenPair {
+            access_token: issued.0,
+            refresh_token: next,
+            expires_in: issued.1,
+            session_id,
+            user_id: user.id,
+            password_expired: access == (Access::Full { password_expired: true }),
+            mfa_enrolment_required: access == Access::EnrolOnly,
+            risk: None,
+            device_id: None,
+            device_token: None,
+        })
+    }
+
+    /// Spends the refresh token `presented` of `session_id` and returns its successor: a spent one
+    /// presented again revokes its family (and ends the session); a revoked, expired or unknown one
+    /// is refused. Audited when refused.
+    pub(super) async fn spend_refresh(
+        &self,
+        presented: &SecretString,
+        user_id: UserId,
+        session_id: SessionId,
+        meta: &RequestMeta,
+    ) -> Result<SecretString, AuthError> {
+        let now = self.clock.now();
         let presented_hash = hash_refresh(presented.expose_secret());
         let (next, next_hash) = new_refresh_token(user_id, session_id)?;
         let rotation = self
@@ -464,45 +522,7 @@ impl AuthService {
                 return Err(AuthError::InvalidToken);
             }
         }
-        let Some(user) = self.user(user_id).await?.filter(|u| !u.locked) else {
-            self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
-            self.audit_failure(AuditKind::TokenRefreshed, None, "account gone or disabled", meta).await;
-            return Err(AuthError::TokenRevoked { require_reauth: true });
-        };
-        // A session opened without a second factor, of a user who must have one, stays enrolment-only.
-        let access = if !amr.iter().any(|a| a == "mfa") && self.mfa.is_required_for(&user) {
-            if self.mfa.login_methods(user.id).await?.enrolled {
-                // The enrolment is done: this password-only session must not go on adding factors.
-                self.sessions.end(user.id, session_id).await?;
-                self.store.revoke_session_families(session_id, RevokeReason::SessionEnded, now).await?;
-                self.audit_failure(AuditKind::TokenRefreshed, None, "enrolment-only session after enrolment", meta)
-                    .await;
-                return Err(AuthError::TokenRevoked { require_reauth: true });
-            }
-            Access::EnrolOnly
-        } else {
-            Access::Full { password_expired: self.policy.is_expired(user.password_changed_at, now) }
-        };
-        let issued = self.issue_access(&user, session_id, &amr, access)?;
-        self.record(
-            AuditEvent::new(AuditKind::TokenRefreshed, Outcome::Success)
-                .actor(user.id.to_string())
-                .subject(session_id.to_string())
-                .request(meta.clone()),
-        )
-        .await?;
-        Ok(TokenPair {
-            access_token: issued.0,
-            refresh_token: next,
-            expires_in: issued.1,
-            session_id,
-            user_id: user.id,
-            password_expired: access == (Access::Full { password_expired: true }),
-            mfa_enrolment_required: access == Access::EnrolOnly,
-            risk: None,
-            device_id: None,
-            device_token: None,
-        })
+        Ok(next)
     }
 
     /// Checks an access token for another service (`POST /tokens/validate`): like [`Self::authenticate`],
@@ -569,8 +589,13 @@ impl AuthService {
             _ => AuthError::InvalidToken,
         })?;
         let user_id = UserId::parse(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
-        // A token without a session is a client's (client credentials): it names no user.
+        // A token without a session is a client's (client credentials): it names no user. A token
+        // with both was issued to an OAuth client for a user: it is for the client's resource
+        // servers (introspection, userinfo), never for Palisade's own routes.
         let session_id = claims.sid.ok_or(AuthError::InvalidToken)?;
+        if claims.client_id.is_some() {
+            return Err(AuthError::InvalidToken);
+        }
         let (alive, revoked) =
             tokio::join!(self.sessions.liveness(user_id, session_id), self.is_revoked(user_id, claims.jti));
         let Some(live) = alive? else {
@@ -593,7 +618,7 @@ impl AuthService {
 
     /// Whether the access token `jti` of `user` was revoked, trusting a recent "no" for the session
     /// cache's time to live.
-    async fn is_revoked(&self, user: UserId, jti: uuid::Uuid) -> Result<bool, AuthError> {
+    pub(super) async fn is_revoked(&self, user: UserId, jti: uuid::Uuid) -> Result<bool, AuthError> {
         let now = self.clock.now();
         let ttl = self.sessions.policy().cache_ttl;
         if let Some(checked) = self.not_revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&jti)

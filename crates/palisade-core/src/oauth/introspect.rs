@@ -111,6 +111,10 @@ impl TokenEndpoint {
             Ok(claims) => claims,
             Err(TokenError::Expired | TokenError::Invalid(_)) => return Ok(None),
         };
+        if claims.sid.is_some() && claims.client_id.is_some() {
+            // A token of a user's grant to a client: its session must be alive, the token not revoked.
+            return self.auth().check_grant_token(token).await.map_err(Into::into);
+        }
         if claims.sid.is_some() {
             // A user's token: its session must be alive and the token not revoked.
             return match self.auth().validate_token(token).await {
@@ -139,8 +143,14 @@ impl TokenEndpoint {
         let client = self.backchannel_client(presented, "revoke", meta).await?;
         let claims = match self.tokens().verify(token) {
             Ok(claims) => claims,
-            // Already useless: nothing to do (RFC 7009 §2.2).
-            Err(_) => return Ok(()),
+            Err(_) => {
+                // A refresh token of this client's grant ends the grant's session (RFC 7009 §2.1).
+                if super::code_grant::revoke_refresh_token(self, token, &client.client_id).await? {
+                    self.audit_revocation(&client.client_id, "refresh_token", meta).await?;
+                }
+                // Anything else is already useless: nothing to do (RFC 7009 §2.2).
+                return Ok(());
+            }
         };
         if claims.client_id.as_deref() != Some(client.client_id.as_str()) {
             let event = AuditEvent::new(AuditKind::OAuthTokenRefused, Outcome::Failure)
@@ -157,6 +167,11 @@ impl TokenEndpoint {
                 description: "this token was not issued to this client".into(),
             });
         }
+        if claims.sid.is_some() {
+            // A token of a user's grant: revoked where the user's tokens are checked.
+            self.auth().revoke_grant_token(&claims).await?;
+            return self.audit_revocation(&claims.jti.to_string(), "access_token", meta).await;
+        }
         let now = self.clock().now();
         // Kept until the token could no longer pass anyway (its expiry plus the verifier's leeway).
         let keep = (claims.expires_at - now + time::Duration::seconds(60)).max(time::Duration::SECOND);
@@ -171,6 +186,19 @@ impl TokenEndpoint {
                     .actor(client.client_id.clone())
                     .subject(claims.jti.to_string())
                     .request(meta.clone()),
+            )
+            .await
+            .map_err(|e| TokenEndpointError::Registry(e.into()))?;
+        Ok(())
+    }
+
+    async fn audit_revocation(&self, subject: &str, kind: &str, meta: &RequestMeta) -> Result<(), TokenEndpointError> {
+        self.audit()
+            .append(
+                AuditEvent::new(AuditKind::OAuthTokenRevoked, Outcome::Success)
+                    .subject(subject.to_owned())
+                    .request(meta.clone())
+                    .detail("token_type", kind),
             )
             .await
             .map_err(|e| TokenEndpointError::Registry(e.into()))?;

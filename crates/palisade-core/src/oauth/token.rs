@@ -1,7 +1,8 @@
 //! The token endpoint's grants (RFC 6749 §4, §5): who gets which token, and the errors in RFC 6749
-//! §5.2's words. So far the client-credentials grant (§4.4): a confidential client, authenticated by
-//! the method it registered, gets an access token for itself (RFC 9068: `sub` and `client_id` are
-//! the client, no session), with the scopes it asked for among those it was registered with.
+//! §5.2's words. The client-credentials grant (§4.4) is here: a confidential client, authenticated
+//! by the method it registered, gets an access token for itself (RFC 9068: `sub` and `client_id` are
+//! the client, no session), with the scopes it asked for among those it was registered with. The
+//! user grants (authorization code, refresh token) are in `code_grant.rs`.
 //!
 //! Every answer is audited: `oauth.token_issued`, or `oauth.token_refused` with the error and the
 //! real reason (an `invalid_client` says nothing more to the caller).
@@ -105,6 +106,29 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     /// How the client presented itself.
     pub client: PresentedClient,
+    /// `code` (authorization-code grant).
+    pub code: Option<String>,
+    /// `redirect_uri` (authorization-code grant).
+    pub redirect_uri: Option<String>,
+    /// `code_verifier` (authorization-code grant, PKCE).
+    pub code_verifier: Option<String>,
+    /// `refresh_token` (refresh grant).
+    pub refresh_token: Option<SecretString>,
+}
+
+impl TokenRequest {
+    /// A request of `grant_type` by `client`, without the grant's own parameters.
+    pub fn new(grant_type: impl Into<String>, client: PresentedClient) -> Self {
+        Self {
+            grant_type: grant_type.into(),
+            scope: None,
+            client,
+            code: None,
+            redirect_uri: None,
+            code_verifier: None,
+            refresh_token: None,
+        }
+    }
 }
 
 /// A successful answer (RFC 6749 §5.1).
@@ -118,6 +142,12 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// The scopes granted, space-separated.
     pub scope: String,
+    /// A refresh token (the user grants, for a client registered for `refresh_token`).
+    pub refresh_token: Option<SecretString>,
+    /// An ID token (the user grants, with `openid` in the scope).
+    pub id_token: Option<String>,
+    /// The user the tokens are for (`None` for a client's own token).
+    pub user_id: Option<crate::user::UserId>,
 }
 
 /// The token endpoint, and introspection and revocation (`introspect.rs`).
@@ -190,13 +220,13 @@ impl TokenEndpoint {
 
     /// Answers a token request.
     pub async fn token(&self, request: TokenRequest, meta: &RequestMeta) -> Result<TokenResponse, TokenEndpointError> {
-        let outcome = self.grant(&request).await;
+        let outcome = self.grant(&request, meta).await;
         let (client_id, grant) = (presented_id(&request.client), request.grant_type.as_str());
         let event = match &outcome {
             Ok((client, response)) => Some(
                 AuditEvent::new(AuditKind::OAuthTokenIssued, Outcome::Success)
                     .actor(client.client_id.clone())
-                    .subject(client.client_id.clone())
+                    .subject(response.user_id.map_or_else(|| client.client_id.clone(), |u| u.to_string()))
                     .detail("grant_type", grant)
                     .detail("scope", response.scope.clone()),
             ),
@@ -229,23 +259,19 @@ impl TokenEndpoint {
     async fn grant(
         &self,
         request: &TokenRequest,
+        meta: &RequestMeta,
     ) -> Result<(OAuthClient, TokenResponse), (&'static str, TokenEndpointError)> {
         let refused =
             |code, description: &str, reason: &'static str| (reason, TokenEndpointError::refused(code, description));
         let grant = match request.grant_type.as_str() {
             "" => return Err(refused(OAuthErrorCode::InvalidRequest, "grant_type is required", "no grant_type")),
             "client_credentials" => GrantType::ClientCredentials,
-            "authorization_code" | "refresh_token" => {
-                return Err(refused(
-                    OAuthErrorCode::UnsupportedGrantType,
-                    "this grant type is not supported yet",
-                    "a grant not built yet",
-                ));
-            }
+            "authorization_code" => GrantType::AuthorizationCode,
+            "refresh_token" => GrantType::RefreshToken,
             _ => {
                 return Err(refused(
                     OAuthErrorCode::UnsupportedGrantType,
-                    "grant_type must be client_credentials",
+                    "grant_type must be authorization_code, refresh_token or client_credentials",
                     "an unknown grant type",
                 ));
             }
@@ -262,10 +288,26 @@ impl TokenEndpoint {
         if !client.grant_types.contains(&grant) {
             return Err(refused(
                 OAuthErrorCode::UnauthorizedClient,
-                "this client is not registered for the client_credentials grant",
+                &format!("this client is not registered for the {} grant", grant.as_str()),
                 "grant not registered",
             ));
         }
+        let response = match grant {
+            GrantType::ClientCredentials => self.client_credentials(&client, request)?,
+            GrantType::AuthorizationCode => self.code_grant(&client, request, meta).await?,
+            GrantType::RefreshToken => self.refresh_grant(&client, request, meta).await?,
+        };
+        Ok((client, response))
+    }
+
+    /// The client-credentials grant (RFC 6749 §4.4).
+    fn client_credentials(
+        &self,
+        client: &OAuthClient,
+        request: &TokenRequest,
+    ) -> Result<TokenResponse, (&'static str, TokenEndpointError)> {
+        let refused =
+            |code, description: &str, reason: &'static str| (reason, TokenEndpointError::refused(code, description));
         let scopes = match &request.scope {
             Some(scope) if scope.len() > MAX_SCOPE_PARAM => {
                 return Err(refused(OAuthErrorCode::InvalidScope, "scope is too long", "scope too long"));
@@ -299,13 +341,15 @@ impl TokenEndpoint {
             .tokens
             .issue_for_client(&client.client_id, &scopes)
             .map_err(|e| ("signing failed", TokenEndpointError::Issue(e.to_string())))?;
-        let response = TokenResponse {
+        Ok(TokenResponse {
             access_token: SecretString::from(issued.token),
             token_type: "Bearer",
             expires_in: issued.expires_in,
             scope: scopes.join(" "),
-        };
-        Ok((client, response))
+            refresh_token: None,
+            id_token: None,
+            user_id: None,
+        })
     }
 }
 

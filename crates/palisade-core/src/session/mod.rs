@@ -92,6 +92,25 @@ pub struct Session {
     /// City of the login address, if GeoIP knew it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
+    /// The OAuth grant this session carries, when an OAuth client holds it (the authorization-code
+    /// grant opens one session per grant). Such a session's tokens are the client's: Palisade's own
+    /// routes refuse them, and its refresh tokens only work at `/oauth2/token` for that client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<SessionGrant>,
+}
+
+/// What an OAuth client was granted in a session it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionGrant {
+    /// The client.
+    pub client_id: String,
+    /// The scopes the user consented to.
+    pub scopes: Vec<String>,
+    /// When the user last authenticated (Unix seconds; the ID token's `auth_time`).
+    pub auth_time: i64,
+    /// The browser session the user signed in with, ended by RP-initiated logout with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_session: Option<SessionId>,
 }
 
 /// What a session is bound to: the keyed fingerprint of the client's stable headers (user-agent
@@ -129,6 +148,8 @@ pub struct NewSession {
     pub country: Option<String>,
     /// City of the login address.
     pub city: Option<String>,
+    /// The OAuth grant, for a session an OAuth client holds.
+    pub oauth: Option<SessionGrant>,
 }
 
 /// What opening a session did.
@@ -158,6 +179,18 @@ pub struct Liveness {
     pub amr: Vec<String>,
     /// Its binding.
     pub origin: Option<SessionOrigin>,
+    /// The OAuth client holding it, when one does.
+    pub client_id: Option<String>,
+}
+
+impl Liveness {
+    fn of(session: &Session) -> Self {
+        Self {
+            amr: session.amr.clone(),
+            origin: session.origin.clone(),
+            client_id: session.oauth.as_ref().map(|g| g.client_id.clone()),
+        }
+    }
 }
 
 /// Lifetimes of sessions.
@@ -237,6 +270,7 @@ impl SessionService {
             device_id: new.device_id,
             country: new.country,
             city: new.city,
+            oauth: new.oauth,
         };
         let member = session.id.to_string();
         let rank = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
@@ -315,9 +349,9 @@ impl SessionService {
                     cache.clear();
                 }
             }
-            cache.insert(id, (now, Liveness { amr: session.amr.clone(), origin: session.origin.clone() }));
+            cache.insert(id, (now, Liveness::of(&session)));
         }
-        Ok(Some(Liveness { amr: session.amr, origin: session.origin }))
+        Ok(Some(Liveness::of(&session)))
     }
 
     /// The live session `id` of `user`, read from the hot store (no cache); records activity at most

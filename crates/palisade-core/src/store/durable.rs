@@ -677,6 +677,33 @@ pub trait OAuthClientStore: Send + Sync + 'static {
     async fn delete_oauth_client(&self, client_id: &str) -> Result<bool, StoreError>;
 }
 
+/// What a user agreed an OAuth client may have (the consent page's memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthConsent {
+    /// The client.
+    pub client_id: String,
+    /// The scopes agreed to.
+    pub scopes: Vec<String>,
+    /// When they were last agreed to.
+    pub granted_at: time::OffsetDateTime,
+}
+
+/// Remembered OAuth consents, one per user and client.
+#[async_trait]
+pub trait OAuthConsentStore: Send + Sync + 'static {
+    /// Stores (or replaces) `user`'s consent to `consent.client_id`.
+    async fn put_oauth_consent(&self, user: UserId, consent: &OAuthConsent) -> Result<(), StoreError>;
+
+    /// `user`'s consent to `client_id`.
+    async fn oauth_consent(&self, user: UserId, client_id: &str) -> Result<Option<OAuthConsent>, StoreError>;
+
+    /// Every consent of `user`, by client id.
+    async fn oauth_consents(&self, user: UserId) -> Result<Vec<OAuthConsent>, StoreError>;
+
+    /// Forgets `user`'s consent to `client_id`; `false` when there was none.
+    async fn delete_oauth_consent(&self, user: UserId, client_id: &str) -> Result<bool, StoreError>;
+}
+
 /// The whole durable store, as the services see it.
 #[async_trait]
 pub trait DurableStore:
@@ -698,6 +725,7 @@ pub trait DurableStore:
     + RetentionStore
     + ComplianceStatsStore
     + OAuthClientStore
+    + OAuthConsentStore
 {
     /// Which backend this is (`sqlite`, `postgres`), for diagnostics.
     fn backend(&self) -> &'static str;

@@ -9,8 +9,8 @@ mod hot;
 
 pub use durable::{
     AlertStore, ApiKeyStore, AuditStore, ComplianceStatsStore, ConsentStore, DeviceStore, DurableStore, ErasureStore,
-    IncidentStore, KeyStore, MfaStore, OAuthClientStore, PasskeyStore, ReencryptionStore, RefreshTokenStore,
-    RetentionStore, RiskStore, SigningKeyStore, UserStore,
+    IncidentStore, KeyStore, MfaStore, OAuthClientStore, OAuthConsent, OAuthConsentStore, PasskeyStore,
+    ReencryptionStore, RefreshTokenStore, RetentionStore, RiskStore, SigningKeyStore, UserStore,
 };
 pub use hot::{HotKey, HotStore, RateDecision, RateWindow, Tally, WindowCount, one_tag};
 

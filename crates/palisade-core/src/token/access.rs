@@ -275,6 +275,19 @@ impl AccessTokens {
         self.sign(client_id, None, Some(client_id), scopes, &[])
     }
 
+    /// Issues a token to an OAuth client for a user (the authorization-code and refresh grants):
+    /// `sub` is the user, `sid` the session the client holds, `client_id` the client.
+    pub fn issue_for_grant(
+        &self,
+        subject: &str,
+        session: SessionId,
+        client_id: &str,
+        scopes: &[String],
+        amr: &[String],
+    ) -> Result<IssuedToken, IssueError> {
+        self.sign(subject, Some(session), Some(client_id), scopes, amr)
+    }
+
     fn sign(
         &self,
         subject: &str,

@@ -684,8 +684,21 @@ impl SigningKeys {
     /// Signs a JWS in compact form: a protected header `{"typ", "alg", "kid"}` with the active key's
     /// algorithm and kid, and `claims` as the payload.
     pub(crate) fn sign_jws<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, SigningKeyError> {
+        self.sign_jws_with(typ, |_| claims)
+    }
+
+    /// Like [`Self::sign_jws`], with claims that depend on the signing algorithm (an ID token's
+    /// `at_hash` and `c_hash` use its hash function): `make` is given the algorithm of the key that
+    /// signs.
+    pub(crate) fn sign_jws_with<T: Serialize>(
+        &self,
+        typ: &str,
+        make: impl FnOnce(SigningAlgorithm) -> T,
+    ) -> Result<String, SigningKeyError> {
         let set = self.snapshot();
         let active = &set.active;
+        let claims = make(active.algorithm);
+        let claims = &claims;
         let header = HeaderOut { typ, alg: active.algorithm.as_str(), kid: &active.kid };
         let json = |e: serde_json::Error| {
             tracing::error!(error = %e, "serialising a JWS part");

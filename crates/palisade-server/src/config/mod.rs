@@ -420,6 +420,10 @@ pub struct Config {
     pub compliance_incident_retention: Duration,
     /// `PALISADE_COMPLIANCE_ALERT_DELIVERY_RETENTION_DAYS`: 1..=36500 days, default 90.
     pub compliance_alert_delivery_retention: Duration,
+    /// Whether every OAuth client must use PKCE (S256). Default true.
+    pub oauth2_require_pkce: bool,
+    /// How long an authorization code lives. Default 600 s.
+    pub oauth2_code_ttl: Duration,
 }
 
 /// How the connection to the mail server is encrypted (`smtp_tls`). In both TLS modes the server's
@@ -803,6 +807,8 @@ impl Config {
             compliance_login_history_retention: duration(layers, Setting::ComplianceLoginHistoryRetentionDays)?.value,
             compliance_incident_retention: duration(layers, Setting::ComplianceIncidentRetentionDays)?.value,
             compliance_alert_delivery_retention: duration(layers, Setting::ComplianceAlertDeliveryRetentionDays)?.value,
+            oauth2_require_pkce: required(layers, Setting::Oauth2RequirePkce, values::boolean)?,
+            oauth2_code_ttl: duration(layers, Setting::Oauth2CodeTtl)?.value,
         };
         check_webauthn(layers, &config)?;
         Ok(config)
@@ -1022,6 +1028,8 @@ impl Config {
             Setting::ComplianceAlertDeliveryRetentionDays => {
                 (self.compliance_alert_delivery_retention.as_secs() / 86_400).to_string()
             }
+            Setting::Oauth2RequirePkce => self.oauth2_require_pkce.to_string(),
+            Setting::Oauth2CodeTtl => self.oauth2_code_ttl.as_secs().to_string(),
         }
     }
 

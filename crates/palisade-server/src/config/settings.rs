@@ -247,6 +247,10 @@ pub enum Setting {
     ComplianceIncidentRetentionDays,
     /// `compliance_alert_delivery_retention_days`: how long finished alert deliveries are kept, days.
     ComplianceAlertDeliveryRetentionDays,
+    /// `oauth2_require_pkce`: whether every OAuth client must use PKCE (S256).
+    Oauth2RequirePkce,
+    /// `oauth2_code_ttl`: how long an authorization code lives, seconds.
+    Oauth2CodeTtl,
 }
 
 /// The `--help` section a setting is listed under; the settings of one group are contiguous in
@@ -264,6 +268,7 @@ pub(crate) enum Group {
     Encryption,
     Monitoring,
     Compliance,
+    OAuth,
 }
 
 impl Group {
@@ -283,6 +288,7 @@ impl Group {
             Group::Encryption => "Settings: encryption service",
             Group::Monitoring => "Settings: security monitoring",
             Group::Compliance => "Settings: compliance (reports, erasure, consent, retention)",
+            Group::OAuth => "Settings: OAuth 2.0 / OpenID Connect provider",
         }
     }
 }
@@ -428,7 +434,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 116] = [
+    pub const ALL: [Setting; 118] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -545,6 +551,8 @@ impl Setting {
         Setting::ComplianceLoginHistoryRetentionDays,
         Setting::ComplianceIncidentRetentionDays,
         Setting::ComplianceAlertDeliveryRetentionDays,
+        Setting::Oauth2RequirePkce,
+        Setting::Oauth2CodeTtl,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -2445,6 +2453,39 @@ impl Setting {
                 expected: "a whole number of days from 1 to 36500 (100 years)",
                 group: Group::Compliance,
                 number: Number::of(Unit::Days, 1, 36_500),
+                list: false,
+                boolean: false,
+            },
+            Setting::Oauth2RequirePkce => Spec {
+                key: "oauth2_require_pkce",
+                flag: "oauth2-require-pkce",
+                env: "PALISADE_OAUTH2_REQUIRE_PKCE",
+                alias: None,
+                default: DefaultValue::Text("true"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether every OAuth client must send a PKCE code_challenge (S256) with an authorization \
+                        request (the guide's oauth2.require_pkce); public clients must whatever this says, and \
+                        the plain method is always refused",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::OAuth,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::Oauth2CodeTtl => Spec {
+                key: "oauth2_code_ttl",
+                flag: "oauth2-code-ttl",
+                env: "PALISADE_OAUTH2_CODE_TTL",
+                alias: None,
+                default: DefaultValue::Text("600"),
+                secret: false,
+                value_name: "SECONDS",
+                about: "how long an authorization code can be redeemed after it is issued (the guide's \
+                        oauth2.code_lifetime); each code is redeemed once",
+                expected: "a whole number of seconds from 10 to 600",
+                group: Group::OAuth,
+                number: Number::of(Unit::Seconds, 10, 600),
                 list: false,
                 boolean: false,
             },

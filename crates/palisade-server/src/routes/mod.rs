@@ -4,6 +4,8 @@ pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
+pub(crate) mod authorizations;
+pub(crate) mod authorize;
 pub(crate) mod clients;
 pub(crate) mod compliance;
 pub(crate) mod crypto;

@@ -1,6 +1,7 @@
-//! The OAuth 2.0 endpoints (`/oauth2/*`): RFC 6749's own request and error shapes, not the API's
-//! problem+json. So far the token endpoint with the client-credentials grant, introspection
-//! (RFC 7662) and revocation (RFC 7009).
+//! The OAuth 2.0 back-channel endpoints (`/oauth2/*`): RFC 6749's own request and error shapes, not
+//! the API's problem+json. The token endpoint (authorization code, refresh token, client
+//! credentials), introspection (RFC 7662), revocation (RFC 7009), UserInfo and the discovery
+//! document. The browser's side (`/oauth2/authorize`, `/oauth2/logout`) is `authorize.rs`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,6 +11,7 @@ use base64::Engine as _;
 use palisade_core::oauth::PresentedClient;
 use palisade_core::oauth::client_auth::JWT_BEARER_ASSERTION;
 use palisade_core::oauth::token::{OAuthErrorCode, TokenEndpointError, TokenRequest};
+use palisade_core::oauth::userinfo::UserinfoError;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::app::AppState;
@@ -54,7 +56,7 @@ fn no_store(headers: &mut HeaderMap) {
 
 /// The form's parameters, each at most once (RFC 6749 §3.2: a repeated parameter is an error); a
 /// parameter sent without a value counts as absent.
-fn parse_form(body: &[u8]) -> Result<std::collections::HashMap<String, String>, String> {
+pub(crate) fn parse_form(body: &[u8]) -> Result<std::collections::HashMap<String, String>, String> {
     let mut form = std::collections::HashMap::new();
     for (name, value) in url::form_urlencoded::parse(body) {
         if form.contains_key(name.as_ref()) {
@@ -159,13 +161,14 @@ fn presented_client(
 }
 
 /// The token endpoint (RFC 6749 §3.2): `application/x-www-form-urlencoded`, the client
-/// authenticated by `client_secret_basic`, `client_secret_post` or `private_key_jwt`. Grants so
-/// far: `client_credentials`. Answers are never cached; errors are RFC 6749 §5.2's.
+/// authenticated by `client_secret_basic`, `client_secret_post` or `private_key_jwt` (or a public
+/// client by `client_id` alone). Grants: `authorization_code` (with PKCE), `refresh_token` (rotated,
+/// with reuse detection), `client_credentials`. Answers are never cached; errors are RFC 6749 §5.2's.
 ///
 /// **Permissions** - an authenticated OAuth client
-#[utoipa::path(post, path = "/oauth2/token", tag = "oauth2", request_body(content_type = "application/x-www-form-urlencoded", content = String, description = "grant_type=client_credentials&scope=…, with client_id/client_secret or client_assertion/client_assertion_type, or HTTP Basic"), responses(
-    (status = 200, description = "`{access_token, token_type: Bearer, expires_in, scope}`", content_type = "application/json", body = Object),
-    (status = 400, description = "`{error, error_description}`: invalid_request, unauthorized_client, unsupported_grant_type, invalid_scope", content_type = "application/json", body = Object),
+#[utoipa::path(post, path = "/oauth2/token", tag = "oauth2", request_body(content_type = "application/x-www-form-urlencoded", content = String, description = "grant_type=authorization_code&code=…&redirect_uri=…&code_verifier=…, grant_type=refresh_token&refresh_token=…[&scope=…], or grant_type=client_credentials[&scope=…]; with client_id/client_secret, client_assertion/client_assertion_type, HTTP Basic, or client_id alone for a public client"), responses(
+    (status = 200, description = "`{access_token, token_type: Bearer, expires_in, scope[, refresh_token][, id_token]}`", content_type = "application/json", body = Object),
+    (status = 400, description = "`{error, error_description}`: invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope", content_type = "application/json", body = Object),
     (status = 401, description = "`{error: invalid_client}` with WWW-Authenticate", content_type = "application/json", body = Object),
     (status = 503, description = "`{error: temporarily_unavailable}`", content_type = "application/json", body = Object),
 ))]
@@ -183,16 +186,26 @@ pub(crate) async fn token(
         Ok(client) => client,
         Err((code, description)) => return oauth_error(code, description),
     };
-    let request =
-        TokenRequest { grant_type: form.remove("grant_type").unwrap_or_default(), scope: form.remove("scope"), client };
+    let mut request = TokenRequest::new(form.remove("grant_type").unwrap_or_default(), client);
+    request.scope = form.remove("scope");
+    request.code = form.remove("code");
+    request.redirect_uri = form.remove("redirect_uri");
+    request.code_verifier = form.remove("code_verifier");
+    request.refresh_token = form.remove("refresh_token").map(SecretString::from);
     match state.palisade.token_endpoint().token(request, &meta).await {
         Ok(issued) => {
-            let body = serde_json::json!({
-                "access_token": issued.access_token.expose_secret(),
-                "token_type": issued.token_type,
-                "expires_in": issued.expires_in,
-                "scope": issued.scope,
-            });
+            let mut body = serde_json::Map::new();
+            body.insert("access_token".into(), issued.access_token.expose_secret().into());
+            body.insert("token_type".into(), issued.token_type.into());
+            body.insert("expires_in".into(), issued.expires_in.into());
+            body.insert("scope".into(), issued.scope.into());
+            if let Some(refresh) = &issued.refresh_token {
+                body.insert("refresh_token".into(), refresh.expose_secret().into());
+            }
+            if let Some(id_token) = issued.id_token {
+                body.insert("id_token".into(), id_token.into());
+            }
+            let body = serde_json::Value::Object(body);
             let mut response = (StatusCode::OK, axum::Json(body)).into_response();
             no_store(response.headers_mut());
             response
@@ -285,6 +298,73 @@ pub(crate) async fn revoke(
         Err(TokenEndpointError::Refused { code, description }) => oauth_error(code, &description),
         Err(e) => server_error(&e),
     }
+}
+
+/// The UserInfo endpoint (OpenID Connect Core §5.3): the claims the access token's scopes allow
+/// (`sub`; `preferred_username` with `profile`; `email` with `email`). The token must be one issued
+/// to a client for a user, with `openid`; errors are RFC 6750's, in `WWW-Authenticate`.
+///
+/// **Permissions** - a Bearer access token of a user's grant, with `openid`
+#[utoipa::path(get, path = "/oauth2/userinfo", tag = "oauth2", security(("bearer" = [])), responses(
+    (status = 200, description = "`{sub, preferred_username?, email?}`", content_type = "application/json", body = Object),
+    (status = 401, description = "no token, or an invalid one: `WWW-Authenticate: Bearer error=\"invalid_token\"`"),
+    (status = 403, description = "`WWW-Authenticate: Bearer error=\"insufficient_scope\"`"),
+    (status = 503, description = "a store is unavailable"),
+))]
+pub(crate) async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let challenge = |status: StatusCode, value: &'static str| {
+        let mut response = status.into_response();
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        no_store(response.headers_mut());
+        response
+    };
+    let Some(bearer) = bearer else {
+        return challenge(StatusCode::UNAUTHORIZED, "Bearer realm=\"palisade\"");
+    };
+    match state.palisade.token_endpoint().userinfo(&bearer).await {
+        Ok(claims) => {
+            let mut response = (StatusCode::OK, axum::Json(serde_json::Value::Object(claims))).into_response();
+            no_store(response.headers_mut());
+            response
+        }
+        Err(UserinfoError::InvalidToken) => {
+            challenge(StatusCode::UNAUTHORIZED, "Bearer realm=\"palisade\", error=\"invalid_token\"")
+        }
+        Err(UserinfoError::InsufficientScope) => challenge(
+            StatusCode::FORBIDDEN,
+            "Bearer realm=\"palisade\", error=\"insufficient_scope\", scope=\"openid\"",
+        ),
+        Err(UserinfoError::Server(e)) => {
+            let unavailable = matches!(e, palisade_core::auth::AuthError::Unavailable(_));
+            tracing::error!(error = %e, "userinfo failed");
+            let status = if unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            let mut response = status.into_response();
+            no_store(response.headers_mut());
+            response
+        }
+    }
+}
+
+/// The provider's metadata (OpenID Connect Discovery 1.0, RFC 8414): exactly what is implemented.
+///
+/// **Permissions** - none
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth2", responses(
+    (status = 200, description = "the metadata document", content_type = "application/json", body = Object),
+))]
+pub(crate) async fn discovery(State(state): State<AppState>) -> Response {
+    let endpoint = state.palisade.token_endpoint();
+    let issuer = endpoint.url();
+    let issuer = issuer.strip_suffix("/oauth2/token").unwrap_or(&issuer);
+    let document = palisade_core::oauth::discovery::metadata(issuer, state.palisade.signing_keys().algorithm());
+    let mut response = axum::Json(document).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
 }
 
 #[cfg(test)]

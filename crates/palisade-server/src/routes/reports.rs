@@ -226,7 +226,7 @@ pub enum Styles {
 }
 
 /// Text made safe for HTML element content and quoted attribute values.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -21,6 +21,7 @@ mod guard;
 mod mfa;
 mod mfa_messages;
 mod monitoring;
+mod oauth_flow;
 mod oauth_token;
 mod ops;
 mod passkeys;

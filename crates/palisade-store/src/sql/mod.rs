@@ -30,6 +30,7 @@ mod hot;
 mod incident;
 mod mfa;
 mod oauth_client;
+mod oauth_consent;
 mod passkey;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -116,3 +116,7 @@ impl super::durable::Stored for OffsetDateTime {
         Ok(self)
     }
 }
+
+/// A user's OAuth consents in client-id byte order.
+pub(crate) const OAUTH_CONSENTS_OF: &str =
+    "SELECT client_id, scopes, granted_at FROM oauth_consents WHERE user_id = $1 ORDER BY client_id COLLATE \"C\"";

@@ -154,3 +154,7 @@ impl super::durable::Stored for i64 {
         super::from_unix_micros(self)
     }
 }
+
+/// A user's OAuth consents in client-id byte order.
+pub(crate) const OAUTH_CONSENTS_OF: &str =
+    "SELECT client_id, scopes, granted_at FROM oauth_consents WHERE user_id = $1 ORDER BY client_id COLLATE BINARY";

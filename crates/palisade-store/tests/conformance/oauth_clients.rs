@@ -5,6 +5,7 @@
 
 use palisade_core::crypto::KeyPurpose;
 use palisade_core::oauth::{ClientKind, GrantType, OAuthClient, TokenAuthMethod};
+use palisade_core::store::OAuthConsent;
 
 use crate::mfa::T0;
 use crate::support::{DurableHarness, conformance};
@@ -19,6 +20,7 @@ conformance!(
         clients_list_in_byte_order_after_the_cursor,
         deleting_a_client_is_reported_once,
         the_schema_refuses_inconsistent_clients,
+        consents_are_one_per_user_and_client_and_go_with_either,
     ]
 );
 
@@ -136,4 +138,37 @@ pub async fn the_schema_refuses_inconsistent_clients(h: &DurableHarness) {
         assert!(h.store.insert_oauth_client(&bad).await.is_err(), "{}", bad.client_id);
     }
     assert!(h.store.oauth_clients(None, 10).await.unwrap().is_empty());
+}
+
+pub async fn consents_are_one_per_user_and_client_and_go_with_either(h: &DurableHarness) {
+    let alice = user("alice", None);
+    let bob = user("bob", None);
+    inserted(h, &alice).await;
+    inserted(h, &bob).await;
+    for id in ["b-app", "a-app"] {
+        h.store.insert_oauth_client(&public(id)).await.unwrap();
+    }
+    let consent = |client: &str, scopes: &[&str], at| OAuthConsent {
+        client_id: client.into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        granted_at: at,
+    };
+    assert_eq!(h.store.oauth_consent(alice.id, "a-app").await.unwrap(), None);
+    h.store.put_oauth_consent(alice.id, &consent("b-app", &["openid"], T0)).await.unwrap();
+    h.store.put_oauth_consent(alice.id, &consent("a-app", &["openid"], T0)).await.unwrap();
+    // A second consent to the same client replaces the first.
+    let later = T0 + time::Duration::hours(1);
+    let wider = consent("b-app", &["openid", "email \"quoted\""], later);
+    h.store.put_oauth_consent(alice.id, &wider).await.unwrap();
+    assert_eq!(h.store.oauth_consent(alice.id, "b-app").await.unwrap(), Some(wider.clone()));
+    let listed = h.store.oauth_consents(alice.id).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.client_id.as_str()).collect::<Vec<_>>(), ["a-app", "b-app"]);
+    assert!(h.store.oauth_consents(bob.id).await.unwrap().is_empty(), "consents are per user");
+    // A consent to an unknown client is refused by the schema.
+    assert!(h.store.put_oauth_consent(bob.id, &consent("nobody", &["openid"], T0)).await.is_err());
+    assert!(h.store.delete_oauth_consent(alice.id, "a-app").await.unwrap());
+    assert!(!h.store.delete_oauth_consent(alice.id, "a-app").await.unwrap());
+    // Deleting the client takes its consents with it.
+    assert!(h.store.delete_oauth_client("b-app").await.unwrap());
+    assert!(h.store.oauth_consents(alice.id).await.unwrap().is_empty());
 }

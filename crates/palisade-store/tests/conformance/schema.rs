@@ -76,7 +76,8 @@ pub async fn migrate_applies_once_and_check_schema_agrees(h: &SchemaHarness) {
             "0013 incident actions",
             "0014 alerts",
             "0015 compliance",
-            "0016 oauth clients"
+            "0016 oauth clients",
+            "0017 oauth consents"
         ]
     );
     assert!(palisade_store::migrate(h.database.url()).await.unwrap().is_empty(), "a second run applies nothing");
@@ -394,7 +395,7 @@ async fn sqlite_in_memory_holds_everything_on_one_connection() {
     let clock = Arc::new(ManualClock::fixed());
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let stores = palisade_store::connect("sqlite::memory:", None, dyn_clock, 8).await.unwrap();
-    assert_eq!(stores.migrate().await.unwrap().len(), 16);
+    assert_eq!(stores.migrate().await.unwrap().len(), 17);
     stores.check_schema().await.unwrap();
     let key = HotKey::new("memory", "k");
     stores.hot.put(&key, b"v", Duration::seconds(1)).await.unwrap();
@@ -403,7 +404,7 @@ async fn sqlite_in_memory_holds_everything_on_one_connection() {
     assert_eq!(stores.hot.get(&key).await.unwrap(), None);
     // A second in-memory store is a different database.
     let other = palisade_store::connect("sqlite::memory:", None, clock, 1).await.unwrap();
-    assert_eq!(other.migrate().await.unwrap().len(), 16);
+    assert_eq!(other.migrate().await.unwrap().len(), 17);
 }
 
 /// A local port with nothing listening on it.
@@ -502,7 +503,8 @@ async fn sqlite_0008_rebuilds_data_keys_keeping_every_row_and_reference() {
             "0013 incident actions",
             "0014 alerts",
             "0015 compliance",
-            "0016 oauth clients"
+            "0016 oauth clients",
+            "0017 oauth consents"
         ]
     );
     stores.check_schema().await.unwrap();
@@ -616,7 +618,7 @@ async fn sqlite_0008_that_fails_changes_nothing_and_leaves_foreign_keys_on() {
 
     // Once the reference is repaired, the migration goes through.
     assert_eq!(database.execute("DELETE FROM audit_log WHERE seq = 2").await.unwrap(), 1);
-    assert_eq!(stores.migrate().await.unwrap().len(), 9, "0008, then 0009 to 0016");
+    assert_eq!(stores.migrate().await.unwrap().len(), 10, "0008, then 0009 to 0017");
     stores.check_schema().await.unwrap();
     stores.close().await;
 }
