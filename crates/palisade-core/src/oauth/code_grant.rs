@@ -344,7 +344,7 @@ mod tests {
     /// RFC 7636 Appendix B.
     #[test]
     fn pkce_matches_the_rfc_example() {
-        let verifier = "dBjftJeZ4CVP-mJ92K9tuNoyjsO4wqXQiUgX1kHQ2uE";
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         assert!(is_verifier(verifier));
         assert!(pkce_matches(verifier, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
         assert!(!pkce_matches(verifier, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"));
