@@ -256,6 +256,7 @@ impl PalisadeBuilder {
             )
             .await?,
         );
+        let login_limits = settings.auth.limits;
         let issuer = settings.issuer.clone();
         let oauth_issuer = settings.issuer.clone();
         let mut token_settings = AccessTokenSettings::new(settings.issuer, settings.audience);
@@ -433,6 +434,7 @@ impl PalisadeBuilder {
                 audit: audit.clone(),
                 clock: clock.clone(),
                 issuer: oauth_issuer.clone(),
+                limits: login_limits,
             }));
         let authorizer = Arc::new(crate::oauth::Authorizer::new(crate::oauth::AuthorizerParts {
             clients: oauth_clients.clone(),

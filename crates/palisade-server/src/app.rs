@@ -151,7 +151,7 @@ pub fn router(state: AppState, options: &RouterOptions) -> Router {
         .route("/oauth2/token", post(routes::oauth::token))
         .route("/oauth2/introspect", post(routes::oauth::introspect))
         .route("/oauth2/revoke", post(routes::oauth::revoke))
-        .route("/oauth2/userinfo", get(routes::oauth::userinfo).post(routes::oauth::userinfo))
+        .route("/oauth2/userinfo", get(routes::oauth::userinfo).post(routes::oauth::userinfo_post))
         .route("/.well-known/openid-configuration", get(routes::oauth::discovery))
         .route("/oauth2/authorize", get(routes::authorize::authorize).post(routes::authorize::authorize_post))
         .route("/oauth2/authorize/login", post(routes::authorize::login))

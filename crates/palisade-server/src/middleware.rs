@@ -75,8 +75,12 @@ pub(crate) async fn problems(req: Request, next: Next) -> Response {
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes().to_vec());
     let is_problem = content_type.as_deref() == Some(PROBLEM_JSON.as_bytes());
-    // A JSON body that is not a problem is a documented answer (`/ready`'s 503 report): keep it.
-    if content_type.as_deref() == Some(b"application/json".as_slice()) {
+    // A JSON body that is not a problem is a documented answer (`/ready`'s 503 report, the OAuth
+    // endpoints' RFC 6749 errors): keep it. So is an HTML page (the sign-in flow's error pages, which
+    // are for people and carry their own security headers).
+    if content_type.as_deref() == Some(b"application/json".as_slice())
+        || content_type.as_deref().is_some_and(|c| c.starts_with(b"text/html"))
+    {
         return response;
     }
     let (mut parts, body) = if is_problem {
@@ -84,8 +88,11 @@ pub(crate) async fn problems(req: Request, next: Next) -> Response {
     } else {
         let (code, detail) = problem_for_status(status);
         let mut fresh = problem_response(status, &code, detail);
-        // Keep headers the framework set that matter to the client (Allow on 405, Retry-After).
-        for name in [header::ALLOW, header::RETRY_AFTER] {
+        // Keep headers that matter to the client: Allow on 405, Retry-After, a Bearer challenge
+        // (RFC 6750 §3: userinfo's `WWW-Authenticate`), and what may be cached.
+        for name in
+            [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::CACHE_CONTROL, header::PRAGMA]
+        {
             if let Some(value) = response.headers().get(&name) {
                 fresh.headers_mut().insert(name, value.clone());
             }

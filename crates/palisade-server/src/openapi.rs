@@ -105,6 +105,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::oauth::introspect,
         crate::routes::oauth::revoke,
         crate::routes::oauth::userinfo,
+        crate::routes::oauth::userinfo_post,
         crate::routes::oauth::discovery,
         crate::routes::authorize::authorize,
         crate::routes::authorize::authorize_post,

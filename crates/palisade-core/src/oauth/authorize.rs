@@ -256,6 +256,11 @@ struct Pending {
     /// The second step's methods, once the password step passed.
     #[serde(default)]
     methods: Vec<MfaMethod>,
+    /// The consent page was shown for it: only then may the consent form answer it (a sign-in page's
+    /// request id posted to the consent form would skip the sign-in that `prompt=login`, `max_age`
+    /// or the second factor asked for).
+    #[serde(default)]
+    consent_asked: bool,
 }
 
 /// A browser's sign-in.
@@ -265,7 +270,15 @@ struct Sso {
     session_id: SessionId,
     auth_time: i64,
     amr: Vec<String>,
+    /// The sessions of this user's earlier sign-ins in this browser (a `prompt=login` or `max_age`
+    /// asked for a fresh one), still alive: they end with this one at logout, as do the grants
+    /// they gave.
+    #[serde(default)]
+    earlier: Vec<SessionId>,
 }
+
+/// How many earlier sign-ins a browser's record keeps; beyond, the oldest ends.
+const MAX_EARLIER_SIGN_INS: usize = 8;
 
 /// A code, as kept until it is redeemed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -552,7 +565,8 @@ impl Authorizer {
         meta: &RequestMeta,
     ) -> Result<StepOut, FlowError> {
         let pending = match self.pending(request, browser).await? {
-            Ok(pending) => pending,
+            Ok(pending) if pending.consent_asked => pending,
+            Ok(_) => return Ok(StepOut::new(expired())),
             Err(step) => return Ok(StepOut::new(step)),
         };
         // One answer per request: of two posts of the form, one goes on.
@@ -651,17 +665,56 @@ impl Authorizer {
             return Ok(false);
         }
         self.hot.delete(&sso_key(&hash)).await?;
-        let browser_session = sso.session_id;
+        let sessions: Vec<SessionId> = sso.earlier.iter().copied().chain([sso.session_id]).collect();
+        self.end_sign_ins(sso.user_id, &sessions, meta).await?;
+        Ok(true)
+    }
+
+    /// Ends the browser sessions `sessions` of `user` and the sessions clients hold from them.
+    async fn end_sign_ins(&self, user: UserId, sessions: &[SessionId], meta: &RequestMeta) -> Result<(), FlowError> {
         self.auth
             .end_grant_sessions(
-                sso.user_id,
-                |g| g.browser_session == Some(browser_session),
-                &sso.user_id.to_string(),
+                user,
+                |g| g.browser_session.is_some_and(|b| sessions.contains(&b)),
+                &user.to_string(),
                 meta,
             )
             .await?;
-        self.auth.end_browser_session(sso.user_id, sso.session_id, meta).await?;
-        Ok(true)
+        for session in sessions {
+            if self.auth.live_session(user, *session).await?.is_some() {
+                self.auth.end_browser_session(user, *session, meta).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What a new sign-in of `user` in the browser `old` keeps of the browser's previous one: the
+    /// same user's sessions stay linked (to end with the new one at logout); another user's sign-in
+    /// ends here, with the grants it gave.
+    async fn supersede(
+        &self,
+        old: &SecretString,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<Vec<SessionId>, FlowError> {
+        let old_hash = digest_hex(old.expose_secret());
+        let Some(previous) = self.sso_record(&old_hash).await? else { return Ok(Vec::new()) };
+        self.hot.delete(&sso_key(&old_hash)).await?;
+        let sessions: Vec<SessionId> = previous.earlier.iter().copied().chain([previous.session_id]).collect();
+        if previous.user_id != user {
+            self.end_sign_ins(previous.user_id, &sessions, meta).await?;
+            return Ok(Vec::new());
+        }
+        let mut earlier = Vec::new();
+        for session in sessions {
+            if self.auth.live_session(user, session).await?.is_some() {
+                earlier.push(session);
+            }
+        }
+        let excess = earlier.len().saturating_sub(MAX_EARLIER_SIGN_INS);
+        let oldest: Vec<SessionId> = earlier.drain(..excess).collect();
+        self.end_sign_ins(user, &oldest, meta).await?;
+        Ok(earlier)
     }
 
     /// The browser's sign-in, if its session is still alive.
@@ -712,7 +765,7 @@ impl Authorizer {
     }
 
     async fn restart_login(&self, request: &str, pending: Pending, error: &str) -> Result<StepOut, FlowError> {
-        let pending = Pending { methods: Vec::new(), ..pending };
+        let pending = Pending { methods: Vec::new(), consent_asked: false, ..pending };
         self.put_pending(request, &pending).await?;
         Ok(StepOut::new(Step::Login {
             request: request.to_owned(),
@@ -814,15 +867,17 @@ impl Authorizer {
         let Some(session) = self.auth.live_session(pair.user_id, pair.session_id).await? else {
             return self.restart_login(request, pending, "The sign-in was refused; start again.").await;
         };
+        let earlier = match browser {
+            Some(old) => self.supersede(old, pair.user_id, meta).await?,
+            None => Vec::new(),
+        };
         let sso = Sso {
             user_id: pair.user_id,
             session_id: pair.session_id,
             auth_time: self.clock.now().unix_timestamp(),
             amr: session.amr,
+            earlier,
         };
-        if let Some(old) = browser {
-            self.hot.delete(&sso_key(&digest_hex(old.expose_secret()))).await?;
-        }
         let fresh = random_token()?;
         let hash = digest_hex(&fresh);
         let bytes = serde_json::to_vec(&sso).map_err(|e| FlowError::Internal(e.to_string()))?;
@@ -844,6 +899,7 @@ impl Authorizer {
         if pending.prompt_none {
             return Ok(self.respond_error(&pending, "consent_required", "the user has not consented", meta).await);
         }
+        let pending = Pending { consent_asked: true, ..pending };
         let request = self.store_pending(&pending).await?;
         Ok(Step::Consent { request, client_name: pending.client_name, scopes: pending.scopes })
     }
@@ -1043,6 +1099,7 @@ impl Authorizer {
             browser: String::new(),
             signed_in: false,
             methods: Vec::new(),
+            consent_asked: false,
         }))
     }
 

@@ -21,8 +21,9 @@ use crate::store::HotKey;
 
 /// The only `client_assertion_type` (RFC 7523 §2.2).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// The longest an assertion may be valid (its `exp` from now): bounds the replay markers kept.
-pub const MAX_ASSERTION_LIFETIME: time::Duration = time::Duration::minutes(10);
+/// The longest an assertion may be valid (its `exp` from now): bounds the replay markers kept. One
+/// hour, as Okta allows: authlib's `PrivateKeyJWT`, for one, makes its assertions valid for an hour.
+pub const MAX_ASSERTION_LIFETIME: time::Duration = time::Duration::minutes(60);
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 const LEEWAY: time::Duration = time::Duration::seconds(60);
 /// Longest assertion accepted.

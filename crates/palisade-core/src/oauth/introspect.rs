@@ -56,12 +56,15 @@ impl TokenEndpoint {
         endpoint: &'static str,
         meta: &RequestMeta,
     ) -> Result<super::OAuthClient, TokenEndpointError> {
+        self.check_throttle(meta).await?;
         let refuse = |reason: &'static str| async move {
+            let throttled = self.count_client_failure(meta).await;
             let event = AuditEvent::new(AuditKind::OAuthTokenRefused, Outcome::Failure)
                 .request(meta.clone())
                 .detail("endpoint", endpoint)
                 .detail("error", "invalid_client")
-                .detail("reason", reason);
+                .detail("reason", reason)
+                .detail("throttled", throttled);
             if let Err(e) = self.audit().append(event).await {
                 tracing::error!(error = %e, "could not audit a refused client");
             }

@@ -24,6 +24,7 @@ pub mod discovery;
 pub mod id_token;
 pub mod introspect;
 pub mod logout;
+mod throttle;
 pub mod token;
 pub mod userinfo;
 

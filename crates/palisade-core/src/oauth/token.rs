@@ -75,6 +75,12 @@ pub enum TokenEndpointError {
     /// A store the answer depends on is unreachable.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Too many failed client authentications from this address: wait `retry_after_secs`.
+    #[error("throttled for {retry_after_secs} s")]
+    Throttled {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
 }
 
 impl TokenEndpointError {
@@ -152,6 +158,7 @@ pub struct TokenResponse {
 
 /// The token endpoint, and introspection and revocation (`introspect.rs`).
 pub struct TokenEndpoint {
+    throttle: super::throttle::ClientThrottle,
     clients: Arc<OAuthClients>,
     tokens: Arc<AccessTokens>,
     auth: Arc<AuthService>,
@@ -174,12 +181,20 @@ pub struct TokenEndpointParts {
     pub clock: Arc<dyn Clock>,
     /// The issuer URL, without a trailing slash.
     pub issuer: String,
+    /// The per-address limit of failed client authentications (the login's `ip_max_failures`
+    /// per `window`).
+    pub limits: crate::auth::LoginLimits,
 }
 
 impl TokenEndpoint {
     /// The endpoint over its parts.
     pub fn new(parts: TokenEndpointParts) -> Self {
         Self {
+            throttle: super::throttle::ClientThrottle::new(
+                parts.clients.hot().clone(),
+                parts.clock.clone(),
+                parts.limits,
+            ),
             clients: parts.clients,
             tokens: parts.tokens,
             auth: parts.auth,
@@ -213,6 +228,29 @@ impl TokenEndpoint {
         &self.issuer
     }
 
+    /// Refuses an address that failed client authentication too often (429, not audited).
+    pub(super) async fn check_throttle(&self, meta: &RequestMeta) -> Result<(), TokenEndpointError> {
+        match self.throttle.wait(meta.ip.as_deref()).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(TokenEndpointError::Throttled {
+                retry_after_secs: u64::try_from(wait.whole_seconds()).unwrap_or(1).max(1),
+            }),
+            Err(e) => Err(TokenEndpointError::Registry(e.into())),
+        }
+    }
+
+    /// Counts a failed client authentication from the caller's address; `true` when it throttles
+    /// the address from now on. A store failure here is logged, not answered.
+    pub(super) async fn count_client_failure(&self, meta: &RequestMeta) -> bool {
+        match self.throttle.count_failure(meta.ip.as_deref()).await {
+            Ok(throttled) => throttled,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not count a failed client authentication");
+                false
+            }
+        }
+    }
+
     /// The token endpoint's URL.
     pub fn url(&self) -> String {
         format!("{}/oauth2/token", self.issuer)
@@ -220,7 +258,14 @@ impl TokenEndpoint {
 
     /// Answers a token request.
     pub async fn token(&self, request: TokenRequest, meta: &RequestMeta) -> Result<TokenResponse, TokenEndpointError> {
+        self.check_throttle(meta).await?;
         let outcome = self.grant(&request, meta).await;
+        let throttled = match &outcome {
+            Err((_, TokenEndpointError::Refused { code: OAuthErrorCode::InvalidClient, .. })) => {
+                self.count_client_failure(meta).await
+            }
+            _ => false,
+        };
         let (client_id, grant) = (presented_id(&request.client), request.grant_type.as_str());
         let event = match &outcome {
             Ok((client, response)) => Some(
@@ -234,7 +279,8 @@ impl TokenEndpoint {
                 let mut event = AuditEvent::new(AuditKind::OAuthTokenRefused, Outcome::Failure)
                     .detail("grant_type", grant.chars().take(64).collect::<String>())
                     .detail("error", code.as_str())
-                    .detail("reason", *reason);
+                    .detail("reason", *reason)
+                    .detail("throttled", throttled);
                 if let Some(id) = client_id {
                     event = event.actor(id.chars().take(128).collect::<String>());
                 }

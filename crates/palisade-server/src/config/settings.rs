@@ -1084,7 +1084,9 @@ impl Setting {
                 secret: false,
                 value_name: "N",
                 about: "failed logins from one client IP per lockout_duration window before its logins are \
-                        refused with 429 (against password spraying across accounts)",
+                        refused with 429 (against password spraying across accounts); failed OAuth client \
+                        authentications are counted the same way, apart, for the token, introspection and \
+                        revocation endpoints",
                 expected: "a whole number from 1 to 100000",
                 group: Group::LoginProtection,
                 number: Number::count(1, 100_000),

@@ -34,8 +34,20 @@ fn oauth_error(code: OAuthErrorCode, description: &str) -> Response {
 }
 
 /// A failure of the server itself: 503 when a store is unreachable, else 500; the cause goes to
-/// the log only.
+/// the log only. A throttled address is 429 with `Retry-After`.
 fn server_error(error: &TokenEndpointError) -> Response {
+    if let TokenEndpointError::Throttled { retry_after_secs } = error {
+        let body = serde_json::json!({
+            "error": "temporarily_unavailable",
+            "error_description": "too many failed client authentications from this address; retry later",
+        });
+        let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        no_store(response.headers_mut());
+        if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let (status, code) = if error.is_unavailable() {
         tracing::warn!(%error, "failing closed: the token endpoint's store is unavailable");
         (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
@@ -170,6 +182,7 @@ fn presented_client(
     (status = 200, description = "`{access_token, token_type: Bearer, expires_in, scope[, refresh_token][, id_token]}`", content_type = "application/json", body = Object),
     (status = 400, description = "`{error, error_description}`: invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope", content_type = "application/json", body = Object),
     (status = 401, description = "`{error: invalid_client}` with WWW-Authenticate", content_type = "application/json", body = Object),
+    (status = 429, description = "`{error: temporarily_unavailable}` with Retry-After: too many failed client authentications from this address", content_type = "application/json", body = Object),
     (status = 503, description = "`{error: temporarily_unavailable}`", content_type = "application/json", body = Object),
 ))]
 pub(crate) async fn token(
@@ -236,6 +249,7 @@ fn backchannel_request(
     (status = 200, description = "`{active: true, scope, client_id, sub, exp, iat, jti, iss, aud, token_type}` or `{active: false}`", content_type = "application/json", body = Object),
     (status = 400, description = "`{error: invalid_request}`", content_type = "application/json", body = Object),
     (status = 401, description = "`{error: invalid_client}` with WWW-Authenticate", content_type = "application/json", body = Object),
+    (status = 429, description = "`{error: temporarily_unavailable}` with Retry-After", content_type = "application/json", body = Object),
 ))]
 pub(crate) async fn introspect(
     State(state): State<AppState>,
@@ -278,6 +292,7 @@ pub(crate) async fn introspect(
     (status = 200, description = "revoked, or nothing to revoke"),
     (status = 400, description = "`{error: invalid_request | unauthorized_client}`", content_type = "application/json", body = Object),
     (status = 401, description = "`{error: invalid_client}` with WWW-Authenticate", content_type = "application/json", body = Object),
+    (status = 429, description = "`{error: temporarily_unavailable}` with Retry-After", content_type = "application/json", body = Object),
 ))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
@@ -312,12 +327,57 @@ pub(crate) async fn revoke(
     (status = 503, description = "a store is unavailable"),
 ))]
 pub(crate) async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let bearer = headers
+    answer_userinfo(&state, &headers, None).await
+}
+
+/// UserInfo by POST (OpenID Connect Core §5.3.1): the token in the `Authorization` header, or as the
+/// form parameter `access_token` (RFC 6750 §2.2) — not both.
+///
+/// **Permissions** - a Bearer access token of a user's grant, with `openid`
+#[utoipa::path(post, path = "/oauth2/userinfo", tag = "oauth2", security(("bearer" = [])), request_body(content_type = "application/x-www-form-urlencoded", content = String, description = "optional: access_token=…"), responses(
+    (status = 200, description = "`{sub, preferred_username?, email?}`", content_type = "application/json", body = Object),
+    (status = 400, description = "`WWW-Authenticate: Bearer error=\"invalid_request\"`: the token given twice, or a malformed form"),
+    (status = 401, description = "no token, or an invalid one: `WWW-Authenticate: Bearer error=\"invalid_token\"`"),
+    (status = 403, description = "`WWW-Authenticate: Bearer error=\"insufficient_scope\"`"),
+))]
+pub(crate) async fn userinfo_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let in_body = if body.is_empty() {
+        None
+    } else {
+        match read_form(&headers, &body) {
+            Ok(mut form) => form.remove("access_token"),
+            Err(_) => {
+                return bearer_challenge(
+                    StatusCode::BAD_REQUEST,
+                    "Bearer realm=\"palisade\", error=\"invalid_request\"",
+                );
+            }
+        }
+    };
+    answer_userinfo(&state, &headers, in_body).await
+}
+
+fn bearer_challenge(status: StatusCode, value: &'static str) -> Response {
+    let mut response = status.into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+    no_store(response.headers_mut());
+    response
+}
+
+async fn answer_userinfo(state: &AppState, headers: &HeaderMap, in_body: Option<String>) -> Response {
+    let in_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned());
+    let bearer = match (in_header, in_body) {
+        (Some(_), Some(_)) => {
+            return bearer_challenge(StatusCode::BAD_REQUEST, "Bearer realm=\"palisade\", error=\"invalid_request\"");
+        }
+        (Some(token), None) | (None, Some(token)) => Some(token),
+        (None, None) => None,
+    };
     let challenge = |status: StatusCode, value: &'static str| {
         let mut response = status.into_response();
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));

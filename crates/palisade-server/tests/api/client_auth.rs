@@ -153,8 +153,8 @@ async fn private_key_jwt_assertions_are_verified_and_used_once() {
         ),
         ("expired", refused(json!({"iss": id, "sub": id, "aud": TOKEN_ENDPOINT, "exp": now - 120, "jti": "c"}))),
         (
-            "valid for an hour",
-            refused(json!({"iss": id, "sub": id, "aud": TOKEN_ENDPOINT, "exp": now + 3600, "jti": "d"})),
+            "valid for three hours",
+            refused(json!({"iss": id, "sub": id, "aud": TOKEN_ENDPOINT, "exp": now + 3 * 3600, "jti": "d"})),
         ),
         (
             "issued in the future",

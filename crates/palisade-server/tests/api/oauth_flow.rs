@@ -298,6 +298,20 @@ async fn the_code_flow_with_pkce_signs_in_asks_consent_and_issues_verifiable_tok
     let (status, info) = userinfo(&app, &access).await;
     assert_eq!(status, 200, "{info}");
     assert_eq!(info, serde_json::json!({"sub": user_id, "preferred_username": "alice"}));
+    // By POST, the token in the form (RFC 6750 §2.2) answers the same; in both places it is refused.
+    let posted = app.http.post(app.url("/oauth2/userinfo")).form(&[("access_token", &access)]).send().await.unwrap();
+    assert_eq!(posted.status(), 200);
+    assert_eq!(posted.json::<Value>().await.unwrap(), info);
+    let twice = app
+        .http
+        .post(app.url("/oauth2/userinfo"))
+        .bearer_auth(&access)
+        .form(&[("access_token", &access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    assert!(twice.headers()["www-authenticate"].to_str().unwrap().contains("invalid_request"));
 
     // The client's token is not a Palisade session token.
     let profile = app.http.get(app.url("/auth/profile")).bearer_auth(&access).send().await.unwrap();

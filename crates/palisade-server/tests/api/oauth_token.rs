@@ -141,7 +141,7 @@ async fn errors_are_rfc_6749_with_their_statuses() {
     let cases: Vec<Case> = vec![
         ("no grant_type", vec![], good, 400, "invalid_request"),
         ("an unknown grant", vec![("grant_type", "password")], good, 400, "unsupported_grant_type"),
-        ("a grant not built yet", vec![("grant_type", "authorization_code")], good, 400, "unsupported_grant_type"),
+        ("a grant the client lacks", vec![("grant_type", "authorization_code")], good, 400, "unauthorized_client"),
         ("a wrong secret", vec![cc], Some((id.as_str(), "wrong")), 401, "invalid_client"),
         ("an unknown client", vec![cc], Some(("nobody", "x")), 401, "invalid_client"),
         ("no authentication", vec![cc], None, 401, "invalid_client"),
@@ -323,4 +323,31 @@ async fn introspection_and_revocation_for_authenticated_clients() {
         kinds.iter().filter(|k| *k == "oauth.token_refused").count() >= 4,
         "client failures and refused revocations: {kinds:?}"
     );
+}
+
+/// An address that keeps failing client authentication is throttled (429 with Retry-After) once it
+/// reaches the login's per-address limit: the failures up to the limit are audited, the throttled
+/// requests are not (a flood cannot fill the audit chain), and the right secret waits too.
+#[tokio::test]
+async fn failed_client_authentications_throttle_the_address_without_flooding_the_audit_chain() {
+    let app = crate::spawn_app_with(&[("PALISADE_IP_MAX_LOGIN_FAILURES", "3")]).await;
+    let (id, secret) =
+        register(&app, ClientKind::Confidential, "client_secret_basic", &["client_credentials"], &SCOPES).await;
+    let refused = |kinds: &[String]| kinds.iter().filter(|k| *k == "oauth.token_refused").count();
+    for attempt in 1..=3 {
+        let (status, _, body) = token(&app, &[("grant_type", "client_credentials")], Some((&id, "wrong"))).await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "attempt {attempt}");
+    }
+    assert_eq!(refused(&crate::audit_event_kinds(&app).await), 3);
+    for _ in 0..5 {
+        let (status, headers, body) = token(&app, &[("grant_type", "client_credentials")], Some((&id, "wrong"))).await;
+        assert_eq!((status, body["error"].as_str()), (429, Some("temporarily_unavailable")));
+        let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=900).contains(&wait), "{wait}");
+    }
+    let (status, _, _) = token(&app, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!(status, 429, "the address waits whatever it presents");
+    let (status, _) = backchannel(&app, "/oauth2/introspect", &[("token", "x")], Some((&id, &secret))).await;
+    assert_eq!(status, 429, "introspection shares the throttle");
+    assert_eq!(refused(&crate::audit_event_kinds(&app).await), 3, "throttled requests are not audited");
 }
