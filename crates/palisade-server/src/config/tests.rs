@@ -2951,3 +2951,22 @@ fn bad_compliance_values_stop_start_up_naming_the_setting() {
         "{message}"
     );
 }
+
+#[test]
+fn the_oauth_settings_default_to_pkce_and_ten_minute_codes_and_refuse_longer() {
+    let cfg = ok(env_only(&[]));
+    assert!(cfg.oauth2_require_pkce);
+    assert_eq!(cfg.oauth2_code_ttl, Duration::from_secs(600));
+    assert_eq!(
+        (described(&cfg, "oauth2_require_pkce"), described(&cfg, "oauth2_code_ttl")),
+        ("true".into(), "600".into())
+    );
+    let cfg = ok(env_only(&[("PALISADE_OAUTH2_REQUIRE_PKCE", "off"), ("PALISADE_OAUTH2_CODE_TTL", "60")]));
+    assert!(!cfg.oauth2_require_pkce);
+    assert_eq!(cfg.oauth2_code_ttl, Duration::from_secs(60));
+    let (var, key) = ("PALISADE_OAUTH2_CODE_TTL", "oauth2_code_ttl");
+    // RFC 6749 §4.1.2 and ASVS V10.4.3: at most ten minutes.
+    refused(var, "601", key, &["is above the maximum, 600 seconds"]);
+    refused(var, "9", key, &["is below the minimum, 10 seconds"]);
+    refused("PALISADE_OAUTH2_REQUIRE_PKCE", "maybe", "oauth2_require_pkce", &["true or false"]);
+}
