@@ -169,13 +169,16 @@ async function userinfo(accessToken) {
   return { status: response.status, body: response.status === 200 ? await response.json() : await response.text() };
 }
 
-// Waits until `count` answers have reached the relying party and the browser shows the last.
-async function landOnRelyingParty(path, count) {
+// Waits until the browser shows the relying party's `path` and one more answer than `before` has
+// reached it (exactly one); returns that answer.
+async function landOnRelyingParty(path, before) {
+  const count = before + 1;
   await page.waitForURL((url) => url.origin === RP_URL && url.pathname === path, { timeout: WAIT_MS });
   const deadline = Date.now() + WAIT_MS;
   while (arrivals.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   check(arrivals.length === count, `${arrivals.length} answers reached the relying party, expected ${count}`);
-  return arrivals[count - 1];
+  check(arrivals[before].path === path, `the answer reached ${arrivals[before].path}, not ${path}`);
+  return arrivals[before];
 }
 
 // ---- the pages -----------------------------------------------------------------------------------
@@ -259,6 +262,15 @@ await run(async () => {
     await expectStyled("the sign-in page at 360 px");
     await screenshot("signin-narrow");
     await page.setViewportSize({ width: 1000, height: 760 });
+    // Dark mode (the sheet's color-scheme is "light dark"): the text stays readable.
+    await page.emulateMedia({ colorScheme: "dark" });
+    const dark = await page.evaluate(() => {
+      const body = getComputedStyle(document.body);
+      return { color: body.color, background: body.backgroundColor, input: getComputedStyle(document.querySelector("input[name=username]")).color };
+    });
+    check(dark.color !== dark.background && dark.background !== "rgb(255, 255, 255)", `dark mode: ${JSON.stringify(dark)}`);
+    await screenshot("signin-dark");
+    await page.emulateMedia({ colorScheme: "light" });
   });
 
   await step("a wrong password shows the error on the sign-in page", async () => {
@@ -275,6 +287,9 @@ await run(async () => {
     check(arrivals.length === 0, "something reached the relying party after a wrong password");
     await expectNoCspViolation();
     await screenshot("wrong-password");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await screenshot("wrong-password-dark");
+    await page.emulateMedia({ colorScheme: "light" });
   });
 
   await step("the right password leads to the consent page: the client's name and the scopes in words", async () => {
@@ -295,11 +310,15 @@ await run(async () => {
     check(deny !== allow, "Allow and Deny look the same");
     await expectNoCspViolation();
     await screenshot("consent");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await screenshot("consent-dark");
+    await page.emulateMedia({ colorScheme: "light" });
   });
 
   await step("Allow sends the browser to the relying party with code, state and iss; the code is good", async () => {
+    const before = arrivals.length;
     await page.locator('button[value="allow"]').click();
-    const arrival = await landOnRelyingParty("/cb", 1);
+    const arrival = await landOnRelyingParty("/cb", before);
     first.tokens = await expectCode(arrival, first, "GET");
     check(squash(await page.locator("h1").textContent()) === "Signed in to Shop", "the relying party's page says otherwise");
     const info = await userinfo(first.tokens.access_token);
@@ -310,8 +329,9 @@ await run(async () => {
   await step("form_post in the same browser: no sign-in, no consent, the answer is POSTed to the relying party", async () => {
     second = authorization({ response_mode: "form_post" });
     const before = requests.length;
+    const answers = arrivals.length;
     await page.goto(second.url, { waitUntil: "commit" });
-    const arrival = await landOnRelyingParty("/cb", 2);
+    const arrival = await landOnRelyingParty("/cb", answers);
     second.tokens = await expectCode(arrival, second, "POST");
     check(/^application\/x-www-form-urlencoded/.test(arrival.contentType ?? ""), `the form came as ${arrival.contentType}`);
     check(arrival.query === "", `the code came in the address too: ${arrival.query}`);
@@ -342,11 +362,32 @@ await run(async () => {
       await expectNoCspViolation();
       await screenshot("form-post");
       // Pressed by hand, it arrives too.
+      const answers = arrivals.length;
       await page.locator("form#response button").click();
-      await expectCode(await landOnRelyingParty("/cb", 3), third, "POST");
+      await expectCode(await landOnRelyingParty("/cb", answers), third, "POST");
     } finally {
       await page.unroute(`${BASE_URL}/oauth2/form_post.js`);
     }
+  });
+
+  await step("prompt=consent asks again; Deny sends access_denied back with state and iss, and no code", async () => {
+    const denied = authorization({ prompt: "consent" });
+    const response = await page.goto(denied.url);
+    check(response.status() === 200, `GET /oauth2/authorize answered ${response.status()}`);
+    check((await heading()) === "Allow access?", `prompt=consent: the heading is ${JSON.stringify(await heading())}`);
+    const answers = arrivals.length;
+    await page.locator('button[value="deny"]').click();
+    const arrival = await landOnRelyingParty("/cb", answers);
+    const { error, state, iss, code } = arrival.params;
+    check(arrival.method === "GET" && error === "access_denied" && !code,
+      `after Deny the relying party got ${JSON.stringify(arrival.params)}`);
+    check(state === denied.state && iss === BASE_URL, `after Deny: state ${state}, iss ${iss}`);
+    check(arrival.exchange === null, "the relying party redeemed something after Deny");
+    // The earlier consent stands: the next request goes straight back with a code.
+    const again = authorization();
+    const next = arrivals.length;
+    await page.goto(again.url, { waitUntil: "commit" });
+    await expectCode(await landOnRelyingParty("/cb", next), again, "GET");
   });
 
   await step("logout without a hint asks first; confirming signs out and ends the client's sessions", async () => {
@@ -378,13 +419,14 @@ await run(async () => {
 
   await step("after the logout a new authorization shows the sign-in page again", async () => {
     const fourth = authorization();
+    const answers = arrivals.length;
     const response = await page.goto(fourth.url);
     check(response.status() === 200, `GET /oauth2/authorize answered ${response.status()}`);
     await expectSignInPage("after the logout");
-    check(arrivals.length === 3, "an answer reached the relying party without a sign-in");
+    check(arrivals.length === answers, "an answer reached the relying party without a sign-in");
     // Signing in again: the consent is remembered, straight back to the relying party.
     await signIn(PASSWORD);
-    fourth.tokens = await expectCode(await landOnRelyingParty("/cb", 4), fourth, "GET");
+    fourth.tokens = await expectCode(await landOnRelyingParty("/cb", answers), fourth, "GET");
     check(fourth.tokens.claims.auth_time >= first.tokens.claims.auth_time && fourth.tokens.claims.sid !== first.tokens.claims.sid,
       "the new sign-in's ID token has the old sign-in's sid");
     first = fourth;
@@ -393,8 +435,9 @@ await run(async () => {
   await step("logout with id_token_hint signs out at once and goes to the post-logout URI with state", async () => {
     const state = b64url(randomBytes(12));
     const query = new URLSearchParams({ id_token_hint: first.tokens.id_token, post_logout_redirect_uri: POST_LOGOUT_URI, state });
+    const answers = arrivals.length;
     await page.goto(`${BASE_URL}/oauth2/logout?${query}`, { waitUntil: "commit" });
-    const arrival = await landOnRelyingParty("/bye", 5);
+    const arrival = await landOnRelyingParty("/bye", answers);
     check(arrival.method === "GET" && arrival.params.state === state, `/bye got ${JSON.stringify(arrival)}`);
     check((await userinfo(first.tokens.access_token)).status === 401, "the access token still works after the logout");
     await page.goto(authorization().url);

@@ -989,7 +989,7 @@ impl Authorizer {
         let Some(client_id) = query.client_id.as_deref().filter(|c| !c.is_empty()) else {
             return page("The application did not say who it is (client_id is missing).");
         };
-        let client = if client_id.len() <= 64 { self.clients.store().oauth_client(client_id).await? } else { None };
+        let client = if client_id.len() <= 64 { self.clients.find(client_id).await? } else { None };
         let Some(client) = client else {
             return page("The application is not registered here (unknown client_id).");
         };

@@ -432,8 +432,14 @@ fn validate(reg: &ClientRegistration) -> Result<OAuthClient, OAuthClientError> {
     })
 }
 
+/// How long a client read from the store is trusted on this instance: a deletion on another instance
+/// is seen within it (the same bound as the session cache's default). The entry holds the client's
+/// keyed hash, never a secret.
+const CLIENT_CACHE_TTL: time::Duration = time::Duration::seconds(1);
+
 /// The client registry, and the authentication of clients (`client_auth.rs`).
 pub struct OAuthClients {
+    cache: crate::cache::TtlCache<String, OAuthClient>,
     store: Arc<dyn DurableStore>,
     hot: Arc<dyn HotStore>,
     keyring: Arc<Keyring>,
@@ -450,7 +456,21 @@ impl OAuthClients {
         audit: Arc<AuditLog>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, hot, keyring, audit, clock }
+        Self { cache: crate::cache::TtlCache::new(CLIENT_CACHE_TTL), store, hot, keyring, audit, clock }
+    }
+
+    /// A client by id, through the one-second cache (every token, introspection and authorization
+    /// request reads its client).
+    pub(crate) async fn find(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
+        let now = self.clock.now();
+        if let Some(client) = self.cache.get(&client_id.to_owned(), now) {
+            return Ok(Some(client));
+        }
+        let client = self.store.oauth_client(client_id).await?;
+        if let Some(client) = &client {
+            self.cache.put(client.client_id.clone(), client.clone(), now);
+        }
+        Ok(client)
     }
 
     pub(super) fn store(&self) -> &Arc<dyn DurableStore> {
@@ -558,7 +578,9 @@ impl OAuthClients {
 
     /// Deletes a client for `actor` (the command line).
     pub async fn delete_as(&self, actor: &str, client_id: &str, meta: &RequestMeta) -> Result<(), OAuthClientError> {
-        if !self.store.delete_oauth_client(client_id).await? {
+        let deleted = self.store.delete_oauth_client(client_id).await?;
+        self.cache.forget(&client_id.to_owned());
+        if !deleted {
             return Err(OAuthClientError::NotFound);
         }
         self.audit

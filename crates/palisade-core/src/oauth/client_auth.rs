@@ -142,7 +142,7 @@ impl OAuthClients {
                 } else {
                     TokenAuthMethod::ClientSecretPost
                 };
-                let client = self.store().oauth_client(client_id).await?;
+                let client = self.find(client_id).await?;
                 let Some(client) = client else {
                     // The same keyed hash as for a known client, so timing does not tell.
                     self.burn_a_hash(secret.expose_secret().as_bytes()).await?;
@@ -165,7 +165,7 @@ impl OAuthClients {
                 Ok(client)
             }
             PresentedClient::Public { client_id } => {
-                let client = self.store().oauth_client(client_id).await?;
+                let client = self.find(client_id).await?;
                 match client {
                     Some(c) if c.auth_method == TokenAuthMethod::None => Ok(c),
                     Some(_) => Err(ClientAuthError::Invalid("a confidential client must authenticate")),
@@ -181,8 +181,7 @@ impl OAuthClients {
                 if client_id.as_ref().is_some_and(|id| *id != subject) {
                     return Err(ClientAuthError::Invalid("client_id is not the assertion's sub"));
                 }
-                let client =
-                    self.store().oauth_client(&subject).await?.ok_or(ClientAuthError::Invalid("unknown client"))?;
+                let client = self.find(&subject).await?.ok_or(ClientAuthError::Invalid("unknown client"))?;
                 if client.auth_method != TokenAuthMethod::PrivateKeyJwt {
                     return Err(ClientAuthError::Invalid("the client is registered for another authentication method"));
                 }

@@ -96,7 +96,7 @@ impl Authorizer {
             (None, id) => id.map(str::to_owned),
         };
         let client = match &client_id {
-            Some(id) if id.len() <= 64 => self.clients().store().oauth_client(id).await?,
+            Some(id) if id.len() <= 64 => self.clients().find(id).await?,
             _ => None,
         };
         let redirect = match query.post_logout_redirect_uri.as_deref() {

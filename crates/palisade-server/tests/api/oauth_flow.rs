@@ -381,3 +381,59 @@ async fn a_code_works_once_and_its_second_use_revokes_what_the_first_issued() {
     assert_eq!(status, 400, "and its refresh token");
     assert!(crate::audit_event_kinds(&app).await.iter().any(|k| k == "oauth.code_reused"));
 }
+
+/// What the OpenID Foundation's basic plan sends besides the essentials must not break a request
+/// (oidcc-ensure-request-with-unknown-parameter-succeeds, -display-page/-popup, -login-hint,
+/// -ui-locales, -claims-locales, -ensure-request-with-acr-values-succeeds, -claims-essential,
+/// -id-token-hint, -ensure-request-without-nonce-succeeds-for-code-flow, -scope-address/-phone):
+/// they are accepted and ignored, and the flow completes — here on an RS256 server, whose ID token
+/// carries the RS256 at_hash (oidcc-idtoken-rs256).
+#[tokio::test]
+async fn optional_parameters_are_accepted_and_ignored_and_rs256_servers_work() {
+    let app = oidc_app(&[("PALISADE_JWT_ALGORITHM", "RS256")]).await;
+    let client = register_client(
+        &app,
+        ClientKind::Confidential,
+        &["authorization_code"],
+        &["openid", "profile", "email", "address", "phone"],
+    )
+    .await;
+    register_user(&app, "carol").await;
+    let mut browser = Browser::new();
+    let pkce = Pkce::new();
+    let mut url = url::Url::parse(&app.url("/oauth2/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client.id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid address phone")
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("display", "popup")
+        .append_pair("login_hint", "carol")
+        .append_pair("ui_locales", "fr-CA fr en")
+        .append_pair("claims_locales", "fr")
+        .append_pair("acr_values", "urn:palisade:acr:mfa")
+        .append_pair("claims", r#"{"id_token":{"email":{"essential":true}}}"#)
+        .append_pair("id_token_hint", "not.a.token")
+        .append_pair("extra_unknown_parameter", "whatever");
+    let page = browser.get(url.as_str()).await;
+    let consent = browser.sign_in(&app, &page, "carol").await;
+    let back = browser.allow(&app, &consent).await;
+    let params = back.redirect_params();
+    assert!(!params.contains_key("state"), "no state was sent, none comes back");
+    let (status, tokens) = exchange(&app, &client, &params["code"], &pkce.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD.decode(tokens["id_token"].as_str().unwrap().split('.').next().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "RS256");
+    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    assert!(id_token.get("nonce").is_none(), "no nonce was sent, none is claimed");
+    let access = tokens["access_token"].as_str().unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access.as_bytes());
+    assert_eq!(id_token["at_hash"], URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]));
+    let (status, info) = userinfo(&app, access).await;
+    assert_eq!((status, info.as_object().unwrap().len()), (200, 1), "only sub: no address or phone is kept: {info}");
+}
