@@ -8,11 +8,11 @@
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::error::AuthError;
-use super::service::{AuthService, new_refresh_token, refresh_token_owner, revoked_key};
+use super::service::{AuthService, refresh_token_owner, revoked_key};
 use crate::audit::{AuditEvent, AuditKind, Outcome, RequestMeta};
 use crate::session::{NewSession, OpenError, Session, SessionGrant};
 use crate::token::access::{AccessClaims, TokenError};
-use crate::token::{RefreshTokenRecord, RevokeReason, SessionId};
+use crate::token::{RevokeReason, SessionId};
 use crate::user::{User, UserId};
 
 /// A session opened for an OAuth grant.
@@ -61,22 +61,7 @@ impl AuthService {
             self.store.revoke_session_families(*evicted, RevokeReason::SessionEnded, now).await?;
         }
         let session = opened.session;
-        let refresh_token = if refresh {
-            let (token, hash) = new_refresh_token(user.id, session.id)?;
-            let record = RefreshTokenRecord {
-                hash,
-                family_id: uuid::Uuid::now_v7(),
-                parent: None,
-                user_id: user.id,
-                session_id: session.id,
-                issued_at: now,
-                expires_at: now + self.settings.refresh_ttl,
-            };
-            self.store.insert_refresh_family(&record).await?;
-            Some(token)
-        } else {
-            None
-        };
+        let refresh_token = if refresh { Some(self.new_family(user.id, session.id).await?) } else { None };
         Ok(GrantSession { user, session, refresh_token })
     }
 

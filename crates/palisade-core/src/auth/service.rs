@@ -730,24 +730,30 @@ impl AuthService {
         Ok(())
     }
 
+    /// Starts the refresh family of `session` and returns its first refresh token.
+    pub(super) async fn new_family(&self, user: UserId, session: SessionId) -> Result<SecretString, AuthError> {
+        let (refresh, hash) = new_refresh_token(user, session)?;
+        let now = self.clock.now();
+        let record = RefreshTokenRecord {
+            hash,
+            family_id: uuid::Uuid::now_v7(),
+            parent: None,
+            user_id: user,
+            session_id: session,
+            issued_at: now,
+            expires_at: now + self.settings.refresh_ttl,
+        };
+        self.store.insert_refresh_family(&record).await?;
+        Ok(refresh)
+    }
+
     pub(super) async fn open_family(
         &self,
         user: &User,
         session: &Session,
         access: Access,
     ) -> Result<TokenPair, AuthError> {
-        let (refresh, hash) = new_refresh_token(user.id, session.id)?;
-        let now = self.clock.now();
-        let record = RefreshTokenRecord {
-            hash,
-            family_id: uuid::Uuid::now_v7(),
-            parent: None,
-            user_id: user.id,
-            session_id: session.id,
-            issued_at: now,
-            expires_at: now + self.settings.refresh_ttl,
-        };
-        self.store.insert_refresh_family(&record).await?;
+        let refresh = self.new_family(user.id, session.id).await?;
         let (access_token, expires_in) = self.issue_access(user, session.id, &session.amr, access)?;
         Ok(TokenPair {
             access_token,

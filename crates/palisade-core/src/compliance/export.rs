@@ -5,7 +5,8 @@
 //! The document: `format`, `generated_at`, `user` (the profile), `sessions`, `devices`,
 //! `mfa_factors` and `passkeys` (never a secret: no TOTP seed, no key material), `api_keys` (no
 //! secret hash), `consents` (the ledger) with `consent_texts` (each text they saw), `erasure_requests`,
-//! `login_history`, `alert_preferences`, then `audit_events` — every audit record whose actor or
+//! `login_history`, `alert_preferences`, `oauth_authorizations` (the applications they consented to;
+//! `sessions` name the OAuth client holding each one that a client holds), then `audit_events` — every audit record whose actor or
 //! subject is the user, oldest first, read a page at a time — and `audit_events_count`.
 
 use std::collections::BTreeSet;
@@ -130,8 +131,19 @@ impl ComplianceService {
                         "name": d.name, "type": d.device_type, "os": d.os, "browser": d.browser,
                     })),
                     "amr": s.amr,
+                    "oauth_client_id": s.oauth.as_ref().map(|g| g.client_id.clone()),
+                    "oauth_scope": s.oauth.as_ref().map(|g| g.scopes.join(" ")),
                 })
             })
+            .collect();
+        let authorizations: Vec<Value> = self
+            .store
+            .oauth_consents(user)
+            .await?
+            .into_iter()
+            .map(
+                |c| json!({"client_id": c.client_id, "scope": c.scopes.join(" "), "granted_at": rfc3339(c.granted_at)}),
+            )
             .collect();
         let devices: Vec<Value> = self
             .store
@@ -281,6 +293,7 @@ impl ComplianceService {
             "erasure_requests": erasures,
             "login_history": logins,
             "alert_preferences": alerts,
+            "oauth_authorizations": authorizations,
         });
         // The head's closing brace gives way to the audit events, written after it.
         let mut opening = head.to_string();

@@ -374,6 +374,24 @@ async fn a_code_works_once_and_its_second_use_revokes_what_the_first_issued() {
     let access = first["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&app, access).await.0, 200);
 
+    // The user's export (GDPR Art. 15) names the application, its scopes and the session it holds.
+    let login = crate::login_user(&app, "bob").await;
+    let export: Value = app
+        .http
+        .get(app.url("/compliance/export"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(export["oauth_authorizations"][0]["client_id"], client.id);
+    assert_eq!(export["oauth_authorizations"][0]["scope"], "openid");
+    let held: Vec<&Value> =
+        export["sessions"].as_array().unwrap().iter().filter(|s| s["oauth_client_id"] == client.id.as_str()).collect();
+    assert_eq!(held.len(), 1, "{}", export["sessions"]);
+
     let (status, again) = exchange(&app, &client, &code, &pkce.verifier).await;
     assert_eq!((status, again["error"].as_str()), (400, Some("invalid_grant")), "{again}");
     assert_eq!(userinfo(&app, access).await.0, 401, "the first redemption's access token is revoked");
