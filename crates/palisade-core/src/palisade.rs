@@ -446,6 +446,7 @@ impl PalisadeBuilder {
             issuer: oauth_issuer,
             keys: signing_keys.clone(),
             settings: settings.oauth,
+            limits: login_limits,
         }));
         Ok(Palisade {
             durable,

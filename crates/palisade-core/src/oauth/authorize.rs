@@ -336,6 +336,8 @@ pub struct Authorizer {
     issuer: String,
     keys: Arc<SigningKeys>,
     settings: OAuthSettings,
+    /// The per-address budget of audited refusals (the endpoint is anonymous).
+    refusals: super::throttle::ClientThrottle,
 }
 
 /// What an [`Authorizer`] is built from.
@@ -358,12 +360,20 @@ pub struct AuthorizerParts {
     pub keys: Arc<SigningKeys>,
     /// Settings.
     pub settings: OAuthSettings,
+    /// The per-address limit of audited refusals (the login's `ip_max_failures` per `window`).
+    pub limits: crate::auth::LoginLimits,
 }
 
 impl Authorizer {
     /// The endpoint over its parts.
     pub fn new(parts: AuthorizerParts) -> Self {
         Self {
+            refusals: super::throttle::ClientThrottle::new(
+                parts.hot.clone(),
+                parts.clock.clone(),
+                parts.limits,
+                "oauth-authorize",
+            ),
             clients: parts.clients,
             hot: parts.hot,
             auth: parts.auth,
@@ -956,22 +966,43 @@ impl Authorizer {
         let error = response.params.iter().find(|(n, _)| *n == "error").map(|(_, v)| v.clone()).unwrap_or_default();
         let description =
             response.params.iter().find(|(n, _)| *n == "error_description").map(|(_, v)| v.clone()).unwrap_or_default();
+        let Some(throttled) = self.refusal_budget(meta).await else { return };
         let event = AuditEvent::new(AuditKind::OAuthAuthorizeRefused, Outcome::Failure)
             .request(meta.clone())
             .detail("error", error)
-            .detail("reason", description);
+            .detail("reason", description)
+            .detail("throttled", throttled);
         if let Err(e) = self.audit.append(event).await {
             tracing::error!(error = %e, "could not audit a refused authorization request");
         }
     }
 
     async fn audit_page_refusal(&self, message: &str, meta: &RequestMeta) {
+        let Some(throttled) = self.refusal_budget(meta).await else { return };
         let event = AuditEvent::new(AuditKind::OAuthAuthorizeRefused, Outcome::Failure)
             .request(meta.clone())
             .detail("error", "not_redirected")
-            .detail("reason", message.chars().take(200).collect::<String>());
+            .detail("reason", message.chars().take(200).collect::<String>())
+            .detail("throttled", throttled);
         if let Err(e) = self.audit.append(event).await {
             tracing::error!(error = %e, "could not audit a refused authorization request");
+        }
+    }
+
+    /// Whether a refusal from the caller's address is still audited: `None` past the per-address
+    /// budget (anonymous traffic cannot flood the chain), else whether this one exhausts it.
+    async fn refusal_budget(&self, meta: &RequestMeta) -> Option<bool> {
+        match self.refusals.wait(meta.ip.as_deref()).await {
+            Ok(Some(_)) => return None,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the refusal budget"),
+        }
+        match self.refusals.count_failure(meta.ip.as_deref()).await {
+            Ok(throttled) => Some(throttled),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not count a refused authorization request");
+                Some(false)
+            }
         }
     }
 

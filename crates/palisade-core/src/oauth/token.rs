@@ -194,6 +194,7 @@ impl TokenEndpoint {
                 parts.clients.hot().clone(),
                 parts.clock.clone(),
                 parts.limits,
+                "oauth-client",
             ),
             clients: parts.clients,
             tokens: parts.tokens,

@@ -455,3 +455,19 @@ async fn optional_parameters_are_accepted_and_ignored_and_rs256_servers_work() {
     let (status, info) = userinfo(&app, access).await;
     assert_eq!((status, info.as_object().unwrap().len()), (200, 1), "only sub: no address or phone is kept: {info}");
 }
+
+/// The authorization endpoint is anonymous: its refusals are always answered, but an address's
+/// refusals are audited only up to the per-address limit (`ip_max_login_failures`), so junk
+/// requests cannot fill the audit chain.
+#[tokio::test]
+async fn refused_authorization_requests_are_audited_within_a_per_address_budget() {
+    let app = oidc_app(&[("PALISADE_IP_MAX_LOGIN_FAILURES", "3")]).await;
+    let mut browser = Browser::new();
+    for attempt in 0..6 {
+        let page = browser.get(&app.url(&format!("/oauth2/authorize?client_id=nobody-{attempt}"))).await;
+        assert_eq!(page.status, 400, "attempt {attempt}");
+        assert!(page.body.contains("not registered here"), "{}", page.body);
+    }
+    let refused = crate::audit_event_kinds(&app).await.iter().filter(|k| *k == "oauth.authorize_refused").count();
+    assert_eq!(refused, 3);
+}
