@@ -283,12 +283,13 @@ pub(crate) async fn introspect(
     response
 }
 
-/// Token revocation (RFC 7009): the authenticated client revokes an access token it was issued;
+/// Token revocation (RFC 7009): the authenticated client revokes an access token it was issued, or
+/// a refresh token of one of its grants (the grant's session ends with its access tokens);
 /// introspection says inactive at once, on every instance. A token that is already invalid needs
 /// nothing (200); a valid token issued to another client (or to a login) is `unauthorized_client`.
 ///
 /// **Permissions** - an authenticated confidential OAuth client, for its own tokens
-#[utoipa::path(post, path = "/oauth2/revoke", tag = "oauth2", request_body(content_type = "application/x-www-form-urlencoded", content = String, description = "token=…[&token_type_hint=access_token], with the client's authentication"), responses(
+#[utoipa::path(post, path = "/oauth2/revoke", tag = "oauth2", request_body(content_type = "application/x-www-form-urlencoded", content = String, description = "token=…[&token_type_hint=access_token|refresh_token], with the client's authentication"), responses(
     (status = 200, description = "revoked, or nothing to revoke"),
     (status = 400, description = "`{error: invalid_request | unauthorized_client}`", content_type = "application/json", body = Object),
     (status = 401, description = "`{error: invalid_client}` with WWW-Authenticate", content_type = "application/json", body = Object),
@@ -378,14 +379,8 @@ async fn answer_userinfo(state: &AppState, headers: &HeaderMap, in_body: Option<
         (Some(token), None) | (None, Some(token)) => Some(token),
         (None, None) => None,
     };
-    let challenge = |status: StatusCode, value: &'static str| {
-        let mut response = status.into_response();
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
-        no_store(response.headers_mut());
-        response
-    };
     let Some(bearer) = bearer else {
-        return challenge(StatusCode::UNAUTHORIZED, "Bearer realm=\"palisade\"");
+        return bearer_challenge(StatusCode::UNAUTHORIZED, "Bearer realm=\"palisade\"");
     };
     match state.palisade.token_endpoint().userinfo(&bearer).await {
         Ok(claims) => {
@@ -394,9 +389,9 @@ async fn answer_userinfo(state: &AppState, headers: &HeaderMap, in_body: Option<
             response
         }
         Err(UserinfoError::InvalidToken) => {
-            challenge(StatusCode::UNAUTHORIZED, "Bearer realm=\"palisade\", error=\"invalid_token\"")
+            bearer_challenge(StatusCode::UNAUTHORIZED, "Bearer realm=\"palisade\", error=\"invalid_token\"")
         }
-        Err(UserinfoError::InsufficientScope) => challenge(
+        Err(UserinfoError::InsufficientScope) => bearer_challenge(
             StatusCode::FORBIDDEN,
             "Bearer realm=\"palisade\", error=\"insufficient_scope\", scope=\"openid\"",
         ),
