@@ -137,6 +137,7 @@ pub struct PalisadeBuilder {
     webhook: Option<Arc<dyn crate::notify::WebhookSender>>,
     alert_webhook: Option<Arc<dyn crate::notify::WebhookSender>>,
     push_gateway: Option<Arc<dyn crate::notify::WebhookSender>>,
+    key_set_fetcher: Option<Arc<dyn crate::oauth::client_keys::KeySetFetcher>>,
     deployment: Option<crate::compliance::report::DeploymentFacts>,
 }
 
@@ -204,6 +205,13 @@ impl PalisadeBuilder {
     /// The push gateway users' push alerts are posted to (signed; default: none, no push alerts).
     pub fn push_gateway(mut self, sender: Arc<dyn crate::notify::WebhookSender>) -> Self {
         self.push_gateway = Some(sender);
+        self
+    }
+
+    /// Fetches the key sets OAuth clients publish at a `jwks_uri` (for `private_key_jwt`). Without
+    /// one, such a client cannot authenticate; clients that register their `jwks` are unaffected.
+    pub fn key_set_fetcher(mut self, fetcher: Arc<dyn crate::oauth::client_keys::KeySetFetcher>) -> Self {
+        self.key_set_fetcher = Some(fetcher);
         self
     }
 
@@ -425,6 +433,7 @@ impl PalisadeBuilder {
             keyring.clone(),
             audit.clone(),
             clock.clone(),
+            self.key_set_fetcher,
         ));
         let token_endpoint =
             Arc::new(crate::oauth::token::TokenEndpoint::new(crate::oauth::token::TokenEndpointParts {

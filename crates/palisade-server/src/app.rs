@@ -311,7 +311,11 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result
         .hot_store(stores.hot)
         .clock(clock)
         .settings(settings(config)?)
-        .deployment_facts(routes::reports::deployment_facts(config));
+        .deployment_facts(routes::reports::deployment_facts(config))
+        .key_set_fetcher(Arc::new(
+            crate::client_keys::HttpKeySetFetcher::new(config.oauth2_allow_private_jwks_uri)
+                .context("setting up the HTTP client that fetches OAuth clients' jwks_uri")?,
+        ));
     match (hsm, master_key) {
         (Some(provider), _) => {
             let provider: Arc<dyn palisade_core::crypto::KeyProvider> = provider;
@@ -513,6 +517,7 @@ pub fn settings(config: &Config) -> anyhow::Result<PalisadeSettings> {
         oauth: palisade_core::oauth::OAuthSettings {
             require_pkce: config.oauth2_require_pkce,
             code_ttl: time(config.oauth2_code_ttl),
+            pending_per_address: config.oauth2_pending_per_ip,
         },
     })
 }

@@ -5,6 +5,7 @@
 //! crate holds no business rules, no SQL and no cryptography.
 
 pub mod app;
+pub mod client_keys;
 pub mod config;
 pub mod error;
 pub mod extract;

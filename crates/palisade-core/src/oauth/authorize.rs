@@ -164,6 +164,11 @@ pub enum Step {
         /// Still waiting, or why not.
         notice: Option<String>,
     },
+    /// Too many sign-ins started from this address: try again after `retry_after` (a 429 page).
+    Busy {
+        /// How long until the address may start another.
+        retry_after: Duration,
+    },
     /// The consent form.
     Consent {
         /// The pending request.
@@ -441,10 +446,13 @@ impl Authorizer {
             _ if pending.prompt_none => {
                 self.respond_error(&pending, "login_required", "the user is not signed in", meta).await
             }
-            _ => {
-                let request = self.store_pending(&pending).await?;
-                Step::Login { request, client_name: pending.client_name, error: None }
-            }
+            _ => match self.pending_budget(meta).await? {
+                Some(retry_after) => Step::Busy { retry_after },
+                None => {
+                    let request = self.store_pending(&pending).await?;
+                    Step::Login { request, client_name: pending.client_name, error: None }
+                }
+            },
         };
         Ok(StepOut { step, browser: new_browser })
     }
@@ -760,6 +768,29 @@ impl Authorizer {
             return Ok(Err(expired()));
         }
         Ok(Ok(pending))
+    }
+
+    /// Counts a sign-in started from the request's address; past [`OAuthSettings::pending_per_address`] within the
+    /// life of a pending request, how long until another may start. Each pending request is kept in
+    /// the hot store for [`REQUEST_TTL`] and anyone may start one, so an address cannot fill the
+    /// store with them. The first refusal of a window is audited; the rest are only counted.
+    async fn pending_budget(&self, meta: &RequestMeta) -> Result<Option<Duration>, FlowError> {
+        let Some(ip) = meta.ip.as_deref() else { return Ok(None) };
+        let counted = self.hot.increment(&HotKey::new(&format!("ip:{ip}"), "oauth-pending"), REQUEST_TTL).await?;
+        let limit = u64::from(self.settings.pending_per_address);
+        if counted.count <= limit {
+            return Ok(None);
+        }
+        if counted.count == limit + 1 {
+            let event = AuditEvent::new(AuditKind::OAuthAuthorizeRefused, Outcome::Failure)
+                .request(meta.clone())
+                .detail("error", "too many sign-ins started from this address")
+                .detail("limit", limit);
+            if let Err(e) = self.audit.append(event).await {
+                tracing::error!(error = %e, "could not audit a throttled authorization request");
+            }
+        }
+        Ok(Some(counted.resets_in.max(Duration::seconds(1))))
     }
 
     async fn store_pending(&self, pending: &Pending) -> Result<String, FlowError> {

@@ -393,17 +393,7 @@ fn validate(reg: &ClientRegistration) -> Result<OAuthClient, OAuthClientError> {
             return Err(invalid("jwks", "private_key_jwt needs exactly one of jwks and jwks_uri"));
         }
         (TokenAuthMethod::PrivateKeyJwt, Some(jwks), None) => {
-            let keys = jwks.get("keys").and_then(Value::as_array);
-            if !keys.is_some_and(|k| !k.is_empty() && k.iter().all(Value::is_object)) {
-                return Err(invalid("jwks", "must be a JWK Set: an object whose `keys` is a non-empty array of keys"));
-            }
-            if keys.is_some_and(|k| k.iter().any(|key| key.get("d").is_some())) {
-                return Err(invalid("jwks", "holds a private key (`d`): register the public keys only"));
-            }
-            if keys.is_some_and(|k| k.iter().any(|key| key.get("k").is_some() || key.get("kty") == Some(&"oct".into())))
-            {
-                return Err(invalid("jwks", "holds a symmetric key (`oct`): private_key_jwt needs public keys"));
-            }
+            super::client_keys::check_public_key_set(jwks).map_err(|reason| invalid("jwks", reason))?;
             let text = jwks.to_string();
             if text.len() > MAX_JWKS {
                 return Err(invalid("jwks", format!("is {} bytes; at most {MAX_JWKS}", text.len())));
@@ -440,6 +430,8 @@ const CLIENT_CACHE_TTL: time::Duration = time::Duration::seconds(1);
 /// The client registry, and the authentication of clients (`client_auth.rs`).
 pub struct OAuthClients {
     cache: crate::cache::TtlCache<String, OAuthClient>,
+    /// The keys fetched from clients' `jwks_uri`s.
+    remote_keys: super::client_keys::RemoteKeySets,
     store: Arc<dyn DurableStore>,
     hot: Arc<dyn HotStore>,
     keyring: Arc<Keyring>,
@@ -448,15 +440,25 @@ pub struct OAuthClients {
 }
 
 impl OAuthClients {
-    /// A registry over its ports.
+    /// A registry over its ports. Without a `fetcher`, clients registered with a `jwks_uri` cannot
+    /// authenticate.
     pub fn new(
         store: Arc<dyn DurableStore>,
         hot: Arc<dyn HotStore>,
         keyring: Arc<Keyring>,
         audit: Arc<AuditLog>,
         clock: Arc<dyn Clock>,
+        fetcher: Option<Arc<dyn super::client_keys::KeySetFetcher>>,
     ) -> Self {
-        Self { cache: crate::cache::TtlCache::new(CLIENT_CACHE_TTL), store, hot, keyring, audit, clock }
+        Self {
+            cache: crate::cache::TtlCache::new(CLIENT_CACHE_TTL),
+            remote_keys: super::client_keys::RemoteKeySets::new(fetcher, clock.clone()),
+            store,
+            hot,
+            keyring,
+            audit,
+            clock,
+        }
     }
 
     /// A client by id, through the one-second cache (every token, introspection and authorization
@@ -483,6 +485,10 @@ impl OAuthClients {
 
     pub(super) fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    pub(super) fn remote_keys(&self) -> &super::client_keys::RemoteKeySets {
+        &self.remote_keys
     }
 
     /// Spends the cost of checking a secret without a client (an unknown id).

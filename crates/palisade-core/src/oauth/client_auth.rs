@@ -6,8 +6,8 @@
 //!   `client_secret_basic` client is refused, as is a secret from a `private_key_jwt` client.
 //! - Every refusal is one answer (`invalid_client`); the reason is for the audit record. An unknown
 //!   client costs the same keyed hash as a known one, so timing does not tell which ids exist.
-//! - An assertion is verified with the client's registered public keys (RSA, EC P-256 or Ed25519;
-//!   never HMAC and never `none`): `iss` and `sub` are the client, `aud` names this token endpoint
+//! - An assertion is verified with the client's public keys (RSA, EC P-256 or Ed25519; never HMAC
+//!   and never `none`), registered (`jwks`) or fetched from its `jwks_uri` (`client_keys.rs`): `iss` and `sub` are the client, `aud` names this token endpoint
 //!   or issuer, `exp` is in the future and at most [`MAX_ASSERTION_LIFETIME`] away, `iat`/`nbf`
 //!   are not in the future, and its `jti` is used once: a replay within its lifetime is refused
 //!   across every instance (a hot-store marker set only if absent).
@@ -203,20 +203,22 @@ impl OAuthClients {
         if !allowed(header.alg) {
             return Err(ClientAuthError::Invalid("the client assertion's algorithm is not allowed"));
         }
-        let Some(jwks) = &client.jwks else {
-            // Keys published at jwks_uri are not fetched by this build: the client cannot use them.
-            return Err(ClientAuthError::Invalid(
-                "the client's keys are published at a jwks_uri, which is not fetched",
-            ));
+        let set = match (&client.jwks, &client.jwks_uri) {
+            (Some(jwks), _) => std::sync::Arc::new(
+                serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(jwks)
+                    .map_err(|_| ClientAuthError::Invalid("the client's registered keys are unreadable"))?,
+            ),
+            (None, Some(uri)) => {
+                self.remote_keys().keys(uri, header.kid.as_deref()).await.map_err(ClientAuthError::Invalid)?
+            }
+            (None, None) => return Err(ClientAuthError::Invalid("the client has no registered keys")),
         };
-        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(jwks)
-            .map_err(|_| ClientAuthError::Invalid("the client's registered keys are unreadable"))?;
         let jwk = match &header.kid {
             Some(kid) => set.find(kid),
             None if set.keys.len() == 1 => set.keys.first(),
             None => None,
         }
-        .ok_or(ClientAuthError::Invalid("no registered key of the client matches the assertion's kid"))?;
+        .ok_or(ClientAuthError::Invalid("no key of the client matches the assertion's kid"))?;
         let key = DecodingKey::from_jwk(jwk)
             .map_err(|_| ClientAuthError::Invalid("the client's registered key is unusable"))?;
         let mut validation = Validation::new(header.alg);

@@ -424,6 +424,10 @@ pub struct Config {
     pub oauth2_require_pkce: bool,
     /// How long an authorization code lives. Default 600 s.
     pub oauth2_code_ttl: Duration,
+    /// Whether clients' `jwks_uri` may reach loopback, private and link-local addresses. Default false.
+    pub oauth2_allow_private_jwks_uri: bool,
+    /// Sign-ins one address may start per ten minutes. Default 300.
+    pub oauth2_pending_per_ip: u32,
 }
 
 /// How the connection to the mail server is encrypted (`smtp_tls`). In both TLS modes the server's
@@ -809,6 +813,8 @@ impl Config {
             compliance_alert_delivery_retention: duration(layers, Setting::ComplianceAlertDeliveryRetentionDays)?.value,
             oauth2_require_pkce: required(layers, Setting::Oauth2RequirePkce, values::boolean)?,
             oauth2_code_ttl: duration(layers, Setting::Oauth2CodeTtl)?.value,
+            oauth2_allow_private_jwks_uri: required(layers, Setting::Oauth2AllowPrivateJwksUri, values::boolean)?,
+            oauth2_pending_per_ip: count(layers, Setting::Oauth2PendingPerIp)?,
         };
         check_webauthn(layers, &config)?;
         Ok(config)
@@ -1030,6 +1036,8 @@ impl Config {
             }
             Setting::Oauth2RequirePkce => self.oauth2_require_pkce.to_string(),
             Setting::Oauth2CodeTtl => self.oauth2_code_ttl.as_secs().to_string(),
+            Setting::Oauth2AllowPrivateJwksUri => self.oauth2_allow_private_jwks_uri.to_string(),
+            Setting::Oauth2PendingPerIp => self.oauth2_pending_per_ip.to_string(),
         }
     }
 

@@ -251,6 +251,10 @@ pub enum Setting {
     Oauth2RequirePkce,
     /// `oauth2_code_ttl`: how long an authorization code lives, seconds.
     Oauth2CodeTtl,
+    /// `oauth2_allow_private_jwks_uri`: whether clients' `jwks_uri` may reach private addresses.
+    Oauth2AllowPrivateJwksUri,
+    /// `oauth2_pending_per_ip`: sign-ins one address may start per ten minutes.
+    Oauth2PendingPerIp,
 }
 
 /// The `--help` section a setting is listed under; the settings of one group are contiguous in
@@ -434,7 +438,7 @@ pub(crate) struct Spec {
 
 impl Setting {
     /// Every setting, in the order of `--help`, describe() and the docs.
-    pub const ALL: [Setting; 118] = [
+    pub const ALL: [Setting; 120] = [
         Setting::Bind,
         Setting::Issuer,
         Setting::DatabaseUrl,
@@ -553,6 +557,8 @@ impl Setting {
         Setting::ComplianceAlertDeliveryRetentionDays,
         Setting::Oauth2RequirePkce,
         Setting::Oauth2CodeTtl,
+        Setting::Oauth2AllowPrivateJwksUri,
+        Setting::Oauth2PendingPerIp,
     ];
 
     /// The table. Keep `docs/configuration.md` in step with it.
@@ -2488,6 +2494,41 @@ impl Setting {
                 expected: "a whole number of seconds from 10 to 600",
                 group: Group::OAuth,
                 number: Number::of(Unit::Seconds, 10, 600),
+                list: false,
+                boolean: false,
+            },
+            Setting::Oauth2AllowPrivateJwksUri => Spec {
+                key: "oauth2_allow_private_jwks_uri",
+                flag: "oauth2-allow-private-jwks-uri",
+                env: "PALISADE_OAUTH2_ALLOW_PRIVATE_JWKS_URI",
+                alias: None,
+                default: DefaultValue::Text("false"),
+                secret: false,
+                value_name: "BOOL",
+                about: "whether the jwks_uri of a private_key_jwt client may point at a loopback, private or \
+                        link-local address (and use plain http on loopback); off, Palisade fetches only public \
+                        https addresses, so a client's URI cannot reach the internal network",
+                expected: "true or false (also yes/no, on/off, 1/0, any letter case)",
+                group: Group::OAuth,
+                number: None,
+                list: false,
+                boolean: true,
+            },
+            Setting::Oauth2PendingPerIp => Spec {
+                key: "oauth2_pending_per_ip",
+                flag: "oauth2-pending-per-ip",
+                env: "PALISADE_OAUTH2_PENDING_PER_IP",
+                alias: None,
+                default: DefaultValue::Text("300"),
+                secret: false,
+                value_name: "N",
+                about: "sign-ins one client IP may start at /oauth2/authorize within ten minutes (the life of a \
+                        pending request, kept in the hot store); past it the sign-in page answers 429 until the \
+                        window ends, so an anonymous flood cannot fill the store. Raise it for many users \
+                        behind one address",
+                expected: "a whole number from 10 to 1000000",
+                group: Group::OAuth,
+                number: Number::count(10, 1_000_000),
                 list: false,
                 boolean: false,
             },

@@ -2969,4 +2969,13 @@ fn the_oauth_settings_default_to_pkce_and_ten_minute_codes_and_refuse_longer() {
     refused(var, "601", key, &["is above the maximum, 600 seconds"]);
     refused(var, "9", key, &["is below the minimum, 10 seconds"]);
     refused("PALISADE_OAUTH2_REQUIRE_PKCE", "maybe", "oauth2_require_pkce", &["true or false"]);
+    // jwks_uri fetches stay on public addresses unless an operator allows private ones.
+    assert!(!ok(env_only(&[])).oauth2_allow_private_jwks_uri);
+    let cfg = ok(env_only(&[("PALISADE_OAUTH2_ALLOW_PRIVATE_JWKS_URI", "yes")]));
+    assert!(cfg.oauth2_allow_private_jwks_uri);
+    assert_eq!(described(&cfg, "oauth2_allow_private_jwks_uri"), "true");
+    refused("PALISADE_OAUTH2_ALLOW_PRIVATE_JWKS_URI", "sometimes", "oauth2_allow_private_jwks_uri", &["true or false"]);
+    assert_eq!(ok(env_only(&[])).oauth2_pending_per_ip, 300);
+    assert_eq!(ok(env_only(&[("PALISADE_OAUTH2_PENDING_PER_IP", "5000")])).oauth2_pending_per_ip, 5000);
+    refused("PALISADE_OAUTH2_PENDING_PER_IP", "9", "oauth2_pending_per_ip", &["is below the minimum, 10"]);
 }

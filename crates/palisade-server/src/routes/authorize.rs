@@ -142,6 +142,14 @@ fn describe_scope(scope: &str) -> String {
 fn render_step(out: StepOut, secure: bool) -> Response {
     let mut response = match out.step {
         Step::Error { message } => error_page(StatusCode::BAD_REQUEST, &message),
+        Step::Busy { retry_after } => {
+            let mut page = error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-ins were started from your network. Try again in a few minutes.",
+            );
+            page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.whole_seconds().max(1)));
+            page
+        }
         Step::Respond(answer) => respond(&answer),
         Step::Login { request, client_name, error } => html(
             StatusCode::OK,
@@ -304,6 +312,7 @@ fn read_form(headers: &HeaderMap, body: &[u8]) -> Option<std::collections::HashM
     (status = 200, description = "the sign-in or consent page, or the form_post answer", content_type = "text/html"),
     (status = 303, description = "back to the client's redirect URI with `code` or `error`, `state`, `iss`"),
     (status = 400, description = "an error page (unknown client, unregistered redirect URI)", content_type = "text/html"),
+    (status = 429, description = "too many sign-ins started from this address (oauth2_pending_per_ip); Retry-After says when to try again", content_type = "text/html"),
     (status = 503, description = "a store is unavailable", content_type = "text/html"),
 ))]
 pub(crate) async fn authorize(
@@ -326,6 +335,7 @@ pub(crate) async fn authorize(
     (status = 200, description = "the sign-in or consent page", content_type = "text/html"),
     (status = 303, description = "back to the client"),
     (status = 400, description = "an error page", content_type = "text/html"),
+    (status = 429, description = "too many sign-ins started from this address; Retry-After says when to try again", content_type = "text/html"),
 ))]
 pub(crate) async fn authorize_post(
     State(state): State<AppState>,

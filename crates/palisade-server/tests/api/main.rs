@@ -12,6 +12,7 @@ mod auth;
 mod backends;
 mod client;
 mod client_auth;
+mod client_keys;
 mod clients;
 mod compliance;
 mod crypto;

@@ -471,3 +471,37 @@ async fn refused_authorization_requests_are_audited_within_a_per_address_budget(
     let refused = crate::audit_event_kinds(&app).await.iter().filter(|k| *k == "oauth.authorize_refused").count();
     assert_eq!(refused, 3);
 }
+
+#[tokio::test]
+async fn one_address_cannot_start_more_sign_ins_than_its_budget() {
+    let app = oidc_app(&[("PALISADE_OAUTH2_PENDING_PER_IP", "10")]).await;
+    let client = register_client(&app, ClientKind::Confidential, &["authorization_code"], &["openid"]).await;
+    let pkce = Pkce::new();
+    let url = authorize_url(&app, &client.id, "openid", &pkce, &[]);
+    // Fresh browsers each time, as a flood would be: each start keeps a pending request.
+    let mut started = Vec::new();
+    for _ in 0..10 {
+        let mut browser = Browser::new();
+        let page = browser.get(&url).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        started.push((browser, page));
+    }
+    let refused = Browser::new().get(&url).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body.contains("Too many sign-ins"), "{}", refused.body);
+    let retry: i64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry), "{retry}");
+    assert_eq!(refused.headers["content-type"], "text/html; charset=utf-8");
+    for _ in 0..5 {
+        assert_eq!(Browser::new().get(&url).await.status, 429);
+    }
+    // One audit record for the window, not one per refusal.
+    let refusals = crate::audit_event_kinds(&app).await.iter().filter(|k| *k == "oauth.authorize_refused").count();
+    assert_eq!(refusals, 1);
+    // Sign-ins already started go on.
+    crate::register_user(&app, "budget-user").await;
+    let (mut browser, page) = started.remove(0);
+    let signed_in = browser.sign_in(&app, &page, "budget-user").await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    assert!(signed_in.body.contains("action=\"/oauth2/authorize/consent\""), "{}", signed_in.body);
+}
