@@ -114,6 +114,12 @@ impl TokenEndpoint {
             Ok(claims) => claims,
             Err(TokenError::Expired | TokenError::Invalid(_)) => return Ok(None),
         };
+        if let Some(client_id) = &claims.client_id
+            && self.clients().find(client_id).await.map_err(|e| TokenEndpointError::Registry(e.into()))?.is_none()
+        {
+            // The client was deleted: its tokens ended with it (seen within the client cache's second).
+            return Ok(None);
+        }
         if claims.sid.is_some() && claims.client_id.is_some() {
             // A token of a user's grant to a client: its session must be alive, the token not revoked.
             return self.auth().check_grant_token(token).await.map_err(Into::into);

@@ -28,6 +28,11 @@ impl TokenEndpoint {
         let Some(claims) = self.auth().check_grant_token(bearer).await? else {
             return Err(UserinfoError::InvalidToken);
         };
+        let client = claims.client_id.as_deref().unwrap_or_default();
+        if self.clients().find(client).await.map_err(AuthError::from)?.is_none() {
+            // The client was deleted: its tokens ended with it.
+            return Err(UserinfoError::InvalidToken);
+        }
         if !claims.has_scope("openid") {
             return Err(UserinfoError::InsufficientScope);
         }

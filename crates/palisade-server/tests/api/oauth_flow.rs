@@ -505,3 +505,39 @@ async fn one_address_cannot_start_more_sign_ins_than_its_budget() {
     assert_eq!(signed_in.status, 200, "{}", signed_in.body);
     assert!(signed_in.body.contains("action=\"/oauth2/authorize/consent\""), "{}", signed_in.body);
 }
+
+#[tokio::test]
+async fn deleting_a_client_ends_its_tokens() {
+    let app = oidc_app(&[]).await;
+    let grants = ["authorization_code", "refresh_token", "client_credentials"];
+    let client = register_client(&app, ClientKind::Confidential, &grants, &["openid", "orders:read"]).await;
+    let auditor = register_client(&app, ClientKind::Confidential, &["client_credentials"], &["orders:read"]).await;
+    register_user(&app, "carol").await;
+    let mut browser = Browser::new();
+    let pkce = Pkce::new();
+    let page = browser.get(&authorize_url(&app, &client.id, "openid", &pkce, &[])).await;
+    let consent = browser.sign_in(&app, &page, "carol").await;
+    let code = browser.allow(&app, &consent).await.redirect_params()["code"].clone();
+    let (status, tokens) = exchange(&app, &client, &code, &pkce.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let user_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let form = [("grant_type", "client_credentials")];
+    let response =
+        app.http.post(app.url("/oauth2/token")).form(&form).basic_auth(&client.id, Some(&client.secret)).send().await;
+    let client_token = response.unwrap().json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+
+    let active = |token: String| {
+        let request = app.http.post(app.url("/oauth2/introspect")).form(&[("token", token)]);
+        let request = request.basic_auth(&auditor.id, Some(&auditor.secret));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap()["active"].as_bool().unwrap() }
+    };
+    assert!(active(user_token.clone()).await && active(client_token.clone()).await);
+    assert_eq!(userinfo(&app, &user_token).await.0, 200);
+
+    app.palisade.oauth_clients().delete_as("test", &client.id, &RequestMeta::default()).await.unwrap();
+    assert!(!active(user_token.clone()).await, "the user's grant token ended with its client");
+    assert!(!active(client_token).await, "and the client's own token");
+    assert_eq!(userinfo(&app, &user_token).await.0, 401);
+    let (status, _) = refresh(&app, &client, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 401, "the deleted client cannot authenticate to refresh");
+}
