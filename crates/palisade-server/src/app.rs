@@ -37,6 +37,8 @@ use crate::config::Config;
 use crate::error::{problem_for_status, problem_response};
 use crate::{middleware, openapi, routes};
 
+mod files_at_rest;
+
 /// Largest request body accepted (1 MiB); larger ones get 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -255,6 +257,11 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Palisade>> {
     // Risky but valid choices (the development master key above all) are said loudly at every start.
     for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    // A data directory open to others is said once, before anything in it is opened; the files in
+    // it are guarded where they are opened (the key file refused, the database tightened).
+    if let Some(warning) = files_at_rest::data_dir_warning(&config.data_dir) {
         tracing::warn!("{warning}");
     }
     // The master key: inside the HSM when one is configured (opened before the stores, so a wrong

@@ -25,6 +25,18 @@ pub enum MasterKeyError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// The development key file may be read or written by other accounts (Unix mode bits for the
+    /// group or others), so it is not used.
+    #[error(
+        "development key file {path} is readable or writable by group or others (mode {mode:04o}): \
+         the master key must be private to Palisade's account; run `chmod 600 {path}`"
+    )]
+    Exposed {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 /// The 32-byte master key, wiped from memory on drop and never printed.
@@ -60,17 +72,29 @@ impl MasterKey {
         Ok(Self(DataKeyMaterial::generate()?))
     }
 
-    /// Reads the development key file at `path`, or makes one (mode 0600) if there is none.
-    /// Returns the key and whether it was just created.
+    /// Reads the development key file at `path`, or makes one (mode 0600, in a directory made with
+    /// mode 0700 if missing) if there is none. Returns the key and whether it was just created.
+    ///
+    /// On Unix an existing file that the group or others may read or write is refused
+    /// ([`MasterKeyError::Exposed`]) before its content is read.
     pub fn load_or_create_dev_file(path: &Path) -> Result<(Self, bool), MasterKeyError> {
         let file_err = |source| MasterKeyError::File { path: path.display().to_string(), source };
-        match std::fs::read_to_string(path) {
-            Ok(text) => return Ok((Self::from_base64(&text)?, false)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(file_err(e)),
+        match Self::read_dev_file(path) {
+            Ok(key) => return Ok((key, false)),
+            Err(MasterKeyError::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(file_err)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                // Only the directories made here: an existing one keeps its mode (start-up warns
+                // about a data directory open to others).
+                builder.mode(0o700);
+            }
+            builder.create(dir).map_err(file_err)?;
         }
         let key = Self::generate().map_err(|_| MasterKeyError::Malformed("random generator failed"))?;
         let text = zeroize::Zeroizing::new(STANDARD.encode(key.0.expose()));
@@ -89,12 +113,28 @@ impl MasterKey {
                 Ok((key, true))
             }
             // Another process made it between our read and our create: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let text = std::fs::read_to_string(path).map_err(file_err)?;
-                Ok((Self::from_base64(&text)?, false))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((Self::read_dev_file(path)?, false)),
             Err(e) => Err(file_err(e)),
         }
+    }
+
+    /// Reads an existing development key file, refusing it (on Unix) when its mode lets the group
+    /// or others in. The mode is taken from the opened file, so it is the file that is read.
+    fn read_dev_file(path: &Path) -> Result<Self, MasterKeyError> {
+        use std::io::Read as _;
+        let file_err = |source| MasterKeyError::File { path: path.display().to_string(), source };
+        let mut file = std::fs::File::open(path).map_err(file_err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = file.metadata().map_err(file_err)?.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                return Err(MasterKeyError::Exposed { path: path.display().to_string(), mode });
+            }
+        }
+        let mut text = zeroize::Zeroizing::new(String::new());
+        file.read_to_string(&mut text).map_err(file_err)?;
+        Self::from_base64(&text)
     }
 
     /// A short public fingerprint (first 8 hex digits of SHA-256 over a fixed label and the key), so
@@ -198,6 +238,49 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_directory_made_for_the_dev_key_file_is_private() {
+        let dir = tempfile_dir();
+        let data = dir.join("palisade-data");
+        MasterKey::load_or_create_dev_file(&data.join("master.key")).unwrap();
+        assert_eq!(mode_of(&data), 0o700);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dev_key_file_open_to_group_or_others_is_refused_naming_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile_dir();
+        let path = dir.join("master.key");
+        let (key, _) = MasterKey::load_or_create_dev_file(&path).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = MasterKey::load_or_create_dev_file(&path).unwrap_err();
+            assert!(matches!(err, MasterKeyError::Exposed { mode: m, .. } if m == mode), "{mode:o}: {err}");
+            let message = err.to_string();
+            let shown = path.display().to_string();
+            assert!(message.contains(&format!("chmod 600 {shown}")), "{message}");
+            assert!(message.contains(&format!("{mode:04o}")), "{message}");
+            assert_eq!(mode_of(&path), mode, "the file is left as it was");
+        }
+        // Owner-only modes are accepted, read-only included, and the key is the same one.
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let (again, created) = MasterKey::load_or_create_dev_file(&path).unwrap();
+            assert!(!created);
+            assert_eq!(again.fingerprint(), key.fingerprint());
         }
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -18,6 +18,7 @@ mod compliance;
 mod crypto;
 mod devices;
 mod fail_closed;
+mod file_modes;
 mod guard;
 mod mfa;
 mod mfa_messages;

@@ -11,6 +11,7 @@
 //! - `sqlite.rs`, `postgres.rs`: everything that differs between the dialects, and nothing else —
 //!   opening a pool, the embedded migrations, how a transaction that will write begins, and how ids
 //!   and instants are stored (SQLite has no uuid or timestamp types).
+//! - `sqlite_files.rs`: the SQLite files' permissions at rest (a private directory and file).
 //!
 //! The queries are written once: both dialects take `$N` placeholders, `ON CONFLICT … DO UPDATE …
 //! WHERE` and `RETURNING`. `on_pool!` is the one place the dialects meet: it runs one body against
@@ -42,6 +43,8 @@ mod risk;
 mod signing_key;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_files;
 mod user;
 
 use std::collections::HashMap;
@@ -131,8 +134,10 @@ impl Dialect {
 
 impl SqlStore {
     /// Opens a pool of at most `max_connections` (at least 1) on `database_url`: `sqlite://PATH`
-    /// (created, with its directory, when missing; WAL with `synchronous = NORMAL` — see the
-    /// `sqlite` module for what that trades — foreign keys on, 5 s busy timeout),
+    /// (created, with its directory, when missing — on Unix the file 0600 and the directory 0700,
+    /// and an existing file open to group or others is tightened with a warning; WAL with
+    /// `synchronous = NORMAL` — see the `sqlite` module for what that trades — foreign keys on,
+    /// 5 s busy timeout),
     /// `sqlite::memory:` (one connection, gone when the store is closed), or `postgres://…` /
     /// `postgresql://…`. Errors never contain the URL.
     pub async fn connect(database_url: &str, max_connections: u32) -> Result<Self, StoreError> {

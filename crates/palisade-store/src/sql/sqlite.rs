@@ -1,5 +1,6 @@
 //! What is particular to SQLite, and only that: opening the pool, the embedded migrations, how a
-//! writing transaction begins, and how ids and instants are stored (uuid text, integer µs).
+//! writing transaction begins, and how ids and instants are stored (uuid text, integer µs). The
+//! database files' permissions are in `sqlite_files.rs`.
 //!
 //! Every item here has a namesake in `postgres.rs`; the shared queries reach them through `on_pool!`.
 //!
@@ -117,11 +118,13 @@ pub(crate) async fn connect(url: &str, _max_connections: u32) -> Result<SqlitePo
         // fail at once instead of waiting.)
         SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
     } else {
-        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                StoreError::Unavailable(format!("cannot create the database directory {}: {e}", dir.display()))
-            })?;
+        // Private files at rest (see `sqlite_files`): the directory (0700) and the file (0600) are
+        // made here, before SQLite opens the file, so the -wal and -shm files it makes are 0600 too.
+        let file = options.get_filename();
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            super::sqlite_files::create_private_dir(dir)?;
         }
+        super::sqlite_files::secure_database_file(file)?;
         SqlitePoolOptions::new().max_connections(1)
     };
     // See "Durability" above for what NORMAL trades away under WAL.
