@@ -261,6 +261,8 @@ impl PalisadeBuilder {
                 clock.clone(),
                 settings.jwt_algorithm,
                 settings.jwt_secret,
+                // Access and ID tokens live access_ttl; verifiers allow the default leeway.
+                settings.access_ttl + crate::token::access::DEFAULT_LEEWAY,
             )
             .await?,
         );

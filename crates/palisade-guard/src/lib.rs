@@ -81,6 +81,8 @@ pub struct Guard {
     issuer: String,
     audience: String,
     http: reqwest::Client,
+    /// The shortest time between two fetches of the JWK Set for unknown `kid`s ([`MIN_REFETCH`]).
+    min_refetch: Duration,
     /// `std::sync::RwLock`: never held across an `.await`.
     keys: RwLock<Keys>,
 }
@@ -95,6 +97,17 @@ impl Guard {
     /// A guard for tokens issued by the Palisade server at `base_url`, whose `PALISADE_ISSUER` is
     /// `issuer`, for `audience` (its `PALISADE_AUDIENCE`); fetches the JWK Set once now.
     pub async fn new(base_url: &str, issuer: &str, audience: &str) -> Result<Arc<Self>, GuardError> {
+        Self::with_min_refetch(base_url, issuer, audience, MIN_REFETCH).await
+    }
+
+    /// Like [`Guard::new`], re-fetching the JWK Set for an unknown `kid` at most once every
+    /// `min_refetch` instead of [`MIN_REFETCH`] (shorter in tests; longer to spare a busy server).
+    pub async fn with_min_refetch(
+        base_url: &str,
+        issuer: &str,
+        audience: &str,
+        min_refetch: Duration,
+    ) -> Result<Arc<Self>, GuardError> {
         let base = base_url.trim_end_matches('/');
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -106,6 +119,7 @@ impl Guard {
             issuer: issuer.trim_end_matches('/').to_owned(),
             audience: audience.to_owned(),
             http,
+            min_refetch,
             keys: RwLock::new(Keys { by_kid: HashMap::new(), fetched: Instant::now() }),
         };
         guard.fetch().await?;
@@ -193,7 +207,7 @@ impl Guard {
             Some(found) => found,
             None => {
                 let stale = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).fetched.elapsed()
-                    >= MIN_REFETCH;
+                    >= self.min_refetch;
                 if stale {
                     self.fetch().await?;
                 }

@@ -69,8 +69,8 @@ impl AuthService {
         kind: AuditKind,
         meta: &RequestMeta,
     ) -> Result<(), AuthError> {
-        match self.lockout.gate(user.username.as_str(), meta.ip.as_deref()).await? {
-            Gate::Open { .. } => {}
+        let slot = match self.lockout.gate(user.username.as_str(), meta.ip.as_deref()).await? {
+            Gate::Open { slot, .. } => slot,
             Gate::IpThrottled(wait) => {
                 self.audit_failure(kind, Some(&user.username), "address throttled", meta).await;
                 return Err(AuthError::RateLimited { retry_after_secs: secs(wait) });
@@ -79,10 +79,18 @@ impl AuthService {
                 self.audit_failure(kind, Some(&user.username), "account locked out", meta).await;
                 return Err(AuthError::AccountLocked { retry_after_secs: secs(wait) });
             }
-        }
-        if !self.verify(password, &user.password_hash).await? {
+        };
+        let verified = self.verify(password, &user.password_hash).await;
+        let failed = matches!(verified, Ok(false));
+        if failed {
             self.audit_failure(kind, Some(&user.username), "wrong current password", meta).await;
-            self.lockout.count_ip_failure(meta.ip.as_deref()).await?;
+        }
+        // A failure is counted before the slot is given back, so the address's failures plus its
+        // attempts in flight never drop below what they were.
+        let counted = if failed { self.lockout.count_ip_failure(meta.ip.as_deref()).await } else { Ok(()) };
+        self.lockout.release(slot).await;
+        counted?;
+        if !verified? {
             return Err(AuthError::InvalidCredentials);
         }
         self.lockout.clear(&user.username).await?;

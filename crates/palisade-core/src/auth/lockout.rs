@@ -6,6 +6,13 @@
 //! clears the count, so only failures add up. Failures per client IP are counted after the check; at
 //! the limit a marker throttles the address for the rest of the window. Locks are temporary: a
 //! permanent lock would let anyone lock real users out.
+//!
+//! So that one burst from an address cannot pass its limit by its concurrency either, an attempt
+//! takes an **in-flight slot** of its address before the password is checked: the slots are capped
+//! at the failures the address has left (`ip_max_failures` minus those counted), atomically across
+//! instances, and an attempt that finds none is throttled without hashing. The slot is given back
+//! when the check is over (a failure is then counted as before); one left by a crash lapses with
+//! [`SLOT_TTL`].
 
 use std::sync::Arc;
 
@@ -32,10 +39,20 @@ impl Default for LoginLimits {
     }
 }
 
+/// How long an in-flight slot outlives an attempt that never gave it back (a crash).
+pub(crate) const SLOT_TTL: Duration = Duration::seconds(60);
+
+/// An address's in-flight attempt, held while its password is checked.
+pub(crate) struct Slot {
+    key: HotKey,
+    member: String,
+}
+
 /// What the gate says before a password is checked.
 pub(crate) enum Gate {
-    /// Go on; this is the account's `count`-th attempt in the window.
-    Open { count: u64 },
+    /// Go on; this is the account's `count`-th attempt in the window. Give `slot` back with
+    /// [`Lockout::release`] once the password is checked.
+    Open { count: u64, slot: Option<Slot> },
     /// Too many attempts on this account: wait.
     AccountLocked(Duration),
     /// Too many failures from this address: wait.
@@ -82,12 +99,21 @@ impl Lockout {
     pub(crate) async fn gate(&self, username: &str, ip: Option<&str>) -> Result<Gate, StoreError> {
         let account = account_attempts_key(username);
         let ip_key = ip.map(|ip| HotKey::new(&ip_tag(ip), "login-throttled"));
-        let (attempt, throttled) = tokio::join!(self.hot.increment(&account, self.limits.window), async {
-            match &ip_key {
-                Some(key) => self.hot.get(key).await,
-                None => Ok(None),
+        let (attempt, throttled, failures) = tokio::join!(
+            self.hot.increment(&account, self.limits.window),
+            async {
+                match &ip_key {
+                    Some(key) => self.hot.get(key).await,
+                    None => Ok(None),
+                }
+            },
+            async {
+                match ip {
+                    Some(ip) => self.hot.count(&ip_failures_key(ip)).await,
+                    None => Ok(0),
+                }
             }
-        });
+        );
         if let Some(until) = throttled? {
             return Ok(Gate::IpThrottled(self.remaining(&until)));
         }
@@ -95,7 +121,47 @@ impl Lockout {
         if attempt.count > self.max_attempts() {
             return Ok(Gate::AccountLocked(attempt.resets_in.max(Duration::seconds(1))));
         }
-        Ok(Gate::Open { count: attempt.count })
+        let slot = match ip {
+            Some(ip) => match self.take_slot(ip, failures?).await? {
+                Some(slot) => Some(slot),
+                None => return Ok(Gate::IpThrottled(Duration::seconds(1))),
+            },
+            None => None,
+        };
+        Ok(Gate::Open { count: attempt.count, slot })
+    }
+
+    /// The address part of [`Self::gate`] alone (a login whose username cannot even be parsed still
+    /// costs a dummy hash): `Err(wait)` when `ip` is throttled or has no slot left.
+    pub(crate) async fn gate_address(&self, ip: Option<&str>) -> Result<Result<Option<Slot>, Duration>, StoreError> {
+        let Some(ip) = ip else { return Ok(Ok(None)) };
+        if let Some(until) = self.hot.get(&HotKey::new(&ip_tag(ip), "login-throttled")).await? {
+            return Ok(Err(self.remaining(&until)));
+        }
+        let failures = self.hot.count(&ip_failures_key(ip)).await?;
+        Ok(self.take_slot(ip, failures).await?.map(Some).ok_or(Duration::seconds(1)))
+    }
+
+    /// An in-flight slot of `ip`, which has `failures` counted, if it has one left: as many
+    /// attempts may be in flight as the address has failures left before it is throttled.
+    async fn take_slot(&self, ip: &str, failures: u64) -> Result<Option<Slot>, StoreError> {
+        let left = u64::from(self.limits.ip_max_failures).saturating_sub(failures);
+        let cap = u32::try_from(left).unwrap_or(u32::MAX);
+        let slot = Slot { key: HotKey::new(&ip_tag(ip), "login-in-flight"), member: uuid::Uuid::new_v4().to_string() };
+        let now = self.clock.now().unix_timestamp();
+        if cap == 0 || !self.hot.ranked_add_if_room(&slot.key, &slot.member, now, cap, SLOT_TTL).await? {
+            return Ok(None);
+        }
+        Ok(Some(slot))
+    }
+
+    /// Gives back an attempt's in-flight slot (count a failure first, with [`Self::count_ip_failure`]).
+    /// A slot that cannot be given back lapses with [`SLOT_TTL`].
+    pub(crate) async fn release(&self, slot: Option<Slot>) {
+        let Some(slot) = slot else { return };
+        if let Err(e) = self.hot.ranked_remove(&slot.key, &slot.member).await {
+            tracing::warn!(error = %e, "could not give back a login's in-flight slot; it lapses by itself");
+        }
     }
 
     /// Counts one failure against the client address and throttles it at the limit.

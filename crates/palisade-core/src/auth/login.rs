@@ -79,14 +79,24 @@ impl AuthService {
         let LoginOptions { device, remember_device, device_token } = options;
         let ip = meta.ip.as_deref();
         let Ok(username) = Username::parse(username) else {
-            // Not even a possible name: the same work and answer as an unknown user.
+            // Not even a possible name: the same work and answer as an unknown user, within the
+            // address's limits.
+            let slot = match self.lockout.gate_address(ip).await? {
+                Ok(slot) => slot,
+                Err(wait) => {
+                    self.audit_failure(AuditKind::LoginFailed, None, "address throttled", meta).await;
+                    return Err(AuthError::RateLimited { retry_after_secs: secs(wait) });
+                }
+            };
             self.passwords.verify_dummy(password).await;
             let refused = self.login_failed(None, "malformed username", meta).await;
-            self.lockout.count_ip_failure(ip).await?;
+            let counted = self.lockout.count_ip_failure(ip).await;
+            self.lockout.release(slot).await;
+            counted?;
             return Err(refused);
         };
-        let attempt = match self.lockout.gate(username.as_str(), ip).await? {
-            Gate::Open { count } => count,
+        let (attempt, slot) = match self.lockout.gate(username.as_str(), ip).await? {
+            Gate::Open { count, slot } => (count, slot),
             Gate::IpThrottled(wait) => {
                 self.audit_failure(AuditKind::LoginFailed, Some(&username), "address throttled", meta).await;
                 return Err(AuthError::RateLimited { retry_after_secs: secs(wait) });
@@ -96,16 +106,19 @@ impl AuthService {
                 return Err(AuthError::AccountLocked { retry_after_secs: secs(wait) });
             }
         };
-        let user = self.store.user_by_username(&username).await?;
-        let verified = match &user {
-            Some(user) => self.verify(password.clone(), &user.password_hash).await?,
-            None => {
-                self.passwords.verify_dummy(password.clone()).await;
-                false
+        let checked = self.check_credentials(&username, password.clone()).await;
+        let (user, verified) = match checked {
+            Ok(checked) => checked,
+            Err(e) => {
+                self.lockout.release(slot).await;
+                return Err(e);
             }
         };
         let user = match user {
-            Some(user) if verified && !user.locked => user,
+            Some(user) if verified && !user.locked => {
+                self.lockout.release(slot).await;
+                user
+            }
             other => {
                 let reason = match other {
                     None => "unknown user",
@@ -117,7 +130,10 @@ impl AuthService {
                     self.audit_failure(AuditKind::AccountLockedOut, Some(&username), "too many failed logins", meta)
                         .await;
                 }
-                self.lockout.count_ip_failure(ip).await?;
+                // Counted before the slot is given back (see `lockout`).
+                let counted = self.lockout.count_ip_failure(ip).await;
+                self.lockout.release(slot).await;
+                counted?;
                 return Err(refused);
             }
         };
@@ -491,6 +507,24 @@ impl AuthService {
             pair.device_token = self.devices.remember_token(user.id, seen.device.id, &fingerprint);
         }
         Ok(Finished::Tokens(pair))
+    }
+
+    /// The account named `username`, if any, and whether `password` is its password (the dummy hash
+    /// is verified for an unknown name, at the same cost).
+    async fn check_credentials(
+        &self,
+        username: &Username,
+        password: SecretString,
+    ) -> Result<(Option<User>, bool), AuthError> {
+        let user = self.store.user_by_username(username).await?;
+        let verified = match &user {
+            Some(user) => self.verify(password, &user.password_hash).await?,
+            None => {
+                self.passwords.verify_dummy(password).await;
+                false
+            }
+        };
+        Ok((user, verified))
     }
 
     /// Verifies a password; a failure of the hashing service itself is an error, not a wrong password.

@@ -501,6 +501,10 @@ struct Loader {
     clock: Arc<dyn Clock>,
     algorithm: SigningAlgorithm,
     hs256: Option<Hs256Key>,
+    /// How long after signing a token may still be accepted: the longest lifetime of the tokens
+    /// these keys sign, plus the verifiers' leeway. Keys that stopped signing longer ago than this
+    /// (and [`PRUNE_MARGIN`]) are left out of the set and the JWK Set.
+    token_life: Duration,
 }
 
 impl fmt::Debug for SigningKeys {
@@ -524,12 +528,17 @@ impl SigningKeys {
     ///
     /// For HS256, `hs256_secret` (at least [`HS256_MIN_SECRET_LEN`] bytes) is the key, held only in
     /// memory; otherwise it is ignored. Stored asymmetric keys keep verifying either way.
+    ///
+    /// `token_life` is how long after signing a token may still be accepted: the longest lifetime of
+    /// any token these keys sign plus the verifiers' leeway. A key that stopped signing longer ago
+    /// than that (see [`SigningKeys::needed`]) is no longer loaded nor published.
     pub async fn load_or_create(
         store: Arc<dyn SigningKeyStore>,
         keyring: Arc<Keyring>,
         clock: Arc<dyn Clock>,
         algorithm: SigningAlgorithm,
         hs256_secret: Option<SecretSlice<u8>>,
+        token_life: Duration,
     ) -> Result<Self, SigningKeyError> {
         // Name the crypto backend explicitly, so that a second jsonwebtoken backend turned on by some
         // other crate's features cannot make the choice ambiguous (jsonwebtoken panics then). An error
@@ -544,7 +553,7 @@ impl SigningKeys {
             }
             (_, None) => None,
         };
-        let loader = Loader { store, keyring, clock, algorithm, hs256 };
+        let loader = Loader { store, keyring, clock, algorithm, hs256, token_life };
         let set = loader.load(None).await?;
         let this = Self { loader, current: RwLock::new(Arc::new(set)) };
         let active = this.signing_key();
@@ -627,7 +636,9 @@ impl SigningKeys {
         Ok(records
             .iter()
             .map(|r| {
-                let state = if r.retired_at.is_some_and(|at| at <= now) {
+                let state = if !Self::needed(r, &records, now, self.loader.token_life) {
+                    "expired"
+                } else if r.retired_at.is_some_and(|at| at <= now) {
                     "retired"
                 } else if Some(&r.kid) == signing.as_ref() {
                     "signing"
@@ -650,31 +661,47 @@ impl SigningKeys {
             .collect())
     }
 
-    /// The JWK Set of every stored public key: all that can still verify a token. The HS256 key is
-    /// never in it. (A retired key is kept until [`SigningKeys::still_verifies`] says otherwise;
-    /// dropping expired keys belongs to rotation.)
+    /// The JWK Set of the stored public keys that can still verify a token ([`SigningKeys::needed`]).
+    /// The HS256 key is never in it.
     pub fn jwks(&self) -> JwkSet {
         self.snapshot().jwks.clone()
     }
 
+    /// When `record` stopped signing, if it has: when it was retired, or when a later version of its
+    /// algorithm began to sign ([`ACTIVATION_DELAY`] after it was made; a successor retired before
+    /// then never signed). `None` while it may still sign.
+    pub fn stopped_signing(record: &SigningKeyRecord, all: &[SigningKeyRecord]) -> Option<OffsetDateTime> {
+        let superseded = all
+            .iter()
+            .filter(|r| r.algorithm == record.algorithm && r.version > record.version)
+            .filter_map(|r| {
+                let signs_from = r.created_at.checked_add(ACTIVATION_DELAY)?;
+                r.retired_at.is_none_or(|at| at > signs_from).then_some(signs_from)
+            })
+            .min();
+        match (record.retired_at, superseded) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Whether `record` may still have signed a token that verifies at `now`, and so must stay in the
-    /// store and the JWK Set.
+    /// key set and the JWK Set; `all` are the stored keys (its successors among them).
     ///
-    /// A key never retired always may. A retired key signed its last token at `retired_at` at the
-    /// latest; such a token carries `exp` ≤ `retired_at + access_ttl` and is accepted until `exp +
-    /// leeway`, so the key is needed while `now < retired_at + access_ttl + leeway`, and never after.
-    /// Pass the longest lifetime of any token these keys sign (ID tokens included, when they come), and
-    /// retire keys on every instance before `retired_at` (each instance signs with its cached key
-    /// until it refreshes).
-    pub fn still_verifies(
+    /// A key that may still sign always is. One that stopped signing at `t` ([`Self::stopped_signing`])
+    /// signed its last token by `t` plus the time instances take to see the change (they re-read
+    /// the keys every [`REFRESH_INTERVAL`]); that token is accepted for at most `token_life` (its
+    /// lifetime and the leeway). [`PRUNE_MARGIN`] covers both the lag and an instance that failed to
+    /// refresh for a while: the key is needed while `now < t + token_life + PRUNE_MARGIN`.
+    pub fn needed(
         record: &SigningKeyRecord,
+        all: &[SigningKeyRecord],
         now: OffsetDateTime,
-        access_ttl: Duration,
-        leeway: Duration,
+        token_life: Duration,
     ) -> bool {
-        match record.retired_at {
+        match Self::stopped_signing(record, all) {
             None => true,
-            Some(retired) => match retired.checked_add(access_ttl).and_then(|t| t.checked_add(leeway)) {
+            Some(stopped) => match stopped.checked_add(token_life).and_then(|t| t.checked_add(PRUNE_MARGIN)) {
                 Some(until) => now < until,
                 None => true,
             },
@@ -829,8 +856,13 @@ impl Loader {
     ) -> Result<KeySet, SigningKeyError> {
         let mut verifying = HashMap::with_capacity(records.len() + 1);
         let mut jwks = JwkSet { keys: Vec::with_capacity(records.len()) };
+        let now = self.clock.now();
         for record in records {
             let kid = record.kid.as_str();
+            if kid != active.kid && !SigningKeys::needed(record, records, now, self.token_life) {
+                // Every token it signed has expired: it verifies nothing and is published no more.
+                continue;
+            }
             let corrupt = |reason| SigningKeyError::corrupt(kid, reason);
             let algorithm = SigningAlgorithm::parse(&record.algorithm).map_err(|_| corrupt("unknown algorithm"))?;
             if algorithm.is_symmetric() {
@@ -946,6 +978,10 @@ pub const ACTIVATION_DELAY: Duration = Duration::minutes(2);
 /// How often a server re-reads the signing keys (rotations made elsewhere are picked up).
 pub const REFRESH_INTERVAL: Duration = Duration::seconds(30);
 
+/// How long past the expiry of the last token a key may have signed it is still kept: the
+/// instances' refresh lag, with room for an instance that could not refresh for a while.
+pub const PRUNE_MARGIN: Duration = Duration::minutes(10);
+
 /// One stored signing key and what it does now, for `palisade keys status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeyStatus {
@@ -958,7 +994,8 @@ pub struct SigningKeyStatus {
     /// When it was made.
     pub created_at: OffsetDateTime,
     /// `signing`, `published` (waiting for [`ACTIVATION_DELAY`] to pass), `verifying` (an older key
-    /// kept for the tokens it signed) or `retired`.
+    /// kept for the tokens it signed), `retired`, or `expired` (every token it signed has expired: it
+    /// is neither loaded nor published; the record stays, sealed, in the store).
     pub state: &'static str,
 }
 
@@ -1057,6 +1094,9 @@ pub(crate) mod fixtures {
         SecretSlice::from(b"an HS256 test secret of 32 bytes+".to_vec())
     }
 
+    /// The token life the fixtures' keys are loaded with: 15 minutes and 30 s of leeway.
+    pub(crate) const TOKEN_LIFE: Duration = Duration::seconds(15 * 60 + 30);
+
     /// A store, a keyring, a manual clock and signing keys of `algorithm` over them.
     pub(crate) struct Fixture {
         pub(crate) store: Arc<MemorySigningKeys>,
@@ -1081,7 +1121,8 @@ pub(crate) mod fixtures {
             algorithm: SigningAlgorithm,
         ) -> Result<SigningKeys, SigningKeyError> {
             let secret = algorithm.is_symmetric().then(secret);
-            SigningKeys::load_or_create(store.clone(), keyring.clone(), clock.clone(), algorithm, secret).await
+            SigningKeys::load_or_create(store.clone(), keyring.clone(), clock.clone(), algorithm, secret, TOKEN_LIFE)
+                .await
         }
     }
 }
@@ -1267,7 +1308,14 @@ mod tests {
 
         let (store, keyring, clock) = (f.store.clone(), f.keyring.clone(), f.clock.clone());
         let open = |secret: Option<SecretSlice<u8>>| {
-            SigningKeys::load_or_create(store.clone(), keyring.clone(), clock.clone(), SigningAlgorithm::HS256, secret)
+            SigningKeys::load_or_create(
+                store.clone(),
+                keyring.clone(),
+                clock.clone(),
+                SigningAlgorithm::HS256,
+                secret,
+                TOKEN_LIFE,
+            )
         };
         assert!(matches!(open(None).await, Err(SigningKeyError::Hs256Secret(_))));
         let short = SecretSlice::from(vec![1u8; HS256_MIN_SECRET_LEN - 1]);
@@ -1330,24 +1378,77 @@ mod tests {
     }
 
     #[test]
-    fn still_verifies_until_the_last_token_signed_has_expired() {
-        let retired = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        let (ttl, leeway) = (Duration::minutes(15), Duration::seconds(30));
-        let mut record = SigningKeyRecord {
-            kid: "k".into(),
+    fn a_key_is_needed_until_the_last_token_it_signed_has_expired() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let record = |version: u32, created_at: OffsetDateTime, retired_at: Option<OffsetDateTime>| SigningKeyRecord {
+            kid: format!("k{version}"),
             algorithm: "EdDSA".into(),
-            version: 1,
+            version,
             private_key: String::new(),
             public_jwk: None,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            retired_at: None,
+            created_at,
+            retired_at,
         };
-        assert!(SigningKeys::still_verifies(&record, retired + Duration::days(3650), ttl, leeway));
-        record.retired_at = Some(retired);
-        let until = retired + ttl + leeway;
-        assert!(SigningKeys::still_verifies(&record, retired, ttl, leeway));
-        assert!(SigningKeys::still_verifies(&record, until - Duration::seconds(1), ttl, leeway));
-        assert!(!SigningKeys::still_verifies(&record, until, ttl, leeway));
+        let first = record(1, t0, None);
+        // Alone and never retired: needed forever.
+        assert!(SigningKeys::needed(&first, std::slice::from_ref(&first), t0 + Duration::days(3650), TOKEN_LIFE));
+        // A successor made at t1 signs from t1 + ACTIVATION_DELAY; the first key is needed until
+        // that, plus the token life, plus the margin.
+        let t1 = t0 + Duration::days(90);
+        let all = [first.clone(), record(2, t1, None)];
+        let until = t1 + ACTIVATION_DELAY + TOKEN_LIFE + PRUNE_MARGIN;
+        assert_eq!(SigningKeys::stopped_signing(&first, &all), Some(t1 + ACTIVATION_DELAY));
+        assert!(SigningKeys::needed(&first, &all, until - Duration::seconds(1), TOKEN_LIFE));
+        assert!(!SigningKeys::needed(&first, &all, until, TOKEN_LIFE));
+        assert!(SigningKeys::needed(&all[1], &all, until + Duration::days(3650), TOKEN_LIFE));
+        // A successor retired before it signed does not end the first key's signing.
+        let stillborn = [first.clone(), record(2, t1, Some(t1 + Duration::seconds(5)))];
+        assert_eq!(SigningKeys::stopped_signing(&first, &stillborn), None);
+        // Another algorithm's keys are no successors.
+        let mut es = record(7, t1, None);
+        es.algorithm = "ES256".into();
+        assert_eq!(SigningKeys::stopped_signing(&first, &[first.clone(), es]), None);
+        // A retired key stopped at its retirement.
+        let retired = record(1, t0, Some(t1));
+        assert!(SigningKeys::needed(&retired, std::slice::from_ref(&retired), t1 + TOKEN_LIFE, TOKEN_LIFE));
+        assert!(!SigningKeys::needed(
+            &retired,
+            std::slice::from_ref(&retired),
+            t1 + TOKEN_LIFE + PRUNE_MARGIN,
+            TOKEN_LIFE
+        ));
+    }
+
+    #[tokio::test]
+    async fn rotated_keys_leave_the_jwks_once_every_token_they_signed_has_expired() {
+        let f = Fixture::new(SigningAlgorithm::EdDSA).await;
+        let old = f.keys.signing_key();
+        let new = f.keys.rotate().await.unwrap();
+        let kids = |keys: &SigningKeys| keys.jwks().keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>();
+        assert_eq!(kids(&f.keys).len(), 2, "a new key is published before it signs");
+        // The new key signs from ACTIVATION_DELAY on; a token the old key signed just before lives
+        // out its life.
+        f.clock.advance(ACTIVATION_DELAY - Duration::seconds(1));
+        f.keys.refresh().await.unwrap();
+        let last_old = f.keys.sign_jws("x", &1).unwrap();
+        assert!(last_old.contains('.'));
+        assert_eq!(f.keys.signing_key().kid, old.kid);
+        f.clock.advance(Duration::seconds(1));
+        f.keys.refresh().await.unwrap();
+        assert_eq!(f.keys.signing_key().kid, new.kid);
+        f.clock.advance(TOKEN_LIFE + PRUNE_MARGIN - Duration::seconds(1));
+        f.keys.refresh().await.unwrap();
+        assert!(kids(&f.keys).contains(&old.kid), "still needed a second before");
+        assert!(f.keys.verify_jws(&last_old, "x").is_ok());
+        f.clock.advance(Duration::seconds(1));
+        f.keys.refresh().await.unwrap();
+        assert_eq!(kids(&f.keys), vec![new.kid.clone()], "pruned from the JWK Set");
+        assert!(f.keys.verify_jws(&last_old, "x").is_err(), "and from the verifying keys");
+        let states: Vec<_> = f.keys.status().await.unwrap().into_iter().map(|s| (s.kid, s.state)).collect();
+        assert!(states.contains(&(old.kid.clone(), "expired")), "{states:?}");
+        // A fresh instance loading the same store agrees.
+        let other = Fixture::open(&f.store, &f.keyring, &f.clock, SigningAlgorithm::EdDSA).await.unwrap();
+        assert_eq!(kids(&other), vec![new.kid]);
     }
 
     #[test]

@@ -100,5 +100,7 @@ pub async fn signing_keys(
     clock: &Arc<dyn Clock>,
     algorithm: SigningAlgorithm,
 ) -> Result<SigningKeys, SigningKeyError> {
-    SigningKeys::load_or_create(store.clone(), keyring.clone(), clock.clone(), algorithm, None).await
+    // 15 minutes of token lifetime and 30 s of leeway, the defaults.
+    let token_life = time::Duration::seconds(15 * 60 + 30);
+    SigningKeys::load_or_create(store.clone(), keyring.clone(), clock.clone(), algorithm, None, token_life).await
 }

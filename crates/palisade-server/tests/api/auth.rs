@@ -186,6 +186,26 @@ async fn failures_from_one_address_are_throttled_with_429() {
     assert_eq!(body(throttled).await["code"], "RATE_LIMITED");
 }
 
+/// The per-address limit holds against one concurrent burst too: each attempt takes one of the
+/// address's remaining failures before its password is hashed, so a burst of twelve guesses against
+/// a limit of three gets three checked and nine refused without a hash.
+#[tokio::test]
+async fn a_concurrent_burst_from_one_address_cannot_pass_its_limit() {
+    let app = spawn_app_with(&[("PALISADE_IP_MAX_LOGIN_FAILURES", "3")]).await;
+    // Twelve accounts, so no account's own limit is reached.
+    let names: Vec<String> = (0..12).map(|i| format!("burst-{i}")).collect();
+    let attempts = names.iter().map(|name| login(&app, name, "wrong-Password-123456"));
+    let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(checked <= 3, "{checked} passwords were checked: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 12 - checked, "{statuses:?}");
+    // Malformed names count against the same limit: the address is throttled now.
+    assert_eq!(login(&app, "", "wrong-Password-123456").await.status(), 429);
+    let records = app.palisade.durable_store().audit_records(0, 1000).await.unwrap();
+    let hashed = records.iter().filter(|r| r.details.contains("unknown user")).count();
+    assert_eq!(hashed, checked, "every checked attempt is audited with its reason");
+}
+
 #[tokio::test]
 async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
     let app = spawn_app().await;

@@ -84,3 +84,43 @@ async fn remote_validation_sees_a_logout_that_local_verification_cannot() {
     assert!(local.verify(token).await.is_ok(), "local verification cannot know of the logout");
     assert!(remote.verify(token).await.is_err(), "remote validation refuses it at once");
 }
+
+/// A rotation seen by a guard that cached the JWK Set before it: the first token signed with the new
+/// key names a `kid` the guard does not know, and it fetches the set again — unless it fetched it
+/// less than its minimum interval ago, when the token is refused.
+#[tokio::test]
+async fn a_guard_fetches_the_jwk_set_again_for_a_key_made_after_it_started() {
+    use palisade_core::clock::{Clock as _, ManualClock, SystemClock};
+    use palisade_core::token::keys::ACTIVATION_DELAY;
+    use std::time::Duration;
+
+    // The server's clock runs three minutes behind, so that after the activation delay its tokens
+    // are still current for the guard, which checks them against the real time.
+    let clock = std::sync::Arc::new(ManualClock::new(SystemClock.now() - time::Duration::minutes(3)));
+    let palisade = crate::spawn_app_with_clock(&[], clock.clone()).await;
+    register_user(&palisade, "zainab").await;
+    let issuer = "http://127.0.0.1:8080";
+    let eager = Guard::with_min_refetch(&palisade.address, issuer, "palisade", Duration::ZERO).await.unwrap();
+    let patient =
+        Guard::with_min_refetch(&palisade.address, issuer, "palisade", Duration::from_secs(3600)).await.unwrap();
+    let before = login_user(&palisade, "zainab").await;
+    assert!(eager.verify(before["access_token"].as_str().unwrap()).await.is_ok());
+
+    let new = palisade.palisade.signing_keys().rotate().await.unwrap();
+    clock.advance(ACTIVATION_DELAY);
+    palisade.palisade.signing_keys().refresh().await.unwrap();
+    let after = login_user(&palisade, "zainab").await;
+    let token = after["access_token"].as_str().unwrap();
+    let header = token.split('.').next().unwrap();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], new.kid.as_str(), "signed with the new key");
+
+    let refused = patient.verify(token).await.unwrap_err();
+    assert!(refused.to_string().contains("unknown signing key"), "{refused}");
+    assert_eq!(eager.verify(token).await.unwrap().sid, after["session_id"].as_str().unwrap());
+    // The token of the old key still verifies after the refetch (both keys are published).
+    assert!(eager.verify(before["access_token"].as_str().unwrap()).await.is_ok());
+}
